@@ -1,0 +1,1124 @@
+#include "rest/rest_api.h"
+
+#include "base/base64.h"
+#include "base/json.h"
+#include "base/log.h"
+#include "base/names.h"
+#include "rest/jwt.h"
+#include "storage/entry.h"
+#include "storage/filter.h"
+#include "storage/permissions.h"
+
+#include <Poco/Net/HTTPResponse.h>
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <cstdint>
+#include <exception>
+#include <istream>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace hubcast::rest {
+namespace {
+
+using Poco::Net::HTTPServerRequest;
+using Poco::Net::HTTPServerResponse;
+
+const Logger& Log() {
+  static const Logger log("rest");
+  return log;
+}
+
+constexpr std::string_view kDefaultApiVersion = "2024-12-01";
+constexpr int64_t kMaxPageSize = 200;
+constexpr int64_t kMaxTop = 2147483647;
+constexpr int64_t kMaxMinutesToExpire = 2147483647;
+constexpr int64_t kMaxMessageTtlSeconds = 300;
+// A body over the limit is still read and thrown away up to this many extra bytes, so that a
+// slightly oversized request gets its 413 on a connection that stays usable. Beyond that the
+// connection is closed instead of reading an arbitrarily large upload.
+constexpr size_t kLingerBytes = 64 * 1024;
+
+// ---------------------------------------------------------------------------------------------
+// Small text helpers.
+
+char Lower(char c) { return static_cast<char>(std::tolower(static_cast<unsigned char>(c))); }
+
+bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(),
+                                            [](char x, char y) { return Lower(x) == Lower(y); });
+}
+
+std::string ToLower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = Lower(c);
+  return out;
+}
+
+std::string_view Trim(std::string_view s) {
+  auto space = [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; };
+  while (!s.empty() && space(s.front())) s.remove_prefix(1);
+  while (!s.empty() && space(s.back())) s.remove_suffix(1);
+  return s;
+}
+
+bool IsBlank(std::string_view s) {
+  return std::all_of(s.begin(), s.end(),
+                     [](char c) { return std::isspace(static_cast<unsigned char>(c)); });
+}
+
+int HexValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// Decodes %XX escapes once. A '%' not followed by two hex digits stays as it is (lenient, as
+// ASP.NET is). plus_is_space applies to query strings only: in a path '+' is a plain '+'.
+std::string PercentDecode(std::string_view s, bool plus_is_space) {
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size(); ++i) {
+    const char c = s[i];
+    if (c == '%' && i + 2 < s.size()) {
+      const int hi = HexValue(s[i + 1]);
+      const int lo = HexValue(s[i + 2]);
+      if (hi >= 0 && lo >= 0) {
+        out.push_back(static_cast<char>(hi * 16 + lo));
+        i += 2;
+        continue;
+      }
+    }
+    out.push_back(plus_is_space && c == '+' ? ' ' : c);
+  }
+  return out;
+}
+
+// Percent-encodes everything but RFC 3986 unreserved characters (for query values we emit).
+std::string PercentEncode(std::string_view s) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  for (char c : s) {
+    const auto u = static_cast<unsigned char>(c);
+    if (std::isalnum(u) || c == '-' || c == '.' || c == '_' || c == '~') {
+      out.push_back(c);
+    } else {
+      out.push_back('%');
+      out.push_back(kHex[u >> 4]);
+      out.push_back(kHex[u & 0x0f]);
+    }
+  }
+  return out;
+}
+
+// A whole decimal integer (optional sign), nothing else.
+std::optional<int64_t> ParseInt(std::string_view s) {
+  if (!s.empty() && s.front() == '+') s.remove_prefix(1);
+  if (s.empty()) return std::nullopt;
+  int64_t v = 0;
+  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || end != s.data() + s.size()) return std::nullopt;
+  return v;
+}
+
+std::string ErrorBody(std::string_view code, std::string_view message) {
+  std::string out = "{\"code\":";
+  json::AppendQuoted(out, code);
+  out += ",\"message\":";
+  json::AppendQuoted(out, message);
+  out += '}';
+  return out;
+}
+
+// The one error table of the REST surface (see rest_api.h).
+struct HttpError {
+  int status;
+  const char* code;
+};
+
+HttpError ErrorFor(StatusCode code) {
+  switch (code) {
+    case StatusCode::kInvalidArgument:
+      return {400, "BadRequest"};
+    case StatusCode::kUnauthorized:
+      return {401, "Unauthorized"};
+    case StatusCode::kNotFound:
+      return {404, "NotFound"};
+    case StatusCode::kTooLarge:
+      return {413, "PayloadTooLarge"};
+    case StatusCode::kUnsupportedMedia:
+      return {415, "UnsupportedMediaType"};
+    case StatusCode::kUnavailable:
+      return {503, "ServiceUnavailable"};
+    default:
+      return {500, "InternalServerError"};  // kInternal and anything unexpected
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Routes. Patterns are the path segments after "/api"; "{}" captures a (decoded) segment,
+// anything else is a literal compared case-insensitively, as ASP.NET routing does.
+
+enum class Op {
+  kHealth,
+  kSendToAll,
+  kSendToConnection,
+  kSendToUser,
+  kSendToGroup,
+  kConnectionExists,
+  kCloseConnection,
+  kCloseAllConnections,
+  kCloseGroupConnections,
+  kCloseUserConnections,
+  kGroupExists,
+  kUserExists,
+  kAddConnectionToGroup,
+  kRemoveConnectionFromGroup,
+  kRemoveConnectionFromAllGroups,
+  kAddUserToGroup,
+  kRemoveUserFromGroup,
+  kRemoveUserFromAllGroups,
+  kAddConnectionsToGroups,
+  kRemoveConnectionsFromGroups,
+  kGrantPermission,
+  kRevokePermission,
+  kCheckPermission,
+  kGenerateClientToken,
+  kListConnectionsInGroup,
+};
+
+struct MethodOp {
+  std::string_view method;
+  Op op;
+};
+
+struct Route {
+  std::vector<std::string_view> pattern;
+  std::vector<MethodOp> methods;
+};
+
+const std::vector<Route>& Routes() {
+  static const std::vector<Route> routes = {
+      {{"health"}, {{"GET", Op::kHealth}, {"HEAD", Op::kHealth}}},
+      {{"hubs", "{}", ":send"}, {{"POST", Op::kSendToAll}}},
+      {{"hubs", "{}", ":closeConnections"}, {{"POST", Op::kCloseAllConnections}}},
+      {{"hubs", "{}", ":addToGroups"}, {{"POST", Op::kAddConnectionsToGroups}}},
+      {{"hubs", "{}", ":removeFromGroups"}, {{"POST", Op::kRemoveConnectionsFromGroups}}},
+      {{"hubs", "{}", ":generateToken"}, {{"POST", Op::kGenerateClientToken}}},
+      {{"hubs", "{}", "connections", "{}"},
+       {{"HEAD", Op::kConnectionExists}, {"DELETE", Op::kCloseConnection}}},
+      {{"hubs", "{}", "connections", "{}", ":send"}, {{"POST", Op::kSendToConnection}}},
+      {{"hubs", "{}", "connections", "{}", "groups"},
+       {{"DELETE", Op::kRemoveConnectionFromAllGroups}}},
+      {{"hubs", "{}", "users", "{}"}, {{"HEAD", Op::kUserExists}}},
+      {{"hubs", "{}", "users", "{}", ":send"}, {{"POST", Op::kSendToUser}}},
+      {{"hubs", "{}", "users", "{}", ":closeConnections"}, {{"POST", Op::kCloseUserConnections}}},
+      {{"hubs", "{}", "users", "{}", "groups"}, {{"DELETE", Op::kRemoveUserFromAllGroups}}},
+      {{"hubs", "{}", "users", "{}", "groups", "{}"},
+       {{"PUT", Op::kAddUserToGroup}, {"DELETE", Op::kRemoveUserFromGroup}}},
+      {{"hubs", "{}", "groups", "{}"}, {{"HEAD", Op::kGroupExists}}},
+      {{"hubs", "{}", "groups", "{}", ":send"}, {{"POST", Op::kSendToGroup}}},
+      {{"hubs", "{}", "groups", "{}", ":closeConnections"}, {{"POST", Op::kCloseGroupConnections}}},
+      {{"hubs", "{}", "groups", "{}", "connections"}, {{"GET", Op::kListConnectionsInGroup}}},
+      {{"hubs", "{}", "groups", "{}", "connections", "{}"},
+       {{"PUT", Op::kAddConnectionToGroup}, {"DELETE", Op::kRemoveConnectionFromGroup}}},
+      {{"hubs", "{}", "permissions", "{}", "connections", "{}"},
+       {{"PUT", Op::kGrantPermission},
+        {"DELETE", Op::kRevokePermission},
+        {"HEAD", Op::kCheckPermission}}},
+  };
+  return routes;
+}
+
+const Route* MatchRoute(const std::vector<std::string>& segments,
+                        std::vector<std::string>* captures) {
+  for (const Route& route : Routes()) {
+    if (route.pattern.size() != segments.size()) continue;
+    std::vector<std::string> caps;
+    bool match = true;
+    for (size_t i = 0; i < segments.size() && match; ++i) {
+      if (route.pattern[i] == "{}") {
+        caps.push_back(segments[i]);
+      } else {
+        match = EqualsIgnoreCase(route.pattern[i], segments[i]);
+      }
+    }
+    if (match) {
+      *captures = std::move(caps);
+      return &route;
+    }
+  }
+  return nullptr;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+struct Reply {
+  int status = 200;
+  std::string body;
+  std::string content_type;
+};
+
+// One request from routing to response. Lives on the handling thread's stack only.
+class Exchange {
+ public:
+  Exchange(replication::HubRegistry* hubs, const RestOptions& options, const Clock* clock,
+           HTTPServerRequest& request, HTTPServerResponse& response)
+      : hubs_(hubs), options_(options), clock_(clock), request_(request), response_(response) {}
+
+  void Run();
+
+ private:
+  enum class BodyState { kUnread, kDone };
+
+  // Request parsing.
+  bool SplitTarget();
+  void ParseQuery();
+  const std::string* First(std::string_view name) const;
+  std::vector<std::string> All(std::string_view name) const;
+  Status CheckUtf8() const;
+  Status Authenticate() const;
+
+  // Body handling.
+  Result<int64_t> ContentLength();
+  Result<std::string> ReadBody();
+  void DrainBody();
+  size_t ReadUpTo(size_t limit, std::string* out);
+
+  // Responses.
+  void Send(const Reply& reply);
+  void SendError(const Status& status);
+
+  Result<Reply> Dispatch(Op op);
+
+  // Validation helpers: each returns the failure to answer, if any.
+  Result<std::shared_ptr<replication::Hub>> GetHub();
+  Status ValidateTarget(storage::Scope scope, const std::string& target) const;
+  Result<std::vector<std::string>> Excluded() const;
+  Result<std::shared_ptr<const storage::Filter>> QueryFilter() const;
+  Result<storage::Permission> PathPermission(const std::string& text) const;
+  Result<std::optional<std::string>> TargetName() const;
+  std::string LinkBase() const;
+  std::string MediaType() const;
+
+  storage::Entry NewEntry(storage::EntryKind kind, storage::Scope scope, std::string target) const;
+  static Result<Reply> FromApply(const Status& applied, int success_status,
+                                 bool not_found_is_success);
+
+  // Operations.
+  Result<Reply> SendMessage(storage::Scope scope, const std::string& target);
+  Result<Reply> CloseConnections(storage::Scope scope, const std::string& target);
+  Result<Reply> Exists(storage::Scope scope, const std::string& target);
+  Result<Reply> ChangeMembership(storage::EntryKind kind, storage::Scope scope,
+                                 const std::string& target, std::vector<std::string> groups);
+  Result<Reply> ChangeMembershipByFilter(storage::EntryKind kind);
+  Result<Reply> ChangePermission(storage::EntryKind kind, const std::string& permission,
+                                 const std::string& connection_id);
+  Result<Reply> CheckPermission(const std::string& permission, const std::string& connection_id);
+  Result<Reply> GenerateClientToken();
+  Result<Reply> ListConnectionsInGroup(const std::string& group);
+
+  replication::HubRegistry* hubs_;
+  const RestOptions& options_;
+  const Clock* clock_;
+  HTTPServerRequest& request_;
+  HTTPServerResponse& response_;
+
+  std::string raw_path_;  // as on the wire, without the query string
+  std::string raw_query_;
+  std::vector<std::string> segments_;                       // decoded, below "/api"
+  std::vector<std::pair<std::string, std::string>> query_;  // decoded
+  std::vector<std::string> captures_;                       // decoded route parameters
+  BodyState body_state_ = BodyState::kUnread;
+};
+
+bool Exchange::SplitTarget() {
+  std::string_view uri = request_.getURI();
+  uri = uri.substr(0, uri.find('#'));
+  const size_t q = uri.find('?');
+  std::string_view path = uri.substr(0, q);
+  if (q != std::string_view::npos) raw_query_ = std::string(uri.substr(q + 1));
+  if (path.empty() || path.front() != '/') {
+    // Absolute form (RFC 9112 3.2.2): keep only the path.
+    const size_t scheme_end = path.find("://");
+    if (scheme_end == std::string_view::npos) return false;
+    const size_t slash = path.find('/', scheme_end + 3);
+    if (slash == std::string_view::npos) return false;
+    path = path.substr(slash);
+  }
+  raw_path_ = std::string(path);
+
+  // Split first, then decode each segment once: an encoded '/' is part of a name, not a
+  // separator (PROTOCOL.md 1.3).
+  std::vector<std::string> parts;
+  size_t start = 1;
+  for (;;) {
+    const size_t slash = path.find('/', start);
+    parts.push_back(PercentDecode(path.substr(start, slash - start), /*plus_is_space=*/false));
+    if (slash == std::string_view::npos) break;
+    start = slash + 1;
+  }
+  if (parts.size() > 1 && parts.back().empty()) parts.pop_back();  // one trailing '/'
+  if (parts.empty() || !EqualsIgnoreCase(parts.front(), "api")) return false;
+  segments_.assign(parts.begin() + 1, parts.end());
+  return true;
+}
+
+void Exchange::ParseQuery() {
+  std::string_view rest = raw_query_;
+  while (!rest.empty()) {
+    const size_t amp = rest.find('&');
+    std::string_view pair = rest.substr(0, amp);
+    rest = amp == std::string_view::npos ? std::string_view() : rest.substr(amp + 1);
+    if (pair.empty()) continue;
+    const size_t eq = pair.find('=');
+    std::string name = PercentDecode(pair.substr(0, eq), /*plus_is_space=*/true);
+    std::string value = eq == std::string_view::npos
+                            ? std::string()
+                            : PercentDecode(pair.substr(eq + 1), /*plus_is_space=*/true);
+    query_.emplace_back(std::move(name), std::move(value));
+  }
+}
+
+// Query parameter names are case-insensitive (ASP.NET binds them so); a repeated
+// single-valued parameter takes its first value.
+const std::string* Exchange::First(std::string_view name) const {
+  for (const auto& [key, value] : query_) {
+    if (EqualsIgnoreCase(key, name)) return &value;
+  }
+  return nullptr;
+}
+
+std::vector<std::string> Exchange::All(std::string_view name) const {
+  std::vector<std::string> out;
+  for (const auto& [key, value] : query_) {
+    if (EqualsIgnoreCase(key, name)) out.push_back(value);
+  }
+  return out;
+}
+
+// Names and parameter values end up in JSON frames and bodies; bytes that are not UTF-8
+// would come back altered, so they are refused at the door.
+Status Exchange::CheckUtf8() const {
+  for (const std::string& s : segments_) {
+    if (!json::IsValidUtf8(s)) {
+      return Status::InvalidArgument("The request path is not valid UTF-8 once decoded.");
+    }
+  }
+  for (const auto& [key, value] : query_) {
+    if (!json::IsValidUtf8(key) || !json::IsValidUtf8(value)) {
+      return Status::InvalidArgument("The query string is not valid UTF-8 once decoded.");
+    }
+  }
+  return Status::Ok();
+}
+
+Status Exchange::Authenticate() const {
+  const std::string value = request_.get("Authorization", "");
+  const std::string_view header = Trim(value);
+  constexpr std::string_view kBearer = "bearer ";
+  if (header.size() <= kBearer.size() ||
+      !EqualsIgnoreCase(header.substr(0, kBearer.size()), kBearer)) {
+    return Status::Unauthorized("A bearer token is required: Authorization: Bearer <jwt>.");
+  }
+  const std::string_view token = Trim(header.substr(kBearer.size()));
+  Result<TokenClaims> claims = VerifyToken(token, options_.access_keys, clock_->NowUnixMs() / 1000);
+  if (!claims.ok()) {
+    return claims.status().code() == StatusCode::kUnauthorized
+               ? claims.status()
+               : Status::Unauthorized("Invalid access token.");
+  }
+  for (const std::string& audience : claims->audiences) {
+    if (AudiencePathMatches(audience, raw_path_)) return Status::Ok();
+  }
+  return Status::Unauthorized("The access token's audience does not match the request URL.");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Body. Poco's request stream for a request with neither Content-Length nor chunked encoding
+// reads until the peer closes, so such a request is treated as having no body (HTTP/1.1).
+
+Result<int64_t> Exchange::ContentLength() {
+  if (request_.getChunkedTransferEncoding()) return int64_t{-1};
+  if (!request_.hasContentLength()) return int64_t{0};
+  int64_t length = -1;
+  try {
+    length = request_.getContentLength64();
+  } catch (const std::exception&) {
+    length = -1;
+  }
+  if (length < 0) {
+    response_.setKeepAlive(false);
+    body_state_ = BodyState::kDone;
+    return Status::InvalidArgument("Invalid Content-Length header.");
+  }
+  return length;
+}
+
+size_t Exchange::ReadUpTo(size_t limit, std::string* out) {
+  std::istream& in = request_.stream();
+  char buffer[16 * 1024];
+  size_t total = 0;
+  while (total < limit && in.good()) {
+    const size_t want = std::min(sizeof(buffer), limit - total);
+    in.read(buffer, static_cast<std::streamsize>(want));
+    const auto got = static_cast<size_t>(in.gcount());
+    if (got == 0) break;
+    if (out) out->append(buffer, got);
+    total += got;
+  }
+  if (in.bad()) response_.setKeepAlive(false);
+  return total;
+}
+
+Result<std::string> Exchange::ReadBody() {
+  const size_t max = options_.max_body_bytes;
+  if (body_state_ == BodyState::kDone) return std::string();
+  Result<int64_t> length = ContentLength();
+  if (!length.ok()) return length.status();
+  body_state_ = BodyState::kDone;
+  const Status too_large =
+      Status::TooLarge("The request body is larger than " + std::to_string(max) + " bytes.");
+  std::string body;
+  if (*length < 0) {  // chunked
+    ReadUpTo(max + 1, &body);
+    if (body.size() > max) {
+      if (ReadUpTo(kLingerBytes + 1, nullptr) > kLingerBytes) response_.setKeepAlive(false);
+      return too_large;
+    }
+    return body;
+  }
+  const auto size = static_cast<uint64_t>(*length);
+  if (size > max) {
+    // Decided from the header alone; a large upload is not read.
+    if (size <= max + kLingerBytes) {
+      if (ReadUpTo(size, nullptr) < size) response_.setKeepAlive(false);
+    } else {
+      response_.setKeepAlive(false);
+    }
+    return too_large;
+  }
+  body.reserve(size);
+  if (ReadUpTo(size, &body) < size) {
+    response_.setKeepAlive(false);
+    return Status::InvalidArgument("The request body ended before Content-Length bytes.");
+  }
+  return body;
+}
+
+// Whatever the outcome, an unread body must not be taken for the next request on a
+// keep-alive connection: read it away when small, else close the connection after replying.
+void Exchange::DrainBody() {
+  if (body_state_ == BodyState::kDone) return;
+  Result<int64_t> length = ContentLength();
+  body_state_ = BodyState::kDone;
+  if (!length.ok()) return;
+  const size_t budget = options_.max_body_bytes + kLingerBytes;
+  if (*length < 0) {
+    if (ReadUpTo(budget + 1, nullptr) > budget) response_.setKeepAlive(false);
+  } else if (static_cast<uint64_t>(*length) <= budget) {
+    const auto size = static_cast<size_t>(*length);
+    if (ReadUpTo(size, nullptr) < size) response_.setKeepAlive(false);
+  } else {
+    response_.setKeepAlive(false);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Responses: always with Content-Length (0 when empty) so the connection can be kept alive;
+// HEAD responses carry the headers only.
+
+void Exchange::Send(const Reply& reply) {
+  DrainBody();
+  response_.setStatusAndReason(static_cast<Poco::Net::HTTPResponse::HTTPStatus>(reply.status));
+  const bool head = request_.getMethod() == "HEAD";
+  const std::string_view body = head ? std::string_view() : std::string_view(reply.body);
+  if (!reply.content_type.empty() && !body.empty()) response_.setContentType(reply.content_type);
+  response_.setContentLength64(static_cast<Poco::Int64>(body.size()));
+  std::ostream& out = response_.send();
+  out.write(body.data(), static_cast<std::streamsize>(body.size()));
+  out.flush();
+}
+
+void Exchange::SendError(const Status& status) {
+  const HttpError error = ErrorFor(status.code());
+  if (error.status >= 500) {
+    Log().Error(request_.getMethod(), " ", raw_path_, ": ", status.message());
+  } else {
+    Log().Debug(request_.getMethod(), " ", raw_path_, " -> ", error.status, ": ", status.message());
+  }
+  response_.set("x-ms-error-code", error.code);
+  if (error.status == 401) response_.set("WWW-Authenticate", "Bearer");
+  Send({error.status, ErrorBody(error.code, status.message()), "application/json"});
+}
+
+void Exchange::Run() {
+  if (!SplitTarget()) {
+    SendError(Status::NotFound("No such API path."));
+    return;
+  }
+  const Route* route = MatchRoute(segments_, &captures_);
+  if (!route) {
+    SendError(Status::NotFound("No such API path."));
+    return;
+  }
+  const std::string& method = request_.getMethod();
+  const MethodOp* match = nullptr;
+  std::string allow;
+  for (const MethodOp& m : route->methods) {
+    if (m.method == method) match = &m;
+    if (!allow.empty()) allow += ", ";
+    allow += m.method;
+  }
+  if (!match) {
+    response_.set("Allow", allow);
+    response_.set("x-ms-error-code", "MethodNotAllowed");
+    Send({405,
+          ErrorBody("MethodNotAllowed",
+                    "Method " + method + " is not allowed here; allowed: " + allow + "."),
+          "application/json"});
+    return;
+  }
+  if (match->op == Op::kHealth) {
+    Send({200, "", ""});
+    return;
+  }
+  if (Status auth = Authenticate(); !auth.ok()) {
+    SendError(auth);
+    return;
+  }
+  ParseQuery();
+  if (Status utf8 = CheckUtf8(); !utf8.ok()) {
+    SendError(utf8);
+    return;
+  }
+  Result<Reply> reply = Dispatch(match->op);
+  if (reply.ok()) {
+    Send(*reply);
+  } else {
+    SendError(reply.status());
+  }
+}
+
+Result<Reply> Exchange::Dispatch(Op op) {
+  using storage::EntryKind;
+  using storage::Scope;
+  const auto& c = captures_;  // c[0] is always the hub
+  switch (op) {
+    case Op::kHealth:
+      return Reply{200, "", ""};
+    case Op::kSendToAll:
+      return SendMessage(Scope::kAll, "");
+    case Op::kSendToConnection:
+      return SendMessage(Scope::kConnection, c[1]);
+    case Op::kSendToUser:
+      return SendMessage(Scope::kUser, c[1]);
+    case Op::kSendToGroup:
+      return SendMessage(Scope::kGroup, c[1]);
+    case Op::kConnectionExists:
+      return Exists(Scope::kConnection, c[1]);
+    case Op::kGroupExists:
+      return Exists(Scope::kGroup, c[1]);
+    case Op::kUserExists:
+      return Exists(Scope::kUser, c[1]);
+    case Op::kCloseConnection:
+      return CloseConnections(Scope::kConnection, c[1]);
+    case Op::kCloseAllConnections:
+      return CloseConnections(Scope::kAll, "");
+    case Op::kCloseGroupConnections:
+      return CloseConnections(Scope::kGroup, c[1]);
+    case Op::kCloseUserConnections:
+      return CloseConnections(Scope::kUser, c[1]);
+    case Op::kAddConnectionToGroup:  // groups/{group}/connections/{connectionId}
+      return ChangeMembership(EntryKind::kAddToGroups, Scope::kConnection, c[2], {c[1]});
+    case Op::kRemoveConnectionFromGroup:
+      return ChangeMembership(EntryKind::kRemoveFromGroups, Scope::kConnection, c[2], {c[1]});
+    case Op::kRemoveConnectionFromAllGroups:
+      return ChangeMembership(EntryKind::kRemoveFromGroups, Scope::kConnection, c[1], {});
+    case Op::kAddUserToGroup:  // users/{userId}/groups/{group}
+      return ChangeMembership(EntryKind::kAddToGroups, Scope::kUser, c[1], {c[2]});
+    case Op::kRemoveUserFromGroup:
+      return ChangeMembership(EntryKind::kRemoveFromGroups, Scope::kUser, c[1], {c[2]});
+    case Op::kRemoveUserFromAllGroups:
+      return ChangeMembership(EntryKind::kRemoveFromGroups, Scope::kUser, c[1], {});
+    case Op::kAddConnectionsToGroups:
+      return ChangeMembershipByFilter(EntryKind::kAddToGroups);
+    case Op::kRemoveConnectionsFromGroups:
+      return ChangeMembershipByFilter(EntryKind::kRemoveFromGroups);
+    case Op::kGrantPermission:
+      return ChangePermission(EntryKind::kGrant, c[1], c[2]);
+    case Op::kRevokePermission:
+      return ChangePermission(EntryKind::kRevoke, c[1], c[2]);
+    case Op::kCheckPermission:
+      return CheckPermission(c[1], c[2]);
+    case Op::kGenerateClientToken:
+      return GenerateClientToken();
+    case Op::kListConnectionsInGroup:
+      return ListConnectionsInGroup(c[1]);
+  }
+  return Status::Internal("Unhandled operation.");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Validation.
+
+Result<std::shared_ptr<replication::Hub>> Exchange::GetHub() {
+  Result<HubName> name = HubName::Parse(captures_.at(0));
+  if (!name.ok()) return name.status();
+  std::shared_ptr<replication::Hub> hub = hubs_->Get(*name);
+  if (!hub) return Status::Internal("No hub object for '" + name->str() + "'.");
+  return hub;
+}
+
+Status Exchange::ValidateTarget(storage::Scope scope, const std::string& target) const {
+  switch (scope) {
+    case storage::Scope::kAll:
+      return Status::Ok();
+    case storage::Scope::kGroup:
+      return ValidateGroupName(target);
+    case storage::Scope::kUser:
+      return ValidateUserId(target);
+    case storage::Scope::kConnection:
+      return ValidateConnectionId(target);
+  }
+  return Status::Ok();
+}
+
+Result<std::vector<std::string>> Exchange::Excluded() const {
+  std::vector<std::string> excluded = All("excluded");
+  for (const std::string& id : excluded) {
+    if (Status s = ValidateConnectionId(id); !s.ok()) {
+      return Status::InvalidArgument("Invalid 'excluded' value: " + s.message());
+    }
+  }
+  return excluded;
+}
+
+Result<std::shared_ptr<const storage::Filter>> Exchange::QueryFilter() const {
+  const std::string* text = First("filter");
+  if (!text || IsBlank(*text)) return std::shared_ptr<const storage::Filter>();
+  Result<std::shared_ptr<const storage::Filter>> filter = storage::Filter::Parse(*text);
+  if (!filter.ok()) return Status::InvalidArgument("Invalid filter: " + filter.status().message());
+  return filter;
+}
+
+Result<storage::Permission> Exchange::PathPermission(const std::string& text) const {
+  std::optional<storage::Permission> p = storage::ParsePermission(text);
+  if (!p) {
+    return Status::InvalidArgument("Unknown permission '" + text +
+                                   "': expected sendToGroup or joinLeaveGroup.");
+  }
+  return *p;
+}
+
+Result<std::optional<std::string>> Exchange::TargetName() const {
+  const std::string* target = First("targetName");
+  if (!target) return std::optional<std::string>();
+  if (Status s = ValidateGroupName(*target); !s.ok()) {
+    return Status::InvalidArgument("Invalid 'targetName': " + s.message());
+  }
+  return std::optional<std::string>(*target);
+}
+
+// "http(s)://host" as the client addressed us, for links and token audiences.
+std::string Exchange::LinkBase() const {
+  std::string host = request_.getHost();
+  if (host.empty()) host = request_.serverAddress().toString();
+  return (request_.secure() ? "https://" : "http://") + host;
+}
+
+// The media type of the body, lower-cased, without parameters such as "; charset=utf-8".
+std::string Exchange::MediaType() const {
+  // A copy: Poco returns a reference to the default argument when the header is missing.
+  const std::string content_type = request_.get("Content-Type", "");
+  const std::string_view type = std::string_view(content_type).substr(0, content_type.find(';'));
+  return ToLower(Trim(type));
+}
+
+storage::Entry Exchange::NewEntry(storage::EntryKind kind, storage::Scope scope,
+                                  std::string target) const {
+  storage::Entry e;
+  e.kind = kind;
+  e.timestamp_ms = clock_->NowUnixMs();
+  e.scope = scope;
+  e.target = std::move(target);
+  return e;
+}
+
+// Maps the apply status of a command to the reply.
+Result<Reply> Exchange::FromApply(const Status& applied, int success_status,
+                                  bool not_found_is_success) {
+  if (applied.ok() || (not_found_is_success && applied.code() == StatusCode::kNotFound)) {
+    return Reply{success_status, "", ""};
+  }
+  switch (applied.code()) {
+    case StatusCode::kNotFound:
+    case StatusCode::kUnavailable:
+      return applied;
+    default:
+      return Status::Internal("Command failed to apply: " + applied.message());
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Operations.
+
+Result<Reply> Exchange::SendMessage(storage::Scope scope, const std::string& target) {
+  using storage::Scope;
+  auto hub = GetHub();
+  if (!hub.ok()) return hub.status();
+  if (Status s = ValidateTarget(scope, target); !s.ok()) return s;
+  std::vector<std::string> excluded;
+  if (scope == Scope::kAll || scope == Scope::kGroup) {
+    auto ex = Excluded();
+    if (!ex.ok()) return ex.status();
+    excluded = std::move(*ex);
+  }
+  std::shared_ptr<const storage::Filter> filter;
+  if (scope != Scope::kConnection) {
+    auto f = QueryFilter();
+    if (!f.ok()) return f.status();
+    filter = std::move(*f);
+  }
+  int ttl = 0;
+  if (const std::string* text = First("messageTtlSeconds")) {
+    std::optional<int64_t> v = ParseInt(*text);
+    if (!v || *v < 0 || *v > kMaxMessageTtlSeconds) {
+      return Status::InvalidArgument("'messageTtlSeconds' must be an integer from 0 to 300.");
+    }
+    ttl = static_cast<int>(*v);
+  }
+
+  const std::string media = MediaType();
+  storage::DataType type;
+  if (media == "application/json") {
+    type = storage::DataType::kJson;
+  } else if (media == "text/plain") {
+    type = storage::DataType::kText;
+  } else if (media.empty() || media == "application/octet-stream") {
+    type = storage::DataType::kBinary;
+  } else {
+    return Status::UnsupportedMedia(
+        "Content-Type must be application/json, text/plain or application/octet-stream.");
+  }
+
+  Result<std::string> body = ReadBody();
+  if (!body.ok()) return body.status();
+  if (type == storage::DataType::kJson) {
+    if (auto parsed = json::Parse(*body); !parsed.ok()) {
+      return Status::InvalidArgument("The body is not valid JSON: " + parsed.status().message());
+    }
+  } else if (type == storage::DataType::kText && !json::IsValidUtf8(*body)) {
+    return Status::InvalidArgument("A text/plain body must be valid UTF-8.");
+  }
+
+  storage::Entry e = NewEntry(storage::EntryKind::kSend, scope, target);
+  e.excluded = std::move(excluded);
+  e.filter = std::move(filter);
+  e.from = storage::MessageFrom::kServer;
+  e.data_type = type;
+  e.data = std::move(*body);
+  e.message_ttl_seconds = ttl;
+  Result<uint64_t> position = (*hub)->Append(std::move(e));
+  if (!position.ok()) return FromApply(position.status(), 202, false);
+  return Reply{202, "", ""};
+}
+
+Result<Reply> Exchange::CloseConnections(storage::Scope scope, const std::string& target) {
+  auto hub = GetHub();
+  if (!hub.ok()) return hub.status();
+  if (Status s = ValidateTarget(scope, target); !s.ok()) return s;
+  storage::Entry e = NewEntry(storage::EntryKind::kCloseConnections, scope, target);
+  if (scope != storage::Scope::kConnection) {
+    auto ex = Excluded();
+    if (!ex.ok()) return ex.status();
+    e.excluded = std::move(*ex);
+  }
+  if (const std::string* reason = First("reason")) e.reason = *reason;
+  return FromApply((*hub)->AppendAndWait(std::move(e)), 204, true);
+}
+
+Result<Reply> Exchange::Exists(storage::Scope scope, const std::string& target) {
+  auto hub = GetHub();
+  if (!hub.ok()) return hub.status();
+  if (Status s = ValidateTarget(scope, target); !s.ok()) return s;
+  (*hub)->Barrier();
+  const storage::HubView& view = (*hub)->view();
+  bool exists = false;
+  switch (scope) {
+    case storage::Scope::kConnection:
+      exists = view.ConnectionExists(target);
+      break;
+    case storage::Scope::kGroup:
+      exists = view.GroupExists(target);
+      break;
+    case storage::Scope::kUser:
+      exists = view.UserExists(target);
+      break;
+    case storage::Scope::kAll:
+      break;
+  }
+  return Reply{exists ? 200 : 404, "", ""};
+}
+
+Result<Reply> Exchange::ChangeMembership(storage::EntryKind kind, storage::Scope scope,
+                                         const std::string& target,
+                                         std::vector<std::string> groups) {
+  auto hub = GetHub();
+  if (!hub.ok()) return hub.status();
+  for (const std::string& g : groups) {
+    if (Status s = ValidateGroupName(g); !s.ok()) return s;
+  }
+  if (Status s = ValidateTarget(scope, target); !s.ok()) return s;
+  storage::Entry e = NewEntry(kind, scope, target);
+  e.groups = std::move(groups);
+  const bool add = kind == storage::EntryKind::kAddToGroups;
+  // Adding an unknown connection is the one 404 (SDKs rely on it); adding a user without
+  // connections and every removal succeed.
+  const bool not_found_is_success = !(add && scope == storage::Scope::kConnection);
+  return FromApply((*hub)->AppendAndWait(std::move(e)), add ? 200 : 204, not_found_is_success);
+}
+
+Result<Reply> Exchange::ChangeMembershipByFilter(storage::EntryKind kind) {
+  auto hub = GetHub();
+  if (!hub.ok()) return hub.status();
+  const std::string media = MediaType();
+  if (media != "application/json") {
+    return Status::UnsupportedMedia("Content-Type must be application/json.");
+  }
+  Result<std::string> body = ReadBody();
+  if (!body.ok()) return body.status();
+  Result<json::Value> doc = json::Parse(*body);
+  if (!doc.ok()) {
+    return Status::InvalidArgument("The body is not valid JSON: " + doc.status().message());
+  }
+  if (!doc->is_object()) return Status::InvalidArgument("The body must be a JSON object.");
+
+  const json::Value* groups_value = doc->Find("groups");
+  if (!groups_value || !groups_value->is_array() || groups_value->items().empty()) {
+    return Status::InvalidArgument("'groups' must be a non-empty array of group names.");
+  }
+  std::vector<std::string> groups;
+  for (const json::Value& g : groups_value->items()) {
+    if (!g.is_string()) return Status::InvalidArgument("'groups' must contain only strings.");
+    if (Status s = ValidateGroupName(g.str()); !s.ok()) return s;
+    groups.push_back(g.str());
+  }
+
+  std::shared_ptr<const storage::Filter> filter;
+  if (const json::Value* f = doc->Find("filter"); f && !f->is_null()) {
+    if (!f->is_string()) return Status::InvalidArgument("'filter' must be a string or null.");
+    if (!IsBlank(f->str())) {
+      auto parsed = storage::Filter::Parse(f->str());
+      if (!parsed.ok()) {
+        return Status::InvalidArgument("Invalid filter: " + parsed.status().message());
+      }
+      filter = std::move(*parsed);
+    }
+  }
+
+  storage::Entry e = NewEntry(kind, storage::Scope::kAll, "");
+  e.groups = std::move(groups);
+  e.filter = std::move(filter);
+  return FromApply((*hub)->AppendAndWait(std::move(e)), 200, false);
+}
+
+Result<Reply> Exchange::ChangePermission(storage::EntryKind kind, const std::string& permission,
+                                         const std::string& connection_id) {
+  auto hub = GetHub();
+  if (!hub.ok()) return hub.status();
+  auto p = PathPermission(permission);
+  if (!p.ok()) return p.status();
+  if (Status s = ValidateConnectionId(connection_id); !s.ok()) return s;
+  auto target = TargetName();
+  if (!target.ok()) return target.status();
+  storage::Entry e = NewEntry(kind, storage::Scope::kConnection, connection_id);
+  e.permission = *p;
+  e.permission_target = std::move(*target);
+  const bool grant = kind == storage::EntryKind::kGrant;
+  return FromApply((*hub)->AppendAndWait(std::move(e)), grant ? 200 : 204, !grant);
+}
+
+Result<Reply> Exchange::CheckPermission(const std::string& permission,
+                                        const std::string& connection_id) {
+  auto hub = GetHub();
+  if (!hub.ok()) return hub.status();
+  auto p = PathPermission(permission);
+  if (!p.ok()) return p.status();
+  if (Status s = ValidateConnectionId(connection_id); !s.ok()) return s;
+  auto target = TargetName();
+  if (!target.ok()) return target.status();
+  (*hub)->Barrier();
+  std::optional<bool> allowed = (*hub)->view().CheckPermission(connection_id, *p, *target);
+  return Reply{allowed.value_or(false) ? 200 : 404, "", ""};
+}
+
+Result<Reply> Exchange::GenerateClientToken() {
+  auto hub = GetHub();
+  if (!hub.ok()) return hub.status();
+
+  std::optional<std::string> user;
+  if (const std::string* u = First("userId")) {
+    if (Status s = ValidateUserId(*u); !s.ok()) return s;
+    user = *u;
+  }
+  std::vector<std::string> roles = All("role");
+  std::vector<std::string> groups = All("group");
+  for (const std::string& g : groups) {
+    if (Status s = ValidateGroupName(g); !s.ok()) return s;
+  }
+  int64_t minutes = 60;
+  if (const std::string* text = First("minutesToExpire")) {
+    std::optional<int64_t> v = ParseInt(*text);
+    if (!v || *v < 1 || *v > kMaxMinutesToExpire) {
+      return Status::InvalidArgument("'minutesToExpire' must be an integer of at least 1.");
+    }
+    minutes = *v;
+  }
+  std::string client_path = "/client/hubs/";
+  if (const std::string* type = First("clientType")) {
+    const std::string t = ToLower(*type);
+    if (t == "mqtt") {
+      client_path = "/clients/mqtt/hubs/";
+    } else if (t == "socketio") {
+      client_path = "/clients/socketio/hubs/";
+    } else if (t != "default") {
+      return Status::InvalidArgument("'clientType' must be Default, MQTT or SocketIO.");
+    }
+  }
+  if (options_.access_keys.empty() || options_.access_keys.front().empty()) {
+    return Status::Internal("No access key is configured to sign client tokens.");
+  }
+
+  const int64_t now = clock_->NowUnixMs() / 1000;
+  json::Value payload = json::Value::Object();
+  // The hub as the caller spelled it, like the SDKs do; audiences compare case-insensitively.
+  payload.Add("aud", json::Value::String(LinkBase() + client_path + captures_.at(0)));
+  payload.Add("iat", json::Value::Int(now));
+  payload.Add("exp", json::Value::Int(now + minutes * 60));
+  if (user) payload.Add("sub", json::Value::String(*user));
+  auto strings = [](const std::vector<std::string>& items) {
+    std::vector<json::Value> out;
+    for (const std::string& s : items) out.push_back(json::Value::String(s));
+    return json::Value::Array(std::move(out));
+  };
+  if (!roles.empty()) payload.Add("role", strings(roles));
+  if (!groups.empty()) payload.Add("webpubsub.group", strings(groups));
+
+  std::string body = "{\"token\":";
+  json::AppendQuoted(body, SignToken(payload, options_.access_keys.front()));
+  body += '}';
+  return Reply{200, std::move(body), "application/json"};
+}
+
+// Continuation tokens are the base64url of the last connection id of the previous page; the
+// view lists strictly after it, so members joining or leaving between pages cause neither
+// repeats nor a failure.
+Result<Reply> Exchange::ListConnectionsInGroup(const std::string& group) {
+  auto hub = GetHub();
+  if (!hub.ok()) return hub.status();
+  if (Status s = ValidateGroupName(group); !s.ok()) return s;
+  int64_t page_size = kMaxPageSize;
+  if (const std::string* text = First("maxpagesize")) {
+    std::optional<int64_t> v = ParseInt(*text);
+    if (!v || *v < 1 || *v > kMaxPageSize) {
+      return Status::InvalidArgument("'maxpagesize' must be an integer from 1 to 200.");
+    }
+    page_size = *v;
+  }
+  std::optional<int64_t> top;
+  if (const std::string* text = First("top")) {
+    top = ParseInt(*text);
+    if (!top || *top < 1 || *top > kMaxTop) {
+      return Status::InvalidArgument("'top' must be an integer from 1 to 2147483647.");
+    }
+  }
+  std::string after;
+  if (const std::string* text = First("continuationToken")) {
+    std::optional<std::string> id = Base64UrlDecode(*text);
+    if (!id || !ValidateConnectionId(*id).ok() || !json::IsValidUtf8(*id)) {
+      return Status::InvalidArgument("Invalid 'continuationToken'.");
+    }
+    after = std::move(*id);
+  }
+
+  const int64_t limit = top ? std::min(page_size, *top) : page_size;
+  (*hub)->Barrier();
+  const std::vector<storage::ConnectionSummary> page =
+      (*hub)->view().ListGroupConnections(group, after, static_cast<size_t>(limit));
+
+  std::string body = "{\"value\":[";
+  for (size_t i = 0; i < page.size(); ++i) {
+    if (i) body += ',';
+    body += "{\"connectionId\":";
+    json::AppendQuoted(body, page[i].connection_id);
+    body += ",\"userId\":";
+    if (page[i].user_id) {
+      json::AppendQuoted(body, *page[i].user_id);
+    } else {
+      body += "null";
+    }
+    body += '}';
+  }
+  body += "],\"nextLink\":";
+  const auto count = static_cast<int64_t>(page.size());
+  const bool more = !page.empty() && count == limit && (!top || *top > count);
+  if (more) {
+    const std::string* api_version = First("api-version");
+    std::string link =
+        LinkBase() + raw_path_ + "?api-version=" +
+        PercentEncode(api_version && !api_version->empty() ? *api_version : kDefaultApiVersion) +
+        "&maxpagesize=" + std::to_string(page_size);
+    if (top) link += "&top=" + std::to_string(*top - count);
+    link += "&continuationToken=" + Base64UrlEncode(page.back().connection_id);
+    json::AppendQuoted(body, link);
+  } else {
+    body += "null";
+  }
+  body += '}';
+  return Reply{200, std::move(body), "application/json"};
+}
+
+}  // namespace
+
+RestApi::RestApi(replication::HubRegistry* hubs, RestOptions options, const Clock* clock)
+    : hubs_(hubs), options_(std::move(options)), clock_(clock) {}
+
+void RestApi::Handle(HTTPServerRequest& request, HTTPServerResponse& response) {
+  std::string failure;
+  try {
+    Exchange(hubs_, options_, clock_, request, response).Run();
+    return;
+  } catch (const std::exception& e) {
+    failure = e.what();
+  } catch (...) {
+    failure = "unknown exception";
+  }
+  Log().Error(request.getMethod(), " ", request.getURI().substr(0, request.getURI().find('?')),
+              " failed: ", failure);
+  if (response.sent()) return;  // Too late for a status; Poco closes what it cannot finish.
+  try {
+    // The request body may be half read: do not reuse the connection.
+    response.setKeepAlive(false);
+    response.setStatusAndReason(Poco::Net::HTTPResponse::HTTP_INTERNAL_SERVER_ERROR);
+    response.set("x-ms-error-code", "InternalServerError");
+    const std::string body =
+        request.getMethod() == "HEAD"
+            ? std::string()
+            : ErrorBody("InternalServerError", "The request failed unexpectedly.");
+    if (!body.empty()) response.setContentType("application/json");
+    response.setContentLength64(static_cast<Poco::Int64>(body.size()));
+    response.send() << body << std::flush;
+  } catch (...) {
+    // The connection is gone; nothing left to tell anyone.
+  }
+}
+
+}  // namespace hubcast::rest

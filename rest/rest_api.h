@@ -1,0 +1,42 @@
+// The data-plane REST API (PROTOCOL.md section 4): routes, bearer-token auth, validation,
+// and the mapping of every operation to a log command or a view query, with exactly the
+// status codes the official SDKs accept (SDK-NOTES.md section 3).
+//
+// Error table (one place): 400 BadRequest (names, query values, filter, body), 401
+// Unauthorized (token), 404 NotFound (route or entity), 405 MethodNotAllowed, 413
+// PayloadTooLarge, 415 UnsupportedMediaType, 500 InternalServerError, 503 ServiceUnavailable.
+// Every error has a JSON body {"code":"<Name>","message":"..."} and header x-ms-error-code.
+//
+// Thread-safety: Handle may be called concurrently from any number of HTTP worker threads.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <Poco/Net/HTTPServerRequest.h>
+#include <Poco/Net/HTTPServerResponse.h>
+
+#include "base/clock.h"
+#include "replication/hub.h"
+
+namespace hubcast::rest {
+
+struct RestOptions {
+  std::vector<std::string> access_keys;  // primary first; tokens signed with any are accepted
+  size_t max_body_bytes = 1024 * 1024;
+};
+
+class RestApi {
+ public:
+  RestApi(replication::HubRegistry* hubs, RestOptions options,
+          const Clock* clock = &SystemClock::Get());
+  // Serves any request whose path starts with /api/. Never throws.
+  void Handle(Poco::Net::HTTPServerRequest& request, Poco::Net::HTTPServerResponse& response);
+
+ private:
+  replication::HubRegistry* hubs_;
+  RestOptions options_;
+  const Clock* clock_;
+};
+
+}  // namespace hubcast::rest

@@ -1,0 +1,488 @@
+#include "server/client_connection.h"
+
+#include "base/clock.h"
+#include "base/log.h"
+#include "base/names.h"
+#include "server/gateway.h"
+#include "server/json_codec.h"
+
+#include <cerrno>
+#include <cstring>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+namespace hubcast::server {
+namespace {
+
+constexpr size_t kReadChunk = 64 * 1024;
+constexpr int kMaxReadsPerEvent = 8;  // fairness between the connections of one loop
+constexpr int kMaxIov = 64;
+
+int64_t NowMs() { return SystemClock::Get().NowUnixMs(); }
+
+}  // namespace
+
+ClientConnection::ClientConnection(Gateway* gateway, EventLoop* loop,
+                                   std::shared_ptr<replication::Hub> hub, Init init,
+                                   const ConnectionLimits& limits)
+    : gateway_(gateway),
+      loop_(loop),
+      hub_(std::move(hub)),
+      init_(std::move(init)),
+      limits_(limits),
+      reader_(limits.max_message_bytes) {}
+
+ClientConnection::~ClientConnection() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+bool ClientConnection::CanRecover() const {
+  return state_ == State::kHeld && init_.protocol == ClientProtocol::kJsonReliable;
+}
+
+void ClientConnection::Attach(int fd) {
+  bool recovering = state_ == State::kHeld;
+  if (recovering) loop_->RemoveTicker(this);
+  fd_ = fd;
+  reader_ = WsReader(limits_.max_message_bytes);
+  out_.clear();
+  out_bytes_ = 0;
+  front_offset_ = 0;
+  want_write_ = false;
+  state_ = State::kOpen;
+  last_read_ = last_write_ = std::chrono::steady_clock::now();
+  auto self = std::static_pointer_cast<ClientConnection>(shared_from_this());
+  if (!loop_->Add(fd_, EPOLLIN | EPOLLRDHUP, self)) {
+    ::close(fd_);
+    fd_ = -1;
+    End("Failed to register the socket.");
+    return;
+  }
+  if (recovering) {
+    // Everything the client has not acknowledged, in order, with its original numbers.
+    for (const auto& u : unacked_) EnqueueReliable(u);
+  }
+}
+
+void ClientConnection::SendControl(std::string json_text) {
+  if (state_ != State::kOpen) return;
+  std::string head = WsFrameHeader(WsOpcode::kText, json_text.size());
+  head += json_text;
+  Enqueue(std::move(head), nullptr);
+}
+
+void ClientConnection::DeliverMessage(const EncodedMessage& m) {
+  switch (init_.protocol) {
+    case ClientProtocol::kRaw:
+      if (state_ == State::kOpen) Enqueue({}, m.raw_frame, m.expire_unix_ms);
+      return;
+    case ClientProtocol::kJson:
+      if (state_ == State::kOpen) Enqueue({}, m.json_frame, m.expire_unix_ms);
+      return;
+    case ClientProtocol::kJsonReliable: {
+      if (state_ != State::kOpen && state_ != State::kHeld) return;
+      Unacked u{next_seq_++, m.reliable_body};
+      unacked_.push_back(u);
+      unacked_bytes_ += u.body->size();
+      if (unacked_.size() > limits_.max_unacked_messages ||
+          unacked_bytes_ > limits_.max_unacked_bytes) {
+        // PROTOCOL.md 3.6: past the buffer the connection ends and cannot be recovered.
+        if (state_ == State::kOpen) {
+          CloseByService(1008, "Too many unacknowledged messages.", false);
+        } else {
+          End("Too many unacknowledged messages.");
+        }
+        return;
+      }
+      if (state_ == State::kOpen) EnqueueReliable(u);
+      return;
+    }
+  }
+}
+
+void ClientConnection::EnqueueReliable(const Unacked& u) {
+  std::string prefix = "{\"sequenceId\":" + std::to_string(u.seq) + ",";
+  std::string head = WsFrameHeader(WsOpcode::kText, prefix.size() + u.body->size());
+  head += prefix;
+  Enqueue(std::move(head), u.body);
+}
+
+void ClientConnection::Enqueue(std::string head, std::shared_ptr<const std::string> body,
+                               int64_t expire) {
+  if (fd_ < 0 || close_after_flush_) return;
+  out_bytes_ += head.size() + (body ? body->size() : 0);
+  out_.push_back({std::move(head), std::move(body), expire});
+  if (out_bytes_ > limits_.max_outbound_bytes) {
+    // A client that does not read must not hold the server's memory hostage.
+    Logger("conn")
+        .With("id", init_.id)
+        .Warn("outbound queue over ", limits_.max_outbound_bytes,
+              " bytes; dropping the slow client");
+    Lost("The client is not reading its messages.");
+    return;
+  }
+  loop_->RequestFlush(this);
+}
+
+void ClientConnection::CloseByService(uint16_t code, const std::string& reason, bool log_closed) {
+  if (log_closed) log_closed_ = true;
+  if (state_ == State::kHeld || state_ == State::kNew) {
+    End(reason);
+    return;
+  }
+  if (state_ != State::kOpen) return;
+  if (init_.protocol != ClientProtocol::kRaw) SendControl(EncodeDisconnected(reason));
+  Enqueue(WsCloseFrame(code, reason), nullptr);
+  close_after_flush_ = true;
+  state_ = State::kClosing;
+  if (!log_closed_) AppendClose(reason);
+  loop_->RequestFlush(this);
+}
+
+void ClientConnection::OnEvents(uint32_t events) {
+  if (fd_ < 0) return;
+  if (events & EPOLLIN) {
+    char buf[kReadChunk];
+    for (int i = 0; i < kMaxReadsPerEvent && fd_ >= 0; ++i) {
+      ssize_t n = ::read(fd_, buf, sizeof buf);
+      if (n > 0) {
+        last_read_ = std::chrono::steady_clock::now();
+        if (state_ == State::kClosing) continue;  // draining until the peer closes
+        reader_.Feed(buf, static_cast<size_t>(n));
+        while (fd_ >= 0 && state_ == State::kOpen) {
+          auto msg = reader_.Next();
+          if (!msg) break;
+          HandleMessage(*msg);
+        }
+        if (fd_ >= 0 && state_ == State::kOpen && reader_.error()) {
+          CloseWith(reader_.error()->close_code, reader_.error()->reason);
+        }
+        if (static_cast<size_t>(n) < sizeof buf) break;
+      } else if (n == 0) {
+        if (state_ == State::kClosing) {
+          End("");
+        } else {
+          Lost("The client closed the connection without a close frame.");
+        }
+        return;
+      } else {
+        if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+        if (errno == EINTR) continue;
+        Lost(std::string("Read failed: ") + std::strerror(errno));
+        return;
+      }
+    }
+  }
+  if (fd_ < 0) return;
+  if (events & (EPOLLHUP | EPOLLERR)) {
+    Lost("The connection was reset.");
+    return;
+  }
+  if (events & EPOLLOUT) WriteSome();
+}
+
+void ClientConnection::HandleMessage(WsMessage& msg) {
+  switch (msg.opcode) {
+    case WsOpcode::kPing:
+      Enqueue(WsFrame(WsOpcode::kPong, msg.payload), nullptr);
+      return;
+    case WsOpcode::kPong:
+      return;
+    case WsOpcode::kClose: {
+      uint16_t code;
+      std::string reason;
+      WsParseClose(msg.payload, &code, &reason);
+      // A reliable client that closes with anything but a normal close may come back.
+      if (init_.protocol == ClientProtocol::kJsonReliable && code != 1000 && code != 1001 &&
+          code != 1005) {
+        Enqueue(WsCloseFrame(code == 1005 ? 1000 : code, ""), nullptr);
+        WriteSome();
+        Lost("The client closed with code " + std::to_string(code) + ".");
+        return;
+      }
+      Enqueue(WsCloseFrame(code == 1005 ? 1000 : code, ""), nullptr);
+      close_after_flush_ = true;
+      state_ = State::kClosing;
+      AppendClose(reason);
+      return;
+    }
+    case WsOpcode::kText:
+      if (init_.protocol == ClientProtocol::kRaw) {
+        HandleRaw(msg);
+      } else {
+        HandleJson(msg.payload);
+      }
+      return;
+    case WsOpcode::kBinary:
+      if (init_.protocol == ClientProtocol::kRaw) {
+        HandleRaw(msg);
+      } else {
+        CloseWith(1003, "Binary frames are not supported on a JSON subprotocol.");
+      }
+      return;
+    case WsOpcode::kContinuation:
+      return;  // never yielded by the reader
+  }
+}
+
+void ClientConnection::HandleJson(const std::string& text) {
+  auto decoded = DecodeClientMessage(text);
+  if (!decoded.ok()) {
+    CloseWith(1003, decoded.status().message());
+    return;
+  }
+  ClientMessage& m = *decoded;
+  auto reject = [&](const Status& s) {
+    if (m.ack_id) SendControl(EncodeAck(*m.ack_id, s));
+  };
+  if (m.invalid_reason) {
+    reject(Status::InvalidArgument(*m.invalid_reason));
+    return;
+  }
+  storage::Entry e;
+  e.timestamp_ms = NowMs();
+  e.origin_connection = init_.id;
+  e.ack_id = m.ack_id;
+  switch (m.type) {
+    case ClientMessageType::kPing:
+      SendControl(EncodePong());
+      return;
+    case ClientMessageType::kSequenceAck:
+      if (init_.protocol != ClientProtocol::kJsonReliable) return;
+      if (m.sequence_id > acked_seq_) acked_seq_ = m.sequence_id;
+      while (!unacked_.empty() && unacked_.front().seq <= acked_seq_) {
+        unacked_bytes_ -= unacked_.front().body->size();
+        unacked_.pop_front();
+      }
+      return;
+    case ClientMessageType::kJoinGroup:
+    case ClientMessageType::kLeaveGroup: {
+      if (Status s = ValidateGroupName(m.group); !s.ok()) {
+        reject(s);
+        return;
+      }
+      e.kind = m.type == ClientMessageType::kJoinGroup ? storage::EntryKind::kAddToGroups
+                                                       : storage::EntryKind::kRemoveFromGroups;
+      e.scope = storage::Scope::kConnection;
+      e.target = init_.id;
+      e.groups = {m.group};
+      e.required_permission = storage::Permission::kJoinLeaveGroup;
+      e.permission_target = m.group;
+      break;
+    }
+    case ClientMessageType::kSendToGroup: {
+      if (Status s = ValidateGroupName(m.group); !s.ok()) {
+        reject(s);
+        return;
+      }
+      e.kind = storage::EntryKind::kSend;
+      e.scope = storage::Scope::kGroup;
+      e.target = m.group;
+      e.from = storage::MessageFrom::kGroup;
+      e.from_user_id = init_.user_id.value_or("");
+      e.no_echo = m.no_echo;
+      e.data_type = m.data_type;
+      e.data = std::move(m.data);
+      e.required_permission = storage::Permission::kSendToGroup;
+      e.permission_target = m.group;
+      break;
+    }
+    case ClientMessageType::kEvent:
+      // Event handlers arrive with the upstream work (issue: event handlers); until a
+      // handler is configured, an event fails like the emulator's "no handler" case.
+      reject(Status::Internal("No event handler is configured for event '" + m.event + "'."));
+      return;
+    case ClientMessageType::kUnknown:
+      reject(Status::InvalidArgument("Unknown message type '" + m.type_name + "'."));
+      return;
+  }
+  AppendCommand(std::move(e));
+}
+
+void ClientConnection::HandleRaw(WsMessage& msg) {
+  if (!init_.raw_publish_group) {
+    // A raw client's frames are the `message` user event; with no event handler to take
+    // them the service closes the connection (PROTOCOL.md 3.1).
+    CloseWith(1011, "No event handler is configured for the 'message' event.");
+    return;
+  }
+  storage::Entry e;
+  e.kind = storage::EntryKind::kSend;
+  e.timestamp_ms = NowMs();
+  e.origin_connection = init_.id;
+  e.scope = storage::Scope::kGroup;
+  e.target = *init_.raw_publish_group;
+  e.from = storage::MessageFrom::kGroup;
+  e.from_user_id = init_.user_id.value_or("");
+  e.no_echo = init_.raw_no_echo;
+  e.data_type =
+      msg.opcode == WsOpcode::kText ? storage::DataType::kText : storage::DataType::kBinary;
+  e.data = std::move(msg.payload);
+  e.required_permission = storage::Permission::kSendToGroup;
+  e.permission_target = e.target;
+  AppendCommand(std::move(e));
+}
+
+void ClientConnection::AppendCommand(storage::Entry entry) {
+  std::optional<uint64_t> ack = entry.ack_id;
+  auto pos = hub_->Append(std::move(entry));
+  if (!pos.ok() && ack) SendControl(EncodeAck(*ack, pos.status()));
+}
+
+void ClientConnection::CloseWith(uint16_t code, const std::string& reason) {
+  Logger("conn").With("id", init_.id).Info("closing with ", code, ": ", reason);
+  if (init_.protocol != ClientProtocol::kRaw) SendControl(EncodeDisconnected(reason));
+  Enqueue(WsCloseFrame(code, reason), nullptr);
+  close_after_flush_ = true;
+  state_ = State::kClosing;
+  AppendClose(reason);
+}
+
+void ClientConnection::OnFlush() { WriteSome(); }
+
+void ClientConnection::WriteSome() {
+  if (fd_ < 0) return;
+  int64_t now_ms = 0;
+  while (!out_.empty()) {
+    // Messages whose TTL ran out before they started to leave are dropped (messageTtlSeconds).
+    while (front_offset_ == 0 && !out_.empty() && out_.front().expire_unix_ms != 0) {
+      if (now_ms == 0) now_ms = NowMs();
+      if (out_.front().expire_unix_ms > now_ms) break;
+      out_bytes_ -= out_.front().head.size() + (out_.front().body ? out_.front().body->size() : 0);
+      out_.pop_front();
+    }
+    if (out_.empty()) break;
+    iovec iov[kMaxIov];
+    int n = 0;
+    size_t skip = front_offset_;
+    for (auto it = out_.begin(); it != out_.end() && n < kMaxIov - 1; ++it) {
+      const std::string& h = it->head;
+      if (skip < h.size()) {
+        iov[n++] = {const_cast<char*>(h.data()) + skip, h.size() - skip};
+        skip = 0;
+      } else {
+        skip -= h.size();
+      }
+      if (it->body) {
+        const std::string& b = *it->body;
+        if (skip < b.size()) {
+          iov[n++] = {const_cast<char*>(b.data()) + skip, b.size() - skip};
+          skip = 0;
+        } else {
+          skip -= b.size();
+        }
+      }
+    }
+    ssize_t w = ::writev(fd_, iov, n);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        if (!want_write_) {
+          want_write_ = true;
+          loop_->Modify(fd_, EPOLLIN | EPOLLOUT | EPOLLRDHUP);
+        }
+        return;
+      }
+      Lost(std::string("Write failed: ") + std::strerror(errno));
+      return;
+    }
+    last_write_ = std::chrono::steady_clock::now();
+    size_t written = static_cast<size_t>(w);
+    while (written > 0 && !out_.empty()) {
+      OutItem& f = out_.front();
+      size_t total = f.head.size() + (f.body ? f.body->size() : 0);
+      size_t left = total - front_offset_;
+      if (written >= left) {
+        written -= left;
+        out_bytes_ -= total;
+        front_offset_ = 0;
+        out_.pop_front();
+      } else {
+        front_offset_ += written;
+        written = 0;
+      }
+    }
+  }
+  if (want_write_) {
+    want_write_ = false;
+    loop_->Modify(fd_, EPOLLIN | EPOLLRDHUP);
+  }
+  if (close_after_flush_) {
+    // Half-close and wait (briefly, via the idle tick) for the client's close or EOF.
+    ::shutdown(fd_, SHUT_WR);
+    if (state_ != State::kClosing) state_ = State::kClosing;
+    close_after_flush_ = false;
+    held_until_ = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  }
+}
+
+void ClientConnection::OnTick(std::chrono::steady_clock::time_point now) {
+  switch (state_) {
+    case State::kHeld:
+      if (now >= held_until_) End("The reliable session expired before the client came back.");
+      return;
+    case State::kClosing:
+      if (!close_after_flush_ && now >= held_until_) End("");
+      return;
+    case State::kOpen:
+      if (now - last_read_ > limits_.idle_timeout) {
+        Lost("No data from the client within the idle timeout.");
+        return;
+      }
+      if (now - last_write_ >= limits_.keepalive) Enqueue(WsFrame(WsOpcode::kPing, ""), nullptr);
+      return;
+    default:
+      return;
+  }
+}
+
+void ClientConnection::DetachSocket() {
+  if (fd_ < 0) return;
+  loop_->Remove(fd_);
+  ::close(fd_);
+  fd_ = -1;
+  out_.clear();
+  out_bytes_ = 0;
+  front_offset_ = 0;
+  want_write_ = false;
+  close_after_flush_ = false;
+}
+
+void ClientConnection::Lost(const std::string& why) {
+  if (state_ == State::kEnded || state_ == State::kHeld) return;
+  if (init_.protocol == ClientProtocol::kJsonReliable && state_ == State::kOpen && !log_closed_) {
+    Logger("conn").With("id", init_.id).Info("held for recovery: ", why);
+    auto self = shared_from_this();  // keep alive across DetachSocket's Remove
+    DetachSocket();
+    state_ = State::kHeld;
+    held_until_ = std::chrono::steady_clock::now() + limits_.reliable_hold;
+    loop_->AddTicker(self);
+    return;
+  }
+  End(why);
+}
+
+void ClientConnection::End(const std::string& reason) {
+  if (state_ == State::kEnded) return;
+  auto self = shared_from_this();
+  if (state_ == State::kHeld) loop_->RemoveTicker(this);
+  DetachSocket();
+  state_ = State::kEnded;
+  unacked_.clear();
+  unacked_bytes_ = 0;
+  AppendClose(reason);
+}
+
+void ClientConnection::AppendClose(const std::string& reason) {
+  if (log_closed_ || close_appended_) return;
+  close_appended_ = true;
+  storage::Entry e;
+  e.kind = storage::EntryKind::kConnectionClose;
+  e.timestamp_ms = NowMs();
+  e.origin_connection = init_.id;
+  e.reason = reason;
+  if (!hub_->Append(std::move(e)).ok()) gateway_->Forget(init_.id);
+}
+
+}  // namespace hubcast::server

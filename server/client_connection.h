@@ -1,0 +1,151 @@
+// ClientConnection: one logical client connection of a hub, served by one EventLoop.
+//
+// It owns the socket (while attached), the incremental frame reader, the outbound queue and,
+// for the reliable subprotocol, the per-connection sequence numbers and the buffer of
+// messages the client has not acknowledged yet.
+//
+// Lifecycle (every step on the owning loop's thread):
+//   1. Attach(fd): start serving a socket, either new or recovering a held session.
+//   2. Client frames become log commands (Hub::Append); acks and deliveries come back from
+//      the applier through the Gateway as posted tasks (SendControl, DeliverMessage).
+//   3. The socket ends: by a client close, a drop, a slow-consumer overflow or a service close.
+//      A reliable connection that drops without a normal close is *held* for the hold window
+//      and keeps numbering and buffering what it is sent; Attach() with a recovered socket
+//      replays every unacknowledged message. Otherwise the logical connection ends: a
+//      kConnectionClose command is appended (unless the log itself closed it).
+//   4. The Gateway forgets the connection when the close entry is applied.
+//
+// Outbound frames are queued as (per-connection head, shared body) pairs: a message body is
+// encoded once per subprotocol and shared by every recipient; only the WebSocket header and
+// the reliable `{"sequenceId":N,` prefix are per connection. Everything queued during one
+// loop turn leaves in one writev.
+#pragma once
+
+#include "replication/hub.h"
+#include "server/event_loop.h"
+#include "server/ws_frame.h"
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <string>
+
+namespace hubcast::server {
+
+class Gateway;
+
+enum class ClientProtocol { kRaw, kJson, kJsonReliable };
+
+inline constexpr const char* kJsonProtocol = "json.webpubsub.azure.v1";
+inline constexpr const char* kJsonReliableProtocol = "json.reliable.webpubsub.azure.v1";
+
+// What a message entry looks like on each subprotocol, encoded once and shared.
+struct EncodedMessage {
+  std::shared_ptr<const std::string> raw_frame;      // whole frame for raw clients
+  std::shared_ptr<const std::string> json_frame;     // whole frame for json clients
+  std::shared_ptr<const std::string> reliable_body;  // body after `{"sequenceId":N,`
+  int64_t expire_unix_ms = 0;                        // messageTtlSeconds; 0 = never
+};
+
+struct ConnectionLimits {
+  size_t max_message_bytes = 1024 * 1024;
+  size_t max_outbound_bytes = 16 * 1024 * 1024;  // queued but unsent; past it: slow consumer
+  size_t max_unacked_messages = 1000;            // reliable buffer (PROTOCOL.md 3.6)
+  size_t max_unacked_bytes = 16 * 1024 * 1024;
+  std::chrono::seconds keepalive{20};
+  std::chrono::seconds idle_timeout{120};
+  std::chrono::seconds reliable_hold{30};
+};
+
+class ClientConnection final : public IoHandler {
+ public:
+  struct Init {
+    std::string id;
+    std::optional<std::string> user_id;
+    ClientProtocol protocol = ClientProtocol::kRaw;
+    // Raw clients with webpubsub_mode=sendToGroup publish their frames to this group.
+    std::optional<std::string> raw_publish_group;
+    bool raw_no_echo = false;
+  };
+
+  ClientConnection(Gateway* gateway, EventLoop* loop, std::shared_ptr<replication::Hub> hub,
+                   Init init, const ConnectionLimits& limits);
+  ~ClientConnection() override;
+
+  const std::string& id() const { return init_.id; }
+  ClientProtocol protocol() const { return init_.protocol; }
+  EventLoop* loop() const { return loop_; }
+  const std::shared_ptr<replication::Hub>& hub() const { return hub_; }
+
+  // --- loop thread only ---
+  void Attach(int fd);
+  // True if the session is held and may take over a new socket.
+  bool CanRecover() const;
+  // A frame that is not a data message (system, ack, pong): never sequenced.
+  void SendControl(std::string json_text);
+  void DeliverMessage(const EncodedMessage& message);
+  // Service-initiated end (REST close, shutdown): `disconnected` for JSON clients, then a
+  // close frame. The logical connection is already gone from the log when log_closed.
+  void CloseByService(uint16_t code, const std::string& reason, bool log_closed);
+  // The log removed this connection (close entry applied): never append a close again.
+  void MarkLogClosed() { log_closed_ = true; }
+
+  void OnEvents(uint32_t events) override;
+  void OnFlush() override;
+  void OnTick(std::chrono::steady_clock::time_point now) override;
+
+ private:
+  struct OutItem {
+    std::string head;                         // per-connection bytes
+    std::shared_ptr<const std::string> body;  // shared bytes, may be null
+    int64_t expire_unix_ms = 0;
+  };
+  struct Unacked {
+    uint64_t seq;
+    std::shared_ptr<const std::string> body;
+  };
+  enum class State { kNew, kOpen, kHeld, kClosing, kEnded };
+
+  void HandleMessage(WsMessage& msg);
+  void HandleJson(const std::string& text);
+  void HandleRaw(WsMessage& msg);
+  void Enqueue(std::string head, std::shared_ptr<const std::string> body, int64_t expire = 0);
+  void EnqueueReliable(const Unacked& u);
+  void WriteSome();
+  // The socket is gone without a normal close: hold a reliable session, else end.
+  void Lost(const std::string& why);
+  // Closes the socket now (after a best-effort final write) and ends the logical connection.
+  void End(const std::string& reason);
+  void DetachSocket();
+  void AppendClose(const std::string& reason);
+  void CloseWith(uint16_t code, const std::string& reason);  // protocol error from the client
+  void AppendCommand(storage::Entry entry);
+
+  Gateway* gateway_;
+  EventLoop* loop_;
+  std::shared_ptr<replication::Hub> hub_;
+  Init init_;
+  const ConnectionLimits& limits_;
+
+  State state_ = State::kNew;
+  int fd_ = -1;
+  WsReader reader_;
+  std::deque<OutItem> out_;
+  size_t out_bytes_ = 0;
+  size_t front_offset_ = 0;  // bytes of out_.front() (head then body) already written
+  bool want_write_ = false;
+  bool close_after_flush_ = false;
+  bool log_closed_ = false;
+  bool close_appended_ = false;
+  std::chrono::steady_clock::time_point last_read_, last_write_, held_until_;
+
+  // Reliable subprotocol.
+  uint64_t next_seq_ = 1;
+  uint64_t acked_seq_ = 0;
+  std::deque<Unacked> unacked_;
+  size_t unacked_bytes_ = 0;
+};
+
+}  // namespace hubcast::server

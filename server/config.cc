@@ -1,0 +1,266 @@
+#include "server/config.h"
+
+#include <algorithm>
+#include <cctype>
+#include <cstdlib>
+#include <fstream>
+#include <functional>
+#include <sstream>
+
+namespace hubcast::server {
+namespace {
+
+struct Option {
+  const char* name;
+  const char* default_text;
+  const char* help;
+  bool repeatable;
+  std::function<Status(ServerConfig&, const std::string&)> set;
+};
+
+Status ParseInt(const std::string& name, const std::string& v, int lo, int hi, int* out) {
+  char* end = nullptr;
+  errno = 0;
+  long n = std::strtol(v.c_str(), &end, 10);
+  if (v.empty() || *end != '\0' || errno != 0 || n < lo || n > hi) {
+    return Status::InvalidArgument("--" + name + " must be an integer in [" + std::to_string(lo) +
+                                   ", " + std::to_string(hi) + "], got '" + v + "'");
+  }
+  *out = static_cast<int>(n);
+  return Status::Ok();
+}
+
+Status ParseBool(const std::string& name, const std::string& v, bool* out) {
+  std::string l = v;
+  std::transform(l.begin(), l.end(), l.begin(), [](unsigned char c) { return std::tolower(c); });
+  if (l == "true" || l == "1" || l == "yes") {
+    *out = true;
+  } else if (l == "false" || l == "0" || l == "no") {
+    *out = false;
+  } else {
+    return Status::InvalidArgument("--" + name + " must be true or false, got '" + v + "'");
+  }
+  return Status::Ok();
+}
+
+#define INT_OPT(NAME, FIELD, DEF, LO, HI, HELP)                                                   \
+  Option {                                                                                        \
+    NAME, DEF, HELP, false,                                                                       \
+        [](ServerConfig& c, const std::string& v) { return ParseInt(NAME, v, LO, HI, &c.FIELD); } \
+  }
+#define STR_OPT(NAME, FIELD, DEF, HELP)                                 \
+  Option {                                                              \
+    NAME, DEF, HELP, false, [](ServerConfig& c, const std::string& v) { \
+      c.FIELD = v;                                                      \
+      return Status::Ok();                                              \
+    }                                                                   \
+  }
+
+const std::vector<Option>& Options() {
+  static const std::vector<Option> kOptions = {
+      INT_OPT("port", port, "8080", 0, 65535, "TCP port for /client and /api (0: any free port)"),
+      STR_OPT("bind", bind, "127.0.0.1", "address to listen on"),
+      STR_OPT("data-dir", data_dir, "./hubcast-data", "folder for the node's state and keys"),
+      Option{"access-key", "",
+             "access key (repeatable: primary, secondary); generated and kept "
+             "in the data dir when none is given",
+             true,
+             [](ServerConfig& c, const std::string& v) {
+               if (Status s = ValidateAccessKey(v); !s.ok()) return s;
+               c.access_keys.push_back(v);
+               return Status::Ok();
+             }},
+      STR_OPT("ports-file", ports_file, "", "write the bound port to this file once listening"),
+      INT_OPT("event-loops", event_loops, "0", 0, 256, "socket event-loop threads (0: cores)"),
+      INT_OPT("http-threads", http_threads, "16", 1, 1024,
+              "HTTP worker threads (REST calls and WebSocket handshakes)"),
+      INT_OPT("keepalive-seconds", keepalive_seconds, "20", 1, 120,
+              "WebSocket ping interval for idle connections"),
+      INT_OPT("idle-timeout-seconds", idle_timeout_seconds, "120", 5, 3600,
+              "drop a connection that sent nothing for this long"),
+      INT_OPT("reliable-hold", reliable_hold_seconds, "30", 1, 3600,
+              "seconds a dropped reliable connection waits for its client to recover"),
+      INT_OPT("max-outbound-mib", max_outbound_mib, "16", 1, 1024,
+              "unsent bytes queued for one client before it is dropped as too slow"),
+      Option{"allow-anonymous", "false", "accept clients without an access token", false,
+             [](ServerConfig& c, const std::string& v) {
+               return ParseBool("allow-anonymous", v, &c.allow_anonymous);
+             }},
+      STR_OPT("node-id", node_id, "", "this node's id (default: generated, kept in the data dir)"),
+      Option{"log-level", "info", "debug, info, warn or error", false,
+             [](ServerConfig& c, const std::string& v) {
+               if (v != "debug" && v != "info" && v != "warn" && v != "error") {
+                 return Status::InvalidArgument("--log-level must be debug, info, warn or error");
+               }
+               c.log_level = v;
+               return Status::Ok();
+             }},
+  };
+  return kOptions;
+}
+
+const Option* FindOption(const std::string& name) {
+  for (const auto& o : Options()) {
+    if (name == o.name) return &o;
+  }
+  return nullptr;
+}
+
+std::string Trim(const std::string& s) {
+  size_t b = s.find_first_not_of(" \t\r");
+  if (b == std::string::npos) return "";
+  return s.substr(b, s.find_last_not_of(" \t\r") - b + 1);
+}
+
+std::string EnvName(const std::string& name) {
+  std::string e = "HUBCAST_";
+  for (char c : name) e += c == '-' ? '_' : static_cast<char>(std::toupper(c));
+  return e;
+}
+
+// One layer: the values it sets; a repeatable option's values replace the lower layer's.
+using Layer = std::vector<std::pair<const Option*, std::string>>;
+
+Status ApplyLayer(ServerConfig& c, const Layer& layer) {
+  std::vector<const Option*> reset;
+  for (const auto& [opt, value] : layer) {
+    if (opt->repeatable && std::find(reset.begin(), reset.end(), opt) == reset.end()) {
+      c.access_keys.clear();
+      reset.push_back(opt);
+    }
+    if (Status s = opt->set(c, value); !s.ok()) return s;
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status ValidateAccessKey(const std::string& key) {
+  if (key.size() < 32) {
+    return Status::InvalidArgument("an access key must have at least 32 characters");
+  }
+  for (unsigned char ch : key) {
+    if (ch == ';' || ch < 0x20 || ch == 0x7f) {
+      return Status::InvalidArgument("an access key must not contain ';' or control characters");
+    }
+  }
+  if (std::isspace(static_cast<unsigned char>(key.front())) ||
+      std::isspace(static_cast<unsigned char>(key.back()))) {
+    return Status::InvalidArgument("an access key must not start or end with whitespace");
+  }
+  return Status::Ok();
+}
+
+Result<ServerConfig> ParseServeConfig(const std::vector<std::string>& args, bool* print_defaults,
+                                      bool* help) {
+  *print_defaults = false;
+  *help = false;
+  Layer flags;
+  std::string config_file;
+  if (const char* env = std::getenv("HUBCAST_CONFIG")) config_file = env;
+  for (size_t i = 0; i < args.size(); ++i) {
+    std::string a = args[i];
+    if (a == "--help" || a == "-h") {
+      *help = true;
+      continue;
+    }
+    if (a == "--print-default-config") {
+      *print_defaults = true;
+      continue;
+    }
+    if (a.rfind("--", 0) != 0) return Status::InvalidArgument("unexpected argument '" + a + "'");
+    std::string name = a.substr(2), value;
+    size_t eq = name.find('=');
+    bool has_value = eq != std::string::npos;
+    if (has_value) {
+      value = name.substr(eq + 1);
+      name = name.substr(0, eq);
+    }
+    if (name != "config" && !FindOption(name)) {
+      return Status::InvalidArgument("unknown option --" + name);
+    }
+    if (!has_value) {
+      if (i + 1 >= args.size()) return Status::InvalidArgument("--" + name + " needs a value");
+      value = args[++i];
+    }
+    if (name == "config") {
+      config_file = value;
+    } else {
+      flags.emplace_back(FindOption(name), value);
+    }
+  }
+
+  ServerConfig c;
+  if (!config_file.empty()) {
+    std::ifstream in(config_file);
+    if (!in) return Status::InvalidArgument("cannot read config file " + config_file);
+    Layer file;
+    std::string line;
+    int n = 0;
+    while (std::getline(in, line)) {
+      ++n;
+      line = Trim(line.substr(0, line.find('#')));
+      if (line.empty()) continue;
+      size_t eq = line.find('=');
+      if (eq == std::string::npos) {
+        return Status::InvalidArgument(config_file + ":" + std::to_string(n) +
+                                       ": expected 'name = value'");
+      }
+      std::string name = Trim(line.substr(0, eq));
+      const Option* opt = FindOption(name);
+      if (!opt) {
+        return Status::InvalidArgument(config_file + ":" + std::to_string(n) + ": unknown key '" +
+                                       name + "'");
+      }
+      file.emplace_back(opt, Trim(line.substr(eq + 1)));
+    }
+    if (Status s = ApplyLayer(c, file); !s.ok()) {
+      return Status::InvalidArgument(config_file + ": " + s.message());
+    }
+  }
+  Layer env;
+  for (const auto& o : Options()) {
+    const char* v = std::getenv(EnvName(o.name).c_str());
+    if (!v) continue;
+    if (o.repeatable) {
+      std::stringstream ss(v);
+      std::string part;
+      while (std::getline(ss, part, ',')) env.emplace_back(&o, Trim(part));
+    } else {
+      env.emplace_back(&o, v);
+    }
+  }
+  if (Status s = ApplyLayer(c, env); !s.ok()) {
+    return Status::InvalidArgument("environment: " + s.message());
+  }
+  if (Status s = ApplyLayer(c, flags); !s.ok()) return s;
+  return c;
+}
+
+std::string DefaultConfigText() {
+  std::string out = "# hubcast serve configuration (defaults)\n";
+  for (const auto& o : Options()) {
+    out += "\n# " + std::string(o.help) + " (env " + EnvName(o.name) + ")\n";
+    out += std::string(o.default_text).empty() ? "# " : "";
+    out += std::string(o.name) + " = " + o.default_text + "\n";
+  }
+  return out;
+}
+
+std::string ServeUsage() {
+  std::string out =
+      "usage: hubcast serve [--config FILE] [--print-default-config] [--OPTION VALUE]...\n\n";
+  for (const auto& o : Options()) {
+    std::string flag = std::string("  --") + o.name;
+    flag.resize(std::max<size_t>(flag.size() + 1, 26), ' ');
+    out += flag + o.help;
+    if (*o.default_text) out += " [" + std::string(o.default_text) + "]";
+    out += "\n";
+  }
+  out +=
+      "\nEach option is also HUBCAST_<NAME> in the environment and 'name = value' in the "
+      "config file.\n";
+  return out;
+}
+
+}  // namespace hubcast::server

@@ -1,0 +1,44 @@
+// The typed configuration of `hubcast serve`: every option is declared once (name, default,
+// help, validation) and layered defaults < config file < HUBCAST_* environment < flags.
+// Unknown keys and invalid values stop start-up with one line saying which.
+//
+// Config file: `name = value` lines, `#` comments; a repeatable option (access-key) may
+// appear on several lines. Environment: HUBCAST_<NAME> with '-' -> '_' and upper case;
+// repeatable values comma-separated (HUBCAST_ACCESS_KEY=k1,k2).
+#pragma once
+
+#include "base/status.h"
+
+#include <string>
+#include <vector>
+
+namespace hubcast::server {
+
+struct ServerConfig {
+  int port = 8080;
+  std::string bind = "127.0.0.1";
+  std::string data_dir = "./hubcast-data";
+  std::vector<std::string> access_keys;
+  std::string ports_file;
+  int event_loops = 0;  // 0: number of cores
+  int http_threads = 16;
+  int keepalive_seconds = 20;
+  int idle_timeout_seconds = 120;
+  int reliable_hold_seconds = 30;
+  int max_outbound_mib = 16;
+  bool allow_anonymous = false;
+  std::string node_id;  // default: random, kept in the data dir
+  std::string log_level = "info";
+};
+
+// Parses `serve`'s arguments (without the program and subcommand), reading env from environ.
+// Sets *print_defaults when --print-default-config was given, *help for --help.
+Result<ServerConfig> ParseServeConfig(const std::vector<std::string>& args, bool* print_defaults,
+                                      bool* help);
+std::string DefaultConfigText();
+std::string ServeUsage();
+// A key must be at least 32 bytes with no ';', control characters or surrounding spaces
+// (the same rule as Microsoft's emulator, so every SDK's connection-string parser takes it).
+Status ValidateAccessKey(const std::string& key);
+
+}  // namespace hubcast::server

@@ -1,0 +1,86 @@
+// EventLoop: one thread that owns a set of sockets (epoll, level-triggered) and runs tasks
+// posted to it by other threads. A fixed, small number of loops serve every connection
+// (ARCHITECTURE.md, Threads).
+//
+// Contract:
+//   1. Post() is the only method other threads may call. Tasks run on the loop thread in the
+//      order they were posted.
+//   2. Handlers are registered, modified and removed only on the loop thread. A handler
+//      removed during an iteration is not called again, even for events already returned in
+//      that iteration (its destruction is deferred to the end of the iteration).
+//   3. After every iteration the loop calls OnFlush() on the handlers that asked for it
+//      (RequestFlush), so writes queued during one turn leave in one writev.
+//   4. Every tick (default 1 s) OnTick() runs on every registered handler.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <sys/epoll.h>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+namespace hubcast::server {
+
+class IoHandler : public std::enable_shared_from_this<IoHandler> {
+ public:
+  virtual ~IoHandler() = default;
+  virtual void OnEvents(uint32_t events) = 0;
+  virtual void OnFlush() {}
+  virtual void OnTick(std::chrono::steady_clock::time_point /*now*/) {}
+  bool flush_requested = false;  // owned by the loop
+};
+
+class EventLoop {
+ public:
+  using Task = std::function<void()>;
+  explicit EventLoop(int index);
+  ~EventLoop();
+  EventLoop(const EventLoop&) = delete;
+  EventLoop& operator=(const EventLoop&) = delete;
+
+  void Start();
+  // Runs the tasks already posted, then stops the thread and joins it.
+  void Stop();
+  void Post(Task task);
+  // Runs the task on the loop and waits for it (never call from the loop thread itself).
+  void RunAndWait(Task task);
+
+  // Loop thread only.
+  bool Add(int fd, uint32_t events, std::shared_ptr<IoHandler> handler);
+  void Modify(int fd, uint32_t events);
+  void Remove(int fd);  // does not close fd
+  void RequestFlush(IoHandler* handler);
+  // Handlers not bound to a socket (e.g. a held reliable session) that still want ticks.
+  void AddTicker(std::shared_ptr<IoHandler> handler);
+  void RemoveTicker(IoHandler* handler);
+  bool InLoopThread() const { return std::this_thread::get_id() == thread_id_; }
+  int index() const { return index_; }
+  size_t handler_count() const { return handler_count_.load(std::memory_order_relaxed); }
+
+ private:
+  void Run();
+  void DrainInbox();
+
+  const int index_;
+  int epfd_ = -1;
+  int wakefd_ = -1;
+  std::thread thread_;
+  std::thread::id thread_id_;
+  std::atomic<bool> stop_{false};
+
+  std::mutex inbox_mu_;
+  std::vector<Task> inbox_;
+
+  std::unordered_map<int, std::shared_ptr<IoHandler>> handlers_;
+  std::unordered_map<IoHandler*, std::shared_ptr<IoHandler>> tickers_;
+  std::vector<std::shared_ptr<IoHandler>> graveyard_;
+  std::vector<std::shared_ptr<IoHandler>> flush_list_;
+  std::atomic<size_t> handler_count_{0};
+};
+
+}  // namespace hubcast::server

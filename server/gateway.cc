@@ -1,0 +1,534 @@
+#include "server/gateway.h"
+
+#include "base/json.h"
+#include "base/log.h"
+#include "base/random.h"
+#include "rest/jwt.h"
+#include "server/json_codec.h"
+
+#include <Poco/Net/HTTPRequestHandler.h>
+#include <Poco/Net/HTTPRequestHandlerFactory.h>
+#include <Poco/Net/HTTPServer.h>
+#include <Poco/Net/HTTPServerParams.h>
+#include <Poco/Net/HTTPServerRequest.h>
+#include <Poco/Net/HTTPServerResponse.h>
+#include <Poco/Net/NetException.h>
+#include <Poco/Net/ServerSocket.h>
+#include <Poco/Net/WebSocket.h>
+#include <Poco/StringTokenizer.h>
+#include <Poco/URI.h>
+
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <unistd.h>
+
+namespace hubcast::server {
+namespace {
+
+using Poco::Net::HTTPResponse;
+using Poco::Net::HTTPServerRequest;
+using Poco::Net::HTTPServerResponse;
+
+void SendError(HTTPServerResponse& resp, HTTPResponse::HTTPStatus status, const char* code,
+               const std::string& message) {
+  std::string body = "{\"code\":";
+  json::AppendQuoted(body, code);
+  body += ",\"message\":";
+  json::AppendQuoted(body, message);
+  body += "}";
+  resp.setStatus(status);
+  resp.set("x-ms-error-code", code);
+  resp.setContentType("application/json; charset=utf-8");
+  if (status == HTTPResponse::HTTP_UNAUTHORIZED) resp.set("WWW-Authenticate", "Bearer");
+  resp.setContentLength(static_cast<std::streamsize>(body.size()));
+  resp.send() << body;
+}
+
+class ClientHandler : public Poco::Net::HTTPRequestHandler {
+ public:
+  explicit ClientHandler(Gateway* gw) : gw_(gw) {}
+  void handleRequest(HTTPServerRequest& req, HTTPServerResponse& resp) override {
+    gw_->HandleClient(req, resp);
+  }
+
+ private:
+  Gateway* gw_;
+};
+
+class RestHandler : public Poco::Net::HTTPRequestHandler {
+ public:
+  explicit RestHandler(rest::RestApi* api) : api_(api) {}
+  void handleRequest(HTTPServerRequest& req, HTTPServerResponse& resp) override {
+    api_->Handle(req, resp);
+  }
+
+ private:
+  rest::RestApi* api_;
+};
+
+class NotFoundHandler : public Poco::Net::HTTPRequestHandler {
+ public:
+  void handleRequest(HTTPServerRequest& req, HTTPServerResponse& resp) override {
+    SendError(resp, HTTPResponse::HTTP_NOT_FOUND, "NotFound",
+              "No route for " + req.getMethod() + " " + Poco::URI(req.getURI()).getPath());
+  }
+};
+
+class Factory : public Poco::Net::HTTPRequestHandlerFactory {
+ public:
+  explicit Factory(Gateway* gw) : gw_(gw) {}
+  Poco::Net::HTTPRequestHandler* createRequestHandler(const HTTPServerRequest& req) override {
+    const std::string& uri = req.getURI();
+    auto starts = [&](const char* p) { return uri.rfind(p, 0) == 0; };
+    if (starts("/client/") || uri == "/client" || starts("/client?")) {
+      return new ClientHandler(gw_);
+    }
+    if (starts("/api/") || uri == "/api") return new RestHandler(gw_->rest());
+    return new NotFoundHandler();
+  }
+
+ private:
+  Gateway* gw_;
+};
+
+std::string Trim(const std::string& s) {
+  size_t b = s.find_first_not_of(" \t");
+  if (b == std::string::npos) return "";
+  size_t e = s.find_last_not_of(" \t");
+  return s.substr(b, e - b + 1);
+}
+
+bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(a[i])) !=
+        std::tolower(static_cast<unsigned char>(b[i]))) {
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+Gateway::Gateway(GatewayOptions options) : options_(std::move(options)) {
+  for (int i = 0; i < std::max(1, options_.event_loops); ++i) {
+    loops_.push_back(std::make_unique<EventLoop>(i));
+  }
+}
+
+Gateway::~Gateway() {
+  if (http_) http_->stopAll(true);
+  for (auto& l : loops_) l->Stop();
+}
+
+void Gateway::SetRegistry(replication::HubRegistry* registry) {
+  registry_ = registry;
+  rest::RestOptions ro;
+  ro.access_keys = options_.access_keys;
+  ro.max_body_bytes = options_.limits.max_message_bytes;
+  rest_ = std::make_unique<rest::RestApi>(registry_, std::move(ro));
+}
+
+Result<int> Gateway::Start() {
+  for (auto& l : loops_) l->Start();
+  try {
+    Poco::Net::ServerSocket socket;
+    socket.bind(Poco::Net::SocketAddress(options_.bind, static_cast<uint16_t>(options_.port)),
+                /*reuseAddress=*/true);
+    // A deep backlog: thousands of clients reconnect at once after a restart.
+    socket.listen(4096);
+    int port = socket.address().port();
+    auto* params = new Poco::Net::HTTPServerParams;
+    params->setMaxThreads(options_.http_threads);
+    params->setMaxQueued(20000);
+    params->setKeepAlive(true);
+    params->setTimeout(Poco::Timespan(60, 0));
+    params->setKeepAliveTimeout(Poco::Timespan(60, 0));
+    http_ = std::make_unique<Poco::Net::HTTPServer>(new Factory(this), socket, params);
+    http_->start();
+    return port;
+  } catch (const Poco::Exception& e) {
+    return Status::Unavailable("cannot listen on " + options_.bind + ":" +
+                               std::to_string(options_.port) + ": " + e.displayText());
+  }
+}
+
+void Gateway::Shutdown(const std::string& reason) {
+  if (http_) http_->stopAll(true);
+  std::vector<std::shared_ptr<ClientConnection>> all;
+  {
+    std::lock_guard lock(conns_mu_);
+    for (auto& [id, c] : conns_) all.push_back(c);
+  }
+  for (auto& c : all) {
+    // 1001 "going away": a reliable client tries to recover (against a restarted node).
+    c->loop()->Post([c, reason] { c->CloseByService(1001, reason, true); });
+  }
+  // Two round trips through every loop: the first runs the closes, the second starts after
+  // the flush that followed them.
+  for (int i = 0; i < 2; ++i) {
+    for (auto& l : loops_) l->RunAndWait([] {});
+  }
+  for (auto& l : loops_) l->Stop();
+}
+
+std::shared_ptr<ClientConnection> Gateway::Find(const std::string& id) const {
+  std::lock_guard lock(conns_mu_);
+  auto it = conns_.find(id);
+  return it == conns_.end() ? nullptr : it->second;
+}
+
+void Gateway::Forget(const std::string& id) {
+  std::lock_guard lock(conns_mu_);
+  conns_.erase(id);
+}
+
+size_t Gateway::connection_count() const {
+  std::lock_guard lock(conns_mu_);
+  return conns_.size();
+}
+
+std::string Gateway::ReconnectionToken(const std::string& hub, const std::string& id) const {
+  return rest::HmacSha256Hex(options_.access_keys.front(), "reconnect:" + hub + "/" + id);
+}
+
+bool Gateway::VerifyReconnectionToken(const std::string& hub, const std::string& id,
+                                      const std::string& token) const {
+  for (const auto& key : options_.access_keys) {
+    std::string expected = rest::HmacSha256Hex(key, "reconnect:" + hub + "/" + id);
+    if (expected.size() != token.size()) continue;
+    unsigned char diff = 0;
+    for (size_t i = 0; i < token.size(); ++i) diff |= expected[i] ^ token[i];
+    if (diff == 0) return true;
+  }
+  return false;
+}
+
+void Gateway::HandleClient(HTTPServerRequest& req, HTTPServerResponse& resp) {
+  Logger log("handshake");
+  try {
+    Poco::URI uri(req.getURI());
+    std::string path = uri.getPath();
+    std::vector<std::pair<std::string, std::string>> query = uri.getQueryParameters();
+    auto param = [&](const char* name) -> std::optional<std::string> {
+      for (auto& [k, v] : query) {
+        if (k == name) return v;
+      }
+      return std::nullopt;
+    };
+
+    std::string hub_text;
+    static const std::string kPrefix = "/client/hubs/";
+    if (path.rfind(kPrefix, 0) == 0) {
+      hub_text = path.substr(kPrefix.size());
+      if (!hub_text.empty() && hub_text.back() == '/') hub_text.pop_back();
+    } else if (path == "/client" || path == "/client/") {
+      hub_text = param("hub").value_or("");
+    } else {
+      SendError(resp, HTTPResponse::HTTP_NOT_FOUND, "NotFound", "No route for " + path);
+      return;
+    }
+    auto hub_name = HubName::Parse(hub_text);
+    if (!hub_name.ok()) {
+      SendError(resp, HTTPResponse::HTTP_BAD_REQUEST, "BadRequest", hub_name.status().message());
+      return;
+    }
+    if (req.getMethod() != "GET") {
+      resp.set("Allow", "GET");
+      SendError(resp, HTTPResponse::HTTP_METHOD_NOT_ALLOWED, "MethodNotAllowed",
+                "The client endpoint only accepts GET with a WebSocket upgrade.");
+      return;
+    }
+    if (!EqualsIgnoreCase(req.get("Upgrade", ""), "websocket")) {
+      SendError(resp, HTTPResponse::HTTP_BAD_REQUEST, "BadRequest",
+                "The client endpoint expects a WebSocket upgrade request.");
+      return;
+    }
+
+    // Subprotocol: the first supported one the client offered; none offered means raw.
+    std::string protocol;
+    bool offered_any = false;
+    if (req.has("Sec-WebSocket-Protocol")) {
+      Poco::StringTokenizer tok(
+          req.get("Sec-WebSocket-Protocol"), ",",
+          Poco::StringTokenizer::TOK_TRIM | Poco::StringTokenizer::TOK_IGNORE_EMPTY);
+      for (const auto& p : tok) {
+        offered_any = true;
+        if (p == kJsonProtocol || p == kJsonReliableProtocol) {
+          protocol = p;
+          break;
+        }
+      }
+    }
+    if (offered_any && protocol.empty()) {
+      SendError(resp, HTTPResponse::HTTP_BAD_REQUEST, "BadRequest",
+                "None of the offered subprotocols is supported.");
+      return;
+    }
+
+    auto hub = registry_->Get(*hub_name);
+    auto conn_param = param("awps_connection_id");
+    auto token_param = param("awps_reconnection_token");
+    if (conn_param && token_param) {
+      Recover(req, resp, hub, protocol, *conn_param, *token_param);
+      return;
+    }
+
+    // Authentication: the access token from the query wins over the header.
+    std::string token = param("access_token").value_or("");
+    if (token.empty()) {
+      std::string auth = req.get("Authorization", "");
+      if (auth.size() > 7 && EqualsIgnoreCase(auth.substr(0, 7), "Bearer ")) {
+        token = Trim(auth.substr(7));
+      }
+    }
+    rest::TokenClaims claims;
+    if (token.empty()) {
+      if (!options_.allow_anonymous) {
+        SendError(resp, HTTPResponse::HTTP_UNAUTHORIZED, "Unauthorized",
+                  "An access token is required (access_token or Authorization: Bearer).");
+        return;
+      }
+    } else {
+      auto verified =
+          rest::VerifyToken(token, options_.access_keys, SystemClock::Get().NowUnixMs() / 1000);
+      if (!verified.ok()) {
+        SendError(resp, HTTPResponse::HTTP_UNAUTHORIZED, "Unauthorized",
+                  verified.status().message());
+        return;
+      }
+      claims = std::move(*verified);
+      bool aud_ok = false;
+      for (const auto& aud : claims.audiences) {
+        if (rest::AudiencePathMatches(aud, kPrefix + hub_text)) aud_ok = true;
+      }
+      if (!aud_ok) {
+        SendError(resp, HTTPResponse::HTTP_UNAUTHORIZED, "Unauthorized",
+                  "The token's audience is not this hub's client endpoint.");
+        return;
+      }
+    }
+    std::vector<std::string> groups;
+    for (const auto& g : claims.groups) {
+      if (Status s = ValidateGroupName(g); !s.ok()) {
+        SendError(resp, HTTPResponse::HTTP_BAD_REQUEST, "BadRequest",
+                  "The token's webpubsub.group claim: " + s.message());
+        return;
+      }
+      groups.push_back(g);
+    }
+
+    ClientConnection::Init init;
+    init.id = RandomHex(16);
+    init.user_id = claims.subject;
+    init.protocol = protocol.empty()                    ? ClientProtocol::kRaw
+                    : protocol == kJsonReliableProtocol ? ClientProtocol::kJsonReliable
+                                                        : ClientProtocol::kJson;
+    if (init.protocol == ClientProtocol::kRaw &&
+        EqualsIgnoreCase(param("webpubsub_mode").value_or(""), "sendToGroup")) {
+      std::string g = param("group").value_or("");
+      if (Status s = ValidateGroupName(g); !s.ok()) {
+        SendError(resp, HTTPResponse::HTTP_BAD_REQUEST, "BadRequest",
+                  "webpubsub_mode=sendToGroup needs a valid group: " + s.message());
+        return;
+      }
+      init.raw_publish_group = g;
+      init.raw_no_echo = EqualsIgnoreCase(param("noEcho").value_or(""), "true");
+    }
+
+    if (!protocol.empty()) resp.set("Sec-WebSocket-Protocol", protocol);
+    Poco::Net::WebSocket ws(req, resp);
+    // POCO's socket object closes its descriptor when it goes away; the loop keeps a dup.
+    int fd = ::dup(ws.impl()->sockfd());
+    if (fd < 0) throw Poco::IOException("dup failed");
+    ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
+    int one = 1;
+    ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+
+    EventLoop* loop = loops_[next_loop_++ % loops_.size()].get();
+    auto conn = std::make_shared<ClientConnection>(this, loop, hub, init, options_.limits);
+    {
+      std::lock_guard lock(conns_mu_);
+      conns_[init.id] = conn;
+    }
+    loop->Post([conn, fd] { conn->Attach(fd); });
+
+    storage::Entry e;
+    e.kind = storage::EntryKind::kConnectionOpen;
+    e.timestamp_ms = SystemClock::Get().NowUnixMs();
+    e.origin_connection = init.id;
+    e.user_id = init.user_id;
+    e.roles = claims.roles;
+    e.groups = std::move(groups);
+    e.subprotocol = protocol;
+    e.reliable = init.protocol == ClientProtocol::kJsonReliable;
+    e.node_id = registry_->node_id();
+    if (!hub->Append(std::move(e)).ok()) {
+      loop->Post([conn] { conn->CloseByService(1001, "The service is shutting down.", false); });
+    }
+  } catch (const Poco::Net::WebSocketException& e) {
+    if (!resp.sent()) {
+      SendError(resp, HTTPResponse::HTTP_BAD_REQUEST, "BadRequest",
+                "Invalid WebSocket handshake: " + e.message());
+    }
+  } catch (const std::exception& e) {
+    log.Error("client handshake failed: ", e.what());
+    if (!resp.sent()) {
+      SendError(resp, HTTPResponse::HTTP_INTERNAL_SERVER_ERROR, "InternalServerError",
+                "The handshake failed.");
+    }
+  }
+}
+
+void Gateway::Recover(HTTPServerRequest& req, HTTPServerResponse& resp,
+                      const std::shared_ptr<replication::Hub>& hub, const std::string& protocol,
+                      const std::string& connection_id, const std::string& token) {
+  // Recovery failure is "accept, then close 1008" (PROTOCOL.md 3.6): an HTTP error would
+  // leave the official client retrying for 30 s.
+  if (!protocol.empty()) resp.set("Sec-WebSocket-Protocol", protocol);
+  Poco::Net::WebSocket ws(req, resp);
+  int fd = ::dup(ws.impl()->sockfd());
+  if (fd < 0) return;
+  ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
+  int one = 1;
+  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+
+  auto reject = [&](const std::string& why) {
+    std::string frame;
+    if (!protocol.empty()) frame = WsFrame(WsOpcode::kText, EncodeDisconnected(why));
+    frame += WsCloseFrame(1008, why);
+    (void)!::write(fd, frame.data(), frame.size());
+    ::close(fd);
+  };
+  std::shared_ptr<ClientConnection> conn;
+  if (protocol == kJsonReliableProtocol &&
+      VerifyReconnectionToken(hub->name().str(), connection_id, token)) {
+    conn = Find(connection_id);
+  }
+  if (!conn || conn->hub() != hub || conn->protocol() != ClientProtocol::kJsonReliable) {
+    reject("The connection cannot be recovered.");
+    return;
+  }
+  conn->loop()->Post(
+      [conn, fd,
+       reject_frame = WsFrame(WsOpcode::kText, EncodeDisconnected("The connection "
+                                                                  "cannot be recovered.")) +
+                      WsCloseFrame(1008,
+                                   "The connection cannot be "
+                                   "recovered.")] {
+        if (!conn->CanRecover()) {
+          (void)!::write(fd, reject_frame.data(), reject_frame.size());
+          ::close(fd);
+          return;
+        }
+        conn->Attach(fd);
+      });
+}
+
+void Gateway::Deliver(const HubName& hub, uint64_t position, const storage::Entry& e,
+                      const storage::ApplyResult& r) {
+  (void)position;
+  auto origin = e.origin_connection.empty() ? nullptr : Find(e.origin_connection);
+  switch (e.kind) {
+    case storage::EntryKind::kConnectionOpen: {
+      if (!origin) return;
+      if (!r.status.ok()) {
+        origin->loop()->Post([origin] {
+          origin->CloseByService(1011, "The connection could not be registered.", true);
+        });
+        Forget(origin->id());
+        return;
+      }
+      if (origin->protocol() == ClientProtocol::kRaw) return;
+      std::optional<std::string> token;
+      if (origin->protocol() == ClientProtocol::kJsonReliable) {
+        token = ReconnectionToken(hub.str(), origin->id());
+      }
+      std::string text = EncodeConnected(e.user_id, origin->id(), token);
+      origin->loop()->Post(
+          [origin, text = std::move(text)]() mutable { origin->SendControl(std::move(text)); });
+      return;
+    }
+    case storage::EntryKind::kConnectionClose:
+    case storage::EntryKind::kCloseConnections: {
+      std::vector<std::shared_ptr<ClientConnection>> closed;
+      {
+        std::lock_guard lock(conns_mu_);
+        for (const auto& id : r.closed) {
+          auto it = conns_.find(id);
+          if (it == conns_.end()) continue;
+          closed.push_back(it->second);
+          conns_.erase(it);
+        }
+        if (e.kind == storage::EntryKind::kConnectionClose) conns_.erase(e.origin_connection);
+      }
+      for (auto& c : closed) {
+        if (e.kind == storage::EntryKind::kConnectionClose) {
+          c->loop()->Post([c] { c->MarkLogClosed(); });
+          continue;
+        }
+        // A reliable client must not try to recover a connection the app closed.
+        uint16_t code = c->protocol() == ClientProtocol::kJsonReliable ? 1008 : 1000;
+        c->loop()->Post([c, code, reason = e.reason] { c->CloseByService(code, reason, true); });
+      }
+      return;
+    }
+    case storage::EntryKind::kSend: {
+      if (!r.recipients.empty()) {
+        auto m = std::make_shared<EncodedMessage>();
+        if (e.message_ttl_seconds > 0) {
+          m->expire_unix_ms = e.timestamp_ms + int64_t{e.message_ttl_seconds} * 1000;
+        }
+        std::vector<std::vector<std::shared_ptr<ClientConnection>>> per_loop(loops_.size());
+        {
+          std::lock_guard lock(conns_mu_);
+          for (const storage::ConnectionRecord* rec : r.recipients) {
+            auto it = conns_.find(rec->id);
+            if (it == conns_.end()) continue;
+            auto& c = it->second;
+            switch (c->protocol()) {
+              case ClientProtocol::kRaw:
+                if (!m->raw_frame) {
+                  bool binary = e.data_type == storage::DataType::kBinary ||
+                                e.data_type == storage::DataType::kProtobuf;
+                  m->raw_frame = std::make_shared<const std::string>(
+                      WsFrame(binary ? WsOpcode::kBinary : WsOpcode::kText, e.data));
+                }
+                break;
+              case ClientProtocol::kJson:
+              case ClientProtocol::kJsonReliable:
+                if (!m->reliable_body) {
+                  m->reliable_body = std::make_shared<const std::string>(EncodeMessageBody(e));
+                }
+                if (c->protocol() == ClientProtocol::kJson && !m->json_frame) {
+                  std::string text = "{" + *m->reliable_body;
+                  m->json_frame =
+                      std::make_shared<const std::string>(WsFrame(WsOpcode::kText, text));
+                }
+                break;
+            }
+            per_loop[c->loop()->index()].push_back(c);
+          }
+        }
+        for (size_t i = 0; i < per_loop.size(); ++i) {
+          if (per_loop[i].empty()) continue;
+          loops_[i]->Post([m, list = std::move(per_loop[i])] {
+            for (const auto& c : list) c->DeliverMessage(*m);
+          });
+        }
+      }
+      break;
+    }
+    default:
+      break;
+  }
+  if (origin && e.ack_id) {
+    std::string ack = EncodeAck(*e.ack_id, r.status);
+    origin->loop()->Post(
+        [origin, ack = std::move(ack)]() mutable { origin->SendControl(std::move(ack)); });
+  }
+}
+
+}  // namespace hubcast::server

@@ -1,0 +1,92 @@
+// Gateway: the process's network front. One port serves both /client/... (WebSocket) and
+// /api/... (REST), like the cloud service.
+//
+// POCO's HTTP server accepts connections and parses requests on a fixed pool of worker
+// threads. A WebSocket upgrade is completed there, then the socket is handed to one of the
+// EventLoops (round-robin) and never touched by a worker again. The Gateway is also the
+// DeliverySink: the applier calls Deliver for every applied entry, and the Gateway posts the
+// encoded frames to the loops that own the recipients.
+//
+// Thread-safety: Deliver runs on the applier thread; handshakes on HTTP workers; Forget and
+// the connection map are guarded by a mutex. ClientConnection objects are touched only on
+// their loop.
+#pragma once
+
+#include "replication/delivery_sink.h"
+#include "replication/hub.h"
+#include "rest/rest_api.h"
+#include "server/client_connection.h"
+#include "server/event_loop.h"
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace Poco::Net {
+class HTTPServer;
+class HTTPServerRequest;
+class HTTPServerResponse;
+}  // namespace Poco::Net
+
+namespace hubcast::server {
+
+struct GatewayOptions {
+  std::string bind = "127.0.0.1";
+  int port = 8080;
+  int event_loops = 2;
+  int http_threads = 16;
+  std::vector<std::string> access_keys;
+  bool allow_anonymous = false;
+  ConnectionLimits limits;
+};
+
+class Gateway final : public replication::DeliverySink {
+ public:
+  explicit Gateway(GatewayOptions options);
+  ~Gateway() override;
+
+  // Wires the registry (constructed with this Gateway as its sink) before Start.
+  void SetRegistry(replication::HubRegistry* registry);
+  // Starts the loops and the listener; returns the bound port (useful with port 0).
+  Result<int> Start();
+  // Stops accepting, tells every client (JSON: `disconnected`), closes them, stops the loops.
+  void Shutdown(const std::string& reason);
+
+  void Deliver(const HubName& hub, uint64_t position, const storage::Entry& entry,
+               const storage::ApplyResult& result) override;
+
+  // Drops a connection from the map (its close entry could not be appended).
+  void Forget(const std::string& connection_id);
+  size_t connection_count() const;
+
+  // HTTP worker entry point for /client requests.
+  void HandleClient(Poco::Net::HTTPServerRequest& request, Poco::Net::HTTPServerResponse& response);
+  rest::RestApi* rest() { return rest_.get(); }
+
+  // HMAC of the connection id with the primary key, verifiable with any configured key.
+  std::string ReconnectionToken(const std::string& hub, const std::string& connection_id) const;
+  bool VerifyReconnectionToken(const std::string& hub, const std::string& connection_id,
+                               const std::string& token) const;
+
+ private:
+  std::shared_ptr<ClientConnection> Find(const std::string& id) const;
+  void Recover(Poco::Net::HTTPServerRequest& request, Poco::Net::HTTPServerResponse& response,
+               const std::shared_ptr<replication::Hub>& hub, const std::string& protocol,
+               const std::string& connection_id, const std::string& token);
+
+  GatewayOptions options_;
+  replication::HubRegistry* registry_ = nullptr;
+  std::unique_ptr<rest::RestApi> rest_;
+  std::vector<std::unique_ptr<EventLoop>> loops_;
+  std::atomic<size_t> next_loop_{0};
+  std::unique_ptr<Poco::Net::HTTPServer> http_;
+
+  mutable std::mutex conns_mu_;
+  std::unordered_map<std::string, std::shared_ptr<ClientConnection>> conns_;
+};
+
+}  // namespace hubcast::server

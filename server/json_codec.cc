@@ -1,0 +1,231 @@
+#include "server/json_codec.h"
+
+#include "base/base64.h"
+#include "base/json.h"
+
+namespace hubcast::server {
+namespace {
+
+std::optional<storage::DataType> ParseDataType(std::string_view s) {
+  if (s == "json") return storage::DataType::kJson;
+  if (s == "text") return storage::DataType::kText;
+  if (s == "binary") return storage::DataType::kBinary;
+  if (s == "protobuf") return storage::DataType::kProtobuf;
+  return std::nullopt;
+}
+
+// Fills data_type/data from the "dataType" and "data" members; false (with reason) if invalid.
+bool DecodePayload(const json::Value& obj, ClientMessage& m) {
+  const json::Value* dt = obj.Find("dataType");
+  if (dt != nullptr && !dt->is_null()) {
+    if (!dt->is_string()) {
+      m.invalid_reason = "dataType must be a string.";
+      return false;
+    }
+    auto t = ParseDataType(dt->str());
+    if (!t) {
+      m.invalid_reason = "dataType must be json, text, binary or protobuf.";
+      return false;
+    }
+    m.data_type = *t;
+  }
+  const json::Value* data = obj.Find("data");
+  switch (m.data_type) {
+    case storage::DataType::kJson:
+      // A missing data member forwards JSON null, like the service does for `data: undefined`.
+      m.data = data ? json::Serialize(*data) : "null";
+      return true;
+    case storage::DataType::kText:
+      if (data == nullptr || !data->is_string()) {
+        m.invalid_reason = "data must be a string when dataType is text.";
+        return false;
+      }
+      m.data = data->str();
+      return true;
+    case storage::DataType::kBinary:
+    case storage::DataType::kProtobuf: {
+      if (data == nullptr || !data->is_string()) {
+        m.invalid_reason = "data must be a base64 string when dataType is binary or protobuf.";
+        return false;
+      }
+      auto bytes = Base64Decode(data->str());
+      if (!bytes) {
+        m.invalid_reason = "data is not valid base64.";
+        return false;
+      }
+      m.data = std::move(*bytes);
+      return true;
+    }
+  }
+  return true;
+}
+
+bool RequireString(const json::Value& obj, const char* key, std::string& out, ClientMessage& m) {
+  const json::Value* v = obj.Find(key);
+  if (v == nullptr || !v->is_string()) {
+    m.invalid_reason = std::string(key) + " must be a string.";
+    return false;
+  }
+  out = v->str();
+  return true;
+}
+
+}  // namespace
+
+Result<ClientMessage> DecodeClientMessage(std::string_view text) {
+  auto parsed = json::Parse(text);
+  if (!parsed.ok()) return Status::InvalidArgument("Invalid JSON: " + parsed.status().message());
+  const json::Value& obj = *parsed;
+  if (!obj.is_object()) return Status::InvalidArgument("A message must be a JSON object.");
+  const json::Value* type = obj.Find("type");
+  if (type == nullptr || !type->is_string()) {
+    return Status::InvalidArgument("A message must have a string \"type\".");
+  }
+  ClientMessage m;
+  m.type_name = type->str();
+  if (const json::Value* ack = obj.Find("ackId"); ack != nullptr && !ack->is_null()) {
+    auto id = ack->as_uint64();
+    if (!id) return Status::InvalidArgument("ackId must be an unsigned 64-bit integer.");
+    m.ack_id = *id;
+  }
+  const std::string& t = m.type_name;
+  if (t == "joinGroup" || t == "leaveGroup") {
+    m.type = t == "joinGroup" ? ClientMessageType::kJoinGroup : ClientMessageType::kLeaveGroup;
+    RequireString(obj, "group", m.group, m);
+  } else if (t == "sendToGroup") {
+    m.type = ClientMessageType::kSendToGroup;
+    if (RequireString(obj, "group", m.group, m)) {
+      if (const json::Value* ne = obj.Find("noEcho"); ne != nullptr && !ne->is_null()) {
+        if (!ne->is_bool()) {
+          m.invalid_reason = "noEcho must be a boolean.";
+        } else {
+          m.no_echo = ne->as_bool();
+        }
+      }
+      if (!m.invalid_reason) DecodePayload(obj, m);
+    }
+  } else if (t == "event") {
+    m.type = ClientMessageType::kEvent;
+    if (RequireString(obj, "event", m.event, m)) {
+      if (m.event.empty()) m.invalid_reason = "event must not be empty.";
+      if (!m.invalid_reason) DecodePayload(obj, m);
+    }
+  } else if (t == "sequenceAck") {
+    m.type = ClientMessageType::kSequenceAck;
+    const json::Value* s = obj.Find("sequenceId");
+    auto id = s ? s->as_uint64() : std::nullopt;
+    if (!id) {
+      m.invalid_reason = "sequenceId must be an unsigned 64-bit integer.";
+    } else {
+      m.sequence_id = *id;
+    }
+  } else if (t == "ping") {
+    m.type = ClientMessageType::kPing;
+  } else {
+    m.type = ClientMessageType::kUnknown;
+    m.invalid_reason = "Unknown message type '" + t + "'.";
+  }
+  return m;
+}
+
+std::string EncodeConnected(const std::optional<std::string>& user_id,
+                            std::string_view connection_id,
+                            const std::optional<std::string>& reconnection_token) {
+  std::string out = R"({"type":"system","event":"connected","userId":)";
+  if (user_id) {
+    json::AppendQuoted(out, *user_id);
+  } else {
+    out += "null";
+  }
+  out += ",\"connectionId\":";
+  json::AppendQuoted(out, connection_id);
+  if (reconnection_token) {
+    out += ",\"reconnectionToken\":";
+    json::AppendQuoted(out, *reconnection_token);
+  }
+  out += '}';
+  return out;
+}
+
+std::string EncodeDisconnected(std::string_view reason) {
+  std::string out = R"({"type":"system","event":"disconnected","message":)";
+  json::AppendQuoted(out, reason);
+  out += '}';
+  return out;
+}
+
+const char* AckErrorName(StatusCode code) {
+  switch (code) {
+    case StatusCode::kForbidden:
+      return "Forbidden";
+    case StatusCode::kDuplicate:
+      return "Duplicate";
+    case StatusCode::kNotFound:
+      return "NotFound";
+    case StatusCode::kInvalidArgument:
+    case StatusCode::kTooLarge:
+    case StatusCode::kUnsupportedMedia:
+      return "BadRequest";
+    case StatusCode::kUnauthorized:
+      return "Unauthorized";
+    default:
+      return "InternalServerError";
+  }
+}
+
+std::string EncodeAck(uint64_t ack_id, const Status& status) {
+  std::string out = R"({"type":"ack","ackId":)" + std::to_string(ack_id);
+  if (status.ok()) {
+    out += R"(,"success":true})";
+    return out;
+  }
+  out += R"(,"success":false,"error":{"name":")";
+  out += AckErrorName(status.code());
+  out += "\",\"message\":";
+  json::AppendQuoted(out, status.message());
+  out += "}}";
+  return out;
+}
+
+std::string EncodePong() { return R"({"type":"pong"})"; }
+
+void AppendData(std::string& out, storage::DataType type, std::string_view data) {
+  switch (type) {
+    case storage::DataType::kJson:
+      out.append(data);  // validated JSON text, forwarded as is
+      break;
+    case storage::DataType::kText:
+      json::AppendQuoted(out, data);
+      break;
+    case storage::DataType::kBinary:
+    case storage::DataType::kProtobuf:
+      out += '"';
+      out += Base64Encode(data);
+      out += '"';
+      break;
+  }
+}
+
+std::string EncodeMessageBody(const storage::Entry& e) {
+  std::string out;
+  out.reserve(e.data.size() + e.data.size() / 3 + 96 + e.target.size());
+  out += R"("type":"message","from":)";
+  if (e.from == storage::MessageFrom::kGroup) {
+    out += R"("group","group":)";
+    json::AppendQuoted(out, e.target);
+    if (!e.from_user_id.empty()) {
+      out += ",\"fromUserId\":";
+      json::AppendQuoted(out, e.from_user_id);
+    }
+  } else {
+    out += "\"server\"";
+  }
+  out += ",\"dataType\":\"";
+  out += storage::DataTypeName(e.data_type);
+  out += "\",\"data\":";
+  AppendData(out, e.data_type, e.data);
+  out += '}';
+  return out;
+}
+
+}  // namespace hubcast::server

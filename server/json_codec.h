@@ -1,0 +1,66 @@
+// The JSON subprotocols' wire format (PROTOCOL.md 3.2 and 3.4): decoding client messages and
+// encoding service messages. Pure functions, thread-safe.
+//
+// Decoding distinguishes three outcomes, because the protocol answers them differently:
+//   - not a JSON object with a string "type" (or an ackId that is not a uint64): the frame is
+//     malformed and the connection is closed with 1003;
+//   - a known type with invalid fields, or an unknown type: the message is rejected with an
+//     ack error "BadRequest" when it has an ackId (and dropped otherwise);
+//   - a valid message.
+#pragma once
+
+#include "base/status.h"
+#include "storage/entry.h"
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace hubcast::server {
+
+enum class ClientMessageType {
+  kJoinGroup,
+  kLeaveGroup,
+  kSendToGroup,
+  kEvent,
+  kSequenceAck,
+  kPing,
+  kUnknown,  // any other type: BadRequest if it has an ackId
+};
+
+struct ClientMessage {
+  ClientMessageType type = ClientMessageType::kUnknown;
+  std::string type_name;
+  std::optional<uint64_t> ack_id;
+  std::string group;
+  std::string event;
+  bool no_echo = false;
+  storage::DataType data_type = storage::DataType::kJson;
+  std::string data;  // json: compact JSON text; text: the string; binary/protobuf: raw bytes
+  uint64_t sequence_id = 0;
+  // Set when the message is well-formed JSON but invalid for its type (BadRequest).
+  std::optional<std::string> invalid_reason;
+};
+
+// Fails (kInvalidArgument) only for malformed frames (the 1003 case).
+Result<ClientMessage> DecodeClientMessage(std::string_view text);
+
+// Service messages (compact JSON text).
+std::string EncodeConnected(const std::optional<std::string>& user_id,
+                            std::string_view connection_id,
+                            const std::optional<std::string>& reconnection_token);
+std::string EncodeDisconnected(std::string_view reason);
+std::string EncodeAck(uint64_t ack_id, const Status& status);
+std::string EncodePong();
+// The name an ack error carries for a status (Forbidden, Duplicate, BadRequest, ...).
+const char* AckErrorName(StatusCode code);
+
+// A data message without its opening brace: `"type":"message","from":...,"data":...}`.
+// A JSON frame is "{" + body; a reliable frame is `{"sequenceId":N,` + body, so the body is
+// encoded once and shared by every recipient.
+std::string EncodeMessageBody(const storage::Entry& entry);
+// Appends the `data` value for a payload of the given type.
+void AppendData(std::string& out, storage::DataType type, std::string_view data);
+
+}  // namespace hubcast::server

@@ -1,0 +1,162 @@
+// hubcast: the server executable. `hubcast serve` runs a single node on its embedded default
+// (LocalLog, state in the data dir).
+#include "base/log.h"
+#include "base/random.h"
+#include "replication/hub.h"
+#include "server/config.h"
+#include "server/gateway.h"
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <signal.h>
+#include <sys/stat.h>
+#include <thread>
+#include <unistd.h>
+
+namespace {
+
+using hubcast::Logger;
+namespace fs = std::filesystem;
+
+// Exit codes: 0 normal (also after SIGTERM), 1 runtime failure, 2 configuration / start-up.
+int Fail(const std::string& line) {
+  std::fprintf(stderr, "hubcast: %s\n", line.c_str());
+  return 2;
+}
+
+// Reads a one-line value kept in the data dir, or creates it with `make` (mode 0600).
+bool KeepInDataDir(const fs::path& file, const std::function<std::string()>& make, std::string* out,
+                   std::string* error) {
+  std::ifstream in(file);
+  if (in) {
+    std::getline(in, *out);
+    if (!out->empty()) return true;
+  }
+  *out = make();
+  fs::path tmp = file;
+  tmp += ".tmp";
+  {
+    std::ofstream o(tmp, std::ios::trunc);
+    if (!o) {
+      *error = "cannot write " + tmp.string();
+      return false;
+    }
+    o << *out << "\n";
+  }
+  ::chmod(tmp.c_str(), 0600);
+  std::error_code ec;
+  fs::rename(tmp, file, ec);
+  if (ec) {
+    *error = "cannot write " + file.string() + ": " + ec.message();
+    return false;
+  }
+  return true;
+}
+
+int Serve(const std::vector<std::string>& args) {
+  bool print_defaults = false, help = false;
+  auto parsed = hubcast::server::ParseServeConfig(args, &print_defaults, &help);
+  if (help) {
+    std::cout << hubcast::server::ServeUsage();
+    return 0;
+  }
+  if (print_defaults) {
+    std::cout << hubcast::server::DefaultConfigText();
+    return 0;
+  }
+  if (!parsed.ok()) return Fail(parsed.status().message());
+  hubcast::server::ServerConfig cfg = std::move(*parsed);
+  using hubcast::LogLevel;
+  hubcast::SetLogLevel(cfg.log_level == "debug"   ? LogLevel::kDebug
+                       : cfg.log_level == "warn"  ? LogLevel::kWarn
+                       : cfg.log_level == "error" ? LogLevel::kError
+                                                  : LogLevel::kInfo);
+
+  std::error_code ec;
+  fs::create_directories(cfg.data_dir, ec);
+  if (ec) return Fail("cannot create data dir " + cfg.data_dir + ": " + ec.message());
+  std::string error;
+  if (cfg.access_keys.empty()) {
+    std::string key;
+    if (!KeepInDataDir(
+            fs::path(cfg.data_dir) / "access-key", [] { return hubcast::RandomHex(24); }, &key,
+            &error)) {
+      return Fail(error);
+    }
+    if (auto s = hubcast::server::ValidateAccessKey(key); !s.ok()) {
+      return Fail("the access key in the data dir is invalid: " + s.message());
+    }
+    cfg.access_keys.push_back(key);
+  }
+  if (cfg.node_id.empty() && !KeepInDataDir(
+                                 fs::path(cfg.data_dir) / "node-id",
+                                 [] { return hubcast::RandomHex(8); }, &cfg.node_id, &error)) {
+    return Fail(error);
+  }
+
+  // Signals are taken by sigwait in this thread only: block them before any thread starts.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  ::signal(SIGPIPE, SIG_IGN);
+
+  hubcast::server::GatewayOptions go;
+  go.bind = cfg.bind;
+  go.port = cfg.port;
+  go.event_loops =
+      cfg.event_loops > 0 ? cfg.event_loops : static_cast<int>(std::thread::hardware_concurrency());
+  go.http_threads = cfg.http_threads;
+  go.access_keys = cfg.access_keys;
+  go.allow_anonymous = cfg.allow_anonymous;
+  go.limits.keepalive = std::chrono::seconds(cfg.keepalive_seconds);
+  go.limits.idle_timeout = std::chrono::seconds(cfg.idle_timeout_seconds);
+  go.limits.reliable_hold = std::chrono::seconds(cfg.reliable_hold_seconds);
+  go.limits.max_outbound_bytes = static_cast<size_t>(cfg.max_outbound_mib) * 1024 * 1024;
+
+  hubcast::server::Gateway gateway(go);
+  hubcast::replication::HubRegistry registry({cfg.node_id}, &gateway);
+  gateway.SetRegistry(&registry);
+  auto port = gateway.Start();
+  if (!port.ok()) return Fail(port.status().message());
+
+  std::string host = cfg.bind == "0.0.0.0" || cfg.bind == "::" ? "127.0.0.1" : cfg.bind;
+  if (host.find(':') != std::string::npos) host = "[" + host + "]";
+  std::cout << "Endpoint=http://" << host << ":" << *port << ";AccessKey=" << cfg.access_keys[0]
+            << ";Version=1.0;" << std::endl;
+  if (!cfg.ports_file.empty()) {
+    std::string tmp = cfg.ports_file + ".tmp";
+    {
+      std::ofstream o(tmp, std::ios::trunc);
+      o << *port << "\n";
+    }
+    fs::rename(tmp, cfg.ports_file, ec);
+    if (ec) return Fail("cannot write ports file " + cfg.ports_file + ": " + ec.message());
+  }
+  Logger log("main");
+  log.Info("listening on ", cfg.bind, ":", *port, " node=", cfg.node_id,
+           " event-loops=", go.event_loops);
+
+  int sig = 0;
+  sigwait(&signals, &sig);
+  log.Info("signal ", sig, ": draining connections");
+  gateway.Shutdown("Service reload");
+  registry.Stop();
+  log.Info("stopped");
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (args.empty() || args[0] == "help" || args[0] == "--help") {
+    std::cout << "usage: hubcast serve [options]   (hubcast serve --help for the options)\n";
+    return args.empty() ? 2 : 0;
+  }
+  if (args[0] == "serve") return Serve({args.begin() + 1, args.end()});
+  return Fail("unknown command '" + args[0] + "' (try: hubcast serve --help)");
+}

@@ -1,0 +1,73 @@
+// WebSocket framing (RFC 6455) for the server side: an incremental reader that never waits
+// on a partial frame (POCO 1.11's receiveFrame blocks on one, see ARCHITECTURE.md Threads)
+// and encoders for the unmasked frames a server sends.
+//
+// WsReader is fed whatever bytes a non-blocking read returned and yields complete messages:
+// data messages reassembled from fragments, and control frames (which may arrive between
+// fragments) as they come. It enforces: client frames are masked (else 1002), reserved bits
+// are zero (no extension is negotiated; else 1002), control frames are <= 125 bytes and not
+// fragmented (1002), continuation only inside a fragmented message (1002), a message of at
+// most max_message_bytes (else 1009, detected from the header before the payload arrives),
+// text messages are valid UTF-8 (else 1007). After an error the reader stays failed.
+// Not thread-safe: one reader per connection, used on that connection's event loop.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace hubcast::server {
+
+enum class WsOpcode : uint8_t {
+  kContinuation = 0x0,
+  kText = 0x1,
+  kBinary = 0x2,
+  kClose = 0x8,
+  kPing = 0x9,
+  kPong = 0xA,
+};
+
+struct WsMessage {
+  WsOpcode opcode;      // kText, kBinary, kClose, kPing or kPong (never kContinuation)
+  std::string payload;  // unmasked; for kClose the raw close payload (code + reason)
+};
+
+struct WsError {
+  uint16_t close_code;  // 1002, 1007 or 1009
+  std::string reason;
+};
+
+class WsReader {
+ public:
+  explicit WsReader(size_t max_message_bytes = 1024 * 1024);
+  // Buffers bytes; cheap, no parsing happens until Next().
+  void Feed(const char* data, size_t n);
+  // The next complete message, or nullopt when more bytes are needed or the reader failed
+  // (then error() is set).
+  std::optional<WsMessage> Next();
+  const std::optional<WsError>& error() const { return error_; }
+  // Bytes buffered but not yet consumed (for tests and memory accounting).
+  size_t buffered() const;
+
+ private:
+  size_t max_message_bytes_;
+  std::string buf_;
+  size_t pos_ = 0;                       // consumed prefix of buf_
+  std::optional<WsOpcode> frag_opcode_;  // set while a fragmented message is in progress
+  std::string frag_payload_;
+  std::optional<WsError> error_;
+};
+
+// Header (2-10 bytes) of an unmasked server frame with FIN set.
+std::string WsFrameHeader(WsOpcode opcode, size_t payload_len);
+// A whole unmasked frame.
+std::string WsFrame(WsOpcode opcode, std::string_view payload);
+// A close frame with code and reason (reason truncated to fit 125 bytes at a UTF-8 boundary).
+std::string WsCloseFrame(uint16_t code, std::string_view reason);
+// Parses a close payload; code 1005 when empty.
+void WsParseClose(std::string_view payload, uint16_t* code, std::string* reason);
+// Sec-WebSocket-Accept for a Sec-WebSocket-Key.
+std::string WsAcceptKey(std::string_view client_key);
+
+}  // namespace hubcast::server

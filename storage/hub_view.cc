@@ -1,0 +1,296 @@
+#include "storage/hub_view.h"
+
+#include <algorithm>
+#include <deque>
+#include <mutex>
+#include <shared_mutex>
+#include <unordered_map>
+#include <unordered_set>
+
+namespace hubcast::storage {
+namespace {
+
+// How many ackIds a connection remembers. PROTOCOL.md leaves the window UNCONFIRMED; this
+// covers far more than any client retries, while bounding memory per connection.
+constexpr size_t kAckHistory = 4096;
+
+struct Conn {
+  ConnectionRecord rec;
+  std::unordered_set<uint64_t> acks;
+  std::deque<uint64_t> ack_order;
+
+  bool SeenAck(uint64_t id) const { return acks.count(id) != 0; }
+  void RememberAck(uint64_t id) {
+    if (!acks.insert(id).second) return;
+    ack_order.push_back(id);
+    if (ack_order.size() > kAckHistory) {
+      acks.erase(ack_order.front());
+      ack_order.pop_front();
+    }
+  }
+};
+
+class MemoryView final : public HubView {
+ public:
+  ApplyResult Apply(uint64_t position, const Entry& e) override {
+    std::unique_lock lock(mu_);
+    ApplyResult r;
+    switch (e.kind) {
+      case EntryKind::kConnectionOpen:
+        ApplyOpen(position, e, r);
+        break;
+      case EntryKind::kConnectionClose:
+        if (RemoveConnection(e.origin_connection)) r.closed.push_back(e.origin_connection);
+        break;
+      case EntryKind::kCloseConnections: {
+        std::vector<Conn*> sel;
+        Select(e, sel);
+        for (Conn* c : sel) r.closed.push_back(c->rec.id);
+        for (const auto& id : r.closed) RemoveConnection(id);
+        break;
+      }
+      case EntryKind::kAddToGroups:
+      case EntryKind::kRemoveFromGroups:
+        ApplyMembership(e, r);
+        break;
+      case EntryKind::kGrant:
+      case EntryKind::kRevoke: {
+        auto it = conns_.find(e.target);
+        if (it == conns_.end()) {
+          r.status = Status::NotFound("Connection '" + e.target + "' does not exist.");
+          break;
+        }
+        if (e.kind == EntryKind::kGrant) {
+          it->second->rec.permissions.Grant(e.permission, e.permission_target);
+        } else {
+          it->second->rec.permissions.Revoke(e.permission, e.permission_target);
+        }
+        break;
+      }
+      case EntryKind::kSend:
+        ApplySend(e, r);
+        break;
+      case EntryKind::kClientAck:
+        CheckClientAction(e, r);
+        break;
+    }
+    applied_ = position;
+    return r;
+  }
+
+  uint64_t applied_position() const override {
+    std::shared_lock lock(mu_);
+    return applied_;
+  }
+
+  bool ConnectionExists(const std::string& id) const override {
+    std::shared_lock lock(mu_);
+    return conns_.count(id) != 0;
+  }
+  bool GroupExists(const std::string& group) const override {
+    std::shared_lock lock(mu_);
+    return groups_.count(group) != 0;
+  }
+  bool UserExists(const std::string& user) const override {
+    std::shared_lock lock(mu_);
+    return users_.count(user) != 0;
+  }
+  std::optional<bool> CheckPermission(const std::string& id, Permission p,
+                                      const std::optional<std::string>& group) const override {
+    std::shared_lock lock(mu_);
+    auto it = conns_.find(id);
+    if (it == conns_.end()) return std::nullopt;
+    return it->second->rec.permissions.Allowed(p, group);
+  }
+  std::vector<ConnectionSummary> ListGroupConnections(const std::string& group,
+                                                      const std::string& after_id,
+                                                      size_t limit) const override {
+    std::shared_lock lock(mu_);
+    std::vector<ConnectionSummary> out;
+    auto it = groups_.find(group);
+    if (it == groups_.end()) return out;
+    std::vector<const Conn*> members;
+    members.reserve(it->second.size());
+    for (const Conn* c : it->second) {
+      if (after_id.empty() || c->rec.id > after_id) members.push_back(c);
+    }
+    std::sort(members.begin(), members.end(),
+              [](const Conn* a, const Conn* b) { return a->rec.id < b->rec.id; });
+    if (members.size() > limit) members.resize(limit);
+    out.reserve(members.size());
+    for (const Conn* c : members) out.push_back({c->rec.id, c->rec.user_id});
+    return out;
+  }
+  std::optional<ConnectionRecord> GetConnection(const std::string& id) const override {
+    std::shared_lock lock(mu_);
+    auto it = conns_.find(id);
+    if (it == conns_.end()) return std::nullopt;
+    return it->second->rec;
+  }
+  size_t connection_count() const override {
+    std::shared_lock lock(mu_);
+    return conns_.size();
+  }
+
+ private:
+  void ApplyOpen(uint64_t position, const Entry& e, ApplyResult& r) {
+    if (conns_.count(e.origin_connection)) {
+      r.status = Status::InvalidArgument("Connection id already in use.");
+      return;
+    }
+    auto c = std::make_unique<Conn>();
+    c->rec.id = e.origin_connection;
+    c->rec.user_id = e.user_id;
+    c->rec.subprotocol = e.subprotocol;
+    c->rec.reliable = e.reliable;
+    c->rec.node_id = e.node_id;
+    c->rec.created_position = position;
+    c->rec.permissions = PermissionSet(e.roles);
+    Conn* raw = c.get();
+    conns_.emplace(raw->rec.id, std::move(c));
+    if (raw->rec.user_id) users_[*raw->rec.user_id].insert(raw);
+    for (const auto& g : e.groups) Join(raw, g);
+    r.opened = &raw->rec;
+  }
+
+  // Dedupe and permission check of a client action. Returns false (with r.status set) when
+  // the action must not take effect.
+  bool CheckClientAction(const Entry& e, ApplyResult& r) {
+    if (e.origin_connection.empty()) return true;
+    auto it = conns_.find(e.origin_connection);
+    if (it == conns_.end()) {
+      r.status = Status::NotFound("The connection has gone.");
+      return false;
+    }
+    Conn* origin = it->second.get();
+    if (e.ack_id && origin->SeenAck(*e.ack_id)) {
+      r.status = Status::Duplicate("Message with ackId " + std::to_string(*e.ack_id) +
+                                   " was already processed.");
+      return false;
+    }
+    if (e.required_permission &&
+        !origin->rec.permissions.Allowed(*e.required_permission, e.permission_target)) {
+      r.status = Status::Forbidden(
+          std::string("The connection has no permission to ") +
+          (*e.required_permission == Permission::kSendToGroup ? "send to" : "join or leave") +
+          " group '" + e.permission_target.value_or("") + "'.");
+      return false;
+    }
+    if (e.ack_id) origin->RememberAck(*e.ack_id);
+    return true;
+  }
+
+  void ApplyMembership(const Entry& e, ApplyResult& r) {
+    if (!CheckClientAction(e, r)) return;
+    std::vector<Conn*> sel;
+    if (e.scope == Scope::kConnection && !conns_.count(e.target)) {
+      r.status = Status::NotFound("Connection '" + e.target + "' does not exist.");
+      return;
+    }
+    Select(e, sel);
+    for (Conn* c : sel) {
+      if (e.kind == EntryKind::kAddToGroups) {
+        for (const auto& g : e.groups) Join(c, g);
+      } else if (e.groups.empty()) {
+        std::vector<std::string> all(c->rec.groups.begin(), c->rec.groups.end());
+        for (const auto& g : all) Leave(c, g);
+      } else {
+        for (const auto& g : e.groups) Leave(c, g);
+      }
+    }
+  }
+
+  void ApplySend(const Entry& e, ApplyResult& r) {
+    if (!CheckClientAction(e, r)) return;
+    std::vector<Conn*> sel;
+    Select(e, sel);
+    r.recipients.reserve(sel.size());
+    for (Conn* c : sel) {
+      if (e.no_echo && c->rec.id == e.origin_connection) continue;
+      r.recipients.push_back(&c->rec);
+    }
+  }
+
+  // The connections an entry's scope, excluded list and filter select.
+  void Select(const Entry& e, std::vector<Conn*>& out) const {
+    auto consider = [&](Conn* c) {
+      if (!e.excluded.empty() &&
+          std::find(e.excluded.begin(), e.excluded.end(), c->rec.id) != e.excluded.end()) {
+        return;
+      }
+      if (e.filter) {
+        FilterSubject s;
+        s.connection_id = c->rec.id;
+        s.user_id = c->rec.user_id ? &*c->rec.user_id : nullptr;
+        s.groups = &c->rec.groups;
+        s.protocol = c->rec.subprotocol;
+        if (!e.filter->Matches(s)) return;
+      }
+      out.push_back(c);
+    };
+    switch (e.scope) {
+      case Scope::kAll:
+        out.reserve(conns_.size());
+        for (auto& [id, c] : conns_) consider(c.get());
+        break;
+      case Scope::kGroup: {
+        auto it = groups_.find(e.target);
+        if (it == groups_.end()) return;
+        out.reserve(it->second.size());
+        for (Conn* c : it->second) consider(c);
+        break;
+      }
+      case Scope::kUser: {
+        auto it = users_.find(e.target);
+        if (it == users_.end()) return;
+        for (Conn* c : it->second) consider(c);
+        break;
+      }
+      case Scope::kConnection: {
+        auto it = conns_.find(e.target);
+        if (it != conns_.end()) consider(it->second.get());
+        break;
+      }
+    }
+  }
+
+  void Join(Conn* c, const std::string& g) {
+    if (c->rec.groups.insert(g).second) groups_[g].insert(c);
+  }
+  void Leave(Conn* c, const std::string& g) {
+    if (!c->rec.groups.erase(g)) return;
+    auto it = groups_.find(g);
+    if (it == groups_.end()) return;
+    it->second.erase(c);
+    if (it->second.empty()) groups_.erase(it);  // a group exists only while it has members
+  }
+
+  bool RemoveConnection(const std::string& id) {
+    auto it = conns_.find(id);
+    if (it == conns_.end()) return false;
+    Conn* c = it->second.get();
+    std::vector<std::string> gs(c->rec.groups.begin(), c->rec.groups.end());
+    for (const auto& g : gs) Leave(c, g);
+    if (c->rec.user_id) {
+      auto u = users_.find(*c->rec.user_id);
+      if (u != users_.end()) {
+        u->second.erase(c);
+        if (u->second.empty()) users_.erase(u);
+      }
+    }
+    conns_.erase(it);
+    return true;
+  }
+
+  mutable std::shared_mutex mu_;
+  uint64_t applied_ = 0;
+  std::unordered_map<std::string, std::unique_ptr<Conn>> conns_;
+  std::unordered_map<std::string, std::unordered_set<Conn*>> groups_;
+  std::unordered_map<std::string, std::unordered_set<Conn*>> users_;
+};
+
+}  // namespace
+
+std::unique_ptr<HubView> NewMemoryView() { return std::make_unique<MemoryView>(); }
+
+}  // namespace hubcast::storage

@@ -1,0 +1,85 @@
+// HubView: the state of one hub, materialised by applying its log entries in order.
+//
+// It holds the connections (user, roles and runtime permissions, groups, subprotocol), the
+// group and user indexes, and each connection's processed ackIds. Apply decides everything
+// from the entry and the current state (never from the local clock), so every node that
+// applies the same entries in the same order holds the same view and computes the same
+// recipients.
+//
+// Threading contract:
+//   1. Exactly one thread (the hub's applier) calls Apply, in log order.
+//   2. Queries may be called from any thread at any time; they see the state after some
+//      complete Apply (never a half-applied entry).
+//   3. ApplyResult::recipients points into the view; the pointers stay valid until the next
+//      Apply and may only be read on the applier thread (no other thread mutates records).
+//
+// MemoryView keeps everything in memory; the durable RocksDB view implements the same
+// interface, so the gateway and the REST API do not change when durability plugs in.
+#pragma once
+
+#include "base/status.h"
+#include "storage/entry.h"
+#include "storage/permissions.h"
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace hubcast::storage {
+
+struct ConnectionRecord {
+  std::string id;
+  std::optional<std::string> user_id;
+  std::string subprotocol;
+  bool reliable = false;
+  std::string node_id;
+  uint64_t created_position = 0;
+  PermissionSet permissions;
+  std::set<std::string> groups;
+};
+
+struct ApplyResult {
+  // OK, or why a client action / REST command had no effect: kForbidden, kDuplicate,
+  // kNotFound, kInvalidArgument. The entry is still in the log either way.
+  Status status;
+  // kSend: the selected connections, in no particular order (see threading note 3).
+  std::vector<const ConnectionRecord*> recipients;
+  // kConnectionClose / kCloseConnections: connections removed by this entry.
+  std::vector<std::string> closed;
+  // kConnectionOpen: the new connection (same validity as recipients).
+  const ConnectionRecord* opened = nullptr;
+};
+
+struct ConnectionSummary {
+  std::string connection_id;
+  std::optional<std::string> user_id;
+};
+
+class HubView {
+ public:
+  virtual ~HubView() = default;
+
+  virtual ApplyResult Apply(uint64_t position, const Entry& entry) = 0;
+  // Position of the last applied entry (0 before the first).
+  virtual uint64_t applied_position() const = 0;
+
+  virtual bool ConnectionExists(const std::string& connection_id) const = 0;
+  virtual bool GroupExists(const std::string& group) const = 0;
+  virtual bool UserExists(const std::string& user_id) const = 0;
+  // nullopt when the connection does not exist.
+  virtual std::optional<bool> CheckPermission(const std::string& connection_id, Permission p,
+                                              const std::optional<std::string>& group) const = 0;
+  // Members of a group ordered by connection id, starting after `after_id` (exclusive).
+  virtual std::vector<ConnectionSummary> ListGroupConnections(const std::string& group,
+                                                              const std::string& after_id,
+                                                              size_t limit) const = 0;
+  virtual std::optional<ConnectionRecord> GetConnection(const std::string& connection_id) const = 0;
+  virtual size_t connection_count() const = 0;
+};
+
+std::unique_ptr<HubView> NewMemoryView();
+
+}  // namespace hubcast::storage

@@ -1,0 +1,71 @@
+// Roles and runtime permission overrides (PROTOCOL.md 3.3), decided deterministically from
+// a connection's roles and its grant/revoke history, so every node decides the same.
+//
+// Roles understood (others are kept but grant nothing):
+//   webpubsub.joinLeaveGroup            join/leave any group
+//   webpubsub.sendToGroup               publish to any group
+//   webpubsub.joinLeaveGroup.<group>    exactly <group> (the rest of the string, dots included)
+//   webpubsub.sendToGroup.<group>       exactly <group>
+//   webpubsub.joinLeaveGroups.<pattern> groups matching the glob pattern
+//   webpubsub.sendToGroups.<pattern>    groups matching the glob pattern
+// Glob: '?' one char except '.', '*' zero or more chars except '.', '**' zero or more of any
+// char, '\' escapes '\', '*', '?'; at most five '*' in a pattern (an invalid pattern grants
+// nothing).
+//
+// Runtime overrides, applied in log order:
+//   Grant(p, g)   -> g allowed for p (and no longer revoked)
+//   Grant(p, all) -> every group allowed for p; clears revokes and deny-all
+//   Revoke(p, g)  -> g denied for p even if a role or a wildcard grant allows it
+//   Revoke(p, all)-> every runtime grant of p removed and p denied for all groups until
+//                    granted again
+// Allowed(p, g): revoked g -> no; granted g or granted-all -> yes; deny-all -> no;
+// otherwise the roles decide. Allowed(p, all) (no target): !deny-all && (granted-all ||
+// a role granting p for any group).
+//
+// Thread-safety: plain values; the view mutates them only on its applier thread.
+#pragma once
+
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace hubcast::storage {
+
+enum class Permission { kSendToGroup = 0, kJoinLeaveGroup = 1 };
+
+// "sendToGroup" / "joinLeaveGroup" (case-insensitive) as used in REST paths.
+std::optional<Permission> ParsePermission(std::string_view text);
+const char* PermissionName(Permission p);
+
+// True if name matches the glob pattern (syntax above). Invalid patterns match nothing.
+bool GlobMatch(std::string_view pattern, std::string_view name);
+bool IsValidGlob(std::string_view pattern);
+
+class PermissionSet {
+ public:
+  PermissionSet() = default;
+  explicit PermissionSet(const std::vector<std::string>& roles);
+
+  void Grant(Permission p, const std::optional<std::string>& group);
+  void Revoke(Permission p, const std::optional<std::string>& group);
+  bool Allowed(Permission p, const std::optional<std::string>& group) const;
+
+  const std::vector<std::string>& roles() const { return roles_; }
+
+ private:
+  struct PerPermission {
+    bool role_any = false;
+    std::set<std::string> role_literal;
+    std::vector<std::string> role_patterns;
+    bool granted_all = false;
+    bool deny_all = false;
+    std::set<std::string> granted;
+    std::set<std::string> revoked;
+  };
+  std::vector<std::string> roles_;
+  PerPermission per_[2];
+};
+
+}  // namespace hubcast::storage
