@@ -549,7 +549,9 @@ void Exchange::Send(const Reply& reply) {
 
 void Exchange::SendError(const Status& status) {
   const HttpError error = ErrorFor(status.code());
-  if (error.status >= 500) {
+  if (error.status == 503) {
+    Log().Warn(request_.getMethod(), " ", raw_path_, ": ", status.message());
+  } else if (error.status >= 500) {
     Log().Error(request_.getMethod(), " ", raw_path_, ": ", status.message());
   } else {
     Log().Debug(request_.getMethod(), " ", raw_path_, " -> ", error.status, ": ", status.message());

@@ -37,8 +37,16 @@ ClientConnection::~ClientConnection() {
   if (fd_ >= 0) ::close(fd_);
 }
 
-bool ClientConnection::CanRecover() const {
-  return state_ == State::kHeld && init_.protocol == ClientProtocol::kJsonReliable;
+bool ClientConnection::Recover(int fd) {
+  if (init_.protocol != ClientProtocol::kJsonReliable || log_closed_) return false;
+  if (state_ == State::kOpen) {
+    auto self = shared_from_this();
+    DetachSocket();
+    state_ = State::kHeld;
+  }
+  if (state_ != State::kHeld) return false;
+  Attach(fd);
+  return true;
 }
 
 void ClientConnection::Attach(int fd) {
@@ -111,6 +119,7 @@ void ClientConnection::EnqueueReliable(const Unacked& u) {
 void ClientConnection::Enqueue(std::string head, std::shared_ptr<const std::string> body,
                                int64_t expire) {
   if (fd_ < 0 || close_after_flush_) return;
+  if (out_.empty()) write_progress_ = std::chrono::steady_clock::now();
   out_bytes_ += head.size() + (body ? body->size() : 0);
   out_.push_back({std::move(head), std::move(body), expire});
   if (out_bytes_ > limits_.max_outbound_bytes) {
@@ -387,7 +396,7 @@ void ClientConnection::WriteSome() {
       Lost(std::string("Write failed: ") + std::strerror(errno));
       return;
     }
-    last_write_ = std::chrono::steady_clock::now();
+    last_write_ = write_progress_ = std::chrono::steady_clock::now();
     size_t written = static_cast<size_t>(w);
     while (written > 0 && !out_.empty()) {
       OutItem& f = out_.front();
@@ -428,6 +437,14 @@ void ClientConnection::OnTick(std::chrono::steady_clock::time_point now) {
     case State::kOpen:
       if (now - last_read_ > limits_.idle_timeout) {
         Lost("No data from the client within the idle timeout.");
+        return;
+      }
+      if (!out_.empty() && now - write_progress_ > limits_.write_stall) {
+        Logger("conn")
+            .With("id", init_.id)
+            .Warn("no write progress for ", limits_.write_stall.count(),
+                  " s; dropping the slow client");
+        Lost("The client is not reading its messages.");
         return;
       }
       if (now - last_write_ >= limits_.keepalive) Enqueue(WsFrame(WsOpcode::kPing, ""), nullptr);

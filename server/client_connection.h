@@ -56,6 +56,9 @@ struct ConnectionLimits {
   size_t max_unacked_bytes = 16 * 1024 * 1024;
   std::chrono::seconds keepalive{20};
   std::chrono::seconds idle_timeout{120};
+  // Queued data and no write progress for this long: the client is not reading. Needed on
+  // top of max_outbound_bytes because kernel buffers may absorb tens of megabytes first.
+  std::chrono::seconds write_stall{30};
   std::chrono::seconds reliable_hold{30};
 };
 
@@ -81,8 +84,9 @@ class ClientConnection final : public IoHandler {
 
   // --- loop thread only ---
   void Attach(int fd);
-  // True if the session is held and may take over a new socket.
-  bool CanRecover() const;
+  // Resumes a reliable session on a new socket: a held one, or an open one whose old socket
+  // the server has not seen die yet (the new socket takes over). False if the session ended.
+  bool Recover(int fd);
   // A frame that is not a data message (system, ack, pong): never sequenced.
   void SendControl(std::string json_text);
   void DeliverMessage(const EncodedMessage& message);
@@ -140,6 +144,7 @@ class ClientConnection final : public IoHandler {
   bool log_closed_ = false;
   bool close_appended_ = false;
   std::chrono::steady_clock::time_point last_read_, last_write_, held_until_;
+  std::chrono::steady_clock::time_point write_progress_;  // last write, or queue became non-empty
 
   // Reliable subprotocol.
   uint64_t next_seq_ = 1;

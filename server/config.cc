@@ -82,6 +82,8 @@ const std::vector<Option>& Options() {
               "seconds a dropped reliable connection waits for its client to recover"),
       INT_OPT("max-outbound-mib", max_outbound_mib, "16", 1, 1024,
               "unsent bytes queued for one client before it is dropped as too slow"),
+      INT_OPT("write-stall-seconds", write_stall_seconds, "30", 1, 3600,
+              "drop a client whose queued messages made no write progress for this long"),
       Option{"allow-anonymous", "false", "accept clients without an access token", false,
              [](ServerConfig& c, const std::string& v) {
                return ParseBool("allow-anonymous", v, &c.allow_anonymous);

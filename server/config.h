@@ -26,6 +26,7 @@ struct ServerConfig {
   int idle_timeout_seconds = 120;
   int reliable_hold_seconds = 30;
   int max_outbound_mib = 16;
+  int write_stall_seconds = 30;
   bool allow_anonymous = false;
   std::string node_id;  // default: random, kept in the data dir
   std::string log_level = "info";

@@ -27,6 +27,7 @@ namespace hubcast::server {
 namespace {
 
 using Poco::Net::HTTPResponse;
+constexpr const char* kCannotRecover = "The connection cannot be recovered.";
 using Poco::Net::HTTPServerRequest;
 using Poco::Net::HTTPServerResponse;
 
@@ -395,10 +396,12 @@ void Gateway::Recover(HTTPServerRequest& req, HTTPServerResponse& resp,
   int one = 1;
   ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 
-  auto reject = [&](const std::string& why) {
-    std::string frame;
-    if (!protocol.empty()) frame = WsFrame(WsOpcode::kText, EncodeDisconnected(why));
-    frame += WsCloseFrame(1008, why);
+  // The frame is built on this thread; the loop only writes it (or attaches the socket).
+  std::string reject_frame;
+  if (!protocol.empty())
+    reject_frame = WsFrame(WsOpcode::kText, EncodeDisconnected(kCannotRecover));
+  reject_frame += WsCloseFrame(1008, kCannotRecover);
+  auto reject = [](int fd, const std::string& frame) {
     (void)!::write(fd, frame.data(), frame.size());
     ::close(fd);
   };
@@ -407,24 +410,13 @@ void Gateway::Recover(HTTPServerRequest& req, HTTPServerResponse& resp,
       VerifyReconnectionToken(hub->name().str(), connection_id, token)) {
     conn = Find(connection_id);
   }
-  if (!conn || conn->hub() != hub || conn->protocol() != ClientProtocol::kJsonReliable) {
-    reject("The connection cannot be recovered.");
+  if (!conn || conn->hub() != hub) {
+    reject(fd, reject_frame);
     return;
   }
-  conn->loop()->Post(
-      [conn, fd,
-       reject_frame = WsFrame(WsOpcode::kText, EncodeDisconnected("The connection "
-                                                                  "cannot be recovered.")) +
-                      WsCloseFrame(1008,
-                                   "The connection cannot be "
-                                   "recovered.")] {
-        if (!conn->CanRecover()) {
-          (void)!::write(fd, reject_frame.data(), reject_frame.size());
-          ::close(fd);
-          return;
-        }
-        conn->Attach(fd);
-      });
+  conn->loop()->Post([conn, fd, reject, reject_frame = std::move(reject_frame)] {
+    if (!conn->Recover(fd)) reject(fd, reject_frame);
+  });
 }
 
 void Gateway::Deliver(const HubName& hub, uint64_t position, const storage::Entry& e,

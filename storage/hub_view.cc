@@ -1,5 +1,7 @@
 #include "storage/hub_view.h"
 
+#include "storage/targeting.h"
+
 #include <algorithm>
 #include <deque>
 #include <mutex>
@@ -211,22 +213,11 @@ class MemoryView final : public HubView {
     }
   }
 
-  // The connections an entry's scope, excluded list and filter select.
+  // The connections an entry's scope, excluded list and filter select: the indexes narrow
+  // the candidates, EntrySelects (shared with replay) decides.
   void Select(const Entry& e, std::vector<Conn*>& out) const {
     auto consider = [&](Conn* c) {
-      if (!e.excluded.empty() &&
-          std::find(e.excluded.begin(), e.excluded.end(), c->rec.id) != e.excluded.end()) {
-        return;
-      }
-      if (e.filter) {
-        FilterSubject s;
-        s.connection_id = c->rec.id;
-        s.user_id = c->rec.user_id ? &*c->rec.user_id : nullptr;
-        s.groups = &c->rec.groups;
-        s.protocol = c->rec.subprotocol;
-        if (!e.filter->Matches(s)) return;
-      }
-      out.push_back(c);
+      if (EntrySelects(e, c->rec)) out.push_back(c);
     };
     switch (e.scope) {
       case Scope::kAll:

@@ -294,3 +294,195 @@ test("row 26: recovery with an invalid reconnection token is accepted, then clos
   const closed = await resumed.waitClose(10000);
   assert.equal(closed.code, 1008);
 });
+
+test("row 12: leaving a group the connection is not in is acked success", T, async () => {
+  const hub = uniqueHub();
+  const sock = await srv.rawClient(hub, { userId: "leaver", roles: [JOIN] });
+  await sock.sendJson({ type: "leaveGroup", group: "never-joined", ackId: 1 });
+  assert.deepEqual(await sock.waitAck(1), { type: "ack", ackId: 1, success: true });
+});
+
+test("row 13: group names with spaces, dots and non-ASCII work end to end", T, async () => {
+  const hub = uniqueHub();
+  const sc = srv.serviceClient(hub);
+  const c = await srv.newClient(hub, { userId: "names", roles: [JOIN, SEND] }, { protocol: "json" });
+  for (const group of ["g 1", "a.b.c", "grüße", "x/y", "50%"]) {
+    await c.client.joinGroup(group);
+    assert.equal(await sc.groupExists(group), true, `groupExists(${JSON.stringify(group)})`);
+    await c.client.sendToGroup(group, { from: "client", group }, "json");
+    await sc.group(group).sendToAll({ from: "rest", group });
+    const a = await c.rec.wait("group", (m) => m.data && m.data.from === "client" && m.data.group === group);
+    assert.equal(a.group, group);
+    await c.rec.wait("message", (m) => m.data && m.data.from === "rest" && m.data.group === group);
+  }
+});
+
+test("row 21: sendEvent with no event handler configured gets an error ack, the connection stays", T, async () => {
+  const hub = uniqueHub();
+  const c = await srv.newClient(hub, { userId: "evt" }, { protocol: "json" });
+  let err;
+  try {
+    await c.client.sendEvent("someEvent", { a: 1 }, "json");
+  } catch (e) {
+    err = e;
+  }
+  assert.ok(err && err.errorDetail, `expected an error ack, got ${err ? err.message : "success"}`);
+  assert.equal(typeof err.errorDetail.name, "string");
+  await syncClient(srv, c);
+});
+
+test("row 25: the SDK reliable client recovers from a dropped socket: same connection, groups kept, nothing lost", T, async () => {
+  const hub = uniqueHub();
+  const group = uniqueName("g");
+  const c = await srv.newClient(hub, { userId: "sdkrec", roles: [JOIN] }, { autoReconnect: false });
+  const sc = srv.serviceClient(hub);
+  await c.client.joinGroup(group);
+  for (let i = 1; i <= 3; i++) await sc.sendToConnection(c.connectionId, { i });
+  await waitUntil(() => c.rec.all("message").length >= 3, { what: "3 messages before the drop" });
+  c.client._wsClient._socket.terminate(); // an abrupt transport drop, as a network failure would
+  await sc.sendToConnection(c.connectionId, { i: 4 });
+  await sc.group(group).sendToAll({ i: 5 });
+  await waitUntil(() => c.rec.all("message").some((m) => m.data && m.data.i === 5), { timeout: 20000, what: "messages sent during the drop" });
+  await sc.sendToConnection(c.connectionId, { i: 6 });
+  await waitUntil(() => c.rec.all("message").some((m) => m.data && m.data.i === 6), { what: "a message after recovery" });
+  assert.deepEqual(c.rec.all("message").map((m) => m.data.i), [1, 2, 3, 4, 5, 6]);
+  assert.equal(c.rec.all("connected").length, 1, "no second connected event");
+  assert.equal(c.rec.all("disconnected").length, 0, "no disconnected event");
+  assert.equal(c.client._connectionId, c.connectionId);
+  assert.equal(await sc.connectionExists(c.connectionId), true);
+});
+
+test("row 25: raw recovery replays messages sent while the socket was down, numbering on", T, async () => {
+  const hub = uniqueHub();
+  const group = uniqueName("g");
+  const sock = await srv.rawClient(hub, { userId: "rawrec", groups: [group] }, RELIABLE_PROTOCOL);
+  const sc = srv.serviceClient(hub);
+  await sc.sendToConnection(sock.connectionId, { i: 1 });
+  await sock.waitJson((m) => m.type === "message");
+  await sock.sendJson({ type: "sequenceAck", sequenceId: 1 });
+  await sock.roundTrip();
+  sock.terminate();
+  await sock.waitClose();
+  await sc.sendToConnection(sock.connectionId, { i: 2 });
+  await sc.group(group).sendToAll({ i: 3 });
+  const url = `${sock.url}&awps_connection_id=${encodeURIComponent(sock.connectionId)}&awps_reconnection_token=${encodeURIComponent(sock.reconnectionToken)}`;
+  const resumed = await srv.raw(url, { protocols: RELIABLE_PROTOCOL });
+  await waitUntil(() => resumed.messages().length >= 2 || resumed.closeInfo, { what: "the replay" });
+  assert.deepEqual(resumed.messages().map((m) => [m.sequenceId, m.data.i]), [[2, 2], [3, 3]]);
+  assert.equal(await sc.groupExists(group), true, "the group membership survived the drop");
+});
+
+test("row 22: the SDK client's keep-alive pings are answered with pong frames", T, async () => {
+  const hub = uniqueHub();
+  const c = await srv.newClient(hub, { userId: "keepalive" }, { protocol: "json", keepAliveIntervalInMs: 100, keepAliveTimeoutInMs: 5000, autoReconnect: false });
+  let pongs = 0;
+  c.client._wsClient._socket.on("message", (data) => {
+    try {
+      if (JSON.parse(data.toString()).type === "pong") pongs += 1;
+    } catch {
+      // not JSON: the SDK itself would throw on this
+    }
+  });
+  await waitUntil(() => pongs >= 3, { what: "3 pongs to the SDK's pings" });
+  assert.equal(c.rec.all("disconnected").length, 0);
+});
+
+test("row 41: stop() of a reliable SDK client ends the connection at once (close 1000 is not a drop)", T, async () => {
+  const hub = uniqueHub();
+  const c = await srv.newClient(hub, { userId: "stopper" });
+  const sc = srv.serviceClient(hub);
+  assert.equal(await sc.connectionExists(c.connectionId), true);
+  c.client.stop();
+  await c.rec.wait("stopped", () => true, 10000);
+  await waitUntil(async () => !(await sc.connectionExists(c.connectionId)), { timeout: 5000, what: "the connection to end well before the 30 s hold" });
+});
+
+test("row 77: after a REST close the SDK reconnects afresh and rejoins its groups", T, async () => {
+  const hub = uniqueHub();
+  const group = uniqueName("g");
+  const c = await srv.newClient(hub, { userId: "rejoin", roles: [JOIN] });
+  await c.client.joinGroup(group);
+  const sc = srv.serviceClient(hub);
+  await sc.closeConnection(c.connectionId, { reason: "go away" });
+  const d = await c.rec.wait("disconnected", () => true, 15000);
+  assert.equal(d.message && d.message.message, "go away");
+  const second = await c.rec.wait("connected", (e) => e.connectionId !== c.connectionId, 15000);
+  assert.notEqual(second.connectionId, c.connectionId);
+  await waitUntil(async () => (await sc.group(group).listConnections().then(async (it) => {
+    const ids = [];
+    for await (const m of it) ids.push(m.connectionId);
+    return ids;
+  })).includes(second.connectionId), { what: "the new connection to rejoin the group" });
+  await sc.group(group).sendToAll({ after: "rejoin" });
+  await c.rec.wait("message", (m) => m.data && m.data.after === "rejoin");
+});
+
+const recoveryUrl = (sock, id = sock.connectionId, token = sock.reconnectionToken) =>
+  `${sock.url}&awps_connection_id=${encodeURIComponent(id)}&awps_reconnection_token=${encodeURIComponent(token)}`;
+
+test("row 25: recovery takes over a connection whose old socket still looks open", T, async () => {
+  const hub = uniqueHub();
+  const sock = await srv.rawClient(hub, { userId: "takeover" }, RELIABLE_PROTOCOL);
+  const sc = srv.serviceClient(hub);
+  await sc.sendToConnection(sock.connectionId, { i: 1 });
+  await sock.waitJson((m) => m.type === "message");
+  // No drop seen by the server: a half-open TCP connection, then the client recovers.
+  const resumed = await srv.raw(recoveryUrl(sock), { protocols: RELIABLE_PROTOCOL });
+  await sc.sendToConnection(sock.connectionId, { i: 2 });
+  await waitUntil(() => resumed.messages().some((m) => m.data && m.data.i === 2) || resumed.closeInfo, { what: "delivery on the new socket" });
+  assert.equal(resumed.closeInfo, null, `recovery socket closed: ${JSON.stringify(resumed.closeInfo)}`);
+  const m2 = resumed.messages().find((m) => m.data.i === 2);
+  assert.equal(m2.sequenceId, 2);
+  await sock.waitClose(10000); // the old socket is let go
+  assert.equal(sock.messages().some((m) => m.data && m.data.i === 2), false, "the old socket got nothing new");
+});
+
+test("row 25: the processed ackIds survive recovery (a resent ackId is Duplicate)", T, async () => {
+  const hub = uniqueHub();
+  const sock = await srv.rawClient(hub, { userId: "ackrec", roles: [JOIN] }, RELIABLE_PROTOCOL);
+  await sock.sendJson({ type: "joinGroup", group: "ack-g", ackId: 9 });
+  assert.equal((await sock.waitAck(9)).success, true);
+  sock.terminate();
+  await sock.waitClose();
+  const resumed = await srv.raw(recoveryUrl(sock), { protocols: RELIABLE_PROTOCOL });
+  await resumed.sendJson({ type: "joinGroup", group: "ack-g-other", ackId: 9 });
+  const ack = await resumed.waitAck(9);
+  assert.equal(ack.success, false, JSON.stringify(ack));
+  assert.equal(ack.error.name, "Duplicate");
+});
+
+test("row 26: recovery is refused with close 1008 for another connection's token, a non-reliable protocol, or a REST-closed connection", T, async () => {
+  const hub = uniqueHub();
+  const a = await srv.rawClient(hub, { userId: "ra" }, RELIABLE_PROTOCOL);
+  const b = await srv.rawClient(hub, { userId: "rb" }, RELIABLE_PROTOCOL);
+  a.terminate();
+  const crossed = await srv.raw(recoveryUrl(a, a.connectionId, b.reconnectionToken), { protocols: RELIABLE_PROTOCOL });
+  assert.equal((await crossed.waitClose()).code, 1008, "a token of another connection");
+  const plain = await srv.raw(recoveryUrl(a), { protocols: JSON_PROTOCOL });
+  assert.equal((await plain.waitClose()).code, 1008, "recovery on json.webpubsub.azure.v1");
+  const c = await srv.rawClient(hub, { userId: "rc" }, RELIABLE_PROTOCOL);
+  await srv.serviceClient(hub).closeConnection(c.connectionId, { reason: "final" });
+  await c.waitClose();
+  const closedByServer = await srv.raw(recoveryUrl(c), { protocols: RELIABLE_PROTOCOL });
+  assert.equal((await closedByServer.waitClose()).code, 1008, "a connection the server closed");
+  const unknown = await srv.raw(recoveryUrl(a, "0123456789abcdef0123456789abcdef", a.reconnectionToken), { protocols: RELIABLE_PROTOCOL });
+  assert.equal((await unknown.waitClose()).code, 1008, "an unknown connection id");
+});
+
+test("row 27: a dropped reliable connection is held for the hold window, then recovery is refused", { timeout: 60000 }, async () => {
+  const short = await startServer({ args: ["--reliable-hold", "2"] });
+  try {
+    const hub = uniqueHub();
+    const sock = await short.rawClient(hub, { userId: "held" }, RELIABLE_PROTOCOL);
+    const sc = short.serviceClient(hub);
+    sock.terminate();
+    await sock.waitClose();
+    const dropped = Date.now();
+    await waitUntil(async () => !(await sc.connectionExists(sock.connectionId)), { timeout: 20000, what: "the held connection to end" });
+    assert.ok(Date.now() - dropped >= 1500, `the connection ended ${Date.now() - dropped} ms after the drop, before the 2 s hold`);
+    const late = await short.raw(recoveryUrl(sock), { protocols: RELIABLE_PROTOCOL });
+    assert.equal((await late.waitClose()).code, 1008);
+  } finally {
+    await short.stop();
+  }
+});

@@ -5,7 +5,7 @@ import { after, afterEach, before, test } from "node:test";
 
 import { syncRaw } from "./lib/checks.mjs";
 import { JSON_PROTOCOL, startServer, uniqueHub, uniqueName } from "./lib/server.mjs";
-import { waitUntil } from "./lib/wait.mjs";
+import { waitUntil, withDeadline } from "./lib/wait.mjs";
 
 const T = { timeout: 30000 };
 const MiB = 1024 * 1024;
@@ -117,6 +117,17 @@ test("row 32: a frame just under 1 MB is accepted and delivered", T, async () =>
   await syncRaw(srv, hub, sender);
 });
 
+test("row 32: a message of exactly 1 MiB is accepted", T, async () => {
+  const hub = uniqueHub();
+  const sender = await srv.rawClient(hub, { userId: "edge", roles: ["webpubsub.sendToGroup"] });
+  const head = JSON.stringify({ type: "sendToGroup", group: "edge-g", dataType: "text", ackId: 1, data: "" });
+  const json = head.replace('"data":""', `"data":"${"e".repeat(MiB - head.length)}"`);
+  assert.equal(Buffer.byteLength(json), MiB);
+  await sender.send(json);
+  const ack = await sender.waitAck(1, 15000);
+  assert.equal(ack.success, true, JSON.stringify(ack));
+});
+
 test("row 32: a message over 1 MiB sent as two fragments closes with 1009", T, async () => {
   const hub = uniqueHub();
   const sock = await srv.rawClient(hub, { userId: "frag", roles: ["webpubsub.sendToGroup"] });
@@ -139,4 +150,16 @@ test("row 31: a JSON subprotocol client and a raw client in one hub both get a R
   assert.equal(m.from, "server");
   assert.equal(m.dataType, "text");
   assert.equal(m.data, "both");
+});
+
+test("row 78: a WebSocket ping control frame is answered with a pong carrying the same payload", T, async () => {
+  const hub = uniqueHub();
+  for (const protocol of [undefined, JSON_PROTOCOL]) {
+    const sock = protocol ? await srv.rawClient(hub, { userId: "ctl" }, protocol) : await rawMember(hub);
+    const pong = new Promise((resolve) => sock.ws.once("pong", (data) => resolve(Buffer.from(data))));
+    sock.ws.ping(Buffer.from("are-you-there"));
+    const got = await withDeadline(pong, 10000, "a pong control frame");
+    assert.equal(got.toString(), "are-you-there");
+    assert.ok(sock.isOpen);
+  }
 });

@@ -74,6 +74,17 @@ test("row 34: the REST audience ignores the query string; HS384/HS512 accepted",
   }
 });
 
+test("row 34: the REST audience host is not compared, only the path", T, async () => {
+  const hub = uniqueHub();
+  const path = `/api/hubs/${hub}/:send`;
+  const now = Math.floor(Date.now() / 1000);
+  for (const host of ["https://example.webpubsub.azure.com", `http://localhost:${srv.port}`]) {
+    const tok = signJwt({ aud: `${host}${path}?api-version=${API_VERSION}`, iat: now, exp: now + 600 }, srv.key);
+    const r = await srv.rest("POST", path, { body: "x", contentType: "text/plain", auth: `Bearer ${tok}` });
+    assert.equal(r.status, 202, `aud host ${host}: ${r.text}`);
+  }
+});
+
 test("row 34: expired, missing or misdirected REST tokens get 401", T, async () => {
   const hub = uniqueHub();
   const path = `/api/hubs/${hub}/:send`;
@@ -232,4 +243,40 @@ test("row 40: content types with parameters are tolerated (raw REST)", T, async 
   assert.deepEqual([b.dataType, b.data], ["text", "héllo"]);
   assert.deepEqual([c.dataType, c.data], ["binary", Buffer.from([1, 2, 255]).toString("base64")]);
   await syncRaw(srv, hub, sock);
+});
+
+test("row 38: user ids with spaces, '+', '@' and non-ASCII work through the SDK's path encoding", T, async () => {
+  const hub = uniqueHub();
+  const sc = srv.serviceClient(hub);
+  for (const user of ["u 1", "a+b", "me@example.com", "jürgen", "semi;colon"]) {
+    const c = await srv.newClient(hub, { userId: user }, { protocol: "json" });
+    assert.equal(c.rec.all("connected")[0].userId, user);
+    assert.equal(await sc.userExists(user), true, `userExists(${JSON.stringify(user)})`);
+    await sc.sendToUser(user, { to: user });
+    const m = await c.rec.wait("message", (x) => x.data && x.data.to === user);
+    assert.equal(m.from, "server");
+  }
+});
+
+test("row 36: hub names are case-insensitive between REST and clients", T, async () => {
+  const hub = uniqueHub("MixedCase");
+  const c = await srv.newClient(hub, { userId: "case" }, { protocol: "json" });
+  const upper = srv.serviceClient(hub.toUpperCase());
+  assert.equal(await upper.connectionExists(c.connectionId), true);
+  await upper.sendToAll({ upper: true });
+  await c.rec.wait("message", (m) => m.data && m.data.upper === true);
+});
+
+test("row 36: a REST broadcast reaches SDK clients in order, each message once", T, async () => {
+  const hub = uniqueHub();
+  const a = await srv.newClient(hub, { userId: "o1" }, { protocol: "json" });
+  const b = await srv.newClient(hub, { userId: "o2" });
+  const sc = srv.serviceClient(hub);
+  await Promise.all(Array.from({ length: 10 }, (_, i) => i).map(async (i) => sc.sendToConnection(a.connectionId, { warm: i })));
+  for (let i = 0; i < 50; i++) await sc.sendToAll({ n: i });
+  for (const c of [a, b]) {
+    await waitUntil(() => received(c).filter((d) => "n" in d).length >= 50, { what: "50 broadcasts" });
+    await syncClient(srv, c);
+    assert.deepEqual(received(c).filter((d) => "n" in d).map((d) => d.n), Array.from({ length: 50 }, (_, i) => i));
+  }
 });

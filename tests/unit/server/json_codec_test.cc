@@ -1,0 +1,679 @@
+// Tests of server/json_codec.h: the JSON subprotocols' client messages (PROTOCOL.md 3.2) and
+// service messages (PROTOCOL.md 3.4). Encoded frames are parsed back with base/json.h.
+#include "server/json_codec.h"
+
+#include "base/base64.h"
+#include "base/json.h"
+#include "base/status.h"
+#include "storage/entry.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace hubcast::server {
+namespace {
+
+using storage::DataType;
+
+// Decodes a frame that must be well-formed; fails the test otherwise.
+ClientMessage Decode(std::string_view text) {
+  auto m = DecodeClientMessage(text);
+  EXPECT_TRUE(m.ok()) << text << " -> " << m.status().message();
+  if (!m.ok()) return ClientMessage();
+  return *m;
+}
+
+// Decodes a frame that must be valid for its type (no invalid_reason).
+ClientMessage DecodeValid(std::string_view text) {
+  ClientMessage m = Decode(text);
+  EXPECT_FALSE(m.invalid_reason.has_value()) << text << " -> " << *m.invalid_reason;
+  return m;
+}
+
+// Decodes a frame that must be well-formed JSON but invalid for its type (BadRequest).
+ClientMessage DecodeInvalid(std::string_view text) {
+  ClientMessage m = Decode(text);
+  EXPECT_TRUE(m.invalid_reason.has_value()) << "accepted: " << text;
+  if (m.invalid_reason) EXPECT_FALSE(m.invalid_reason->empty()) << text;
+  return m;
+}
+
+// Expects the frame to be malformed (the 1003 case).
+void ExpectMalformed(std::string_view text) {
+  auto m = DecodeClientMessage(text);
+  EXPECT_FALSE(m.ok()) << "accepted: " << text;
+  if (!m.ok()) {
+    EXPECT_EQ(m.status().code(), StatusCode::kInvalidArgument) << text;
+    EXPECT_FALSE(m.status().message().empty()) << text;
+  }
+}
+
+// Parses an encoded frame; fails the test unless it is one JSON object.
+json::Value ParseFrame(const std::string& frame) {
+  auto v = json::Parse(frame);
+  EXPECT_TRUE(v.ok()) << frame << " -> " << v.status().message();
+  if (!v.ok()) return json::Value();
+  EXPECT_TRUE(v->is_object()) << frame;
+  return *v;
+}
+
+// The string member `key`, or nullopt when absent or not a string.
+std::optional<std::string> Str(const json::Value& obj, std::string_view key) {
+  const json::Value* v = obj.Find(key);
+  if (v == nullptr || !v->is_string()) return std::nullopt;
+  return v->str();
+}
+
+std::optional<uint64_t> U64(const json::Value& obj, std::string_view key) {
+  const json::Value* v = obj.Find(key);
+  return v ? v->as_uint64() : std::nullopt;
+}
+
+std::optional<bool> Bool(const json::Value& obj, std::string_view key) {
+  const json::Value* v = obj.Find(key);
+  if (v == nullptr || !v->is_bool()) return std::nullopt;
+  return v->as_bool();
+}
+
+size_t MemberCount(const json::Value& obj) { return obj.members().size(); }
+
+storage::Entry Message(storage::MessageFrom from, DataType type, std::string data) {
+  storage::Entry e;
+  e.kind = storage::EntryKind::kSend;
+  e.from = from;
+  e.data_type = type;
+  e.data = std::move(data);
+  return e;
+}
+
+storage::Entry GroupMessage(std::string group, std::string from_user, DataType type,
+                            std::string data) {
+  storage::Entry e = Message(storage::MessageFrom::kGroup, type, std::move(data));
+  e.scope = storage::Scope::kGroup;
+  e.target = std::move(group);
+  e.from_user_id = std::move(from_user);
+  return e;
+}
+
+// The JSON frame ("{" + body) of a message, parsed.
+json::Value MessageFrame(const storage::Entry& e) {
+  return ParseFrame("{" + EncodeMessageBody(e));
+}
+
+// ---------------------------------------------------------------------------------------------
+// DecodeClientMessage: valid messages
+
+TEST(JsonCodecDecode, JoinGroup) {
+  ClientMessage m = DecodeValid(R"({"type":"joinGroup","group":"g1","ackId":1})");
+  EXPECT_EQ(m.type, ClientMessageType::kJoinGroup);
+  EXPECT_EQ(m.type_name, "joinGroup");
+  EXPECT_EQ(m.group, "g1");
+  EXPECT_EQ(m.ack_id, std::optional<uint64_t>(1));
+}
+
+TEST(JsonCodecDecode, JoinGroupWithoutAckIdHasNone) {
+  ClientMessage m = DecodeValid(R"({"type":"joinGroup","group":"g1"})");
+  EXPECT_EQ(m.type, ClientMessageType::kJoinGroup);
+  EXPECT_FALSE(m.ack_id.has_value());
+}
+
+TEST(JsonCodecDecode, LeaveGroup) {
+  ClientMessage m = DecodeValid(R"({"ackId":2,"group":"room 1","type":"leaveGroup"})");
+  EXPECT_EQ(m.type, ClientMessageType::kLeaveGroup);
+  EXPECT_EQ(m.type_name, "leaveGroup");
+  EXPECT_EQ(m.group, "room 1");
+  EXPECT_EQ(m.ack_id, std::optional<uint64_t>(2));
+}
+
+TEST(JsonCodecDecode, GroupNameKeepsEscapedCharacters) {
+  ClientMessage m = DecodeValid(R"({"type":"joinGroup","group":"a\"b\\c\u00e9"})");
+  EXPECT_EQ(m.group, "a\"b\\c\xc3\xa9");
+}
+
+TEST(JsonCodecDecode, SendToGroupDefaultsToJsonData) {
+  ClientMessage m =
+      DecodeValid(R"({"type":"sendToGroup","group":"g","ackId":3,"data":{"a": [1, true, null]}})");
+  EXPECT_EQ(m.type, ClientMessageType::kSendToGroup);
+  EXPECT_EQ(m.group, "g");
+  EXPECT_EQ(m.ack_id, std::optional<uint64_t>(3));
+  EXPECT_FALSE(m.no_echo);
+  EXPECT_EQ(m.data_type, DataType::kJson);
+  EXPECT_EQ(m.data, R"({"a":[1,true,null]})");
+}
+
+TEST(JsonCodecDecode, SendToGroupJsonStringKeepsQuotes) {
+  ClientMessage m =
+      DecodeValid(R"({"type":"sendToGroup","group":"g","dataType":"json","data":"hi"})");
+  EXPECT_EQ(m.data_type, DataType::kJson);
+  EXPECT_EQ(m.data, R"("hi")");
+}
+
+TEST(JsonCodecDecode, SendToGroupJsonWithoutDataForwardsNull) {
+  ClientMessage m = DecodeValid(R"({"type":"sendToGroup","group":"g"})");
+  EXPECT_EQ(m.data_type, DataType::kJson);
+  EXPECT_EQ(m.data, "null");
+}
+
+TEST(JsonCodecDecode, SendToGroupNullDataTypeMeansJson) {
+  ClientMessage m =
+      DecodeValid(R"({"type":"sendToGroup","group":"g","dataType":null,"data":[1]})");
+  EXPECT_EQ(m.data_type, DataType::kJson);
+  EXPECT_EQ(m.data, "[1]");
+}
+
+TEST(JsonCodecDecode, SendToGroupText) {
+  ClientMessage m = DecodeValid(
+      R"({"type":"sendToGroup","group":"g","dataType":"text","data":"line\n\"q\" \u00e9"})");
+  EXPECT_EQ(m.data_type, DataType::kText);
+  EXPECT_EQ(m.data, "line\n\"q\" \xc3\xa9");
+}
+
+TEST(JsonCodecDecode, SendToGroupBinaryIsBase64Decoded) {
+  ClientMessage m =
+      DecodeValid(R"({"type":"sendToGroup","group":"g","dataType":"binary","data":"AAEC/w=="})");
+  EXPECT_EQ(m.data_type, DataType::kBinary);
+  EXPECT_EQ(m.data, std::string("\x00\x01\x02\xff", 4));
+}
+
+TEST(JsonCodecDecode, SendToGroupEmptyBinary) {
+  ClientMessage m =
+      DecodeValid(R"({"type":"sendToGroup","group":"g","dataType":"binary","data":""})");
+  EXPECT_EQ(m.data_type, DataType::kBinary);
+  EXPECT_EQ(m.data, "");
+}
+
+TEST(JsonCodecDecode, SendToGroupProtobufIsBase64Decoded) {
+  ClientMessage m =
+      DecodeValid(R"({"type":"sendToGroup","group":"g","dataType":"protobuf","data":"CgNhYmM="})");
+  EXPECT_EQ(m.data_type, DataType::kProtobuf);
+  EXPECT_EQ(m.data, "\x0a\x03" "abc");
+}
+
+TEST(JsonCodecDecode, SendToGroupNoEcho) {
+  EXPECT_TRUE(DecodeValid(R"({"type":"sendToGroup","group":"g","noEcho":true,"data":1})").no_echo);
+  EXPECT_FALSE(
+      DecodeValid(R"({"type":"sendToGroup","group":"g","noEcho":false,"data":1})").no_echo);
+  EXPECT_FALSE(DecodeValid(R"({"type":"sendToGroup","group":"g","noEcho":null,"data":1})").no_echo);
+}
+
+TEST(JsonCodecDecode, EventWithEachDataType) {
+  ClientMessage json = DecodeValid(R"({"type":"event","event":"chat","ackId":4,"data":{"x":1}})");
+  EXPECT_EQ(json.type, ClientMessageType::kEvent);
+  EXPECT_EQ(json.type_name, "event");
+  EXPECT_EQ(json.event, "chat");
+  EXPECT_EQ(json.ack_id, std::optional<uint64_t>(4));
+  EXPECT_EQ(json.data_type, DataType::kJson);
+  EXPECT_EQ(json.data, R"({"x":1})");
+
+  ClientMessage text = DecodeValid(R"({"type":"event","event":"e","dataType":"text","data":"t"})");
+  EXPECT_EQ(text.data_type, DataType::kText);
+  EXPECT_EQ(text.data, "t");
+
+  ClientMessage bin =
+      DecodeValid(R"({"type":"event","event":"e","dataType":"binary","data":"aGk="})");
+  EXPECT_EQ(bin.data_type, DataType::kBinary);
+  EXPECT_EQ(bin.data, "hi");
+}
+
+TEST(JsonCodecDecode, SequenceAck) {
+  ClientMessage m = DecodeValid(R"({"type":"sequenceAck","sequenceId":12})");
+  EXPECT_EQ(m.type, ClientMessageType::kSequenceAck);
+  EXPECT_EQ(m.sequence_id, 12u);
+  EXPECT_FALSE(m.ack_id.has_value());
+}
+
+TEST(JsonCodecDecode, SequenceAckTakesFullUint64) {
+  EXPECT_EQ(DecodeValid(R"({"type":"sequenceAck","sequenceId":18446744073709551615})").sequence_id,
+            UINT64_MAX);
+}
+
+TEST(JsonCodecDecode, Ping) {
+  ClientMessage m = DecodeValid(R"({"type":"ping"})");
+  EXPECT_EQ(m.type, ClientMessageType::kPing);
+  EXPECT_EQ(m.type_name, "ping");
+  EXPECT_FALSE(m.ack_id.has_value());
+}
+
+TEST(JsonCodecDecode, SurroundingWhitespaceAndUnknownMembersAreAllowed) {
+  ClientMessage m =
+      DecodeValid(" \n{\"type\":\"joinGroup\",\"group\":\"g\",\"extra\":{\"x\":[1]}}\r\n ");
+  EXPECT_EQ(m.type, ClientMessageType::kJoinGroup);
+  EXPECT_EQ(m.group, "g");
+}
+
+TEST(JsonCodecDecode, AckIdTakesFullUint64) {
+  EXPECT_EQ(DecodeValid(R"({"type":"joinGroup","group":"g","ackId":18446744073709551615})").ack_id,
+            std::optional<uint64_t>(UINT64_MAX));
+  EXPECT_EQ(DecodeValid(R"({"type":"joinGroup","group":"g","ackId":0})").ack_id,
+            std::optional<uint64_t>(0));
+}
+
+TEST(JsonCodecDecode, BigJsonNumbersAreKeptExactly) {
+  ClientMessage m = DecodeValid(
+      R"({"type":"sendToGroup","group":"g","data":{"big":12345678901234567890123,)"
+      R"("neg":-98765432109876543210,"one":1.0,"exp":1E400,"tiny":1.5e-330}})");
+  EXPECT_EQ(m.data,
+            R"({"big":12345678901234567890123,"neg":-98765432109876543210,"one":1.0,)"
+            R"("exp":1E400,"tiny":1.5e-330})");
+
+  EXPECT_EQ(DecodeValid(R"({"type":"event","event":"e","data":12345678901234567890123})").data,
+            "12345678901234567890123");
+  EXPECT_EQ(DecodeValid(R"({"type":"event","event":"e","data":[0.10000000000000000001]})").data,
+            "[0.10000000000000000001]");
+}
+
+// ---------------------------------------------------------------------------------------------
+// DecodeClientMessage: malformed frames (close 1003)
+
+TEST(JsonCodecDecode, NotJsonIsMalformed) {
+  ExpectMalformed("");
+  ExpectMalformed("   ");
+  ExpectMalformed("hello");
+  ExpectMalformed(R"({"type":"ping")");
+  ExpectMalformed(R"({"type":"ping"} {"type":"ping"})");
+  ExpectMalformed(R"({"type":"ping",})");
+  ExpectMalformed(R"({'type':'ping'})");
+}
+
+TEST(JsonCodecDecode, NonObjectIsMalformed) {
+  ExpectMalformed("[]");
+  ExpectMalformed(R"([{"type":"ping"}])");
+  ExpectMalformed(R"("ping")");
+  ExpectMalformed("42");
+  ExpectMalformed("null");
+  ExpectMalformed("true");
+}
+
+TEST(JsonCodecDecode, MissingOrNonStringTypeIsMalformed) {
+  ExpectMalformed("{}");
+  ExpectMalformed(R"({"group":"g","ackId":1})");
+  ExpectMalformed(R"({"type":null})");
+  ExpectMalformed(R"({"type":1})");
+  ExpectMalformed(R"({"type":true})");
+  ExpectMalformed(R"({"type":["ping"]})");
+  ExpectMalformed(R"({"type":{"name":"ping"}})");
+}
+
+TEST(JsonCodecDecode, NegativeAckIdIsMalformed) {
+  ExpectMalformed(R"({"type":"joinGroup","group":"g","ackId":-1})");
+}
+
+TEST(JsonCodecDecode, FractionalAckIdIsMalformed) {
+  ExpectMalformed(R"({"type":"joinGroup","group":"g","ackId":1.5})");
+  ExpectMalformed(R"({"type":"joinGroup","group":"g","ackId":1e3})");
+}
+
+TEST(JsonCodecDecode, StringAckIdIsMalformed) {
+  ExpectMalformed(R"({"type":"joinGroup","group":"g","ackId":"1"})");
+  ExpectMalformed(R"({"type":"sendToGroup","group":"g","ackId":"abc","data":1})");
+}
+
+TEST(JsonCodecDecode, NonNumberAckIdIsMalformed) {
+  ExpectMalformed(R"({"type":"joinGroup","group":"g","ackId":true})");
+  ExpectMalformed(R"({"type":"joinGroup","group":"g","ackId":[1]})");
+  ExpectMalformed(R"({"type":"joinGroup","group":"g","ackId":{}})");
+}
+
+TEST(JsonCodecDecode, AckIdBeyondUint64IsMalformed) {
+  ExpectMalformed(R"({"type":"joinGroup","group":"g","ackId":18446744073709551616})");
+}
+
+TEST(JsonCodecDecode, AckIdIsCheckedForUnknownTypesToo) {
+  ExpectMalformed(R"({"type":"whatever","ackId":-5})");
+}
+
+// ---------------------------------------------------------------------------------------------
+// DecodeClientMessage: invalid fields (BadRequest ack)
+
+TEST(JsonCodecDecode, TextWithNonStringDataIsInvalid) {
+  ClientMessage m =
+      DecodeInvalid(R"({"type":"sendToGroup","group":"g","ackId":5,"dataType":"text","data":1})");
+  EXPECT_EQ(m.type, ClientMessageType::kSendToGroup);
+  EXPECT_EQ(m.ack_id, std::optional<uint64_t>(5));
+  DecodeInvalid(R"({"type":"sendToGroup","group":"g","dataType":"text","data":{"a":"b"}})");
+  DecodeInvalid(R"({"type":"sendToGroup","group":"g","dataType":"text"})");
+  DecodeInvalid(R"({"type":"event","event":"e","dataType":"text","data":null})");
+}
+
+TEST(JsonCodecDecode, BadBase64IsInvalid) {
+  ClientMessage m = DecodeInvalid(
+      R"({"type":"sendToGroup","group":"g","ackId":6,"dataType":"binary","data":"not base64!"})");
+  EXPECT_EQ(m.ack_id, std::optional<uint64_t>(6));
+  DecodeInvalid(R"({"type":"sendToGroup","group":"g","dataType":"binary","data":"A"})");
+  DecodeInvalid(R"({"type":"sendToGroup","group":"g","dataType":"binary","data":"AA AA"})");
+  DecodeInvalid(R"({"type":"event","event":"e","dataType":"protobuf","data":"*"})");
+}
+
+TEST(JsonCodecDecode, BinaryWithNonStringDataIsInvalid) {
+  DecodeInvalid(R"({"type":"sendToGroup","group":"g","dataType":"binary","data":[0,1]})");
+  DecodeInvalid(R"({"type":"sendToGroup","group":"g","dataType":"binary"})");
+}
+
+TEST(JsonCodecDecode, UnknownDataTypeIsInvalid) {
+  ClientMessage m =
+      DecodeInvalid(R"({"type":"sendToGroup","group":"g","ackId":7,"dataType":"xml","data":"x"})");
+  EXPECT_EQ(m.ack_id, std::optional<uint64_t>(7));
+  DecodeInvalid(R"({"type":"sendToGroup","group":"g","dataType":"JSON","data":1})");
+  DecodeInvalid(R"({"type":"sendToGroup","group":"g","dataType":"","data":1})");
+  DecodeInvalid(R"({"type":"event","event":"e","dataType":2,"data":1})");
+}
+
+TEST(JsonCodecDecode, MissingGroupIsInvalid) {
+  ClientMessage join = DecodeInvalid(R"({"type":"joinGroup","ackId":8})");
+  EXPECT_EQ(join.type, ClientMessageType::kJoinGroup);
+  EXPECT_EQ(join.ack_id, std::optional<uint64_t>(8));
+  EXPECT_EQ(DecodeInvalid(R"({"type":"leaveGroup"})").type, ClientMessageType::kLeaveGroup);
+  EXPECT_EQ(DecodeInvalid(R"({"type":"sendToGroup","data":1})").type,
+            ClientMessageType::kSendToGroup);
+}
+
+TEST(JsonCodecDecode, NonStringGroupIsInvalid) {
+  DecodeInvalid(R"({"type":"joinGroup","group":1})");
+  DecodeInvalid(R"({"type":"leaveGroup","group":null})");
+  DecodeInvalid(R"({"type":"sendToGroup","group":["g"],"data":1})");
+}
+
+TEST(JsonCodecDecode, NonBooleanNoEchoIsInvalid) {
+  DecodeInvalid(R"({"type":"sendToGroup","group":"g","noEcho":"true","data":1})");
+  DecodeInvalid(R"({"type":"sendToGroup","group":"g","noEcho":1,"data":1})");
+}
+
+TEST(JsonCodecDecode, MissingOrEmptyEventNameIsInvalid) {
+  EXPECT_EQ(DecodeInvalid(R"({"type":"event","data":1})").type, ClientMessageType::kEvent);
+  DecodeInvalid(R"({"type":"event","event":"","data":1})");
+  DecodeInvalid(R"({"type":"event","event":5,"data":1})");
+}
+
+TEST(JsonCodecDecode, BadSequenceIdIsInvalid) {
+  EXPECT_EQ(DecodeInvalid(R"({"type":"sequenceAck"})").type, ClientMessageType::kSequenceAck);
+  DecodeInvalid(R"({"type":"sequenceAck","sequenceId":-1})");
+  DecodeInvalid(R"({"type":"sequenceAck","sequenceId":1.5})");
+  DecodeInvalid(R"({"type":"sequenceAck","sequenceId":"12"})");
+}
+
+TEST(JsonCodecDecode, UnknownTypeKeepsAckIdAndName) {
+  ClientMessage m = DecodeInvalid(R"({"type":"invoke","ackId":9,"invocationId":"x"})");
+  EXPECT_EQ(m.type, ClientMessageType::kUnknown);
+  EXPECT_EQ(m.type_name, "invoke");
+  EXPECT_EQ(m.ack_id, std::optional<uint64_t>(9));
+
+  ClientMessage no_ack = DecodeInvalid(R"({"type":"JoinGroup","group":"g"})");
+  EXPECT_EQ(no_ack.type, ClientMessageType::kUnknown);  // type names are case-sensitive
+  EXPECT_FALSE(no_ack.ack_id.has_value());
+  EXPECT_EQ(DecodeInvalid(R"({"type":""})").type, ClientMessageType::kUnknown);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Encode*: service messages
+
+TEST(JsonCodecEncode, ConnectedWithUserAndReconnectionToken) {
+  json::Value v = ParseFrame(EncodeConnected("user1", "conn1", "tok/en+="));
+  EXPECT_EQ(Str(v, "type"), "system");
+  EXPECT_EQ(Str(v, "event"), "connected");
+  EXPECT_EQ(Str(v, "userId"), "user1");
+  EXPECT_EQ(Str(v, "connectionId"), "conn1");
+  EXPECT_EQ(Str(v, "reconnectionToken"), "tok/en+=");
+  EXPECT_EQ(MemberCount(v), 5u);
+}
+
+TEST(JsonCodecEncode, ConnectedWithoutUserOrToken) {
+  json::Value v = ParseFrame(EncodeConnected(std::nullopt, "conn1", std::nullopt));
+  EXPECT_EQ(Str(v, "type"), "system");
+  EXPECT_EQ(Str(v, "event"), "connected");
+  EXPECT_EQ(Str(v, "connectionId"), "conn1");
+  // An anonymous user is null or absent (PROTOCOL.md 3.4).
+  const json::Value* user = v.Find("userId");
+  EXPECT_TRUE(user == nullptr || user->is_null());
+  EXPECT_EQ(v.Find("reconnectionToken"), nullptr);
+}
+
+TEST(JsonCodecEncode, ConnectedWithUserButNoToken) {
+  json::Value v = ParseFrame(EncodeConnected("u", "c", std::nullopt));
+  EXPECT_EQ(Str(v, "userId"), "u");
+  EXPECT_EQ(v.Find("reconnectionToken"), nullptr);
+}
+
+TEST(JsonCodecEncode, ConnectedEscapesStrings) {
+  const std::string user = "a\"b\\c\n\x01\xc3\xa9";
+  json::Value v = ParseFrame(EncodeConnected(user, "id\"1", "t\"k"));
+  EXPECT_EQ(Str(v, "userId"), user);
+  EXPECT_EQ(Str(v, "connectionId"), "id\"1");
+  EXPECT_EQ(Str(v, "reconnectionToken"), "t\"k");
+}
+
+TEST(JsonCodecEncode, Disconnected) {
+  json::Value v = ParseFrame(EncodeDisconnected("Service \"reload\"\n"));
+  EXPECT_EQ(Str(v, "type"), "system");
+  EXPECT_EQ(Str(v, "event"), "disconnected");
+  EXPECT_EQ(Str(v, "message"), "Service \"reload\"\n");
+  EXPECT_EQ(MemberCount(v), 3u);
+}
+
+TEST(JsonCodecEncode, DisconnectedWithEmptyReason) {
+  json::Value v = ParseFrame(EncodeDisconnected(""));
+  EXPECT_EQ(Str(v, "event"), "disconnected");
+  EXPECT_EQ(Str(v, "message"), "");
+}
+
+TEST(JsonCodecEncode, AckSuccess) {
+  json::Value v = ParseFrame(EncodeAck(1, Status::Ok()));
+  EXPECT_EQ(Str(v, "type"), "ack");
+  EXPECT_EQ(U64(v, "ackId"), std::optional<uint64_t>(1));
+  EXPECT_EQ(Bool(v, "success"), true);
+  EXPECT_EQ(v.Find("error"), nullptr);
+  EXPECT_EQ(MemberCount(v), 3u);
+}
+
+TEST(JsonCodecEncode, AckKeepsFullUint64AckId) {
+  json::Value v = ParseFrame(EncodeAck(UINT64_MAX, Status::Ok()));
+  EXPECT_EQ(U64(v, "ackId"), std::optional<uint64_t>(UINT64_MAX));
+  EXPECT_EQ(U64(ParseFrame(EncodeAck(0, Status::Ok())), "ackId"), std::optional<uint64_t>(0));
+}
+
+// Parses an error ack and checks its fields.
+void ExpectErrorAck(uint64_t ack_id, const Status& status, const char* name) {
+  SCOPED_TRACE(name);
+  json::Value v = ParseFrame(EncodeAck(ack_id, status));
+  EXPECT_EQ(Str(v, "type"), "ack");
+  EXPECT_EQ(U64(v, "ackId"), std::optional<uint64_t>(ack_id));
+  EXPECT_EQ(Bool(v, "success"), false);
+  const json::Value* error = v.Find("error");
+  ASSERT_NE(error, nullptr);
+  ASSERT_TRUE(error->is_object());
+  EXPECT_EQ(Str(*error, "name"), name);
+  EXPECT_EQ(Str(*error, "message"), status.message());
+}
+
+TEST(JsonCodecEncode, AckErrorForEachName) {
+  ExpectErrorAck(2, Status::Forbidden("no permission to send to group 'g'."), "Forbidden");
+  ExpectErrorAck(3, Status::Duplicate("Message with ackId 3 was already processed."),
+                 "Duplicate");
+  ExpectErrorAck(4, Status::NotFound("The connection has gone."), "NotFound");
+  ExpectErrorAck(5, Status::InvalidArgument("group must be a string."), "BadRequest");
+  ExpectErrorAck(6, Status::Internal("upstream failed"), "InternalServerError");
+  ExpectErrorAck(7, Status::Unavailable("shutting down"), "InternalServerError");
+  ExpectErrorAck(8, Status::Unauthorized("no"), "Unauthorized");
+  ExpectErrorAck(9, Status::TooLarge("too big"), "BadRequest");
+}
+
+TEST(JsonCodecEncode, AckErrorMessageIsEscaped) {
+  ExpectErrorAck(10, Status::Forbidden("group 'a\"b\\c'\n\t\x02"), "Forbidden");
+}
+
+TEST(JsonCodecEncode, AckErrorNames) {
+  EXPECT_STREQ(AckErrorName(StatusCode::kForbidden), "Forbidden");
+  EXPECT_STREQ(AckErrorName(StatusCode::kDuplicate), "Duplicate");
+  EXPECT_STREQ(AckErrorName(StatusCode::kNotFound), "NotFound");
+  EXPECT_STREQ(AckErrorName(StatusCode::kInvalidArgument), "BadRequest");
+  EXPECT_STREQ(AckErrorName(StatusCode::kTooLarge), "BadRequest");
+  EXPECT_STREQ(AckErrorName(StatusCode::kUnsupportedMedia), "BadRequest");
+  EXPECT_STREQ(AckErrorName(StatusCode::kInternal), "InternalServerError");
+  EXPECT_STREQ(AckErrorName(StatusCode::kUnavailable), "InternalServerError");
+}
+
+TEST(JsonCodecEncode, Pong) {
+  json::Value v = ParseFrame(EncodePong());
+  EXPECT_EQ(Str(v, "type"), "pong");
+  EXPECT_EQ(MemberCount(v), 1u);
+}
+
+// ---------------------------------------------------------------------------------------------
+// EncodeMessageBody / AppendData
+
+TEST(JsonCodecEncode, ServerTextMessage) {
+  json::Value v =
+      MessageFrame(Message(storage::MessageFrom::kServer, DataType::kText, "hi \"there\"\n"));
+  EXPECT_EQ(Str(v, "type"), "message");
+  EXPECT_EQ(Str(v, "from"), "server");
+  EXPECT_EQ(Str(v, "dataType"), "text");
+  EXPECT_EQ(Str(v, "data"), "hi \"there\"\n");
+  EXPECT_EQ(v.Find("group"), nullptr);
+  EXPECT_EQ(v.Find("fromUserId"), nullptr);
+  EXPECT_EQ(v.Find("sequenceId"), nullptr);
+}
+
+TEST(JsonCodecEncode, ServerMessageIgnoresTargetAndFromUser) {
+  storage::Entry e = Message(storage::MessageFrom::kServer, DataType::kText, "x");
+  e.scope = storage::Scope::kUser;
+  e.target = "alice";
+  e.from_user_id = "bob";
+  json::Value v = MessageFrame(e);
+  EXPECT_EQ(Str(v, "from"), "server");
+  EXPECT_EQ(v.Find("group"), nullptr);
+  EXPECT_EQ(v.Find("fromUserId"), nullptr);
+}
+
+TEST(JsonCodecEncode, GroupMessageWithFromUserId) {
+  json::Value v = MessageFrame(GroupMessage("g1", "user1", DataType::kText, "hello"));
+  EXPECT_EQ(Str(v, "type"), "message");
+  EXPECT_EQ(Str(v, "from"), "group");
+  EXPECT_EQ(Str(v, "group"), "g1");
+  EXPECT_EQ(Str(v, "fromUserId"), "user1");
+  EXPECT_EQ(Str(v, "dataType"), "text");
+  EXPECT_EQ(Str(v, "data"), "hello");
+  EXPECT_EQ(MemberCount(v), 6u);
+}
+
+TEST(JsonCodecEncode, GroupMessageWithoutFromUserIdOmitsIt) {
+  json::Value v = MessageFrame(GroupMessage("g1", "", DataType::kText, "hello"));
+  EXPECT_EQ(Str(v, "from"), "group");
+  EXPECT_EQ(Str(v, "group"), "g1");
+  EXPECT_EQ(v.Find("fromUserId"), nullptr);
+}
+
+TEST(JsonCodecEncode, GroupMessageEscapesGroupAndUser) {
+  json::Value v = MessageFrame(GroupMessage("g\"1\\", "u\"\n", DataType::kText, "x"));
+  EXPECT_EQ(Str(v, "group"), "g\"1\\");
+  EXPECT_EQ(Str(v, "fromUserId"), "u\"\n");
+}
+
+TEST(JsonCodecEncode, JsonMessageForwardsDataExactly) {
+  const std::string data = R"({"n":12345678901234567890123,"f":1.0,"a":[true,null,"s"]})";
+  json::Value v = MessageFrame(Message(storage::MessageFrom::kServer, DataType::kJson, data));
+  EXPECT_EQ(Str(v, "dataType"), "json");
+  const json::Value* d = v.Find("data");
+  ASSERT_NE(d, nullptr);
+  ASSERT_TRUE(d->is_object());
+  EXPECT_EQ(json::Serialize(*d), data);
+  EXPECT_EQ(d->Find("n")->str(), "12345678901234567890123");
+}
+
+TEST(JsonCodecEncode, JsonMessageWithScalarData) {
+  json::Value s = MessageFrame(Message(storage::MessageFrom::kServer, DataType::kJson, R"("hi")"));
+  EXPECT_EQ(Str(s, "data"), "hi");
+  json::Value n = MessageFrame(Message(storage::MessageFrom::kServer, DataType::kJson, "null"));
+  ASSERT_NE(n.Find("data"), nullptr);
+  EXPECT_TRUE(n.Find("data")->is_null());
+}
+
+TEST(JsonCodecEncode, BinaryMessageIsBase64) {
+  const std::string bytes("\x00\x01\xfe\xff\"\\", 6);
+  json::Value v = MessageFrame(GroupMessage("g", "u", DataType::kBinary, bytes));
+  EXPECT_EQ(Str(v, "dataType"), "binary");
+  auto data = Str(v, "data");
+  ASSERT_TRUE(data.has_value());
+  EXPECT_EQ(*data, Base64Encode(bytes));
+  EXPECT_EQ(Base64Decode(*data), std::optional<std::string>(bytes));
+}
+
+TEST(JsonCodecEncode, EmptyBinaryMessageIsEmptyString) {
+  json::Value v = MessageFrame(Message(storage::MessageFrom::kServer, DataType::kBinary, ""));
+  EXPECT_EQ(Str(v, "data"), "");
+}
+
+TEST(JsonCodecEncode, ProtobufMessageIsBase64) {
+  const std::string bytes("\x0a\x03" "abc\x00", 6);
+  json::Value v = MessageFrame(GroupMessage("g", "u", DataType::kProtobuf, bytes));
+  EXPECT_EQ(Str(v, "dataType"), "protobuf");
+  auto data = Str(v, "data");
+  ASSERT_TRUE(data.has_value());
+  EXPECT_EQ(Base64Decode(*data), std::optional<std::string>(bytes));
+}
+
+TEST(JsonCodecEncode, TextWithInvalidUtf8StaysValidJson) {
+  json::Value v = MessageFrame(Message(storage::MessageFrom::kServer, DataType::kText, "a\xff"));
+  auto data = Str(v, "data");
+  ASSERT_TRUE(data.has_value());
+  EXPECT_EQ(data->substr(0, 1), "a");
+}
+
+TEST(JsonCodecEncode, BodyMakesAValidJsonFrameAndReliableFrame) {
+  for (DataType type : {DataType::kJson, DataType::kText, DataType::kBinary, DataType::kProtobuf}) {
+    SCOPED_TRACE(storage::DataTypeName(type));
+    storage::Entry e = GroupMessage("g", "u", type, type == DataType::kJson ? "[1,2]" : "xy");
+    const std::string body = EncodeMessageBody(e);
+    ASSERT_FALSE(body.empty());
+    EXPECT_NE(body.front(), '{');
+    EXPECT_EQ(body.back(), '}');
+
+    json::Value plain = ParseFrame("{" + body);
+    EXPECT_EQ(Str(plain, "type"), "message");
+    EXPECT_EQ(Str(plain, "dataType"), storage::DataTypeName(type));
+    EXPECT_EQ(plain.Find("sequenceId"), nullptr);
+
+    json::Value reliable = ParseFrame("{\"sequenceId\":7," + body);
+    EXPECT_EQ(U64(reliable, "sequenceId"), std::optional<uint64_t>(7));
+    EXPECT_EQ(Str(reliable, "type"), "message");
+    EXPECT_EQ(Str(reliable, "from"), "group");
+    EXPECT_EQ(Str(reliable, "group"), "g");
+    EXPECT_EQ(Str(reliable, "fromUserId"), "u");
+    EXPECT_EQ(MemberCount(reliable), MemberCount(plain) + 1);
+  }
+}
+
+TEST(JsonCodecEncode, AppendDataPerType) {
+  std::string out = "x";
+  AppendData(out, DataType::kJson, R"({"a":1})");
+  EXPECT_EQ(out, R"(x{"a":1})");
+
+  out.clear();
+  AppendData(out, DataType::kText, "say \"hi\"");
+  EXPECT_EQ(out, R"("say \"hi\"")");
+
+  out.clear();
+  AppendData(out, DataType::kBinary, "hi");
+  EXPECT_EQ(out, "\"aGk=\"");
+
+  out.clear();
+  AppendData(out, DataType::kProtobuf, std::string("\x00", 1));
+  EXPECT_EQ(out, "\"AA==\"");
+}
+
+TEST(JsonCodecEncode, DecodedSendRoundTripsThroughMessageBody) {
+  ClientMessage m = DecodeValid(
+      R"({"type":"sendToGroup","group":"g","dataType":"binary","data":"AAEC/w=="})");
+  storage::Entry e = GroupMessage("g", "u", m.data_type, m.data);
+  json::Value v = MessageFrame(e);
+  EXPECT_EQ(Str(v, "data"), "AAEC/w==");
+
+  ClientMessage j = DecodeValid(R"({"type":"sendToGroup","group":"g","data":{"n":1.50}})");
+  json::Value jv = MessageFrame(GroupMessage("g", "u", j.data_type, j.data));
+  EXPECT_EQ(json::Serialize(*jv.Find("data")), R"({"n":1.50})");
+}
+
+}  // namespace
+}  // namespace hubcast::server
