@@ -54,8 +54,6 @@ void ClientConnection::Attach(int fd) {
   if (recovering) loop_->RemoveTicker(this);
   fd_ = fd;
   reader_ = WsReader(limits_.max_message_bytes);
-  out_.clear();
-  out_bytes_ = 0;
   front_offset_ = 0;
   want_write_ = false;
   state_ = State::kOpen;
@@ -71,26 +69,28 @@ void ClientConnection::Attach(int fd) {
     // Everything the client has not acknowledged, in order, with its original numbers.
     for (const auto& u : unacked_) EnqueueReliable(u);
   }
+  // Frames queued before the socket arrived (the `connected` message, early deliveries).
+  if (!out_.empty()) loop_->RequestFlush(this);
 }
 
 void ClientConnection::SendControl(std::string json_text) {
-  if (state_ != State::kOpen) return;
+  if (!Accepting()) return;
   std::string head = WsFrameHeader(WsOpcode::kText, json_text.size());
   head += json_text;
   Enqueue(std::move(head), nullptr);
 }
 
-void ClientConnection::DeliverMessage(const EncodedMessage& m) {
+void ClientConnection::DeliverMessage(const EncodedMessage& m, uint64_t seq) {
   switch (init_.protocol) {
     case ClientProtocol::kRaw:
-      if (state_ == State::kOpen) Enqueue({}, m.raw_frame, m.expire_unix_ms);
+      if (Accepting()) Enqueue({}, m.raw_frame, m.expire_unix_ms);
       return;
     case ClientProtocol::kJson:
-      if (state_ == State::kOpen) Enqueue({}, m.json_frame, m.expire_unix_ms);
+      if (Accepting()) Enqueue({}, m.json_frame, m.expire_unix_ms);
       return;
     case ClientProtocol::kJsonReliable: {
-      if (state_ != State::kOpen && state_ != State::kHeld) return;
-      Unacked u{next_seq_++, m.reliable_body};
+      if (!Accepting() && state_ != State::kHeld) return;
+      Unacked u{seq, m.reliable_body};
       unacked_.push_back(u);
       unacked_bytes_ += u.body->size();
       if (unacked_.size() > limits_.max_unacked_messages ||
@@ -103,7 +103,7 @@ void ClientConnection::DeliverMessage(const EncodedMessage& m) {
         }
         return;
       }
-      if (state_ == State::kOpen) EnqueueReliable(u);
+      if (Accepting()) EnqueueReliable(u);
       return;
     }
   }
@@ -118,7 +118,7 @@ void ClientConnection::EnqueueReliable(const Unacked& u) {
 
 void ClientConnection::Enqueue(std::string head, std::shared_ptr<const std::string> body,
                                int64_t expire) {
-  if (fd_ < 0 || close_after_flush_) return;
+  if ((fd_ < 0 && state_ != State::kNew) || close_after_flush_) return;
   if (out_.empty()) write_progress_ = std::chrono::steady_clock::now();
   out_bytes_ += head.size() + (body ? body->size() : 0);
   out_.push_back({std::move(head), std::move(body), expire});

@@ -89,7 +89,8 @@ class ClientConnection final : public IoHandler {
   bool Recover(int fd);
   // A frame that is not a data message (system, ack, pong): never sequenced.
   void SendControl(std::string json_text);
-  void DeliverMessage(const EncodedMessage& message);
+  // `seq` is the sequenceId the view assigned (reliable connections), else 0.
+  void DeliverMessage(const EncodedMessage& message, uint64_t seq);
   // Service-initiated end (REST close, shutdown): `disconnected` for JSON clients, then a
   // close frame. The logical connection is already gone from the log when log_closed.
   void CloseByService(uint16_t code, const std::string& reason, bool log_closed);
@@ -111,6 +112,8 @@ class ClientConnection final : public IoHandler {
     std::shared_ptr<const std::string> body;
   };
   enum class State { kNew, kOpen, kHeld, kClosing, kEnded };
+  // New (socket not attached yet: frames wait in the queue) or open.
+  bool Accepting() const { return state_ == State::kNew || state_ == State::kOpen; }
 
   void HandleMessage(WsMessage& msg);
   void HandleJson(const std::string& text);
@@ -147,7 +150,6 @@ class ClientConnection final : public IoHandler {
   std::chrono::steady_clock::time_point write_progress_;  // last write, or queue became non-empty
 
   // Reliable subprotocol.
-  uint64_t next_seq_ = 1;
   uint64_t acked_seq_ = 0;
   std::deque<Unacked> unacked_;
   size_t unacked_bytes_ = 0;

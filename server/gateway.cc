@@ -16,6 +16,7 @@
 #include <Poco/Net/ServerSocket.h>
 #include <Poco/Net/WebSocket.h>
 #include <Poco/StringTokenizer.h>
+#include <Poco/ThreadPool.h>
 #include <Poco/URI.h>
 
 #include <fcntl.h>
@@ -121,6 +122,7 @@ Gateway::Gateway(GatewayOptions options) : options_(std::move(options)) {
 
 Gateway::~Gateway() {
   if (http_) http_->stopAll(true);
+  http_.reset();
   for (auto& l : loops_) l->Stop();
 }
 
@@ -147,7 +149,9 @@ Result<int> Gateway::Start() {
     params->setKeepAlive(true);
     params->setTimeout(Poco::Timespan(60, 0));
     params->setKeepAliveTimeout(Poco::Timespan(60, 0));
-    http_ = std::make_unique<Poco::Net::HTTPServer>(new Factory(this), socket, params);
+    // Fixed size (min = max): the process's thread count does not change with load.
+    http_pool_ = std::make_unique<Poco::ThreadPool>(options_.http_threads, options_.http_threads);
+    http_ = std::make_unique<Poco::Net::HTTPServer>(new Factory(this), *http_pool_, socket, params);
     http_->start();
     return port;
   } catch (const Poco::Exception& e) {
@@ -340,22 +344,14 @@ void Gateway::HandleClient(HTTPServerRequest& req, HTTPServerResponse& resp) {
     }
 
     if (!protocol.empty()) resp.set("Sec-WebSocket-Protocol", protocol);
-    Poco::Net::WebSocket ws(req, resp);
-    // POCO's socket object closes its descriptor when it goes away; the loop keeps a dup.
-    int fd = ::dup(ws.impl()->sockfd());
-    if (fd < 0) throw Poco::IOException("dup failed");
-    ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
-    int one = 1;
-    ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-
+    // The connection is in the log before the client sees the 101: whoever sees the upgrade
+    // can address the connection at once. Frames for it wait in its queue until it attaches.
     EventLoop* loop = loops_[next_loop_++ % loops_.size()].get();
     auto conn = std::make_shared<ClientConnection>(this, loop, hub, init, options_.limits);
     {
       std::lock_guard lock(conns_mu_);
       conns_[init.id] = conn;
     }
-    loop->Post([conn, fd] { conn->Attach(fd); });
-
     storage::Entry e;
     e.kind = storage::EntryKind::kConnectionOpen;
     e.timestamp_ms = SystemClock::Get().NowUnixMs();
@@ -366,9 +362,26 @@ void Gateway::HandleClient(HTTPServerRequest& req, HTTPServerResponse& resp) {
     e.subprotocol = protocol;
     e.reliable = init.protocol == ClientProtocol::kJsonReliable;
     e.node_id = registry_->node_id();
-    if (!hub->Append(std::move(e)).ok()) {
-      loop->Post([conn] { conn->CloseByService(1001, "The service is shutting down.", false); });
+    if (auto appended = hub->Append(std::move(e)); !appended.ok()) {
+      Forget(init.id);
+      SendError(resp, HTTPResponse::HTTP_SERVICE_UNAVAILABLE, "ServiceUnavailable",
+                appended.status().message());
+      return;
     }
+    int fd = -1;
+    try {
+      Poco::Net::WebSocket ws(req, resp);
+      // POCO's socket object closes its descriptor when it goes away; the loop keeps a dup.
+      fd = ::dup(ws.impl()->sockfd());
+      if (fd < 0) throw Poco::IOException("dup failed");
+    } catch (...) {
+      loop->Post([conn] { conn->CloseByService(1011, "The WebSocket handshake failed.", false); });
+      throw;
+    }
+    ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
+    int one = 1;
+    ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    loop->Post([conn, fd] { conn->Attach(fd); });
   } catch (const Poco::Net::WebSocketException& e) {
     if (!resp.sent()) {
       SendError(resp, HTTPResponse::HTTP_BAD_REQUEST, "BadRequest",
@@ -473,11 +486,12 @@ void Gateway::Deliver(const HubName& hub, uint64_t position, const storage::Entr
         if (e.message_ttl_seconds > 0) {
           m->expire_unix_ms = e.timestamp_ms + int64_t{e.message_ttl_seconds} * 1000;
         }
-        std::vector<std::vector<std::shared_ptr<ClientConnection>>> per_loop(loops_.size());
+        using Target = std::pair<std::shared_ptr<ClientConnection>, uint64_t>;
+        std::vector<std::vector<Target>> per_loop(loops_.size());
         {
           std::lock_guard lock(conns_mu_);
-          for (const storage::ConnectionRecord* rec : r.recipients) {
-            auto it = conns_.find(rec->id);
+          for (size_t i = 0; i < r.recipients.size(); ++i) {
+            auto it = conns_.find(r.recipients[i]->id);
             if (it == conns_.end()) continue;
             auto& c = it->second;
             switch (c->protocol()) {
@@ -501,13 +515,13 @@ void Gateway::Deliver(const HubName& hub, uint64_t position, const storage::Entr
                 }
                 break;
             }
-            per_loop[c->loop()->index()].push_back(c);
+            per_loop[c->loop()->index()].emplace_back(c, r.sequence_ids[i]);
           }
         }
         for (size_t i = 0; i < per_loop.size(); ++i) {
           if (per_loop[i].empty()) continue;
           loops_[i]->Post([m, list = std::move(per_loop[i])] {
-            for (const auto& c : list) c->DeliverMessage(*m);
+            for (const auto& [c, seq] : list) c->DeliverMessage(*m, seq);
           });
         }
       }

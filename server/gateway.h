@@ -26,6 +26,9 @@
 #include <unordered_map>
 #include <vector>
 
+namespace Poco {
+class ThreadPool;
+}
 namespace Poco::Net {
 class HTTPServer;
 class HTTPServerRequest;
@@ -83,6 +86,7 @@ class Gateway final : public replication::DeliverySink {
   std::unique_ptr<rest::RestApi> rest_;
   std::vector<std::unique_ptr<EventLoop>> loops_;
   std::atomic<size_t> next_loop_{0};
+  std::unique_ptr<Poco::ThreadPool> http_pool_;
   std::unique_ptr<Poco::Net::HTTPServer> http_;
 
   mutable std::mutex conns_mu_;

@@ -26,8 +26,9 @@ enum class EntryKind : uint8_t {
   kRemoveFromGroups = 5,  // remove connections selected by scope from groups
   kGrant = 6,
   kRevoke = 7,
-  kSend = 8,       // a message to connections selected by scope
-  kClientAck = 9,  // a client action that only needs an ack (e.g. a rejected one)
+  kSend = 8,         // a message to connections selected by scope
+  kClientAck = 9,    // a client action that only needs an ack (e.g. a rejected one)
+  kCheckpoint = 10,  // reliable connections' acknowledged sequence ids (see hub_view.h)
 };
 
 // Which connections an entry selects. Resolved against the view at apply time.
@@ -75,6 +76,9 @@ struct Entry {
   bool reliable = false;
   std::string node_id;  // node holding the socket
   std::string reason;   // close reason (kConnectionClose, kCloseConnections)
+
+  // kCheckpoint: (connection id, highest sequenceId the client acknowledged).
+  std::vector<std::pair<std::string, uint64_t>> acks;
 
   // kGrant / kRevoke (`target` is the connection). Also the group a client action's
   // required_permission is checked on.

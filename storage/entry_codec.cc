@@ -92,22 +92,25 @@ uint64_t EnumValue(E e) {
 
 Status Corrupt(std::string what) { return Status::InvalidArgument("corrupt entry: " + what); }
 
-// Expected wire type of each known field (index = field number; 0 unused).
-constexpr WireType kWireOf[kLastKnownField + 1] = {
-    kVarint,                             // 0: invalid
-    kVarint,          kVarint,           // kind, timestamp_ms
-    kVarint,          kLengthDelimited,  // scope, target
-    kLengthDelimited, kLengthDelimited,  // excluded, filter
-    kLengthDelimited, kLengthDelimited,  // groups, origin_connection
-    kVarint,          kVarint,           // ack_id, required_permission
-    kVarint,          kLengthDelimited,  // from, from_user_id
-    kVarint,          kVarint,           // no_echo, data_type
-    kLengthDelimited, kVarint,           // data, message_ttl_seconds
-    kLengthDelimited, kLengthDelimited,  // user_id, roles
-    kLengthDelimited, kVarint,           // subprotocol, reliable
-    kLengthDelimited, kLengthDelimited,  // node_id, reason
-    kVarint,          kLengthDelimited,  // permission, permission_target
-};
+// The wire type of each known field (1..kLastKnownField).
+constexpr WireType WireOf(uint64_t field) {
+  switch (field) {
+    case kFieldKind:
+    case kFieldTimestampMs:
+    case kFieldScope:
+    case kFieldAckId:
+    case kFieldRequiredPermission:
+    case kFieldFrom:
+    case kFieldNoEcho:
+    case kFieldDataType:
+    case kFieldMessageTtlSeconds:
+    case kFieldReliable:
+    case kFieldPermission:
+      return kVarint;
+    default:
+      return kLengthDelimited;
+  }
+}
 
 bool IsRepeated(uint64_t field) {
   return field == kFieldExcluded || field == kFieldGroups || field == kFieldRoles;
@@ -263,9 +266,9 @@ Result<Entry> DecodeEntry(std::string_view bytes) {
     }
 
     if (field > kLastKnownField) continue;  // a field from a later writer: skipped
-    if (wire != kWireOf[field]) {
+    if (wire != WireOf(field)) {
       return fail("wire type " + std::to_string(wire) + " (expected " +
-                  std::to_string(static_cast<uint64_t>(kWireOf[field])) + ")");
+                  std::to_string(static_cast<uint64_t>(WireOf(field))) + ")");
     }
     if (!IsRepeated(field)) {
       const uint64_t bit = uint64_t{1} << field;

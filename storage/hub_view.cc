@@ -20,15 +20,18 @@ struct Conn {
   ConnectionRecord rec;
   std::unordered_set<uint64_t> acks;
   std::deque<uint64_t> ack_order;
+  bool removing = false;  // set while RemoveConnection runs: its changes are not "touched"
 
   bool SeenAck(uint64_t id) const { return acks.count(id) != 0; }
-  void RememberAck(uint64_t id) {
-    if (!acks.insert(id).second) return;
+  // Returns the ackId that fell out of the bounded history, if any.
+  std::optional<uint64_t> RememberAck(uint64_t id) {
+    if (!acks.insert(id).second) return std::nullopt;
     ack_order.push_back(id);
-    if (ack_order.size() > kAckHistory) {
-      acks.erase(ack_order.front());
-      ack_order.pop_front();
-    }
+    if (ack_order.size() <= kAckHistory) return std::nullopt;
+    uint64_t old = ack_order.front();
+    acks.erase(old);
+    ack_order.pop_front();
+    return old;
   }
 };
 
@@ -37,6 +40,8 @@ class MemoryView final : public HubView {
   ApplyResult Apply(uint64_t position, const Entry& e) override {
     std::unique_lock lock(mu_);
     ApplyResult r;
+    touched_.clear();
+    touched_set_.clear();
     switch (e.kind) {
       case EntryKind::kConnectionOpen:
         ApplyOpen(position, e, r);
@@ -67,6 +72,7 @@ class MemoryView final : public HubView {
         } else {
           it->second->rec.permissions.Revoke(e.permission, e.permission_target);
         }
+        Touch(it->second.get());
         break;
       }
       case EntryKind::kSend:
@@ -75,9 +81,42 @@ class MemoryView final : public HubView {
       case EntryKind::kClientAck:
         CheckClientAction(e, r);
         break;
+      case EntryKind::kCheckpoint:
+        ApplyCheckpoint(position, e);
+        break;
     }
     applied_ = position;
+    r.touched.reserve(touched_.size());
+    for (Conn* c : touched_) r.touched.push_back(&c->rec);
     return r;
+  }
+
+  std::vector<ConnectionRecord> AllConnections() const override {
+    std::shared_lock lock(mu_);
+    std::vector<ConnectionRecord> out;
+    out.reserve(conns_.size());
+    for (const auto& [id, c] : conns_) out.push_back(c->rec);
+    return out;
+  }
+
+  void Restore(ConnectionRecord record, const std::vector<uint64_t>& acks) override {
+    std::unique_lock lock(mu_);
+    auto c = std::make_unique<Conn>();
+    std::set<std::string> groups = std::move(record.groups);
+    record.groups.clear();
+    c->rec = std::move(record);
+    for (uint64_t a : acks) c->RememberAck(a);
+    Conn* raw = c.get();
+    conns_[raw->rec.id] = std::move(c);
+    if (raw->rec.user_id) users_[*raw->rec.user_id].insert(raw);
+    for (const auto& g : groups) Join(raw, g);
+    touched_.clear();
+    touched_set_.clear();
+  }
+
+  void RestoreAppliedPosition(uint64_t position) override {
+    std::unique_lock lock(mu_);
+    applied_ = position;
   }
 
   uint64_t applied_position() const override {
@@ -152,7 +191,41 @@ class MemoryView final : public HubView {
     conns_.emplace(raw->rec.id, std::move(c));
     if (raw->rec.user_id) users_[*raw->rec.user_id].insert(raw);
     for (const auto& g : e.groups) Join(raw, g);
+    if (raw->rec.reliable) {
+      raw->rec.checkpoints.push_back(
+          {position, 0, {raw->rec.groups.begin(), raw->rec.groups.end()}});
+    }
+    Touch(raw);
     r.opened = &raw->rec;
+  }
+
+  // Records where each listed reliable connection's numbering stands at this position, and
+  // drops the checkpoints that recovery can no longer need (the client never needs messages
+  // at or below what it acknowledged).
+  void ApplyCheckpoint(uint64_t position, const Entry& e) {
+    for (const auto& [id, acked] : e.acks) {
+      auto it = conns_.find(id);
+      if (it == conns_.end() || !it->second->rec.reliable) continue;
+      ConnectionRecord& rec = it->second->rec;
+      rec.acked = std::max(rec.acked, std::min(acked, rec.seq));
+      rec.checkpoints.push_back({position, rec.seq, {rec.groups.begin(), rec.groups.end()}});
+      size_t keep_from = 0;
+      for (size_t i = 0; i < rec.checkpoints.size(); ++i) {
+        if (rec.checkpoints[i].seq <= rec.acked) keep_from = i;
+      }
+      rec.checkpoints.erase(rec.checkpoints.begin(),
+                            rec.checkpoints.begin() + static_cast<long>(keep_from));
+      if (rec.checkpoints.size() > kMaxCheckpoints + 1) {
+        // Keep the acknowledged base and the newest ones.
+        rec.checkpoints.erase(rec.checkpoints.begin() + 1,
+                              rec.checkpoints.end() - static_cast<long>(kMaxCheckpoints));
+      }
+      Touch(it->second.get());
+    }
+  }
+
+  void Touch(Conn* c) {
+    if (!c->removing && touched_set_.insert(c).second) touched_.push_back(c);
   }
 
   // Dedupe and permission check of a client action. Returns false (with r.status set) when
@@ -178,7 +251,10 @@ class MemoryView final : public HubView {
           " group '" + e.permission_target.value_or("") + "'.");
       return false;
     }
-    if (e.ack_id) origin->RememberAck(*e.ack_id);
+    if (e.ack_id) {
+      r.ack_remembered = *e.ack_id;
+      r.ack_forgotten = origin->RememberAck(*e.ack_id);
+    }
     return true;
   }
 
@@ -207,9 +283,11 @@ class MemoryView final : public HubView {
     std::vector<Conn*> sel;
     Select(e, sel);
     r.recipients.reserve(sel.size());
+    r.sequence_ids.reserve(sel.size());
     for (Conn* c : sel) {
       if (e.no_echo && c->rec.id == e.origin_connection) continue;
       r.recipients.push_back(&c->rec);
+      r.sequence_ids.push_back(c->rec.reliable ? ++c->rec.seq : 0);
     }
   }
 
@@ -246,10 +324,13 @@ class MemoryView final : public HubView {
   }
 
   void Join(Conn* c, const std::string& g) {
-    if (c->rec.groups.insert(g).second) groups_[g].insert(c);
+    if (!c->rec.groups.insert(g).second) return;
+    groups_[g].insert(c);
+    Touch(c);
   }
   void Leave(Conn* c, const std::string& g) {
     if (!c->rec.groups.erase(g)) return;
+    Touch(c);
     auto it = groups_.find(g);
     if (it == groups_.end()) return;
     it->second.erase(c);
@@ -260,6 +341,7 @@ class MemoryView final : public HubView {
     auto it = conns_.find(id);
     if (it == conns_.end()) return false;
     Conn* c = it->second.get();
+    c->removing = true;
     std::vector<std::string> gs(c->rec.groups.begin(), c->rec.groups.end());
     for (const auto& g : gs) Leave(c, g);
     if (c->rec.user_id) {
@@ -269,10 +351,15 @@ class MemoryView final : public HubView {
         if (u->second.empty()) users_.erase(u);
       }
     }
+    // A removed connection is reported in `closed`, not `touched`.
+    if (touched_set_.erase(c)) touched_.erase(std::find(touched_.begin(), touched_.end(), c));
     conns_.erase(it);
     return true;
   }
 
+  // Connections changed during one Apply, in first-touch order.
+  std::vector<Conn*> touched_;
+  std::unordered_set<Conn*> touched_set_;
   mutable std::shared_mutex mu_;
   uint64_t applied_ = 0;
   std::unordered_map<std::string, std::unique_ptr<Conn>> conns_;

@@ -30,6 +30,16 @@
 
 namespace hubcast::storage {
 
+// A reliable connection's numbering at a log position: after applying `position` the
+// connection had been sent `seq` messages, and was a member of `groups`. Replay counts forward
+// from a checkpoint through the log to number messages exactly as they were first numbered.
+struct Checkpoint {
+  uint64_t position = 0;
+  uint64_t seq = 0;
+  std::vector<std::string> groups;
+  bool operator==(const Checkpoint&) const = default;
+};
+
 struct ConnectionRecord {
   std::string id;
   std::optional<std::string> user_id;
@@ -39,14 +49,28 @@ struct ConnectionRecord {
   uint64_t created_position = 0;
   PermissionSet permissions;
   std::set<std::string> groups;
+  // Reliable connections only. seq: messages numbered so far (the last sequenceId sent);
+  // acked: the highest sequenceId the client acknowledged, as last checkpointed;
+  // checkpoints: the newest one at or below `acked`, and every newer one (oldest first).
+  uint64_t seq = 0;
+  uint64_t acked = 0;
+  std::vector<Checkpoint> checkpoints;
 };
 
 struct ApplyResult {
   // OK, or why a client action / REST command had no effect: kForbidden, kDuplicate,
   // kNotFound, kInvalidArgument. The entry is still in the log either way.
   Status status;
-  // kSend: the selected connections, in no particular order (see threading note 3).
+  // kSend: the selected connections, in no particular order (see threading note 3), and for
+  // each its sequenceId (reliable connections) or 0.
   std::vector<const ConnectionRecord*> recipients;
+  std::vector<uint64_t> sequence_ids;
+  // Connections whose stored record changed (opened, groups, permissions, checkpoints).
+  std::vector<const ConnectionRecord*> touched;
+  // The origin's ackId that was remembered by this entry, and one that fell out of the
+  // bounded history, if any.
+  std::optional<uint64_t> ack_remembered;
+  std::optional<uint64_t> ack_forgotten;
   // kConnectionClose / kCloseConnections: connections removed by this entry.
   std::vector<std::string> closed;
   // kConnectionOpen: the new connection (same validity as recipients).
@@ -78,7 +102,17 @@ class HubView {
                                                               size_t limit) const = 0;
   virtual std::optional<ConnectionRecord> GetConnection(const std::string& connection_id) const = 0;
   virtual size_t connection_count() const = 0;
+  // Every connection record (a copy), for start-up work such as restoring held sessions.
+  virtual std::vector<ConnectionRecord> AllConnections() const = 0;
+
+  // Start-up only (before the first Apply): put back a connection loaded from disk with its
+  // remembered ackIds (oldest first), and the applied position.
+  virtual void Restore(ConnectionRecord record, const std::vector<uint64_t>& acks) = 0;
+  virtual void RestoreAppliedPosition(uint64_t position) = 0;
 };
+
+// How many checkpoints newer than the acknowledged one a connection keeps.
+inline constexpr size_t kMaxCheckpoints = 8;
 
 std::unique_ptr<HubView> NewMemoryView();
 

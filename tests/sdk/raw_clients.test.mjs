@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import { after, afterEach, before, test } from "node:test";
 
 import { syncRaw } from "./lib/checks.mjs";
+import { TcpWsClient } from "./lib/tcp.mjs";
 import { JSON_PROTOCOL, startServer, uniqueHub, uniqueName } from "./lib/server.mjs";
 import { waitUntil, withDeadline } from "./lib/wait.mjs";
 
@@ -161,5 +162,28 @@ test("row 78: a WebSocket ping control frame is answered with a pong carrying th
     const got = await withDeadline(pong, 10000, "a pong control frame");
     assert.equal(got.toString(), "are-you-there");
     assert.ok(sock.isOpen);
+  }
+});
+
+test("row 78: the server pings idle clients; a client that answers stays, a silent one is dropped", { timeout: 60000 }, async () => {
+  const fast = await startServer({ args: ["--keepalive-seconds", "1", "--idle-timeout-seconds", "5"] });
+  try {
+    const hub = uniqueHub();
+    const sock = await fast.rawClient(hub, { userId: "idle-but-alive" }, JSON_PROTOCOL);
+    let pings = 0;
+    sock.ws.on("ping", () => (pings += 1)); // ws answers every ping with a pong by itself
+    const { token } = await fast.serviceClient(hub).getClientAccessToken({ userId: "silent" });
+    const silent = await TcpWsClient.open(fast.port, `/client/hubs/${hub}?access_token=${token}`, { protocol: JSON_PROTOCOL });
+    // The silent client connected after the answering one: once it has been dropped for
+    // idleness, the answering one has been idle (bar its pongs) for longer.
+    await withDeadline(silent.ended, 20000, "the silent client to be dropped");
+    const seen = pings;
+    await waitUntil(() => pings > seen, { timeout: 10000, what: "one more server ping after the silent client was dropped" });
+    assert.ok(pings >= 2, `pings: ${pings}`);
+    assert.ok(sock.isOpen, "a client that answers pings is kept");
+    assert.equal(await fast.serviceClient(hub).connectionExists(sock.connectionId), true);
+    assert.ok(silent.frames.some((f) => f.opcode === 9), "the silent client was pinged before being dropped");
+  } finally {
+    await fast.stop();
   }
 });

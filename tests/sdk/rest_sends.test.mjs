@@ -280,3 +280,17 @@ test("row 36: a REST broadcast reaches SDK clients in order, each message once",
     assert.deepEqual(received(c).filter((d) => "n" in d).map((d) => d.n), Array.from({ length: 50 }, (_, i) => i));
   }
 });
+
+test("row 34: any api-version is accepted, and a missing one defaults", T, async () => {
+  const hub = uniqueHub();
+  const sock = await srv.rawClient(hub, { userId: "apiv" });
+  const path = `/api/hubs/${hub}/connections/${sock.connectionId}/:send`;
+  for (const v of ["2021-10-01", "2022-11-01", "2024-01-01", "2024-12-01"]) {
+    const r = await srv.rest("POST", path, { body: v, contentType: "text/plain", apiVersion: false, query: { "api-version": v } });
+    assert.equal(r.status, 202, `api-version ${v}: ${r.text}`);
+  }
+  const r = await srv.rest("POST", path, { body: "none", contentType: "text/plain", apiVersion: false });
+  assert.equal(r.status, 202, `no api-version: ${r.text}`);
+  await waitUntil(() => sock.messages().length >= 5, { what: "5 messages" });
+  assert.deepEqual(sock.messages().map((m) => m.data), ["2021-10-01", "2022-11-01", "2024-01-01", "2024-12-01", "none"]);
+});

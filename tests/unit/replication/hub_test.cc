@@ -22,6 +22,7 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 namespace hubcast::replication {
@@ -42,7 +43,6 @@ struct Delivery {
   std::set<std::string> recipients;
   std::vector<std::string> closed;
   std::optional<std::string> opened;
-  uint64_t view_applied_position = 0;
   std::thread::id thread;
 };
 
@@ -65,7 +65,6 @@ class RecordingSink : public DeliverySink {
     deliveries_.push_back(std::move(d));
   }
 
-  // Records the view's applied position too (the view is reachable only through the hub).
   std::vector<Delivery> All() const {
     std::lock_guard lock(mu_);
     return deliveries_;
@@ -132,7 +131,7 @@ std::vector<uint64_t> OneTo(uint64_t n) {
   return out;
 }
 
-class HubTest : public ::testing::Test {
+class HubAppend : public ::testing::Test {
  protected:
   std::shared_ptr<Hub> GetHub(std::string_view name) { return registry_.Get(Name(name)); }
 
@@ -140,7 +139,7 @@ class HubTest : public ::testing::Test {
   HubRegistry registry_{HubRegistryOptions{"node-1"}, &sink_};
 };
 
-TEST_F(HubTest, PositionsIncreaseStrictlyFromOne) {
+TEST_F(HubAppend, PositionsIncreaseStrictlyFromOne) {
   auto hub = GetHub("chat");
   for (uint64_t i = 1; i <= 20; ++i) {
     auto pos = hub->Append(SendToAll("m" + std::to_string(i)));
@@ -151,7 +150,7 @@ TEST_F(HubTest, PositionsIncreaseStrictlyFromOne) {
   EXPECT_EQ(hub->view().applied_position(), 20u);
 }
 
-TEST_F(HubTest, DeliverIsCalledOncePerEntryInOrderWithTheApplyResult) {
+TEST_F(HubAppend, DeliverIsCalledOncePerEntryInOrderWithTheApplyResult) {
   auto hub = GetHub("chat");
   ASSERT_TRUE(hub->Append(Open("c1", "alice")).ok());
   ASSERT_TRUE(hub->Append(Open("c2")).ok());
@@ -183,7 +182,7 @@ TEST_F(HubTest, DeliverIsCalledOncePerEntryInOrderWithTheApplyResult) {
   EXPECT_EQ(ds[5].recipients, std::set<std::string>({"c1"}));
 }
 
-TEST_F(HubTest, DeliverRunsOnOneApplierThread) {
+TEST_F(HubAppend, DeliverRunsOnOneApplierThread) {
   auto a = GetHub("a");
   auto b = GetHub("b");
   for (int i = 0; i < 10; ++i) {
@@ -197,7 +196,7 @@ TEST_F(HubTest, DeliverRunsOnOneApplierThread) {
   EXPECT_EQ(threads.size(), 1u);
 }
 
-TEST_F(HubTest, AppendAndWaitReturnsTheApplyStatus) {
+TEST_F(HubAppend, AppendAndWaitReturnsTheApplyStatus) {
   auto hub = GetHub("chat");
   EXPECT_TRUE(hub->AppendAndWait(Open("c1")).ok());
   EXPECT_EQ(hub->AppendAndWait(AddToGroup("unknown", "g")).code(), StatusCode::kNotFound);
@@ -217,7 +216,7 @@ TEST_F(HubTest, AppendAndWaitReturnsTheApplyStatus) {
   EXPECT_EQ(hub->AppendAndWait(join).code(), StatusCode::kForbidden);
 }
 
-TEST_F(HubTest, AppendAndWaitReturnsAfterTheChangeIsVisible) {
+TEST_F(HubAppend, AppendAndWaitReturnsAfterTheChangeIsVisible) {
   auto hub = GetHub("chat");
   ASSERT_TRUE(hub->AppendAndWait(Open("c1", "alice")).ok());
   EXPECT_TRUE(hub->view().ConnectionExists("c1"));
@@ -226,7 +225,7 @@ TEST_F(HubTest, AppendAndWaitReturnsAfterTheChangeIsVisible) {
   EXPECT_TRUE(hub->view().GroupExists("g"));
 }
 
-TEST_F(HubTest, DoneRunsOnTheApplierAfterDeliverWithTheStatus) {
+TEST_F(HubAppend, DoneRunsOnTheApplierAfterDeliverWithTheStatus) {
   auto hub = GetHub("chat");
   std::promise<std::pair<StatusCode, size_t>> seen;
   std::promise<std::thread::id> thread;
@@ -241,7 +240,7 @@ TEST_F(HubTest, DoneRunsOnTheApplierAfterDeliverWithTheStatus) {
   EXPECT_NE(thread.get_future().get(), std::this_thread::get_id());
 }
 
-TEST_F(HubTest, BarrierMakesAQuerySeeAJustAppendedChange) {
+TEST_F(HubAppend, BarrierMakesAQuerySeeAJustAppendedChange) {
   auto hub = GetHub("chat");
   for (int i = 0; i < 200; ++i) {
     const std::string id = "c" + std::to_string(i);
@@ -254,13 +253,13 @@ TEST_F(HubTest, BarrierMakesAQuerySeeAJustAppendedChange) {
   EXPECT_EQ(hub->view().connection_count(), 200u);
 }
 
-TEST_F(HubTest, BarrierOnAnEmptyHubReturns) {
+TEST_F(HubAppend, BarrierOnAnEmptyHubReturns) {
   auto hub = GetHub("empty");
   hub->Barrier();
   EXPECT_EQ(hub->view().applied_position(), 0u);
 }
 
-TEST_F(HubTest, ConcurrentAppendsAreAppliedExactlyOnceInPositionOrder) {
+TEST_F(HubAppend, ConcurrentAppendsAreAppliedExactlyOnceInPositionOrder) {
   constexpr int kThreads = 4;
   constexpr int kPerThread = 250;
   auto a = GetHub("alpha");
@@ -333,7 +332,7 @@ TEST_F(HubTest, ConcurrentAppendsAreAppliedExactlyOnceInPositionOrder) {
   EXPECT_EQ(b->view().applied_position(), sink_.ForHub("beta").size());
 }
 
-TEST_F(HubTest, ConcurrentAppendAndWaitAllSucceed) {
+TEST_F(HubAppend, ConcurrentAppendAndWaitAllSucceed) {
   auto hub = GetHub("chat");
   ASSERT_TRUE(hub->AppendAndWait(Open("c1")).ok());
   std::vector<std::thread> threads;
@@ -355,7 +354,7 @@ TEST_F(HubTest, ConcurrentAppendAndWaitAllSucceed) {
   }
 }
 
-TEST_F(HubTest, TwoHubsAreIndependent) {
+TEST_F(HubAppend, TwoHubsAreIndependent) {
   auto a = GetHub("alpha");
   auto b = GetHub("beta");
   EXPECT_NE(a.get(), b.get());
@@ -383,7 +382,7 @@ TEST_F(HubTest, TwoHubsAreIndependent) {
   EXPECT_EQ(Positions(sink_.ForHub("beta")), OneTo(2));
 }
 
-TEST_F(HubTest, GetReturnsTheSameHubForTheSameName) {
+TEST_F(HubAppend, GetReturnsTheSameHubForTheSameName) {
   auto a = GetHub("Chat");
   auto b = GetHub("chat");
   auto c = GetHub("CHAT");
@@ -395,9 +394,9 @@ TEST_F(HubTest, GetReturnsTheSameHubForTheSameName) {
   EXPECT_TRUE(c->view().ConnectionExists("c1"));
 }
 
-TEST_F(HubTest, RegistryKeepsItsNodeId) { EXPECT_EQ(registry_.node_id(), "node-1"); }
+TEST_F(HubAppend, RegistryKeepsItsNodeId) { EXPECT_EQ(registry_.node_id(), "node-1"); }
 
-TEST_F(HubTest, AppendAfterStopFailsUnavailable) {
+TEST_F(HubAppend, AppendAfterStopFailsUnavailable) {
   auto hub = GetHub("chat");
   ASSERT_TRUE(hub->AppendAndWait(Open("c1")).ok());
   EXPECT_FALSE(registry_.stopping());
@@ -419,7 +418,7 @@ TEST_F(HubTest, AppendAfterStopFailsUnavailable) {
   registry_.Stop();  // idempotent
 }
 
-TEST_F(HubTest, StopAppliesEverythingAppendedBefore) {
+TEST_F(HubAppend, StopAppliesEverythingAppendedBefore) {
   auto hub = GetHub("chat");
   std::atomic<int> done{0};
   for (int i = 0; i < 500; ++i) {

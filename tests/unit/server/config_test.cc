@@ -28,7 +28,8 @@ const std::string kKey4 = "fourth-key-0123456789-abcdefghijklm";
 const std::vector<std::string> kOptionNames = {
     "port",           "bind",         "data-dir",          "access-key",
     "ports-file",     "event-loops",  "http-threads",      "keepalive-seconds",
-    "idle-timeout-seconds", "reliable-hold", "max-outbound-mib", "allow-anonymous",
+    "idle-timeout-seconds", "reliable-hold", "max-outbound-mib", "write-stall-seconds",
+    "allow-anonymous",
     "node-id",        "log-level",
 };
 
@@ -120,6 +121,7 @@ void ExpectDefaults(const ServerConfig& c) {
   EXPECT_EQ(c.idle_timeout_seconds, 120);
   EXPECT_EQ(c.reliable_hold_seconds, 30);
   EXPECT_EQ(c.max_outbound_mib, 16);
+  EXPECT_EQ(c.write_stall_seconds, 30);
   EXPECT_FALSE(c.allow_anonymous);
   EXPECT_EQ(c.node_id, "");
   EXPECT_EQ(c.log_level, "info");
@@ -153,7 +155,7 @@ TEST_F(ServeConfig, EveryOptionCanBeSetByFlag) {
                             kKey1, "--ports-file", "/tmp/ports", "--event-loops", "4",
                             "--http-threads=8", "--keepalive-seconds", "5",
                             "--idle-timeout-seconds", "60", "--reliable-hold", "90",
-                            "--max-outbound-mib", "32", "--allow-anonymous", "true", "--node-id",
+                            "--max-outbound-mib", "32", "--write-stall-seconds", "7", "--allow-anonymous", "true", "--node-id",
                             "n1", "--log-level", "debug"});
   EXPECT_EQ(c.bind, "0.0.0.0");
   EXPECT_EQ(c.data_dir, "/var/lib/hubcast");
@@ -165,6 +167,7 @@ TEST_F(ServeConfig, EveryOptionCanBeSetByFlag) {
   EXPECT_EQ(c.idle_timeout_seconds, 60);
   EXPECT_EQ(c.reliable_hold_seconds, 90);
   EXPECT_EQ(c.max_outbound_mib, 32);
+  EXPECT_EQ(c.write_stall_seconds, 7);
   EXPECT_TRUE(c.allow_anonymous);
   EXPECT_EQ(c.node_id, "n1");
   EXPECT_EQ(c.log_level, "debug");
@@ -233,6 +236,7 @@ TEST_F(ServeConfig, OutOfRangeIntegersAreRejected) {
   ParseError({"--idle-timeout-seconds", "3601"});
   ParseError({"--reliable-hold", "0"});
   ParseError({"--max-outbound-mib", "1025"});
+  ParseError({"--write-stall-seconds", "0"});
 }
 
 TEST_F(ServeConfig, NonIntegersAreRejected) {

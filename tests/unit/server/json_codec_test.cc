@@ -38,7 +38,9 @@ ClientMessage DecodeValid(std::string_view text) {
 ClientMessage DecodeInvalid(std::string_view text) {
   ClientMessage m = Decode(text);
   EXPECT_TRUE(m.invalid_reason.has_value()) << "accepted: " << text;
-  if (m.invalid_reason) EXPECT_FALSE(m.invalid_reason->empty()) << text;
+  if (m.invalid_reason) {
+    EXPECT_FALSE(m.invalid_reason->empty()) << text;
+  }
   return m;
 }
 

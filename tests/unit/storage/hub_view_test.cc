@@ -1040,12 +1040,14 @@ TEST_F(MemoryView, CheckPermissionOfUnknownConnectionIsNullopt) {
             std::nullopt);
 }
 
-TEST_F(MemoryView, CheckPermissionForAllGroupsNeedsAnAnyGroupPermission) {
-  ApplyOk(Open("c1", std::nullopt, {}, {"webpubsub.sendToGroup.g"}));
+TEST_F(MemoryView, CheckPermissionWithoutGroupNeedsAnAnyGroupPermission) {
+  ApplyOk(Open("c1", std::nullopt, {}, {"webpubsub.sendToGroup.g", kJoinAny}));
   EXPECT_EQ(view_->CheckPermission("c1", Permission::kSendToGroup, "g"), true);
-  // Allowed(p, all) is true when a role grants p for any group (permissions.h).
+  // No group = "all groups": a literal role for one group is not enough (permissions.h).
+  EXPECT_EQ(view_->CheckPermission("c1", Permission::kSendToGroup, std::nullopt), false);
+  EXPECT_EQ(view_->CheckPermission("c1", Permission::kJoinLeaveGroup, std::nullopt), true);
+  ApplyOk(Grant("c1", Permission::kSendToGroup, std::nullopt));
   EXPECT_EQ(view_->CheckPermission("c1", Permission::kSendToGroup, std::nullopt), true);
-  EXPECT_EQ(view_->CheckPermission("c1", Permission::kJoinLeaveGroup, std::nullopt), false);
 }
 
 TEST_F(MemoryView, GetConnectionOfUnknownIsNullopt) {
