@@ -39,10 +39,17 @@ enum Field : uint64_t {
   kFieldReason = 22,
   kFieldPermission = 23,
   kFieldPermissionTarget = 24,  // presence
-  kLastKnownField = 24,
-  // 25..1023: reserved for future Entry members, assigned in order, each an optional field
+  kFieldAcks = 25,              // repeated, each an Ack (below)
+  kLastKnownField = 25,
+  // 26..1023: reserved for future Entry members, assigned in order, each an optional field
   // whose absence means its default (so version-1 readers may skip it). 1024..(2^29 - 1):
   // reserved, unassigned. See ENTRY_FORMAT.md before adding one.
+};
+
+// The fields inside one kFieldAcks payload (a nested field sequence, same rules).
+enum AckField : uint64_t {
+  kAckFieldConnectionId = 1,
+  kAckFieldSequenceId = 2,
 };
 
 // Field numbers are limited to 29 bits, as in protobuf.
@@ -66,16 +73,16 @@ int64_t ZigZagDecode(uint64_t v) {
   return static_cast<int64_t>(v >> 1) ^ -static_cast<int64_t>(v & 1);
 }
 
-void PutTag(std::string* out, Field field, WireType wire) {
-  PutVarint64(out, (static_cast<uint64_t>(field) << 3) | wire);
+void PutTag(std::string* out, uint64_t field, WireType wire) {
+  PutVarint64(out, (field << 3) | wire);
 }
 
-void PutVarintField(std::string* out, Field field, uint64_t value) {
+void PutVarintField(std::string* out, uint64_t field, uint64_t value) {
   PutTag(out, field, kVarint);
   PutVarint64(out, value);
 }
 
-void PutBytesField(std::string* out, Field field, std::string_view value) {
+void PutBytesField(std::string* out, uint64_t field, std::string_view value) {
   PutTag(out, field, kLengthDelimited);
   PutVarint64(out, value.size());
   out->append(value);
@@ -113,7 +120,8 @@ constexpr WireType WireOf(uint64_t field) {
 }
 
 bool IsRepeated(uint64_t field) {
-  return field == kFieldExcluded || field == kFieldGroups || field == kFieldRoles;
+  return field == kFieldExcluded || field == kFieldGroups || field == kFieldRoles ||
+         field == kFieldAcks;
 }
 
 // Range-checked enum conversion: values outside [lo, hi] are corruption.
@@ -121,6 +129,73 @@ template <typename E>
 std::optional<E> ToEnum(uint64_t v, E lo, E hi) {
   if (v < EnumValue(lo) || v > EnumValue(hi)) return std::nullopt;
   return static_cast<E>(v);
+}
+
+// One field as read from the wire, before its number is interpreted.
+struct RawField {
+  uint64_t number = 0;
+  uint64_t wire = 0;
+  uint64_t varint = 0;     // wire type 0
+  std::string_view bytes;  // wire type 2: points into the input
+};
+
+// Reads one field from the front of *in and advances past it. On failure returns what is
+// wrong (for "corrupt entry: <what> at offset N"); raw->number is set once the tag was read.
+// Errors are formatted only on failure: decoding is on the replay hot path.
+std::optional<std::string> ReadField(std::string_view* in, RawField* raw) {
+  uint64_t tag = 0;
+  if (!GetVarint64(in, &tag)) return "truncated or overlong tag varint";
+  raw->number = tag >> 3;
+  raw->wire = tag & 7;
+  if (raw->number == 0 || raw->number > kMaxFieldNumber) {
+    return "field number " + std::to_string(raw->number) + " out of range";
+  }
+  const std::string where = " in field ";
+  if (raw->wire == kVarint) {
+    if (!GetVarint64(in, &raw->varint)) {
+      return "truncated or overlong varint" + where + std::to_string(raw->number);
+    }
+  } else if (raw->wire == kLengthDelimited) {
+    uint64_t len = 0;
+    if (!GetVarint64(in, &len)) {
+      return "truncated or overlong length varint" + where + std::to_string(raw->number);
+    }
+    if (len > in->size()) {
+      return "length " + std::to_string(len) + " runs past the end" + where +
+             std::to_string(raw->number);
+    }
+    raw->bytes = in->substr(0, static_cast<size_t>(len));
+    in->remove_prefix(static_cast<size_t>(len));
+  } else {
+    return "unknown wire type " + std::to_string(raw->wire) + where + std::to_string(raw->number);
+  }
+  return std::nullopt;
+}
+
+// Decodes one kFieldAcks payload. On failure returns what is wrong.
+std::optional<std::string> DecodeAck(std::string_view in, std::pair<std::string, uint64_t>* ack) {
+  bool seen_connection = false;
+  bool seen_sequence = false;
+  while (!in.empty()) {
+    RawField raw;
+    if (auto error = ReadField(&in, &raw)) return "ack: " + *error;
+    bool* seen = nullptr;
+    if (raw.number == kAckFieldConnectionId && raw.wire == kLengthDelimited) {
+      seen = &seen_connection;
+      ack->first.assign(raw.bytes);
+    } else if (raw.number == kAckFieldSequenceId && raw.wire == kVarint) {
+      seen = &seen_sequence;
+      ack->second = raw.varint;
+    } else if (raw.number == kAckFieldConnectionId || raw.number == kAckFieldSequenceId) {
+      return "ack: wrong wire type " + std::to_string(raw.wire) + " in field " +
+             std::to_string(raw.number);
+    } else {
+      continue;  // unknown: skipped
+    }
+    if (*seen) return "ack: duplicate field " + std::to_string(raw.number);
+    *seen = true;
+  }
+  return std::nullopt;
 }
 
 }  // namespace
@@ -209,6 +284,13 @@ std::string EncodeEntry(const Entry& e) {
     PutVarintField(&out, kFieldPermission, EnumValue(e.permission));
   }
   if (e.permission_target) PutBytesField(&out, kFieldPermissionTarget, *e.permission_target);
+  std::string ack;
+  for (const auto& [connection_id, sequence_id] : e.acks) {
+    ack.clear();
+    if (!connection_id.empty()) PutBytesField(&ack, kAckFieldConnectionId, connection_id);
+    if (sequence_id != 0) PutVarintField(&ack, kAckFieldSequenceId, sequence_id);
+    PutBytesField(&out, kFieldAcks, ack);
+  }
   return out;
 }
 
@@ -235,51 +317,35 @@ Result<Entry> DecodeEntry(std::string_view bytes) {
   uint64_t seen = 0;  // bit n: non-repeated known field n already read
   std::string_view in = bytes.substr(1);
   while (!in.empty()) {
-    // Error messages are built only on failure: decoding is on the replay hot path.
     const size_t offset = bytes.size() - in.size();
-    uint64_t field = 0;
     const auto fail = [&](std::string_view what) {
-      return Corrupt(std::string(what) + (field ? " in field " + std::to_string(field) : "") +
-                     " at offset " + std::to_string(offset));
+      return Corrupt(std::string(what) + " at offset " + std::to_string(offset));
     };
-    uint64_t tag = 0;
-    if (!GetVarint64(&in, &tag)) return fail("truncated or overlong tag varint");
-    field = tag >> 3;
-    const uint64_t wire = tag & 7;
-    if (field == 0 || field > kMaxFieldNumber) {
-      return Corrupt("field number " + std::to_string(field) + " out of range at offset " +
-                     std::to_string(offset));
-    }
-
-    uint64_t v = 0;
-    std::string_view s;
-    if (wire == kVarint) {
-      if (!GetVarint64(&in, &v)) return fail("truncated or overlong varint");
-    } else if (wire == kLengthDelimited) {
-      uint64_t len = 0;
-      if (!GetVarint64(&in, &len)) return fail("truncated or overlong length varint");
-      if (len > in.size()) return fail("length " + std::to_string(len) + " runs past the end");
-      s = in.substr(0, static_cast<size_t>(len));
-      in.remove_prefix(static_cast<size_t>(len));
-    } else {
-      return fail("unknown wire type " + std::to_string(wire));
-    }
+    RawField raw;
+    if (auto error = ReadField(&in, &raw)) return fail(*error);
+    const uint64_t field = raw.number;
+    const uint64_t wire = raw.wire;
+    const uint64_t v = raw.varint;
+    const std::string_view s = raw.bytes;
 
     if (field > kLastKnownField) continue;  // a field from a later writer: skipped
     if (wire != WireOf(field)) {
       return fail("wire type " + std::to_string(wire) + " (expected " +
-                  std::to_string(static_cast<uint64_t>(WireOf(field))) + ")");
+                  std::to_string(static_cast<uint64_t>(WireOf(field))) + ") in field " +
+                  std::to_string(field));
     }
     if (!IsRepeated(field)) {
       const uint64_t bit = uint64_t{1} << field;
-      if (seen & bit) return fail("duplicate field");
+      if (seen & bit) return fail("duplicate field " + std::to_string(field));
       seen |= bit;
     }
 
-    const auto bad_value = [&] { return fail("value " + std::to_string(v) + " out of range"); };
+    const auto bad_value = [&] {
+      return fail("value " + std::to_string(v) + " out of range in field " + std::to_string(field));
+    };
     switch (field) {
       case kFieldKind: {
-        auto k = ToEnum(v, EntryKind::kConnectionOpen, EntryKind::kClientAck);
+        auto k = ToEnum(v, EntryKind::kConnectionOpen, EntryKind::kCheckpoint);
         if (!k) return bad_value();
         e.kind = *k;
         break;
@@ -302,7 +368,8 @@ Result<Entry> DecodeEntry(std::string_view bytes) {
       case kFieldFilter: {
         auto parsed = Filter::Parse(s);
         if (!parsed.ok()) {
-          return fail("filter text no longer parses (" + parsed.status().message() + ")");
+          return fail("filter text no longer parses (" + parsed.status().message() + ") in field " +
+                      std::to_string(field));
         }
         e.filter = std::move(parsed).value();
         break;
@@ -378,6 +445,14 @@ Result<Entry> DecodeEntry(std::string_view bytes) {
       case kFieldPermissionTarget:
         e.permission_target.emplace(s);
         break;
+      case kFieldAcks: {
+        std::pair<std::string, uint64_t> ack;
+        if (auto error = DecodeAck(s, &ack)) {
+          return fail(*error + " (in field " + std::to_string(field) + ")");
+        }
+        e.acks.push_back(std::move(ack));
+        break;
+      }
       default:
         break;  // unreachable: every field in 1..kLastKnownField has a case
     }

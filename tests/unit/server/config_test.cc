@@ -2,7 +2,6 @@
 #include "server/config.h"
 
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
@@ -10,6 +9,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <string>
+#include <unistd.h>
 #include <utility>
 #include <vector>
 
@@ -26,11 +26,21 @@ const std::string kKey4 = "fourth-key-0123456789-abcdefghijklm";
 
 // Every option `hubcast serve` declares (config.cc).
 const std::vector<std::string> kOptionNames = {
-    "port",           "bind",         "data-dir",          "access-key",
-    "ports-file",     "event-loops",  "http-threads",      "keepalive-seconds",
-    "idle-timeout-seconds", "reliable-hold", "max-outbound-mib", "write-stall-seconds",
+    "port",
+    "bind",
+    "data-dir",
+    "access-key",
+    "ports-file",
+    "event-loops",
+    "http-threads",
+    "keepalive-seconds",
+    "idle-timeout-seconds",
+    "reliable-hold",
+    "max-outbound-mib",
+    "write-stall-seconds",
     "allow-anonymous",
-    "node-id",        "log-level",
+    "node-id",
+    "log-level",
 };
 
 std::string EnvName(const std::string& option) {
@@ -151,12 +161,32 @@ TEST_F(ServeConfig, PortRangeEdgesAreAccepted) {
 TEST_F(ServeConfig, LastFlagWins) { EXPECT_EQ(ParseOk({"--port", "1", "--port=2"}).port, 2); }
 
 TEST_F(ServeConfig, EveryOptionCanBeSetByFlag) {
-  ServerConfig c = ParseOk({"--bind", "0.0.0.0", "--data-dir=/var/lib/hubcast", "--access-key",
-                            kKey1, "--ports-file", "/tmp/ports", "--event-loops", "4",
-                            "--http-threads=8", "--keepalive-seconds", "5",
-                            "--idle-timeout-seconds", "60", "--reliable-hold", "90",
-                            "--max-outbound-mib", "32", "--write-stall-seconds", "7", "--allow-anonymous", "true", "--node-id",
-                            "n1", "--log-level", "debug"});
+  ServerConfig c = ParseOk({"--bind",
+                            "0.0.0.0",
+                            "--data-dir=/var/lib/hubcast",
+                            "--access-key",
+                            kKey1,
+                            "--ports-file",
+                            "/tmp/ports",
+                            "--event-loops",
+                            "4",
+                            "--http-threads=8",
+                            "--keepalive-seconds",
+                            "5",
+                            "--idle-timeout-seconds",
+                            "60",
+                            "--reliable-hold",
+                            "90",
+                            "--max-outbound-mib",
+                            "32",
+                            "--write-stall-seconds",
+                            "7",
+                            "--allow-anonymous",
+                            "true",
+                            "--node-id",
+                            "n1",
+                            "--log-level",
+                            "debug"});
   EXPECT_EQ(c.bind, "0.0.0.0");
   EXPECT_EQ(c.data_dir, "/var/lib/hubcast");
   EXPECT_EQ(c.access_keys, std::vector<std::string>({kKey1}));
@@ -317,8 +347,8 @@ TEST_F(ServeConfig, ConfigFileInvalidValueIsRejectedNamingTheFile) {
 }
 
 TEST_F(ServeConfig, MissingConfigFileIsRejected) {
-  EXPECT_TRUE(Contains(ParseError({"--config", "/nonexistent/hubcast.conf"}),
-                       "/nonexistent/hubcast.conf"));
+  EXPECT_TRUE(
+      Contains(ParseError({"--config", "/nonexistent/hubcast.conf"}), "/nonexistent/hubcast.conf"));
 }
 
 TEST_F(ServeConfig, EmptyConfigFileGivesDefaults) {
@@ -384,8 +414,8 @@ TEST_F(ServeConfig, PrecedenceIsDefaultsFileEnvironmentFlags) {
   SetEnv("HUBCAST_BIND", "10.0.0.2");
 
   ServerConfig flags = ParseOk({"--config", path, "--port", "3000"});
-  EXPECT_EQ(flags.port, 3000);           // flag beats env and file
-  EXPECT_EQ(flags.bind, "10.0.0.2");     // env beats file
+  EXPECT_EQ(flags.port, 3000);            // flag beats env and file
+  EXPECT_EQ(flags.bind, "10.0.0.2");      // env beats file
   EXPECT_EQ(flags.node_id, "from-file");  // file beats default
   EXPECT_EQ(flags.log_level, "info");     // default
 

@@ -102,9 +102,7 @@ storage::Entry GroupMessage(std::string group, std::string from_user, DataType t
 }
 
 // The JSON frame ("{" + body) of a message, parsed.
-json::Value MessageFrame(const storage::Entry& e) {
-  return ParseFrame("{" + EncodeMessageBody(e));
-}
+json::Value MessageFrame(const storage::Entry& e) { return ParseFrame("{" + EncodeMessageBody(e)); }
 
 // ---------------------------------------------------------------------------------------------
 // DecodeClientMessage: valid messages
@@ -161,8 +159,7 @@ TEST(JsonCodecDecode, SendToGroupJsonWithoutDataForwardsNull) {
 }
 
 TEST(JsonCodecDecode, SendToGroupNullDataTypeMeansJson) {
-  ClientMessage m =
-      DecodeValid(R"({"type":"sendToGroup","group":"g","dataType":null,"data":[1]})");
+  ClientMessage m = DecodeValid(R"({"type":"sendToGroup","group":"g","dataType":null,"data":[1]})");
   EXPECT_EQ(m.data_type, DataType::kJson);
   EXPECT_EQ(m.data, "[1]");
 }
@@ -192,7 +189,9 @@ TEST(JsonCodecDecode, SendToGroupProtobufIsBase64Decoded) {
   ClientMessage m =
       DecodeValid(R"({"type":"sendToGroup","group":"g","dataType":"protobuf","data":"CgNhYmM="})");
   EXPECT_EQ(m.data_type, DataType::kProtobuf);
-  EXPECT_EQ(m.data, "\x0a\x03" "abc");
+  EXPECT_EQ(m.data,
+            "\x0a\x03"
+            "abc");
 }
 
 TEST(JsonCodecDecode, SendToGroupNoEcho) {
@@ -255,12 +254,11 @@ TEST(JsonCodecDecode, AckIdTakesFullUint64) {
 }
 
 TEST(JsonCodecDecode, BigJsonNumbersAreKeptExactly) {
-  ClientMessage m = DecodeValid(
-      R"({"type":"sendToGroup","group":"g","data":{"big":12345678901234567890123,)"
-      R"("neg":-98765432109876543210,"one":1.0,"exp":1E400,"tiny":1.5e-330}})");
-  EXPECT_EQ(m.data,
-            R"({"big":12345678901234567890123,"neg":-98765432109876543210,"one":1.0,)"
-            R"("exp":1E400,"tiny":1.5e-330})");
+  ClientMessage m =
+      DecodeValid(R"({"type":"sendToGroup","group":"g","data":{"big":12345678901234567890123,)"
+                  R"("neg":-98765432109876543210,"one":1.0,"exp":1E400,"tiny":1.5e-330}})");
+  EXPECT_EQ(m.data, R"({"big":12345678901234567890123,"neg":-98765432109876543210,"one":1.0,)"
+                    R"("exp":1E400,"tiny":1.5e-330})");
 
   EXPECT_EQ(DecodeValid(R"({"type":"event","event":"e","data":12345678901234567890123})").data,
             "12345678901234567890123");
@@ -492,8 +490,7 @@ void ExpectErrorAck(uint64_t ack_id, const Status& status, const char* name) {
 
 TEST(JsonCodecEncode, AckErrorForEachName) {
   ExpectErrorAck(2, Status::Forbidden("no permission to send to group 'g'."), "Forbidden");
-  ExpectErrorAck(3, Status::Duplicate("Message with ackId 3 was already processed."),
-                 "Duplicate");
+  ExpectErrorAck(3, Status::Duplicate("Message with ackId 3 was already processed."), "Duplicate");
   ExpectErrorAck(4, Status::NotFound("The connection has gone."), "NotFound");
   ExpectErrorAck(5, Status::InvalidArgument("group must be a string."), "BadRequest");
   ExpectErrorAck(6, Status::Internal("upstream failed"), "InternalServerError");
@@ -608,7 +605,10 @@ TEST(JsonCodecEncode, EmptyBinaryMessageIsEmptyString) {
 }
 
 TEST(JsonCodecEncode, ProtobufMessageIsBase64) {
-  const std::string bytes("\x0a\x03" "abc\x00", 6);
+  const std::string bytes(
+      "\x0a\x03"
+      "abc\x00",
+      6);
   json::Value v = MessageFrame(GroupMessage("g", "u", DataType::kProtobuf, bytes));
   EXPECT_EQ(Str(v, "dataType"), "protobuf");
   auto data = Str(v, "data");
@@ -666,8 +666,8 @@ TEST(JsonCodecEncode, AppendDataPerType) {
 }
 
 TEST(JsonCodecEncode, DecodedSendRoundTripsThroughMessageBody) {
-  ClientMessage m = DecodeValid(
-      R"({"type":"sendToGroup","group":"g","dataType":"binary","data":"AAEC/w=="})");
+  ClientMessage m =
+      DecodeValid(R"({"type":"sendToGroup","group":"g","dataType":"binary","data":"AAEC/w=="})");
   storage::Entry e = GroupMessage("g", "u", m.data_type, m.data);
   json::Value v = MessageFrame(e);
   EXPECT_EQ(Str(v, "data"), "AAEC/w==");

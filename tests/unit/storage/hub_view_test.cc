@@ -475,8 +475,7 @@ TEST_F(MemoryView, AddUnknownConnectionToGroupIsNotFound) {
 
 TEST_F(MemoryView, RemoveUnknownConnectionFromGroupIsNotFound) {
   ApplyOk(Open("c1", std::nullopt, {"g"}));
-  EXPECT_EQ(Apply(Remove(Scope::kConnection, "nope", {"g"})).status.code(),
-            StatusCode::kNotFound);
+  EXPECT_EQ(Apply(Remove(Scope::kConnection, "nope", {"g"})).status.code(), StatusCode::kNotFound);
   EXPECT_EQ(Apply(Remove(Scope::kConnection, "nope", {})).status.code(), StatusCode::kNotFound);
   EXPECT_EQ(Members("g"), Ids({"c1"}));
 }
@@ -995,8 +994,7 @@ TEST_F(MemoryView, ListGroupConnectionsOrdersByConnectionId) {
 
 TEST_F(MemoryView, ListGroupConnectionsPagesWithAfterIdAndLimit) {
   for (const char* id : {"e", "b", "d", "a", "c"}) ApplyOk(Open(id, std::nullopt, {"g"}));
-  EXPECT_EQ(ListIds(view_->ListGroupConnections("g", "", 2)),
-            std::vector<std::string>({"a", "b"}));
+  EXPECT_EQ(ListIds(view_->ListGroupConnections("g", "", 2)), std::vector<std::string>({"a", "b"}));
   EXPECT_EQ(ListIds(view_->ListGroupConnections("g", "b", 2)),
             std::vector<std::string>({"c", "d"}));
   EXPECT_EQ(ListIds(view_->ListGroupConnections("g", "d", 2)), std::vector<std::string>({"e"}));
