@@ -52,9 +52,16 @@ class Hub {
   Hub(HubName name, std::unique_ptr<HubLog> log, std::unique_ptr<storage::HubView> view,
       HubRegistry* registry);
 
+  // The store holding this hub's log and view (nullptr in memory-only mode).
+  storage::Store* store() const;
+  // Position of the last applied entry.
+  uint64_t applied_position() const;
+
  private:
   friend class HubRegistry;
   void ApplyOne(uint64_t position, const storage::Entry& entry, DeliverySink* sink);
+  // Drops replay-log entries older than max_age_ms or beyond max_bytes (never unapplied ones).
+  void Trim(int64_t now_ms, int64_t max_age_ms, uint64_t max_bytes);
 
   HubName name_;
   std::unique_ptr<HubLog> log_;
@@ -64,13 +71,19 @@ class Hub {
   std::mutex pending_mu_;
   std::unordered_map<uint64_t, Done> pending_;
 
-  std::mutex applied_mu_;
+  mutable std::mutex applied_mu_;
   std::condition_variable applied_cv_;
   uint64_t applied_ = 0;
 };
 
 struct HubRegistryOptions {
   std::string node_id;
+  // Durable state; nullptr keeps everything in memory (tests).
+  storage::Store* store = nullptr;
+  // Replay-log retention, enforced by a background thread (never on the send path).
+  int64_t replay_max_age_ms = 10 * 60 * 1000;
+  uint64_t replay_max_bytes = 512ull * 1024 * 1024;
+  int64_t retention_interval_ms = 5000;
 };
 
 class HubRegistry {
@@ -78,8 +91,12 @@ class HubRegistry {
   HubRegistry(HubRegistryOptions options, DeliverySink* sink);
   ~HubRegistry();  // stops the applier after draining what was appended
 
-  // The hub, created on first use.
+  // The hub, created on first use (loaded from the store when it has state there).
   std::shared_ptr<Hub> Get(const HubName& name);
+  // Start-up: loads every hub the store knows, catching each view up with its log. Call
+  // before serving. Fails on unreadable state.
+  Status LoadAll();
+  std::vector<std::shared_ptr<Hub>> AllHubs();
   const std::string& node_id() const { return options_.node_id; }
   bool stopping() const;
   // Applies everything queued, then stops the applier. Later appends fail.
@@ -92,8 +109,11 @@ class HubRegistry {
     uint64_t position;
     storage::EntryPtr entry;
   };
-  void Enqueue(Item item);
+  // False once stopping: the applier may already be gone.
+  bool Enqueue(Item item);
   void Run();
+  void RunRetention();
+  Result<std::shared_ptr<Hub>> CreateHub(const HubName& name);
 
   HubRegistryOptions options_;
   DeliverySink* sink_;
@@ -102,10 +122,12 @@ class HubRegistry {
   std::unordered_map<std::string, std::shared_ptr<Hub>> hubs_;
 
   mutable std::mutex q_mu_;
-  std::condition_variable q_cv_;
+  std::condition_variable q_cv_;     // the applier's wake-up
+  std::condition_variable stop_cv_;  // the retention thread's (only Stop wakes it early)
   std::deque<Item> queue_;
   bool stopping_ = false;
   std::thread applier_;
+  std::thread retention_;
 };
 
 }  // namespace hubcast::replication

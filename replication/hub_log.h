@@ -12,6 +12,7 @@
 
 #include "base/status.h"
 #include "storage/entry.h"
+#include "storage/store.h"
 
 #include <cstdint>
 #include <functional>
@@ -21,7 +22,8 @@ namespace hubcast::replication {
 
 class HubLog {
  public:
-  using Consumer = std::function<void(uint64_t position, storage::EntryPtr entry)>;
+  // Returns false when it can no longer take entries (shutting down): Append then fails.
+  using Consumer = std::function<bool(uint64_t position, storage::EntryPtr entry)>;
   virtual ~HubLog() = default;
 
   virtual void SetConsumer(Consumer consumer) = 0;
@@ -32,7 +34,10 @@ class HubLog {
   virtual uint64_t epoch() const = 0;
 };
 
-// The embedded, single-process log.
-std::unique_ptr<HubLog> NewLocalLog(uint64_t epoch);
+// The embedded, single-process log. With a store, entries are written to its `log` column
+// family before Append returns; `head` is the last position already stored. Without a store
+// (tests, in-memory mode) entries live only in the view.
+std::unique_ptr<HubLog> NewLocalLog(uint64_t epoch, storage::Store* store = nullptr,
+                                    std::string hub = "", uint64_t head = 0);
 
 }  // namespace hubcast::replication

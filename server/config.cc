@@ -201,7 +201,14 @@ Result<ServerConfig> ParseServeConfig(const std::vector<std::string>& args, bool
     int n = 0;
     while (std::getline(in, line)) {
       ++n;
-      line = Trim(line.substr(0, line.find('#')));
+      // '#' starts a comment at the start of a line or after whitespace: keys may contain '#'.
+      for (size_t i = 0; i < line.size(); ++i) {
+        if (line[i] == '#' && (i == 0 || line[i - 1] == ' ' || line[i - 1] == '\t')) {
+          line.resize(i);
+          break;
+        }
+      }
+      line = Trim(line);
       if (line.empty()) continue;
       size_t eq = line.find('=');
       if (eq == std::string::npos) {

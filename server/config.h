@@ -2,7 +2,8 @@
 // help, validation) and layered defaults < config file < HUBCAST_* environment < flags.
 // Unknown keys and invalid values stop start-up with one line saying which.
 //
-// Config file: `name = value` lines, `#` comments; a repeatable option (access-key) may
+// Config file: `name = value` lines; `#` at the start of a line or after whitespace starts a
+// comment (so a key may contain '#'); a repeatable option (access-key) may
 // appear on several lines. Environment: HUBCAST_<NAME> with '-' -> '_' and upper case;
 // repeatable values comma-separated (HUBCAST_ACCESS_KEY=k1,k2).
 #pragma once

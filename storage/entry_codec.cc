@@ -150,24 +150,25 @@ std::optional<std::string> ReadField(std::string_view* in, RawField* raw) {
   if (raw->number == 0 || raw->number > kMaxFieldNumber) {
     return "field number " + std::to_string(raw->number) + " out of range";
   }
-  const std::string where = " in field ";
   if (raw->wire == kVarint) {
     if (!GetVarint64(in, &raw->varint)) {
-      return "truncated or overlong varint" + where + std::to_string(raw->number);
+      return std::string("truncated or overlong varint in field ") + std::to_string(raw->number);
     }
   } else if (raw->wire == kLengthDelimited) {
     uint64_t len = 0;
     if (!GetVarint64(in, &len)) {
-      return "truncated or overlong length varint" + where + std::to_string(raw->number);
+      return std::string("truncated or overlong length varint in field ") +
+             std::to_string(raw->number);
     }
     if (len > in->size()) {
-      return "length " + std::to_string(len) + " runs past the end" + where +
+      return "length " + std::to_string(len) + " runs past the end in field " +
              std::to_string(raw->number);
     }
     raw->bytes = in->substr(0, static_cast<size_t>(len));
     in->remove_prefix(static_cast<size_t>(len));
   } else {
-    return "unknown wire type " + std::to_string(raw->wire) + where + std::to_string(raw->number);
+    return "unknown wire type " + std::to_string(raw->wire) + " in field " +
+           std::to_string(raw->number);
   }
   return std::nullopt;
 }

@@ -20,21 +20,21 @@
 // Thread-safety: a parsed Filter is immutable and may be evaluated from any thread.
 #pragma once
 
+#include "base/status.h"
+
 #include <memory>
 #include <set>
 #include <string>
 #include <string_view>
-
-#include "base/status.h"
 
 namespace hubcast::storage {
 
 // What a filter can see of one connection.
 struct FilterSubject {
   std::string_view connection_id;
-  const std::string* user_id = nullptr;  // nullptr: anonymous connection (userId eq null)
+  const std::string* user_id = nullptr;           // nullptr: anonymous connection (userId eq null)
   const std::set<std::string>* groups = nullptr;  // nullptr: no groups
-  std::string_view protocol;  // selected subprotocol, empty for raw clients
+  std::string_view protocol;                      // selected subprotocol, empty for raw clients
 };
 
 class Filter {

@@ -40,6 +40,7 @@ class MemoryView final : public HubView {
   ApplyResult Apply(uint64_t position, const Entry& e) override {
     std::unique_lock lock(mu_);
     ApplyResult r;
+    result_ = &r;
     touched_.clear();
     touched_set_.clear();
     switch (e.kind) {
@@ -88,6 +89,7 @@ class MemoryView final : public HubView {
     applied_ = position;
     r.touched.reserve(touched_.size());
     for (Conn* c : touched_) r.touched.push_back(&c->rec);
+    result_ = nullptr;
     return r;
   }
 
@@ -327,10 +329,12 @@ class MemoryView final : public HubView {
     if (!c->rec.groups.insert(g).second) return;
     groups_[g].insert(c);
     Touch(c);
+    if (result_) result_->membership.push_back({c->rec.id, g, true});
   }
   void Leave(Conn* c, const std::string& g) {
     if (!c->rec.groups.erase(g)) return;
     Touch(c);
+    if (result_) result_->membership.push_back({c->rec.id, g, false});
     auto it = groups_.find(g);
     if (it == groups_.end()) return;
     it->second.erase(c);
@@ -360,6 +364,7 @@ class MemoryView final : public HubView {
   // Connections changed during one Apply, in first-touch order.
   std::vector<Conn*> touched_;
   std::unordered_set<Conn*> touched_set_;
+  ApplyResult* result_ = nullptr;  // during one Apply
   mutable std::shared_mutex mu_;
   uint64_t applied_ = 0;
   std::unordered_map<std::string, std::unique_ptr<Conn>> conns_;

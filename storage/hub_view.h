@@ -71,6 +71,14 @@ struct ApplyResult {
   // bounded history, if any.
   std::optional<uint64_t> ack_remembered;
   std::optional<uint64_t> ack_forgotten;
+  // Every group membership this entry added (true) or removed (false), including the
+  // memberships of closed connections.
+  struct MembershipChange {
+    std::string connection_id;
+    std::string group;
+    bool joined;
+  };
+  std::vector<MembershipChange> membership;
   // kConnectionClose / kCloseConnections: connections removed by this entry.
   std::vector<std::string> closed;
   // kConnectionOpen: the new connection (same validity as recipients).

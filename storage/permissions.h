@@ -54,6 +54,26 @@ class PermissionSet {
 
   const std::vector<std::string>& roles() const { return roles_; }
 
+  // The runtime grant/revoke state of one permission (what roles do not determine), so the
+  // store can persist it and put it back.
+  struct Overrides {
+    bool granted_all = false;
+    bool deny_all = false;
+    std::set<std::string> granted;
+    std::set<std::string> revoked;
+  };
+  Overrides overrides(Permission p) const {
+    const auto& per = per_[static_cast<int>(p)];
+    return {per.granted_all, per.deny_all, per.granted, per.revoked};
+  }
+  void RestoreOverrides(Permission p, Overrides o) {
+    auto& per = per_[static_cast<int>(p)];
+    per.granted_all = o.granted_all;
+    per.deny_all = o.deny_all;
+    per.granted = std::move(o.granted);
+    per.revoked = std::move(o.revoked);
+  }
+
  private:
   struct PerPermission {
     bool role_any = false;

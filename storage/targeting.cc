@@ -6,7 +6,8 @@ namespace hubcast::storage {
 
 bool EntrySelects(const Entry& e, const ConnectionRecord& c) {
   switch (e.scope) {
-    case Scope::kAll: break;
+    case Scope::kAll:
+      break;
     case Scope::kGroup:
       if (!c.groups.count(e.target)) return false;
       break;

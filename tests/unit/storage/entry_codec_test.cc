@@ -78,6 +78,7 @@ void ExpectSameEntry(const Entry& want, const Entry& got) {
   EXPECT_EQ(want.reason, got.reason);
   EXPECT_EQ(want.permission, got.permission);
   EXPECT_EQ(want.permission_target, got.permission_target);
+  EXPECT_EQ(want.acks, got.acks);
 }
 
 Entry RoundTrip(const Entry& e) {
@@ -101,7 +102,7 @@ constexpr EntryKind kAllKinds[] = {
     EntryKind::kCloseConnections, EntryKind::kAddToGroups,
     EntryKind::kRemoveFromGroups, EntryKind::kGrant,
     EntryKind::kRevoke,           EntryKind::kSend,
-    EntryKind::kClientAck,
+    EntryKind::kClientAck,        EntryKind::kCheckpoint,
 };
 
 // Every member set to a non-default value.
@@ -131,6 +132,7 @@ Entry FullEntry(EntryKind kind) {
   e.reason = "bye";
   e.permission = Permission::kJoinLeaveGroup;
   e.permission_target = "room";
+  e.acks = {{"c1", 5}, {"c2", 0}};
   return e;
 }
 
@@ -174,7 +176,7 @@ Entry GoldenConnectionOpen() {
   e.scope = Scope::kConnection;
   e.target = "conn-1";
   e.groups = {"chat", ""};
-  e.user_id = "";
+  e.user_id.emplace();  // present and empty
   e.roles = {"webpubsub.joinLeaveGroup", "webpubsub.sendToGroup.chat"};
   e.subprotocol = "json.reliable.webpubsub.azure.v1";
   e.reliable = true;
@@ -198,12 +200,25 @@ Entry GoldenRevoke() {
   e.message_ttl_seconds = -1;
   e.reason = "revoked by admin";
   e.permission = Permission::kJoinLeaveGroup;
-  e.permission_target = "";
+  e.permission_target.emplace();  // present and empty
   return e;
 }
 constexpr std::string_view kGoldenRevokeHex =
     "01080710feffffffffffffffff0118032206636f6e6e2d314800800101b201107265766f6b656420"
     "62792061646d696eb80101c20100";
+
+// A checkpoint of three reliable connections' acknowledged sequence ids (one still at 0).
+Entry GoldenCheckpoint() {
+  Entry e;
+  e.kind = EntryKind::kCheckpoint;
+  e.timestamp_ms = 1'700'000'005'000;
+  e.node_id = "node-a";
+  e.acks = {{"conn-1", 300}, {"conn-2", 0}, {"conn-3", std::numeric_limits<uint64_t>::max()}};
+  return e;
+}
+constexpr std::string_view kGoldenCheckpointHex =
+    "01080a1090eeabfef962aa01066e6f64652d61ca010b0a06636f6e6e2d3110ac02ca01080a06636f"
+    "6e6e2d32ca01130a06636f6e6e2d3310ffffffffffffffffff01";
 
 struct Golden {
   const char* name;
@@ -214,6 +229,7 @@ const Golden kGoldens[] = {
     {"send", GoldenSend, kGoldenSendHex},
     {"connection_open", GoldenConnectionOpen, kGoldenConnectionOpenHex},
     {"revoke", GoldenRevoke, kGoldenRevokeHex},
+    {"checkpoint", GoldenCheckpoint, kGoldenCheckpointHex},
 };
 
 TEST(EntryCodecTest, GoldenVectorsStillDecodeToTheirEntries) {
@@ -383,7 +399,7 @@ TEST(EntryCodecTest, AckIdZeroDiffersFromAbsent) {
 TEST(EntryCodecTest, UserIdEmptyDiffersFromAbsent) {
   Entry anonymous;
   Entry empty;
-  empty.user_id = "";
+  empty.user_id.emplace();  // present and empty
   EXPECT_NE(EncodeEntry(anonymous), EncodeEntry(empty));
   EXPECT_EQ(RoundTrip(anonymous).user_id, std::nullopt);
   EXPECT_EQ(RoundTrip(empty).user_id, std::optional<std::string>(""));
@@ -392,7 +408,7 @@ TEST(EntryCodecTest, UserIdEmptyDiffersFromAbsent) {
 TEST(EntryCodecTest, PermissionTargetAndRequiredPermissionKeepTheirPresence) {
   Entry all_groups;  // permission_target nullopt: all groups
   Entry empty_group;
-  empty_group.permission_target = "";
+  empty_group.permission_target.emplace();  // present and empty
   Entry named;
   named.permission_target = "room";
   EXPECT_EQ(RoundTrip(all_groups).permission_target, std::nullopt);
@@ -412,6 +428,32 @@ TEST(EntryCodecTest, EmptyStringsInRepeatedFieldsAreKept) {
   e.groups = {""};
   e.roles = {"", ""};
   ExpectSameEntry(e, RoundTrip(e));
+}
+
+TEST(EntryCodecTest, CheckpointAcksRoundTripInOrder) {
+  Entry e;
+  e.kind = EntryKind::kCheckpoint;
+  e.acks = {{"b", 2}, {"a", 1}, {"", 0}, {"a", 7}, {"z", std::numeric_limits<uint64_t>::max()}};
+  ExpectSameEntry(e, RoundTrip(e));
+}
+
+TEST(EntryCodecTest, CheckpointAckSkipsUnknownNestedFieldsAndRejectsCorruptOnes) {
+  // Field 25 (tag 0xca 0x01), payload: nested field 1 "c", an unknown nested field 9, field 2 = 4.
+  const std::string ok =
+      "\x01\x08\x0a\xca\x01\x07\x0a\x01"
+      "c"
+      "\x48\x05\x10\x04"s;
+  Result<Entry> got = DecodeEntry(ok);
+  ASSERT_TRUE(got.ok()) << got.status().message();
+  ASSERT_EQ(got->acks.size(), 1u);
+  EXPECT_EQ(got->acks[0], (std::pair<std::string, uint64_t>("c", 4)));
+
+  ExpectCorrupt("\x01\x08\x0a\xca\x01\x02\x10\x80"s, "ack: truncated or overlong varint");
+  ExpectCorrupt("\x01\x08\x0a\xca\x01\x02\x0a\x05"s, "ack: length 5 runs past the end");
+  ExpectCorrupt("\x01\x08\x0a\xca\x01\x04\x10\x01\x10\x02"s, "ack: duplicate field 2");
+  ExpectCorrupt("\x01\x08\x0a\xca\x01\x02\x08\x01"s, "ack: wrong wire type 0 in field 1");
+  ExpectCorrupt("\x01\x08\x0a\xca\x01\x02\x0d\x01"s, "ack: unknown wire type 5");
+  ExpectCorrupt("\x01\x08\x0a\xc8\x01\x01"s, "wire type 0 (expected 2) in field 25");
 }
 
 TEST(EntryCodecTest, BinaryDataWithNulBytesRoundTrips) {
@@ -545,7 +587,7 @@ TEST(EntryCodecTest, RejectsEnumAndBoolValuesOutOfRange) {
     const char* what;
   } cases[] = {
       {"010800", "kind 0"},
-      {"01080a", "kind 10"},
+      {"01080b", "kind 11"},
       {"0108081804", "scope 4"},
       {"0108085802", "from 2"},
       {"0108086802", "no_echo 2"},
@@ -580,8 +622,8 @@ TEST(EntryCodecTest, RejectsAFilterThatNoLongerParses) {
 }
 
 TEST(EntryCodecTest, RejectsADuplicateSingularField) {
-  ExpectCorrupt("\x01\x08\x08\x08\x08"s, "duplicate field in field 1");
-  ExpectCorrupt("\x01\x08\x08\x22\x01x\x22\x01y"s, "duplicate field in field 4");
+  ExpectCorrupt("\x01\x08\x08\x08\x08"s, "duplicate field 1");
+  ExpectCorrupt("\x01\x08\x08\x22\x01x\x22\x01y"s, "duplicate field 4");
 }
 
 // --- robustness ------------------------------------------------------------------------------

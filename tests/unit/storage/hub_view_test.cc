@@ -821,6 +821,21 @@ TEST_F(MemoryView, ClientAckEntryDedupesAckIds) {
   EXPECT_TRUE(Apply(e).status.ok());
 }
 
+TEST_F(MemoryView, ManyRecentAckIdsAreAllRemembered) {
+  ApplyOk(Open("c1"));
+  Entry e;
+  e.kind = EntryKind::kClientAck;
+  e.origin_connection = "c1";
+  for (uint64_t id = 1; id <= 1000; ++id) {
+    e.ack_id = id;
+    ASSERT_TRUE(Apply(e).status.ok()) << id;
+  }
+  for (uint64_t id = 1; id <= 1000; ++id) {
+    e.ack_id = id;
+    ASSERT_EQ(Apply(e).status.code(), StatusCode::kDuplicate) << id;
+  }
+}
+
 TEST_F(MemoryView, ClientAckEntryFromGoneConnectionIsNotFound) {
   Entry e;
   e.kind = EntryKind::kClientAck;

@@ -1,0 +1,138 @@
+#include "storage/record_codec.h"
+
+#include "storage/entry_codec.h"
+
+namespace hubcast::storage {
+namespace {
+
+void PutString(std::string* out, std::string_view s) {
+  PutVarint64(out, s.size());
+  out->append(s);
+}
+
+template <typename C>
+void PutStrings(std::string* out, const C& items) {
+  PutVarint64(out, items.size());
+  for (const auto& s : items) PutString(out, s);
+}
+
+class Reader {
+ public:
+  explicit Reader(std::string_view in) : in_(in) {}
+  bool U64(uint64_t* v) { return ok_ = ok_ && GetVarint64(&in_, v); }
+  bool Bool(bool* b) {
+    uint64_t v = 0;
+    if (!U64(&v) || v > 1) return ok_ = false;
+    *b = v == 1;
+    return true;
+  }
+  bool Str(std::string* s) {
+    uint64_t n = 0;
+    if (!U64(&n) || n > in_.size()) return ok_ = false;
+    s->assign(in_.data(), n);
+    in_.remove_prefix(n);
+    return true;
+  }
+  template <typename F>
+  bool List(F&& each) {
+    uint64_t n = 0;
+    if (!U64(&n) || n > in_.size()) return ok_ = false;  // each item takes >= 1 byte
+    for (uint64_t i = 0; i < n && ok_; ++i) each();
+    return ok_;
+  }
+  bool ok() const { return ok_; }
+  bool done() const { return in_.empty(); }
+
+ private:
+  std::string_view in_;
+  bool ok_ = true;
+};
+
+}  // namespace
+
+std::string EncodeConnectionRecord(const ConnectionRecord& r) {
+  std::string out;
+  out.reserve(128);
+  out.push_back(static_cast<char>(kRecordFormatVersion));
+  PutString(&out, r.id);
+  PutVarint64(&out, r.user_id ? 1 : 0);
+  if (r.user_id) PutString(&out, *r.user_id);
+  PutString(&out, r.subprotocol);
+  PutVarint64(&out, r.reliable ? 1 : 0);
+  PutString(&out, r.node_id);
+  PutVarint64(&out, r.created_position);
+  PutStrings(&out, r.permissions.roles());
+  PutStrings(&out, r.groups);
+  for (Permission p : {Permission::kSendToGroup, Permission::kJoinLeaveGroup}) {
+    PermissionSet::Overrides o = r.permissions.overrides(p);
+    PutVarint64(&out, o.granted_all ? 1 : 0);
+    PutVarint64(&out, o.deny_all ? 1 : 0);
+    PutStrings(&out, o.granted);
+    PutStrings(&out, o.revoked);
+  }
+  PutVarint64(&out, r.seq);
+  PutVarint64(&out, r.acked);
+  PutVarint64(&out, r.checkpoints.size());
+  for (const auto& c : r.checkpoints) {
+    PutVarint64(&out, c.position);
+    PutVarint64(&out, c.seq);
+    PutStrings(&out, c.groups);
+  }
+  return out;
+}
+
+Result<ConnectionRecord> DecodeConnectionRecord(std::string_view bytes) {
+  if (bytes.empty()) return Status::InvalidArgument("corrupt connection record: empty");
+  uint8_t version = static_cast<uint8_t>(bytes[0]);
+  if (version > kRecordFormatVersion) {
+    return Status::InvalidArgument("connection record written by a newer format (version " +
+                                   std::to_string(version) + ")");
+  }
+  if (version == 0) return Status::InvalidArgument("corrupt connection record: version 0");
+  Reader in(bytes.substr(1));
+  ConnectionRecord r;
+  bool has_user = false;
+  in.Str(&r.id);
+  in.Bool(&has_user);
+  if (has_user) {
+    r.user_id.emplace();
+    in.Str(&*r.user_id);
+  }
+  in.Str(&r.subprotocol);
+  in.Bool(&r.reliable);
+  in.Str(&r.node_id);
+  in.U64(&r.created_position);
+  std::vector<std::string> roles;
+  in.List([&] { in.Str(&roles.emplace_back()); });
+  in.List([&] {
+    std::string g;
+    if (in.Str(&g)) r.groups.insert(std::move(g));
+  });
+  r.permissions = PermissionSet(roles);
+  for (Permission p : {Permission::kSendToGroup, Permission::kJoinLeaveGroup}) {
+    PermissionSet::Overrides o;
+    in.Bool(&o.granted_all);
+    in.Bool(&o.deny_all);
+    in.List([&] {
+      std::string g;
+      if (in.Str(&g)) o.granted.insert(std::move(g));
+    });
+    in.List([&] {
+      std::string g;
+      if (in.Str(&g)) o.revoked.insert(std::move(g));
+    });
+    r.permissions.RestoreOverrides(p, std::move(o));
+  }
+  in.U64(&r.seq);
+  in.U64(&r.acked);
+  in.List([&] {
+    Checkpoint& c = r.checkpoints.emplace_back();
+    in.U64(&c.position);
+    in.U64(&c.seq);
+    in.List([&] { in.Str(&c.groups.emplace_back()); });
+  });
+  if (!in.ok() || !in.done()) return Status::InvalidArgument("corrupt connection record");
+  return r;
+}
+
+}  // namespace hubcast::storage

@@ -1,0 +1,303 @@
+#include "storage/entry_codec.h"
+#include "storage/record_codec.h"
+#include "storage/store.h"
+
+#include <rocksdb/db.h>
+#include <rocksdb/options.h>
+#include <rocksdb/slice.h>
+#include <rocksdb/write_batch.h>
+
+#include <atomic>
+#include <mutex>
+#include <unordered_map>
+
+namespace hubcast::storage {
+namespace {
+
+enum Cf { kMeta = 0, kLog, kOutcome, kConns, kMembers, kAcks, kCfCount };
+const char* const kCfNames[kCfCount] = {"meta", "log", "outcome", "conns", "members", "acks"};
+
+std::string HubKey(const std::string& hub) { return hub + '\0'; }
+std::string PosKey(const std::string& hub, uint64_t pos) {
+  std::string k = HubKey(hub);
+  PutFixed64BE(&k, pos);
+  return k;
+}
+std::string Join3(const std::string& a, const std::string& b, const std::string& c) {
+  std::string k = a;
+  k += '\0';
+  k += b;
+  k += '\0';
+  k += c;
+  return k;
+}
+
+// RocksDB's status converted at the boundary; a full disk is the one case callers retry.
+Status Convert(const rocksdb::Status& s, const char* what) {
+  if (s.ok()) return Status::Ok();
+  if (s.IsNoSpace() || s.subcode() == rocksdb::Status::kNoSpace) {
+    return Status::Unavailable(std::string(what) + ": no space left on the data disk");
+  }
+  if (s.IsCorruption()) return Status::InvalidArgument(std::string(what) + ": " + s.ToString());
+  if (s.IsIOError() && s.ToString().find("lock") != std::string::npos) {
+    return Status::Unavailable(std::string(what) + ": " + s.ToString());
+  }
+  return Status::Internal(std::string(what) + ": " + s.ToString());
+}
+
+class RocksStore final : public Store {
+ public:
+  RocksStore(std::unique_ptr<rocksdb::DB> db, std::vector<rocksdb::ColumnFamilyHandle*> cfs,
+             bool sync)
+      : db_(std::move(db)), cfs_(std::move(cfs)) {
+    write_.sync = sync;
+  }
+  ~RocksStore() override {
+    for (auto* h : cfs_) db_->DestroyColumnFamilyHandle(h);
+    db_->Close();
+  }
+
+  Status Init() {
+    std::string v;
+    auto s = db_->Get(rocksdb::ReadOptions(), cfs_[kMeta], "format", &v);
+    if (s.IsNotFound()) {
+      return Convert(db_->Put(write_, cfs_[kMeta], "format", std::to_string(kStoreFormatVersion)),
+                     "write format version");
+    }
+    if (!s.ok()) return Convert(s, "read format version");
+    uint32_t version = static_cast<uint32_t>(std::strtoul(v.c_str(), nullptr, 10));
+    if (version > kStoreFormatVersion) {
+      return Status::InvalidArgument("the data dir was written by a newer Hubcast (format " + v +
+                                     ", this build reads up to " +
+                                     std::to_string(kStoreFormatVersion) + ")");
+    }
+    if (version == 0) return Status::InvalidArgument("the data dir has an invalid format marker");
+    return Status::Ok();
+  }
+
+  std::vector<std::string> Hubs() const override {
+    std::vector<std::string> hubs;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cfs_[kMeta]));
+    const std::string prefix("epoch\0", 6);
+    for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+      hubs.push_back(it->key().ToString().substr(prefix.size()));
+    }
+    return hubs;
+  }
+
+  Result<uint64_t> Epoch(const std::string& hub, uint64_t new_epoch) override {
+    std::lock_guard lock(epoch_mu_);
+    std::string key = std::string("epoch\0", 6) + hub, v;
+    auto s = db_->Get(rocksdb::ReadOptions(), cfs_[kMeta], key, &v);
+    if (s.ok() && v.size() == 8) return DecodeFixed64BE(v.data());
+    if (!s.IsNotFound()) return Convert(s, "read epoch");
+    v.clear();
+    PutFixed64BE(&v, new_epoch);
+    if (Status st = Convert(db_->Put(write_, cfs_[kMeta], key, v), "write epoch"); !st.ok()) {
+      return st;
+    }
+    return new_epoch;
+  }
+
+  Status AppendLog(const std::string& hub, uint64_t pos, std::string_view entry) override {
+    Status s = Convert(
+        db_->Put(write_, cfs_[kLog], PosKey(hub, pos), rocksdb::Slice(entry.data(), entry.size())),
+        "append to the log");
+    if (s.ok()) LogBytesFor(hub).fetch_add(entry.size(), std::memory_order_relaxed);
+    return s;
+  }
+
+  uint64_t FirstLogPosition(const std::string& hub) const override {
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cfs_[kLog]));
+    std::string prefix = HubKey(hub);
+    it->Seek(prefix);
+    if (!it->Valid() || !it->key().starts_with(prefix)) return 0;
+    return DecodeFixed64BE(it->key().data() + prefix.size());
+  }
+
+  uint64_t LastLogPosition(const std::string& hub) const override {
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cfs_[kLog]));
+    std::string prefix = HubKey(hub);
+    std::string end = hub + '\1';
+    it->SeekForPrev(end);
+    if (!it->Valid() || !it->key().starts_with(prefix)) return 0;
+    return DecodeFixed64BE(it->key().data() + prefix.size());
+  }
+
+  Status ScanLog(const std::string& hub, uint64_t from, uint64_t to,
+                 const std::function<bool(uint64_t, std::string_view)>& fn) const override {
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cfs_[kLog]));
+    std::string prefix = HubKey(hub);
+    for (it->Seek(PosKey(hub, from)); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+      uint64_t pos = DecodeFixed64BE(it->key().data() + prefix.size());
+      if (pos > to) break;
+      if (!fn(pos, std::string_view(it->value().data(), it->value().size()))) break;
+    }
+    return Convert(it->status(), "read the log");
+  }
+
+  StatusCode Outcome(const std::string& hub, uint64_t pos) const override {
+    std::string v;
+    auto s = db_->Get(rocksdb::ReadOptions(), cfs_[kOutcome], PosKey(hub, pos), &v);
+    if (!s.ok() || v.empty()) return StatusCode::kOk;
+    return static_cast<StatusCode>(static_cast<uint8_t>(v[0]));
+  }
+
+  Status TrimLogBefore(const std::string& hub, uint64_t pos) override {
+    uint64_t first = FirstLogPosition(hub);
+    if (first == 0 || first >= pos) return Status::Ok();
+    // Account the bytes leaving, for the size limit.
+    uint64_t bytes = 0;
+    (void)ScanLog(hub, first, pos - 1, [&](uint64_t, std::string_view v) {
+      bytes += v.size();
+      return true;
+    });
+    rocksdb::WriteBatch b;
+    b.DeleteRange(cfs_[kLog], PosKey(hub, 0), PosKey(hub, pos));
+    b.DeleteRange(cfs_[kOutcome], PosKey(hub, 0), PosKey(hub, pos));
+    Status s = Convert(db_->Write(write_, &b), "trim the log");
+    if (s.ok()) {
+      auto& counter = LogBytesFor(hub);
+      uint64_t cur = counter.load();
+      counter.store(cur > bytes ? cur - bytes : 0);
+    }
+    return s;
+  }
+
+  uint64_t LogBytes(const std::string& hub) const override {
+    return const_cast<RocksStore*>(this)->LogBytesFor(hub).load(std::memory_order_relaxed);
+  }
+
+  Status CommitApply(const std::string& hub, uint64_t pos, const Entry& e,
+                     const ApplyResult& r) override {
+    rocksdb::WriteBatch b;
+    for (const ConnectionRecord* c : r.touched) {
+      b.Put(cfs_[kConns], hub + '\0' + c->id, EncodeConnectionRecord(*c));
+    }
+    for (const auto& m : r.membership) {
+      std::string key = Join3(hub, m.group, m.connection_id);
+      if (m.joined) {
+        b.Put(cfs_[kMembers], key, "");
+      } else {
+        b.Delete(cfs_[kMembers], key);
+      }
+    }
+    for (const auto& id : r.closed) {
+      b.Delete(cfs_[kConns], hub + '\0' + id);
+      std::string from = Join3(hub, id, "");
+      std::string to = hub + '\0' + id + '\1';
+      b.DeleteRange(cfs_[kAcks], from, to);
+    }
+    if (r.ack_remembered && !e.origin_connection.empty()) {
+      std::string k = Join3(hub, e.origin_connection, "");
+      PutFixed64BE(&k, *r.ack_remembered);
+      b.Put(cfs_[kAcks], k, "");
+      if (r.ack_forgotten) {
+        std::string f = Join3(hub, e.origin_connection, "");
+        PutFixed64BE(&f, *r.ack_forgotten);
+        b.Delete(cfs_[kAcks], f);
+      }
+    }
+    if (!r.status.ok()) {
+      b.Put(cfs_[kOutcome], PosKey(hub, pos),
+            std::string(1, static_cast<char>(static_cast<uint8_t>(r.status.code()))));
+    }
+    std::string applied;
+    PutFixed64BE(&applied, pos);
+    b.Put(cfs_[kMeta], std::string("applied\0", 8) + hub, applied);
+    return Convert(db_->Write(write_, &b), "apply");
+  }
+
+  uint64_t AppliedPosition(const std::string& hub) const override {
+    std::string v;
+    auto s = db_->Get(rocksdb::ReadOptions(), cfs_[kMeta], std::string("applied\0", 8) + hub, &v);
+    if (!s.ok() || v.size() != 8) return 0;
+    return DecodeFixed64BE(v.data());
+  }
+
+  Status LoadConnections(
+      const std::string& hub,
+      const std::function<void(ConnectionRecord, std::vector<uint64_t>)>& fn) const override {
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cfs_[kConns]));
+    std::string prefix = HubKey(hub);
+    for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+      auto rec = DecodeConnectionRecord(std::string_view(it->value().data(), it->value().size()));
+      if (!rec.ok()) return rec.status();
+      std::vector<uint64_t> acks;
+      std::unique_ptr<rocksdb::Iterator> a(db_->NewIterator(rocksdb::ReadOptions(), cfs_[kAcks]));
+      std::string ap = Join3(hub, rec->id, "");
+      for (a->Seek(ap); a->Valid() && a->key().starts_with(ap); a->Next()) {
+        if (a->key().size() == ap.size() + 8) {
+          acks.push_back(DecodeFixed64BE(a->key().data() + ap.size()));
+        }
+      }
+      fn(std::move(rec).value(), std::move(acks));
+    }
+    return Convert(it->status(), "load connections");
+  }
+
+  // Counts log bytes per hub, seeded from disk on first use.
+  std::atomic<uint64_t>& LogBytesFor(const std::string& hub) {
+    std::lock_guard lock(bytes_mu_);
+    auto it = log_bytes_.find(hub);
+    if (it != log_bytes_.end()) return *it->second;
+    auto counter = std::make_unique<std::atomic<uint64_t>>(0);
+    std::unique_ptr<rocksdb::Iterator> i(db_->NewIterator(rocksdb::ReadOptions(), cfs_[kLog]));
+    std::string prefix = HubKey(hub);
+    uint64_t total = 0;
+    for (i->Seek(prefix); i->Valid() && i->key().starts_with(prefix); i->Next()) {
+      total += i->value().size();
+    }
+    counter->store(total);
+    return *log_bytes_.emplace(hub, std::move(counter)).first->second;
+  }
+
+ private:
+  std::unique_ptr<rocksdb::DB> db_;
+  std::vector<rocksdb::ColumnFamilyHandle*> cfs_;
+  rocksdb::WriteOptions write_;
+  std::mutex epoch_mu_;
+  std::mutex bytes_mu_;
+  std::unordered_map<std::string, std::unique_ptr<std::atomic<uint64_t>>> log_bytes_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) {
+  rocksdb::DBOptions db_opts;
+  db_opts.create_if_missing = true;
+  db_opts.create_missing_column_families = true;
+  db_opts.paranoid_checks = true;
+  db_opts.max_background_jobs = 2;
+  db_opts.keep_log_file_num = 4;
+  std::vector<rocksdb::ColumnFamilyDescriptor> descs;
+  descs.emplace_back(rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions());
+  for (const char* name : kCfNames) descs.emplace_back(name, rocksdb::ColumnFamilyOptions());
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* raw = nullptr;
+  auto s = rocksdb::DB::Open(db_opts, options.path, descs, &handles, &raw);
+  if (!s.ok()) {
+    std::string msg = s.ToString();
+    if (msg.find("lock") != std::string::npos ||
+        msg.find("Resource temporarily") != std::string::npos) {
+      return Status::Unavailable("the data dir " + options.path +
+                                 " is locked by another process (" + msg + ")");
+    }
+    if (s.IsCorruption()) {
+      return Status::InvalidArgument("the data dir " + options.path + " is corrupt: " + msg);
+    }
+    if (s.IsInvalidArgument()) {
+      return Status::InvalidArgument("the data dir " + options.path + " cannot be opened: " + msg);
+    }
+    return Status::Internal("cannot open the data dir " + options.path + ": " + msg);
+  }
+  std::unique_ptr<rocksdb::DB> db(raw);
+  // handles[0] is the default family, unused.
+  db->DestroyColumnFamilyHandle(handles[0]);
+  handles.erase(handles.begin());
+  auto store = std::make_unique<RocksStore>(std::move(db), std::move(handles), options.sync_writes);
+  if (Status st = store->Init(); !st.ok()) return st;
+  return std::unique_ptr<Store>(std::move(store));
+}
+
+}  // namespace hubcast::storage
