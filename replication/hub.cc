@@ -1,13 +1,13 @@
 #include "replication/hub.h"
 
-#include <chrono>
-#include <future>
-
 #include "base/clock.h"
 #include "base/log.h"
 #include "base/random.h"
 #include "storage/entry_codec.h"
 #include "storage/replay.h"
+
+#include <chrono>
+#include <future>
 
 namespace hubcast::replication {
 
@@ -142,23 +142,24 @@ Result<std::shared_ptr<Hub>> HubRegistry::CreateHub(const HubName& name) {
   auto epoch = store->Epoch(hub, RandomU64());
   if (!epoch.ok()) return epoch.status();
   uint64_t applied = store->AppliedPosition(hub);
-  Status load = store->LoadConnections(hub, [&](storage::ConnectionRecord rec,
-                                                std::vector<uint64_t> acks) {
-    if (rec.reliable && !rec.checkpoints.empty()) {
-      // The stored record's count is only as fresh as its last write: count forward from
-      // the newest checkpoint to where the view stands.
-      auto counted = storage::ReplayConnection(*store, hub, rec, rec.checkpoints.back(), applied,
-                                               UINT64_MAX, [](uint64_t, uint64_t, auto&) {});
-      if (counted.ok()) rec.seq = counted->seq;
-    }
-    view->Restore(std::move(rec), acks);
-  });
+  Status load =
+      store->LoadConnections(hub, [&](storage::ConnectionRecord rec, std::vector<uint64_t> acks) {
+        if (rec.reliable && !rec.checkpoints.empty()) {
+          // The stored record's count is only as fresh as its last write: count forward from
+          // the newest checkpoint to where the view stands.
+          auto counted =
+              storage::ReplayConnection(*store, hub, rec, rec.checkpoints.back(), applied,
+                                        UINT64_MAX, [](uint64_t, uint64_t, auto&) {});
+          if (counted.ok()) rec.seq = counted->seq;
+        }
+        view->Restore(std::move(rec), acks);
+      });
   if (!load.ok()) return load;
   view->RestoreAppliedPosition(applied);
   uint64_t head = store->LastLogPosition(hub);
   if (head < applied) head = applied;
-  auto h = std::make_shared<Hub>(name, NewLocalLog(*epoch, store, hub, head), std::move(view),
-                                 this);
+  auto h =
+      std::make_shared<Hub>(name, NewLocalLog(*epoch, store, hub, head), std::move(view), this);
   // Entries that were durable but not applied when the process stopped.
   Status bad;
   Status scan = store->ScanLog(hub, applied + 1, head, [&](uint64_t pos, std::string_view v) {
@@ -185,8 +186,7 @@ std::shared_ptr<Hub> HubRegistry::Get(const HubName& name) {
       // Only reachable when the store fails under us; serve the hub from memory rather than
       // refuse it (its writes will fail with the store's error).
       Logger("registry").Error("hub ", name.str(), ": ", created.status().message());
-      slot = std::make_shared<Hub>(name, NewLocalLog(RandomU64()), storage::NewMemoryView(),
-                                   this);
+      slot = std::make_shared<Hub>(name, NewLocalLog(RandomU64()), storage::NewMemoryView(), this);
     } else {
       slot = std::move(created).value();
     }
@@ -261,7 +261,7 @@ void HubRegistry::RunRetention() {
     {
       std::unique_lock lock(q_mu_);
       stop_cv_.wait_for(lock, std::chrono::milliseconds(options_.retention_interval_ms),
-                     [&] { return stopping_; });
+                        [&] { return stopping_; });
       if (stopping_) return;
     }
     int64_t now = SystemClock::Get().NowUnixMs();

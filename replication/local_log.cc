@@ -1,8 +1,8 @@
-#include <atomic>
-#include <mutex>
-
 #include "replication/hub_log.h"
 #include "storage/entry_codec.h"
+
+#include <atomic>
+#include <mutex>
 
 namespace hubcast::replication {
 namespace {

@@ -426,7 +426,27 @@ void ClientConnection::WriteSome() {
   }
 }
 
+void ClientConnection::RestoreHeld(
+    std::vector<std::pair<uint64_t, std::shared_ptr<const std::string>>> unacked, uint64_t acked,
+    std::chrono::steady_clock::time_point until) {
+  for (auto& [seq, body] : unacked) {
+    unacked_bytes_ += body->size();
+    unacked_.push_back({seq, std::move(body)});
+  }
+  acked_seq_ = checkpointed_ = acked;
+  state_ = State::kHeld;
+  held_until_ = until;
+  loop_->AddTicker(shared_from_this());
+}
+
 void ClientConnection::OnTick(std::chrono::steady_clock::time_point now) {
+  // sequenceAck is kept in memory and persisted lazily, batched into checkpoint entries.
+  if (init_.protocol == ClientProtocol::kJsonReliable && acked_seq_ > checkpointed_ &&
+      now >= next_checkpoint_ && (state_ == State::kOpen || state_ == State::kHeld)) {
+    gateway_->QueueCheckpoint(loop_->index(), hub_, init_.id, acked_seq_);
+    checkpointed_ = acked_seq_;
+    next_checkpoint_ = now + limits_.checkpoint_interval;
+  }
   switch (state_) {
     case State::kHeld:
       if (now >= held_until_) End("The reliable session expired before the client came back.");

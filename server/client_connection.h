@@ -60,6 +60,7 @@ struct ConnectionLimits {
   // top of max_outbound_bytes because kernel buffers may absorb tens of megabytes first.
   std::chrono::seconds write_stall{30};
   std::chrono::seconds reliable_hold{30};
+  std::chrono::seconds checkpoint_interval{5};
 };
 
 class ClientConnection final : public IoHandler {
@@ -96,6 +97,12 @@ class ClientConnection final : public IoHandler {
   void CloseByService(uint16_t code, const std::string& reason, bool log_closed);
   // The log removed this connection (close entry applied): never append a close again.
   void MarkLogClosed() { log_closed_ = true; }
+  // Start-up after a restart: a reliable session that was open when the process stopped,
+  // held until `until` with the messages (sequenceId, body) the client has not acknowledged.
+  void RestoreHeld(std::vector<std::pair<uint64_t, std::shared_ptr<const std::string>>> unacked,
+                   uint64_t acked, std::chrono::steady_clock::time_point until);
+  // Start-up after a restart: a connection that cannot come back; ends it in the log.
+  void EndRestored(const std::string& reason) { End(reason); }
 
   void OnEvents(uint32_t events) override;
   void OnFlush() override;
@@ -151,6 +158,8 @@ class ClientConnection final : public IoHandler {
 
   // Reliable subprotocol.
   uint64_t acked_seq_ = 0;
+  uint64_t checkpointed_ = 0;  // acked_seq_ as last queued for a checkpoint entry
+  std::chrono::steady_clock::time_point next_checkpoint_;
   std::deque<Unacked> unacked_;
   size_t unacked_bytes_ = 0;
 };

@@ -30,6 +30,46 @@ Status ParseInt(const std::string& name, const std::string& v, int lo, int hi, i
   return Status::Ok();
 }
 
+// "512MiB", "64M", "1G", "4096" (bytes).
+Status ParseBytes(const std::string& name, const std::string& v, uint64_t* out) {
+  char* end = nullptr;
+  errno = 0;
+  unsigned long long n = std::strtoull(v.c_str(), &end, 10);
+  std::string unit = end ? end : "";
+  uint64_t mul = 0;
+  if (unit.empty() || unit == "B") mul = 1;
+  if (unit == "K" || unit == "KiB") mul = 1ull << 10;
+  if (unit == "M" || unit == "MiB") mul = 1ull << 20;
+  if (unit == "G" || unit == "GiB") mul = 1ull << 30;
+  if (v.empty() || v[0] == '-' || end == v.c_str() || errno != 0 || mul == 0 || n == 0 ||
+      n > (UINT64_MAX / mul)) {
+    return Status::InvalidArgument(
+        "--" + name + " must be a positive size such as 4096, 64MiB or 1GiB, got '" + v + "'");
+  }
+  *out = n * mul;
+  return Status::Ok();
+}
+
+// "600", "600s", "10m", "2h" (seconds).
+Status ParseDuration(const std::string& name, const std::string& v, int64_t* out) {
+  char* end = nullptr;
+  errno = 0;
+  long long n = std::strtoll(v.c_str(), &end, 10);
+  std::string unit = end ? end : "";
+  int64_t mul = 0;
+  if (unit.empty() || unit == "s") mul = 1;
+  if (unit == "m") mul = 60;
+  if (unit == "h") mul = 3600;
+  if (v.empty() || end == v.c_str() || errno != 0 || mul == 0 || n <= 0 || n > 365LL * 24 * 3600) {
+    return Status::InvalidArgument("--" + name +
+                                   " must be a positive duration such as 600, 90s, 10m or 2h, "
+                                   "got '" +
+                                   v + "'");
+  }
+  *out = n * mul;
+  return Status::Ok();
+}
+
 Status ParseBool(const std::string& name, const std::string& v, bool* out) {
   std::string l = v;
   std::transform(l.begin(), l.end(), l.begin(), [](unsigned char c) { return std::tolower(c); });
@@ -88,6 +128,22 @@ const std::vector<Option>& Options() {
              [](ServerConfig& c, const std::string& v) {
                return ParseBool("allow-anonymous", v, &c.allow_anonymous);
              }},
+      Option{"sync-writes", "false",
+             "fsync every write (survives power loss; the default survives a process crash)", false,
+             [](ServerConfig& c, const std::string& v) {
+               return ParseBool("sync-writes", v, &c.sync_writes);
+             }},
+      Option{"replay-max-age", "10m", "keep replay-log entries this long (e.g. 600, 10m, 2h)",
+             false,
+             [](ServerConfig& c, const std::string& v) {
+               return ParseDuration("replay-max-age", v, &c.replay_max_age_seconds);
+             }},
+      Option{"replay-max-bytes", "512MiB", "keep at most this much replay log per hub", false,
+             [](ServerConfig& c, const std::string& v) {
+               return ParseBytes("replay-max-bytes", v, &c.replay_max_bytes);
+             }},
+      INT_OPT("checkpoint-seconds", checkpoint_seconds, "5", 1, 3600,
+              "how often reliable connections' acknowledgements are checkpointed to the log"),
       STR_OPT("node-id", node_id, "", "this node's id (default: generated, kept in the data dir)"),
       Option{"log-level", "info", "debug, info, warn or error", false,
              [](ServerConfig& c, const std::string& v) {

@@ -10,6 +10,7 @@
 
 #include "base/status.h"
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -29,6 +30,10 @@ struct ServerConfig {
   int max_outbound_mib = 16;
   int write_stall_seconds = 30;
   bool allow_anonymous = false;
+  bool sync_writes = false;
+  int64_t replay_max_age_seconds = 600;
+  uint64_t replay_max_bytes = 512ull * 1024 * 1024;
+  int checkpoint_seconds = 5;
   std::string node_id;  // default: random, kept in the data dir
   std::string log_level = "info";
 };

@@ -194,6 +194,13 @@ void EventLoop::Run() {
           log.Error("tick failed: ", e.what());
         }
       }
+      if (tick_hook_) {
+        try {
+          tick_hook_();
+        } catch (const std::exception& e) {
+          log.Error("tick hook failed: ", e.what());
+        }
+      }
     }
     graveyard_.clear();
     if (stop_.load()) {

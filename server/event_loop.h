@@ -58,6 +58,8 @@ class EventLoop {
   // Handlers not bound to a socket (e.g. a held reliable session) that still want ticks.
   void AddTicker(std::shared_ptr<IoHandler> handler);
   void RemoveTicker(IoHandler* handler);
+  // Runs on the loop thread after every tick's OnTick calls (set before Start).
+  void SetTickHook(std::function<void()> hook) { tick_hook_ = std::move(hook); }
   bool InLoopThread() const { return std::this_thread::get_id() == thread_id_; }
   int index() const { return index_; }
   size_t handler_count() const { return handler_count_.load(std::memory_order_relaxed); }
@@ -81,6 +83,7 @@ class EventLoop {
   std::vector<std::shared_ptr<IoHandler>> graveyard_;
   std::vector<std::shared_ptr<IoHandler>> flush_list_;
   std::atomic<size_t> handler_count_{0};
+  std::function<void()> tick_hook_;
 };
 
 }  // namespace hubcast::server

@@ -5,6 +5,7 @@
 #include "base/random.h"
 #include "rest/jwt.h"
 #include "server/json_codec.h"
+#include "storage/replay.h"
 
 #include <Poco/Net/HTTPRequestHandler.h>
 #include <Poco/Net/HTTPRequestHandlerFactory.h>
@@ -117,7 +118,9 @@ bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
 Gateway::Gateway(GatewayOptions options) : options_(std::move(options)) {
   for (int i = 0; i < std::max(1, options_.event_loops); ++i) {
     loops_.push_back(std::make_unique<EventLoop>(i));
+    loops_.back()->SetTickHook([this, i] { FlushCheckpoints(i); });
   }
+  checkpoints_.resize(loops_.size());
 }
 
 Gateway::~Gateway() {
@@ -136,6 +139,7 @@ void Gateway::SetRegistry(replication::HubRegistry* registry) {
 
 Result<int> Gateway::Start() {
   for (auto& l : loops_) l->Start();
+  RestoreSessions();
   try {
     Poco::Net::ServerSocket socket;
     socket.bind(Poco::Net::SocketAddress(options_.bind, static_cast<uint16_t>(options_.port)),
@@ -195,20 +199,98 @@ size_t Gateway::connection_count() const {
   return conns_.size();
 }
 
-std::string Gateway::ReconnectionToken(const std::string& hub, const std::string& id) const {
-  return rest::HmacSha256Hex(options_.access_keys.front(), "reconnect:" + hub + "/" + id);
+std::string Gateway::ReconnectionToken(const replication::Hub& hub, const std::string& id) const {
+  return rest::HmacSha256Hex(
+      options_.access_keys.front(),
+      "reconnect:" + hub.name().str() + "/" + std::to_string(hub.epoch()) + "/" + id);
 }
 
-bool Gateway::VerifyReconnectionToken(const std::string& hub, const std::string& id,
+bool Gateway::VerifyReconnectionToken(const replication::Hub& hub, const std::string& id,
                                       const std::string& token) const {
+  std::string message =
+      "reconnect:" + hub.name().str() + "/" + std::to_string(hub.epoch()) + "/" + id;
   for (const auto& key : options_.access_keys) {
-    std::string expected = rest::HmacSha256Hex(key, "reconnect:" + hub + "/" + id);
+    std::string expected = rest::HmacSha256Hex(key, message);
     if (expected.size() != token.size()) continue;
     unsigned char diff = 0;
     for (size_t i = 0; i < token.size(); ++i) diff |= expected[i] ^ token[i];
     if (diff == 0) return true;
   }
   return false;
+}
+
+void Gateway::QueueCheckpoint(int loop, const std::shared_ptr<replication::Hub>& hub,
+                              const std::string& connection_id, uint64_t acked) {
+  auto& slot = checkpoints_[loop][hub.get()];
+  if (!slot.first) {
+    slot.first = hub;
+    slot.second.kind = storage::EntryKind::kCheckpoint;
+  }
+  slot.second.acks.emplace_back(connection_id, acked);
+}
+
+void Gateway::FlushCheckpoints(int loop) {
+  auto pending = std::move(checkpoints_[loop]);
+  checkpoints_[loop].clear();
+  for (auto& [key, slot] : pending) {
+    slot.second.timestamp_ms = SystemClock::Get().NowUnixMs();
+    // A lost checkpoint only means a longer replay after a restart; nothing to retry.
+    (void)slot.first->Append(std::move(slot.second));
+  }
+}
+
+void Gateway::RestoreSessions() {
+  Logger log("restore");
+  auto steady_now = std::chrono::steady_clock::now();
+  int64_t now_ms = SystemClock::Get().NowUnixMs();
+  int64_t since_ms = options_.last_alive_unix_ms > 0
+                         ? std::max<int64_t>(0, now_ms - options_.last_alive_unix_ms)
+                         : 0;
+  auto until = steady_now + options_.limits.reliable_hold - std::chrono::milliseconds(since_ms);
+  size_t held = 0, ended = 0;
+  for (const auto& hub : registry_->AllHubs()) {
+    storage::Store* store = hub->store();
+    for (const auto& rec : hub->view().AllConnections()) {
+      if (rec.node_id != registry_->node_id()) continue;
+      ClientConnection::Init init;
+      init.id = rec.id;
+      init.user_id = rec.user_id;
+      init.protocol = rec.subprotocol == kJsonReliableProtocol ? ClientProtocol::kJsonReliable
+                      : rec.subprotocol.empty()                ? ClientProtocol::kRaw
+                                                               : ClientProtocol::kJson;
+      EventLoop* loop = loops_[next_loop_++ % loops_.size()].get();
+      auto conn = std::make_shared<ClientConnection>(this, loop, hub, init, options_.limits);
+      {
+        std::lock_guard lock(conns_mu_);
+        conns_[rec.id] = conn;
+      }
+      std::vector<std::pair<uint64_t, std::shared_ptr<const std::string>>> unacked;
+      std::string why = "The service restarted.";
+      bool can_hold = rec.reliable && store && !rec.checkpoints.empty() && until > steady_now;
+      if (can_hold) {
+        auto replay = storage::ReplayConnection(
+            *store, hub->name().str(), rec, rec.checkpoints.front(), hub->applied_position(),
+            rec.acked, [&](uint64_t seq, uint64_t, const storage::Entry& e) {
+              unacked.emplace_back(seq, std::make_shared<const std::string>(EncodeMessageBody(e)));
+            });
+        if (!replay.ok()) {
+          can_hold = false;
+          why = "The connection's messages left the replay log: " + replay.status().message();
+        }
+      }
+      if (can_hold) {
+        ++held;
+        loop->RunAndWait([&] { conn->RestoreHeld(std::move(unacked), rec.acked, until); });
+      } else {
+        ++ended;
+        loop->RunAndWait([&] { conn->EndRestored(why); });
+      }
+    }
+  }
+  if (held + ended > 0) {
+    log.Info("after the restart: ", held, " reliable sessions held for recovery, ", ended,
+             " connections closed");
+  }
 }
 
 void Gateway::HandleClient(HTTPServerRequest& req, HTTPServerResponse& resp) {
@@ -419,8 +501,7 @@ void Gateway::Recover(HTTPServerRequest& req, HTTPServerResponse& resp,
     ::close(fd);
   };
   std::shared_ptr<ClientConnection> conn;
-  if (protocol == kJsonReliableProtocol &&
-      VerifyReconnectionToken(hub->name().str(), connection_id, token)) {
+  if (protocol == kJsonReliableProtocol && VerifyReconnectionToken(*hub, connection_id, token)) {
     conn = Find(connection_id);
   }
   if (!conn || conn->hub() != hub) {
@@ -432,7 +513,7 @@ void Gateway::Recover(HTTPServerRequest& req, HTTPServerResponse& resp,
   });
 }
 
-void Gateway::Deliver(const HubName& hub, uint64_t position, const storage::Entry& e,
+void Gateway::Deliver(const HubName& /*hub*/, uint64_t position, const storage::Entry& e,
                       const storage::ApplyResult& r) {
   (void)position;
   auto origin = e.origin_connection.empty() ? nullptr : Find(e.origin_connection);
@@ -449,7 +530,7 @@ void Gateway::Deliver(const HubName& hub, uint64_t position, const storage::Entr
       if (origin->protocol() == ClientProtocol::kRaw) return;
       std::optional<std::string> token;
       if (origin->protocol() == ClientProtocol::kJsonReliable) {
-        token = ReconnectionToken(hub.str(), origin->id());
+        token = ReconnectionToken(*origin->hub(), origin->id());
       }
       std::string text = EncodeConnected(e.user_id, origin->id(), token);
       origin->loop()->Post(

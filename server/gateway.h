@@ -45,6 +45,9 @@ struct GatewayOptions {
   std::vector<std::string> access_keys;
   bool allow_anonymous = false;
   ConnectionLimits limits;
+  // When the previous run was last known alive (Unix ms; 0 = unknown): a held session's hold
+  // window counts from then, so a restart after the window closes the sessions at once.
+  int64_t last_alive_unix_ms = 0;
 };
 
 class Gateway final : public replication::DeliverySink {
@@ -64,6 +67,10 @@ class Gateway final : public replication::DeliverySink {
 
   // Drops a connection from the map (its close entry could not be appended).
   void Forget(const std::string& connection_id);
+  // Loop thread `loop`: batch a reliable connection's acknowledged sequenceId into the next
+  // checkpoint entry of its hub (appended by that loop's tick hook).
+  void QueueCheckpoint(int loop, const std::shared_ptr<replication::Hub>& hub,
+                       const std::string& connection_id, uint64_t acked);
   size_t connection_count() const;
 
   // HTTP worker entry point for /client requests.
@@ -71,12 +78,17 @@ class Gateway final : public replication::DeliverySink {
   rest::RestApi* rest() { return rest_.get(); }
 
   // HMAC of the connection id with the primary key, verifiable with any configured key.
-  std::string ReconnectionToken(const std::string& hub, const std::string& connection_id) const;
-  bool VerifyReconnectionToken(const std::string& hub, const std::string& connection_id,
+  // Bound to the hub's log epoch: a recreated log (other data dir or stream) refuses it.
+  std::string ReconnectionToken(const replication::Hub& hub,
+                                const std::string& connection_id) const;
+  bool VerifyReconnectionToken(const replication::Hub& hub, const std::string& connection_id,
                                const std::string& token) const;
 
  private:
   std::shared_ptr<ClientConnection> Find(const std::string& id) const;
+  // Start-up: this node's connections that were open when the process stopped.
+  void RestoreSessions();
+  void FlushCheckpoints(int loop);
   void Recover(Poco::Net::HTTPServerRequest& request, Poco::Net::HTTPServerResponse& response,
                const std::shared_ptr<replication::Hub>& hub, const std::string& protocol,
                const std::string& connection_id, const std::string& token);
@@ -88,6 +100,11 @@ class Gateway final : public replication::DeliverySink {
   std::atomic<size_t> next_loop_{0};
   std::unique_ptr<Poco::ThreadPool> http_pool_;
   std::unique_ptr<Poco::Net::HTTPServer> http_;
+
+  // Per loop (touched only on that loop's thread): pending checkpoint entries by hub.
+  std::vector<std::unordered_map<replication::Hub*,
+                                 std::pair<std::shared_ptr<replication::Hub>, storage::Entry>>>
+      checkpoints_;
 
   mutable std::mutex conns_mu_;
   std::unordered_map<std::string, std::shared_ptr<ClientConnection>> conns_;

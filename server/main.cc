@@ -5,6 +5,7 @@
 #include "replication/hub.h"
 #include "server/config.h"
 #include "server/gateway.h"
+#include "storage/store.h"
 
 #include <cstdio>
 #include <filesystem>
@@ -77,6 +78,9 @@ int Serve(const std::vector<std::string>& args) {
   std::error_code ec;
   fs::create_directories(cfg.data_dir, ec);
   if (ec) return Fail("cannot create data dir " + cfg.data_dir + ": " + ec.message());
+  if (::access(cfg.data_dir.c_str(), R_OK | W_OK | X_OK) != 0) {
+    return Fail("the data dir " + cfg.data_dir + " is not readable and writable by this user");
+  }
   std::string error;
   if (cfg.access_keys.empty()) {
     std::string key;
@@ -118,8 +122,35 @@ int Serve(const std::vector<std::string>& args) {
   go.limits.write_stall = std::chrono::seconds(cfg.write_stall_seconds);
   go.limits.max_outbound_bytes = static_cast<size_t>(cfg.max_outbound_mib) * 1024 * 1024;
 
+  go.limits.checkpoint_interval = std::chrono::seconds(cfg.checkpoint_seconds);
+
+  // When the previous run was last alive: its held sessions' windows count from then.
+  fs::path alive = fs::path(cfg.data_dir) / "alive";
+  if (fs::exists(alive, ec)) {
+    auto t = fs::last_write_time(alive, ec);
+    if (!ec) {
+      auto sys = std::chrono::time_point_cast<std::chrono::milliseconds>(
+          std::chrono::file_clock::to_sys(t));
+      go.last_alive_unix_ms = sys.time_since_epoch().count();
+    }
+  }
+
+  hubcast::storage::StoreOptions so;
+  so.path = (fs::path(cfg.data_dir) / "db").string();
+  so.sync_writes = cfg.sync_writes;
+  auto store = hubcast::storage::Store::Open(so);
+  if (!store.ok()) return Fail(store.status().message());
+
   hubcast::server::Gateway gateway(go);
-  hubcast::replication::HubRegistry registry({cfg.node_id}, &gateway);
+  hubcast::replication::HubRegistryOptions ro;
+  ro.node_id = cfg.node_id;
+  ro.store = store->get();
+  ro.replay_max_age_ms = cfg.replay_max_age_seconds * 1000;
+  ro.replay_max_bytes = cfg.replay_max_bytes;
+  hubcast::replication::HubRegistry registry(ro, &gateway);
+  if (auto loaded = registry.LoadAll(); !loaded.ok()) {
+    return Fail("cannot load the state in " + cfg.data_dir + ": " + loaded.message());
+  }
   gateway.SetRegistry(&registry);
   auto port = gateway.Start();
   if (!port.ok()) return Fail(port.status().message());
@@ -141,8 +172,15 @@ int Serve(const std::vector<std::string>& args) {
   log.Info("listening on ", cfg.bind, ":", *port, " node=", cfg.node_id,
            " event-loops=", go.event_loops);
 
+  // Touch the alive marker while serving; sigtimedwait doubles as the timer.
   int sig = 0;
-  sigwait(&signals, &sig);
+  timespec tick{2, 0};
+  for (;;) {
+    { std::ofstream touch(alive, std::ios::app); }
+    fs::last_write_time(alive, fs::file_time_type::clock::now(), ec);
+    sig = sigtimedwait(&signals, nullptr, &tick);
+    if (sig > 0) break;
+  }
   log.Info("signal ", sig, ": draining connections");
   gateway.Shutdown("Service reload");
   registry.Stop();

@@ -25,8 +25,7 @@ Result<ReplayResult> ReplayConnection(
   Status failure;
   Status scan = store.ScanLog(hub, expected, to, [&](uint64_t pos, std::string_view bytes) {
     if (pos != expected) {
-      failure = Status::NotFound("log entry " + std::to_string(expected) +
-                                 " has left retention");
+      failure = Status::NotFound("log entry " + std::to_string(expected) + " has left retention");
       return false;
     }
     ++expected;

@@ -11,21 +11,21 @@
 // Thread-safety: reads the store only; safe from any thread.
 #pragma once
 
-#include <cstdint>
-#include <functional>
-#include <set>
-#include <string>
-
 #include "base/status.h"
 #include "storage/entry.h"
 #include "storage/hub_view.h"
 #include "storage/store.h"
 
+#include <cstdint>
+#include <functional>
+#include <set>
+#include <string>
+
 namespace hubcast::storage {
 
 struct ReplayResult {
-  uint64_t seq = 0;       // the connection's last number at `to`
-  bool closed = false;    // the connection was closed within (P, to]
+  uint64_t seq = 0;              // the connection's last number at `to`
+  bool closed = false;           // the connection was closed within (P, to]
   std::set<std::string> groups;  // its groups at `to` (or when it closed)
 };
 

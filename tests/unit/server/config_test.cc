@@ -39,6 +39,10 @@ const std::vector<std::string> kOptionNames = {
     "max-outbound-mib",
     "write-stall-seconds",
     "allow-anonymous",
+    "sync-writes",
+    "replay-max-age",
+    "replay-max-bytes",
+    "checkpoint-seconds",
     "node-id",
     "log-level",
 };
