@@ -97,6 +97,21 @@ void Hub::ApplyOne(uint64_t position, const storage::Entry& entry, DeliverySink*
   applied_cv_.notify_all();
 }
 
+void Hub::SweepExpiredMemberships(int64_t now_ms) {
+  // The clock only decides when to look; the removal itself is a log entry whose timestamp
+  // decides, so every node removes the same memberships at the same position.
+  for (const auto& [user, group] : view_->ExpiredUserGroups(now_ms, 1000)) {
+    storage::Entry e;
+    e.kind = storage::EntryKind::kRemoveFromGroups;
+    e.timestamp_ms = now_ms;
+    e.scope = storage::Scope::kUser;
+    e.target = user;
+    e.groups = {group};
+    e.expiring = true;
+    if (!Append(std::move(e)).ok()) return;
+  }
+}
+
 void Hub::Trim(int64_t now_ms, int64_t max_age_ms, uint64_t max_bytes) {
   storage::Store* store = this->store();
   if (!store) return;
@@ -127,7 +142,7 @@ void Hub::Trim(int64_t now_ms, int64_t max_age_ms, uint64_t max_bytes) {
 
 HubRegistry::HubRegistry(HubRegistryOptions options, DeliverySink* sink)
     : options_(std::move(options)), sink_(sink), applier_([this] { Run(); }) {
-  if (options_.store) retention_ = std::thread([this] { RunRetention(); });
+  retention_ = std::thread([this] { RunRetention(); });
 }
 
 HubRegistry::~HubRegistry() { Stop(); }
@@ -153,6 +168,11 @@ Result<std::shared_ptr<Hub>> HubRegistry::CreateHub(const HubName& name) {
           if (counted.ok()) rec.seq = counted->seq;
         }
         view->Restore(std::move(rec), acks);
+      });
+  if (!load.ok()) return load;
+  load = store->LoadUserGroups(
+      hub, [&](const std::string& user, const std::string& group, int64_t expiry) {
+        view->RestoreUserGroup(user, group, expiry);
       });
   if (!load.ok()) return load;
   view->RestoreAppliedPosition(applied);
@@ -267,6 +287,7 @@ void HubRegistry::RunRetention() {
     int64_t now = SystemClock::Get().NowUnixMs();
     for (auto& h : AllHubs()) {
       h->Trim(now, options_.replay_max_age_ms, options_.replay_max_bytes);
+      h->SweepExpiredMemberships(now);
     }
   }
 }

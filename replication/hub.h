@@ -60,6 +60,8 @@ class Hub {
  private:
   friend class HubRegistry;
   void ApplyOne(uint64_t position, const storage::Entry& entry, DeliverySink* sink);
+  // Appends expiry removals for remembered memberships that have expired.
+  void SweepExpiredMemberships(int64_t now_ms);
   // Drops replay-log entries older than max_age_ms or beyond max_bytes (never unapplied ones).
   void Trim(int64_t now_ms, int64_t max_age_ms, uint64_t max_bytes);
 

@@ -15,6 +15,8 @@
 #include <cctype>
 #include <charconv>
 #include <cstdint>
+#include <cstdio>
+#include <ctime>
 #include <exception>
 #include <istream>
 #include <memory>
@@ -38,6 +40,19 @@ const Logger& Log() {
 constexpr std::string_view kDefaultApiVersion = "2024-12-01";
 constexpr int64_t kMaxPageSize = 200;
 constexpr int64_t kMaxTop = 2147483647;
+constexpr int64_t kMaxMembershipTtlSeconds = 315360000;  // ten years
+
+// ISO 8601 UTC with milliseconds, e.g. 2026-11-27T21:31:01.123Z.
+std::string FormatUtc(int64_t unix_ms) {
+  std::time_t t = static_cast<std::time_t>(unix_ms / 1000);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[96];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                static_cast<int>(unix_ms % 1000));
+  return buf;
+}
 constexpr int64_t kMaxMinutesToExpire = 2147483647;
 constexpr int64_t kMaxMessageTtlSeconds = 300;
 // A body over the limit is still read and thrown away up to this many extra bytes, so that a
@@ -192,6 +207,8 @@ enum class Op {
   kCheckPermission,
   kGenerateClientToken,
   kListConnectionsInGroup,
+  kListUserGroups,  // Hubcast extension
+  kListGroups,      // Hubcast extension
 };
 
 struct MethodOp {
@@ -220,7 +237,9 @@ const std::vector<Route>& Routes() {
       {{"hubs", "{}", "users", "{}"}, {{"HEAD", Op::kUserExists}}},
       {{"hubs", "{}", "users", "{}", ":send"}, {{"POST", Op::kSendToUser}}},
       {{"hubs", "{}", "users", "{}", ":closeConnections"}, {{"POST", Op::kCloseUserConnections}}},
-      {{"hubs", "{}", "users", "{}", "groups"}, {{"DELETE", Op::kRemoveUserFromAllGroups}}},
+      {{"hubs", "{}", "users", "{}", "groups"},
+       {{"GET", Op::kListUserGroups}, {"DELETE", Op::kRemoveUserFromAllGroups}}},
+      {{"hubs", "{}", "groups"}, {{"GET", Op::kListGroups}}},
       {{"hubs", "{}", "users", "{}", "groups", "{}"},
        {{"PUT", Op::kAddUserToGroup}, {"DELETE", Op::kRemoveUserFromGroup}}},
       {{"hubs", "{}", "groups", "{}"}, {{"HEAD", Op::kGroupExists}}},
@@ -324,6 +343,20 @@ class Exchange {
   Result<Reply> CheckPermission(const std::string& permission, const std::string& connection_id);
   Result<Reply> GenerateClientToken();
   Result<Reply> ListConnectionsInGroup(const std::string& group);
+  Result<Reply> ListUserGroups(const std::string& user);
+  Result<Reply> ListGroups();
+  // Paging parameters shared by the listings: maxpagesize, top and a continuation token that
+  // is the base64url of the last item's key.
+  struct Paging {
+    int64_t page_size = 0;
+    std::optional<int64_t> top;
+    std::string after;
+    int64_t limit() const { return top ? std::min(page_size, *top) : page_size; }
+  };
+  Result<Paging> ReadPaging(bool (*valid_key)(const std::string&));
+  // `"nextLink":...` for a page of `count` items whose last key is `last`.
+  void AppendNextLink(std::string& body, const Paging& paging, int64_t count,
+                      const std::string& last);
 
   replication::HubRegistry* hubs_;
   const RestOptions& options_;
@@ -664,6 +697,10 @@ Result<Reply> Exchange::Dispatch(Op op) {
       return GenerateClientToken();
     case Op::kListConnectionsInGroup:
       return ListConnectionsInGroup(c[1]);
+    case Op::kListUserGroups:
+      return ListUserGroups(c[1]);
+    case Op::kListGroups:
+      return ListGroups();
   }
   return Status::Internal("Unhandled operation.");
 }
@@ -882,6 +919,17 @@ Result<Reply> Exchange::ChangeMembership(storage::EntryKind kind, storage::Scope
   storage::Entry e = NewEntry(kind, scope, target);
   e.groups = std::move(groups);
   const bool add = kind == storage::EntryKind::kAddToGroups;
+  if (add && scope == storage::Scope::kUser) {
+    // Hubcast extension: remember the membership for the user's later connections.
+    if (const std::string* text = First("ttl")) {
+      std::optional<int64_t> ttl = ParseInt(*text);
+      if (!ttl || (*ttl < 1 && *ttl != -1) || *ttl > kMaxMembershipTtlSeconds) {
+        return Status::InvalidArgument(
+            "'ttl' must be -1 (until removed) or a number of seconds from 1 to 315360000.");
+      }
+      e.membership_ttl_seconds = *ttl;
+    }
+  }
   // Adding an unknown connection is the one 404 (SDKs rely on it); adding a user without
   // connections and every removal succeed.
   const bool not_found_is_success = !(add && scope == storage::Scope::kConnection);
@@ -1020,41 +1068,63 @@ Result<Reply> Exchange::GenerateClientToken() {
   return Reply{200, std::move(body), "application/json"};
 }
 
-// Continuation tokens are the base64url of the last connection id of the previous page; the
-// view lists strictly after it, so members joining or leaving between pages cause neither
-// repeats nor a failure.
-Result<Reply> Exchange::ListConnectionsInGroup(const std::string& group) {
-  auto hub = GetHub();
-  if (!hub.ok()) return hub.status();
-  if (Status s = ValidateGroupName(group); !s.ok()) return s;
-  int64_t page_size = kMaxPageSize;
+// Continuation tokens are the base64url of the last key (connection id, group name) of the
+// previous page; the view lists strictly after it, so items added or removed between pages
+// cause neither repeats nor a failure.
+Result<Exchange::Paging> Exchange::ReadPaging(bool (*valid_key)(const std::string&)) {
+  Paging p;
+  p.page_size = kMaxPageSize;
   if (const std::string* text = First("maxpagesize")) {
     std::optional<int64_t> v = ParseInt(*text);
     if (!v || *v < 1 || *v > kMaxPageSize) {
       return Status::InvalidArgument("'maxpagesize' must be an integer from 1 to 200.");
     }
-    page_size = *v;
+    p.page_size = *v;
   }
-  std::optional<int64_t> top;
   if (const std::string* text = First("top")) {
-    top = ParseInt(*text);
-    if (!top || *top < 1 || *top > kMaxTop) {
+    p.top = ParseInt(*text);
+    if (!p.top || *p.top < 1 || *p.top > kMaxTop) {
       return Status::InvalidArgument("'top' must be an integer from 1 to 2147483647.");
     }
   }
-  std::string after;
   if (const std::string* text = First("continuationToken")) {
-    std::optional<std::string> id = Base64UrlDecode(*text);
-    if (!id || !ValidateConnectionId(*id).ok() || !json::IsValidUtf8(*id)) {
+    std::optional<std::string> key = Base64UrlDecode(*text);
+    if (!key || !valid_key(*key) || !json::IsValidUtf8(*key)) {
       return Status::InvalidArgument("Invalid 'continuationToken'.");
     }
-    after = std::move(*id);
+    p.after = std::move(*key);
   }
+  return p;
+}
 
-  const int64_t limit = top ? std::min(page_size, *top) : page_size;
+void Exchange::AppendNextLink(std::string& body, const Paging& paging, int64_t count,
+                              const std::string& last) {
+  body += "],\"nextLink\":";
+  const bool more = count > 0 && count == paging.limit() && (!paging.top || *paging.top > count);
+  if (!more) {
+    body += "null}";
+    return;
+  }
+  const std::string* api_version = First("api-version");
+  std::string link =
+      LinkBase() + raw_path_ + "?api-version=" +
+      PercentEncode(api_version && !api_version->empty() ? *api_version : kDefaultApiVersion) +
+      "&maxpagesize=" + std::to_string(paging.page_size);
+  if (paging.top) link += "&top=" + std::to_string(*paging.top - count);
+  link += "&continuationToken=" + Base64UrlEncode(last);
+  json::AppendQuoted(body, link);
+  body += '}';
+}
+
+Result<Reply> Exchange::ListConnectionsInGroup(const std::string& group) {
+  auto hub = GetHub();
+  if (!hub.ok()) return hub.status();
+  if (Status s = ValidateGroupName(group); !s.ok()) return s;
+  auto paging = ReadPaging([](const std::string& k) { return ValidateConnectionId(k).ok(); });
+  if (!paging.ok()) return paging.status();
   (*hub)->Barrier();
-  const std::vector<storage::ConnectionSummary> page =
-      (*hub)->view().ListGroupConnections(group, after, static_cast<size_t>(limit));
+  const std::vector<storage::ConnectionSummary> page = (*hub)->view().ListGroupConnections(
+      group, paging->after, static_cast<size_t>(paging->limit()));
 
   std::string body = "{\"value\":[";
   for (size_t i = 0; i < page.size(); ++i) {
@@ -1069,22 +1139,59 @@ Result<Reply> Exchange::ListConnectionsInGroup(const std::string& group) {
     }
     body += '}';
   }
-  body += "],\"nextLink\":";
-  const auto count = static_cast<int64_t>(page.size());
-  const bool more = !page.empty() && count == limit && (!top || *top > count);
-  if (more) {
-    const std::string* api_version = First("api-version");
-    std::string link =
-        LinkBase() + raw_path_ + "?api-version=" +
-        PercentEncode(api_version && !api_version->empty() ? *api_version : kDefaultApiVersion) +
-        "&maxpagesize=" + std::to_string(page_size);
-    if (top) link += "&top=" + std::to_string(*top - count);
-    link += "&continuationToken=" + Base64UrlEncode(page.back().connection_id);
-    json::AppendQuoted(body, link);
-  } else {
-    body += "null";
+  AppendNextLink(body, *paging, static_cast<int64_t>(page.size()),
+                 page.empty() ? "" : page.back().connection_id);
+  return Reply{200, std::move(body), "application/json"};
+}
+
+// Hubcast extension: a user's groups, remembered (with "expiresAt", null when the membership
+// never expires) or through a current connection (no "expiresAt").
+Result<Reply> Exchange::ListUserGroups(const std::string& user) {
+  auto hub = GetHub();
+  if (!hub.ok()) return hub.status();
+  if (Status s = ValidateUserId(user); !s.ok()) return s;
+  auto paging = ReadPaging([](const std::string& k) { return ValidateGroupName(k).ok(); });
+  if (!paging.ok()) return paging.status();
+  (*hub)->Barrier();
+  const std::vector<storage::UserGroup> page = (*hub)->view().ListUserGroups(
+      user, paging->after, static_cast<size_t>(paging->limit()), clock_->NowUnixMs());
+  std::string body = "{\"value\":[";
+  for (size_t i = 0; i < page.size(); ++i) {
+    if (i) body += ',';
+    body += "{\"name\":";
+    json::AppendQuoted(body, page[i].group);
+    if (page[i].expires_at_ms) {
+      body += ",\"expiresAt\":";
+      if (*page[i].expires_at_ms == storage::kNever) {
+        body += "null";
+      } else {
+        json::AppendQuoted(body, FormatUtc(*page[i].expires_at_ms));
+      }
+    }
+    body += '}';
   }
-  body += '}';
+  AppendNextLink(body, *paging, static_cast<int64_t>(page.size()),
+                 page.empty() ? "" : page.back().group);
+  return Reply{200, std::move(body), "application/json"};
+}
+
+// Hubcast extension: the hub's groups (those with at least one connection, as GroupExists).
+Result<Reply> Exchange::ListGroups() {
+  auto hub = GetHub();
+  if (!hub.ok()) return hub.status();
+  auto paging = ReadPaging([](const std::string& k) { return ValidateGroupName(k).ok(); });
+  if (!paging.ok()) return paging.status();
+  (*hub)->Barrier();
+  const std::vector<std::string> page =
+      (*hub)->view().ListGroups(paging->after, static_cast<size_t>(paging->limit()));
+  std::string body = "{\"value\":[";
+  for (size_t i = 0; i < page.size(); ++i) {
+    if (i) body += ',';
+    body += "{\"name\":";
+    json::AppendQuoted(body, page[i]);
+    body += '}';
+  }
+  AppendNextLink(body, *paging, static_cast<int64_t>(page.size()), page.empty() ? "" : page.back());
   return Reply{200, std::move(body), "application/json"};
 }
 

@@ -77,6 +77,13 @@ struct Entry {
   std::string node_id;  // node holding the socket
   std::string reason;   // close reason (kConnectionClose, kCloseConnections)
 
+  // kAddToGroups with scope kUser: also remember the membership for the user's later
+  // connections, for this many seconds (-1: until removed). PROTOCOL.md "Hubcast extensions".
+  std::optional<int64_t> membership_ttl_seconds;
+  // kRemoveFromGroups with scope kUser, appended by the expiry sweep: removes only remembered
+  // memberships that have expired by this entry's timestamp (a renewed one stays).
+  bool expiring = false;
+
   // kCheckpoint: (connection id, highest sequenceId the client acknowledged).
   std::vector<std::pair<std::string, uint64_t>> acks;
 

@@ -40,7 +40,9 @@ enum Field : uint64_t {
   kFieldPermission = 23,
   kFieldPermissionTarget = 24,  // presence
   kFieldAcks = 25,              // repeated, each an Ack (below)
-  kLastKnownField = 25,
+  kFieldMembershipTtl = 26,     // presence, zigzag
+  kFieldExpiring = 27,
+  kLastKnownField = 27,
   // 26..1023: reserved for future Entry members, assigned in order, each an optional field
   // whose absence means its default (so version-1 readers may skip it). 1024..(2^29 - 1):
   // reserved, unassigned. See ENTRY_FORMAT.md before adding one.
@@ -113,6 +115,8 @@ constexpr WireType WireOf(uint64_t field) {
     case kFieldMessageTtlSeconds:
     case kFieldReliable:
     case kFieldPermission:
+    case kFieldMembershipTtl:
+    case kFieldExpiring:
       return kVarint;
     default:
       return kLengthDelimited;
@@ -292,6 +296,10 @@ std::string EncodeEntry(const Entry& e) {
     if (sequence_id != 0) PutVarintField(&ack, kAckFieldSequenceId, sequence_id);
     PutBytesField(&out, kFieldAcks, ack);
   }
+  if (e.membership_ttl_seconds) {
+    PutVarintField(&out, kFieldMembershipTtl, ZigZagEncode(*e.membership_ttl_seconds));
+  }
+  if (e.expiring) PutVarintField(&out, kFieldExpiring, 1);
   return out;
 }
 
@@ -454,6 +462,13 @@ Result<Entry> DecodeEntry(std::string_view bytes) {
         e.acks.push_back(std::move(ack));
         break;
       }
+      case kFieldMembershipTtl:
+        e.membership_ttl_seconds = ZigZagDecode(v);
+        break;
+      case kFieldExpiring:
+        if (v > 1) return bad_value();
+        e.expiring = v == 1;
+        break;
       default:
         break;  // unreachable: every field in 1..kLastKnownField has a case
     }

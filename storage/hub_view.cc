@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <deque>
+#include <map>
 #include <mutex>
 #include <shared_mutex>
 #include <unordered_map>
@@ -116,6 +117,61 @@ class MemoryView final : public HubView {
     touched_set_.clear();
   }
 
+  std::vector<UserGroup> ListUserGroups(const std::string& user, const std::string& after,
+                                        size_t limit, int64_t now_ms) const override {
+    std::shared_lock lock(mu_);
+    std::map<std::string, std::optional<int64_t>> all;
+    auto ug = user_groups_.find(user);
+    if (ug != user_groups_.end()) {
+      for (const auto& [g, expiry] : ug->second) {
+        if (expiry > now_ms) all[g] = expiry;
+      }
+    }
+    auto u = users_.find(user);
+    if (u != users_.end()) {
+      for (const Conn* c : u->second) {
+        for (const auto& g : c->rec.groups) all.emplace(g, std::nullopt);
+      }
+    }
+    std::vector<UserGroup> out;
+    for (auto it = after.empty() ? all.begin() : all.upper_bound(after);
+         it != all.end() && out.size() < limit; ++it) {
+      out.push_back({it->first, it->second});
+    }
+    return out;
+  }
+
+  std::vector<std::string> ListGroups(const std::string& after, size_t limit) const override {
+    std::shared_lock lock(mu_);
+    std::vector<std::string> names;
+    names.reserve(groups_.size());
+    for (const auto& [g, members] : groups_) {
+      if (after.empty() || g > after) names.push_back(g);
+    }
+    std::sort(names.begin(), names.end());
+    if (names.size() > limit) names.resize(limit);
+    return names;
+  }
+
+  std::vector<std::pair<std::string, std::string>> ExpiredUserGroups(int64_t now_ms,
+                                                                     size_t limit) const override {
+    std::shared_lock lock(mu_);
+    std::vector<std::pair<std::string, std::string>> out;
+    for (const auto& [user, groups] : user_groups_) {
+      for (const auto& [g, expiry] : groups) {
+        if (expiry <= now_ms) out.emplace_back(user, g);
+        if (out.size() >= limit) return out;
+      }
+    }
+    return out;
+  }
+
+  void RestoreUserGroup(const std::string& user, const std::string& group,
+                        int64_t expires_at_ms) override {
+    std::unique_lock lock(mu_);
+    user_groups_[user][group] = expires_at_ms;
+  }
+
   void RestoreAppliedPosition(uint64_t position) override {
     std::unique_lock lock(mu_);
     applied_ = position;
@@ -193,6 +249,15 @@ class MemoryView final : public HubView {
     conns_.emplace(raw->rec.id, std::move(c));
     if (raw->rec.user_id) users_[*raw->rec.user_id].insert(raw);
     for (const auto& g : e.groups) Join(raw, g);
+    if (raw->rec.user_id) {
+      // Remembered memberships of the user, decided by the entry's own timestamp.
+      auto ug = user_groups_.find(*raw->rec.user_id);
+      if (ug != user_groups_.end()) {
+        for (const auto& [g, expiry] : ug->second) {
+          if (expiry > e.timestamp_ms) Join(raw, g);
+        }
+      }
+    }
     if (raw->rec.reliable) {
       raw->rec.checkpoints.push_back(
           {position, 0, {raw->rec.groups.begin(), raw->rec.groups.end()}});
@@ -224,6 +289,52 @@ class MemoryView final : public HubView {
       }
       Touch(it->second.get());
     }
+  }
+
+  // Remembered user-group memberships (PROTOCOL.md, Hubcast extensions).
+  void RememberUserGroups(const Entry& e) {
+    auto changed = [&](const std::string& g, std::optional<int64_t> expiry) {
+      result_->user_groups.push_back({e.target, g, expiry});
+    };
+    if (e.kind == EntryKind::kAddToGroups) {
+      if (!e.membership_ttl_seconds) return;
+      int64_t ttl = *e.membership_ttl_seconds;
+      int64_t expiry = ttl < 0 ? kNever : e.timestamp_ms + ttl * 1000;
+      for (const auto& g : e.groups) {
+        user_groups_[e.target][g] = expiry;
+        changed(g, expiry);
+      }
+      return;
+    }
+    auto it = user_groups_.find(e.target);
+    if (it == user_groups_.end()) return;
+    if (e.groups.empty()) {
+      for (const auto& [g, expiry] : it->second) changed(g, std::nullopt);
+      user_groups_.erase(it);
+      return;
+    }
+    for (const auto& g : e.groups) {
+      if (it->second.erase(g)) changed(g, std::nullopt);
+    }
+    if (it->second.empty()) user_groups_.erase(it);
+  }
+
+  // The expiry sweep's removal: only memberships still expired at this entry's time (a
+  // membership renewed after the sweep looked stays, with its connections).
+  void ApplyExpiry(const Entry& e) {
+    auto it = user_groups_.find(e.target);
+    if (it == user_groups_.end()) return;
+    for (const auto& g : e.groups) {
+      auto m = it->second.find(g);
+      if (m == it->second.end() || m->second > e.timestamp_ms) continue;
+      it->second.erase(m);
+      result_->user_groups.push_back({e.target, g, std::nullopt});
+      auto u = users_.find(e.target);
+      if (u == users_.end()) continue;
+      std::vector<Conn*> conns(u->second.begin(), u->second.end());
+      for (Conn* c : conns) Leave(c, g);
+    }
+    if (it->second.empty()) user_groups_.erase(it);
   }
 
   void Touch(Conn* c) {
@@ -262,6 +373,11 @@ class MemoryView final : public HubView {
 
   void ApplyMembership(const Entry& e, ApplyResult& r) {
     if (!CheckClientAction(e, r)) return;
+    if (e.scope == Scope::kUser && e.kind == EntryKind::kRemoveFromGroups && e.expiring) {
+      ApplyExpiry(e);
+      return;
+    }
+    if (e.scope == Scope::kUser) RememberUserGroups(e);
     std::vector<Conn*> sel;
     if (e.scope == Scope::kConnection && !conns_.count(e.target)) {
       r.status = Status::NotFound("Connection '" + e.target + "' does not exist.");
@@ -370,6 +486,8 @@ class MemoryView final : public HubView {
   std::unordered_map<std::string, std::unique_ptr<Conn>> conns_;
   std::unordered_map<std::string, std::unordered_set<Conn*>> groups_;
   std::unordered_map<std::string, std::unordered_set<Conn*>> users_;
+  // user -> group -> expiry (Unix ms; kNever without ttl).
+  std::unordered_map<std::string, std::map<std::string, int64_t>> user_groups_;
 };
 
 }  // namespace

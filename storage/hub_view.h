@@ -79,6 +79,13 @@ struct ApplyResult {
     bool joined;
   };
   std::vector<MembershipChange> membership;
+  // Remembered user-group memberships set (expiry) or removed (nullopt) by this entry.
+  struct UserGroupChange {
+    std::string user_id;
+    std::string group;
+    std::optional<int64_t> expires_at_ms;
+  };
+  std::vector<UserGroupChange> user_groups;
   // kConnectionClose / kCloseConnections: connections removed by this entry.
   std::vector<std::string> closed;
   // kConnectionOpen: the new connection (same validity as recipients).
@@ -88,6 +95,14 @@ struct ApplyResult {
 struct ConnectionSummary {
   std::string connection_id;
   std::optional<std::string> user_id;
+};
+
+// A group of a user: from a remembered membership (with its expiry; kNever when it has no
+// ttl) and/or because a current connection of the user is in it (expires_at_ms nullopt).
+inline constexpr int64_t kNever = INT64_MAX;
+struct UserGroup {
+  std::string group;
+  std::optional<int64_t> expires_at_ms;
 };
 
 class HubView {
@@ -112,6 +127,18 @@ class HubView {
   virtual size_t connection_count() const = 0;
   // Every connection record (a copy), for start-up work such as restoring held sessions.
   virtual std::vector<ConnectionRecord> AllConnections() const = 0;
+  // The groups of a user (remembered or through a current connection), ordered by name,
+  // after `after` (exclusive). Remembered memberships that expired by `now_ms` are left out.
+  virtual std::vector<UserGroup> ListUserGroups(const std::string& user_id,
+                                                const std::string& after, size_t limit,
+                                                int64_t now_ms) const = 0;
+  // Groups with at least one connection, ordered by name, after `after` (exclusive).
+  virtual std::vector<std::string> ListGroups(const std::string& after, size_t limit) const = 0;
+  // Remembered memberships whose expiry is at or before now_ms (for the expiry sweep).
+  virtual std::vector<std::pair<std::string, std::string>> ExpiredUserGroups(
+      int64_t now_ms, size_t limit) const = 0;
+  virtual void RestoreUserGroup(const std::string& user_id, const std::string& group,
+                                int64_t expires_at_ms) = 0;
 
   // Start-up only (before the first Apply): put back a connection loaded from disk with its
   // remembered ackIds (oldest first), and the applied position.

@@ -8,14 +8,16 @@
 #include <rocksdb/write_batch.h>
 
 #include <atomic>
+#include <chrono>
 #include <mutex>
 #include <unordered_map>
 
 namespace hubcast::storage {
 namespace {
 
-enum Cf { kMeta = 0, kLog, kOutcome, kConns, kMembers, kAcks, kCfCount };
-const char* const kCfNames[kCfCount] = {"meta", "log", "outcome", "conns", "members", "acks"};
+enum Cf { kMeta = 0, kLog, kOutcome, kConns, kMembers, kAcks, kUserGroups, kCfCount };
+const char* const kCfNames[kCfCount] = {"meta",    "log",  "outcome",    "conns",
+                                        "members", "acks", "user_groups"};
 
 std::string HubKey(const std::string& hub) { return hub + '\0'; }
 std::string PosKey(const std::string& hub, uint64_t pos) {
@@ -35,7 +37,8 @@ std::string Join3(const std::string& a, const std::string& b, const std::string&
 // RocksDB's status converted at the boundary; a full disk is the one case callers retry.
 Status Convert(const rocksdb::Status& s, const char* what) {
   if (s.ok()) return Status::Ok();
-  if (s.IsNoSpace() || s.subcode() == rocksdb::Status::kNoSpace) {
+  if (s.IsNoSpace() || s.subcode() == rocksdb::Status::kNoSpace ||
+      s.ToString().find("No space") != std::string::npos) {
     return Status::Unavailable(std::string(what) + ": no space left on the data disk");
   }
   if (s.IsCorruption()) return Status::InvalidArgument(std::string(what) + ": " + s.ToString());
@@ -100,9 +103,9 @@ class RocksStore final : public Store {
   }
 
   Status AppendLog(const std::string& hub, uint64_t pos, std::string_view entry) override {
-    Status s = Convert(
-        db_->Put(write_, cfs_[kLog], PosKey(hub, pos), rocksdb::Slice(entry.data(), entry.size())),
-        "append to the log");
+    rocksdb::WriteBatch b;
+    b.Put(cfs_[kLog], PosKey(hub, pos), rocksdb::Slice(entry.data(), entry.size()));
+    Status s = Write(&b, "append to the log");
     if (s.ok()) LogBytesFor(hub).fetch_add(entry.size(), std::memory_order_relaxed);
     return s;
   }
@@ -155,7 +158,7 @@ class RocksStore final : public Store {
     rocksdb::WriteBatch b;
     b.DeleteRange(cfs_[kLog], PosKey(hub, 0), PosKey(hub, pos));
     b.DeleteRange(cfs_[kOutcome], PosKey(hub, 0), PosKey(hub, pos));
-    Status s = Convert(db_->Write(write_, &b), "trim the log");
+    Status s = Write(&b, "trim the log");
     if (s.ok()) {
       auto& counter = LogBytesFor(hub);
       uint64_t cur = counter.load();
@@ -198,6 +201,16 @@ class RocksStore final : public Store {
         b.Delete(cfs_[kAcks], f);
       }
     }
+    for (const auto& ug : r.user_groups) {
+      std::string key = Join3(hub, ug.user_id, ug.group);
+      if (ug.expires_at_ms) {
+        std::string v;
+        PutFixed64BE(&v, static_cast<uint64_t>(*ug.expires_at_ms));
+        b.Put(cfs_[kUserGroups], key, v);
+      } else {
+        b.Delete(cfs_[kUserGroups], key);
+      }
+    }
     if (!r.status.ok()) {
       b.Put(cfs_[kOutcome], PosKey(hub, pos),
             std::string(1, static_cast<char>(static_cast<uint8_t>(r.status.code()))));
@@ -205,7 +218,7 @@ class RocksStore final : public Store {
     std::string applied;
     PutFixed64BE(&applied, pos);
     b.Put(cfs_[kMeta], std::string("applied\0", 8) + hub, applied);
-    return Convert(db_->Write(write_, &b), "apply");
+    return Write(&b, "apply");
   }
 
   uint64_t AppliedPosition(const std::string& hub) const override {
@@ -213,6 +226,24 @@ class RocksStore final : public Store {
     auto s = db_->Get(rocksdb::ReadOptions(), cfs_[kMeta], std::string("applied\0", 8) + hub, &v);
     if (!s.ok() || v.size() != 8) return 0;
     return DecodeFixed64BE(v.data());
+  }
+
+  Status LoadUserGroups(const std::string& hub,
+                        const std::function<void(const std::string&, const std::string&, int64_t)>&
+                            fn) const override {
+    std::unique_ptr<rocksdb::Iterator> it(
+        db_->NewIterator(rocksdb::ReadOptions(), cfs_[kUserGroups]));
+    std::string prefix = HubKey(hub);
+    for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+      std::string rest = it->key().ToString().substr(prefix.size());
+      size_t sep = rest.find('\0');
+      if (sep == std::string::npos || it->value().size() != 8) {
+        return Status::InvalidArgument("corrupt user-group membership in hub " + hub);
+      }
+      fn(rest.substr(0, sep), rest.substr(sep + 1),
+         static_cast<int64_t>(DecodeFixed64BE(it->value().data())));
+    }
+    return Convert(it->status(), "load user-group memberships");
   }
 
   Status LoadConnections(
@@ -253,6 +284,24 @@ class RocksStore final : public Store {
   }
 
  private:
+  // After a failed write (a full disk) RocksDB refuses every write until Resume() succeeds;
+  // try it (at most once a second) so the node recovers by itself when space returns.
+  Status Write(rocksdb::WriteBatch* batch, const char* what) {
+    rocksdb::Status s = db_->Write(write_, batch);
+    if (s.ok()) return Status::Ok();
+    auto now = std::chrono::steady_clock::now();
+    {
+      std::lock_guard lock(resume_mu_);
+      if (now - last_resume_ >= std::chrono::seconds(1)) {
+        last_resume_ = now;
+        if (db_->Resume().ok()) s = db_->Write(write_, batch);
+      }
+    }
+    return Convert(s, what);
+  }
+
+  std::mutex resume_mu_;
+  std::chrono::steady_clock::time_point last_resume_{};
   std::unique_ptr<rocksdb::DB> db_;
   std::vector<rocksdb::ColumnFamilyHandle*> cfs_;
   rocksdb::WriteOptions write_;

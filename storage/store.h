@@ -7,6 +7,7 @@
 //            groups, reliable numbering and checkpoints)
 //   members  hub \0 group \0 connection id -> "" (group membership index)
 //   acks     hub \0 connection id \0 ackId(BE64) -> "" (processed ackIds, bounded history)
+//   user_groups hub \0 user \0 group -> expiry(BE64 Unix ms) (remembered memberships)
 // Everything an applied entry changes is written in one atomic WriteBatch together with the
 // hub's applied position, so a crash never leaves a half-applied entry.
 //
@@ -66,6 +67,10 @@ class Store {
   virtual Status CommitApply(const std::string& hub, uint64_t position, const Entry& entry,
                              const ApplyResult& result) = 0;
   virtual uint64_t AppliedPosition(const std::string& hub) const = 0;
+  virtual Status LoadUserGroups(
+      const std::string& hub,
+      const std::function<void(const std::string& user, const std::string& group,
+                               int64_t expires_at_ms)>& fn) const = 0;
   // Every stored connection with its remembered ackIds (oldest first).
   virtual Status LoadConnections(
       const std::string& hub,

@@ -9,6 +9,9 @@
 // Every SDK client and raw socket made through the handle is tracked; closeClients() (call it in
 // afterEach) stops them, stop() (call it in after) also ends the process: SIGTERM, then SIGKILL
 // after 5 s.
+// Restarts: startServer({port, dataDir}) binds that port (default 0: any free one) and keeps its
+// state in dataDir (default: a folder inside the handle's temporary dir, removed by stop(); a
+// given dataDir is left alone). kill9() sends SIGKILL and resolves once the process has exited.
 
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -104,7 +107,7 @@ function findPort(value) {
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-export async function startServer({ args = [], env = {}, keys } = {}) {
+export async function startServer({ args = [], env = {}, keys, port: fixedPort = 0, dataDir } = {}) {
   const binary = process.env.HUBCAST_BINARY;
   if (!binary) throw new Error("HUBCAST_BINARY is not set (path to the hubcast executable)");
   const accessKeys = keys && keys.length ? keys : [newAccessKey()];
@@ -112,9 +115,9 @@ export async function startServer({ args = [], env = {}, keys } = {}) {
   const portsFile = join(dir, "port");
   const argv = [
     "serve",
-    "--port", "0",
+    "--port", String(fixedPort),
     "--ports-file", portsFile,
-    "--data-dir", join(dir, "data"),
+    "--data-dir", dataDir ?? join(dir, "data"),
     ...accessKeys.flatMap((k) => ["--access-key", k]),
     "--log-level", "warn",
     ...args,
@@ -308,6 +311,12 @@ export async function startServer({ args = [], env = {}, keys } = {}) {
       sdkClients.clear();
       for (const s of rawSockets) s.terminate();
       rawSockets.clear();
+    },
+
+    /** SIGKILL (no shutdown at all, like kill -9); resolves to {code, signal} once it has exited. */
+    async kill9() {
+      if (exitInfo === null) child.kill("SIGKILL");
+      return exited;
     },
 
     async stop() {

@@ -1,0 +1,326 @@
+// A minimal blocking WebSocket client (RFC 6455) for integration tests: one TCP connection to
+// 127.0.0.1, the upgrade handshake (with an optional subprotocol), masked client frames, and
+// reading whole messages with a deadline. Pings are answered with pongs while reading.
+//
+// Written from the RFC, independent of the server's frame code, so a test exercises the
+// server's framing rather than sharing its bugs. Header-only (OpenSSL for SHA-1 of the accept
+// key; integration_tests links OpenSSL::Crypto). Not thread-safe: one thread per client.
+#pragma once
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/evp.h>
+#include <openssl/sha.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cctype>
+#include <cerrno>
+#include <chrono>
+#include <cstdint>
+#include <cstring>
+#include <optional>
+#include <random>
+#include <string>
+#include <string_view>
+
+namespace hubcast::testing {
+
+enum class WsOp : uint8_t {
+  kContinuation = 0,
+  kText = 1,
+  kBinary = 2,
+  kClose = 8,
+  kPing = 9,
+  kPong = 10
+};
+
+struct WsMessage {
+  WsOp op = WsOp::kText;
+  std::string payload;
+  // For kClose: the status code (1005 when the frame had none) and reason.
+  uint16_t close_code = 0;
+  std::string close_reason;
+};
+
+class WsClient {
+ public:
+  WsClient() = default;
+  ~WsClient() { Close(); }
+  WsClient(const WsClient&) = delete;
+  WsClient& operator=(const WsClient&) = delete;
+
+  // Connects and upgrades. `target` is the request target ("/client/hubs/h?access_token=..").
+  // An empty `subprotocol` offers none. Returns false with error() set on any failure; the
+  // HTTP status of a refused upgrade is in http_status().
+  bool Connect(int port, const std::string& target, const std::string& subprotocol = "",
+               std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
+    Close();
+    error_.clear();
+    http_status_ = 0;
+    buffer_.clear();
+    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd_ < 0) return Fail(std::string("socket: ") + std::strerror(errno));
+    int one = 1;
+    ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<uint16_t>(port));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+      return Fail(std::string("connect: ") + std::strerror(errno));
+    }
+    std::string key_bytes(16, '\0');
+    for (char& c : key_bytes) c = static_cast<char>(Random() & 0xff);
+    const std::string key = Base64(key_bytes);
+    std::string request = "GET " + target + " HTTP/1.1\r\n";
+    request += "Host: 127.0.0.1:" + std::to_string(port) + "\r\n";
+    request += "Upgrade: websocket\r\nConnection: Upgrade\r\n";
+    request += "Sec-WebSocket-Key: " + key + "\r\nSec-WebSocket-Version: 13\r\n";
+    if (!subprotocol.empty()) request += "Sec-WebSocket-Protocol: " + subprotocol + "\r\n";
+    request += "\r\n";
+    if (!SendAll(request)) return false;
+
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    size_t head_end;
+    while ((head_end = buffer_.find("\r\n\r\n")) == std::string::npos) {
+      if (!ReadMore(deadline)) return Fail("handshake: " + error_);
+    }
+    std::string head = buffer_.substr(0, head_end + 2);
+    buffer_.erase(0, head_end + 4);
+    if (head.rfind("HTTP/1.1 ", 0) != 0 || head.size() < 12) {
+      return Fail("handshake: not an HTTP/1.1 response: " + head.substr(0, 80));
+    }
+    http_status_ = std::atoi(head.c_str() + 9);
+    if (http_status_ != 101) {
+      return Fail("handshake refused with HTTP " + std::to_string(http_status_) + ": " + head);
+    }
+    unsigned char digest[SHA_DIGEST_LENGTH];
+    const std::string accept_input = key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+    SHA1(reinterpret_cast<const unsigned char*>(accept_input.data()), accept_input.size(),
+         digest);
+    const std::string expected_accept =
+        Base64(std::string(reinterpret_cast<const char*>(digest), sizeof digest));
+    if (HeaderValue(head, "sec-websocket-accept") != expected_accept) {
+      return Fail("handshake: wrong Sec-WebSocket-Accept in " + head);
+    }
+    protocol_ = HeaderValue(head, "sec-websocket-protocol");
+    return true;
+  }
+
+  bool connected() const { return fd_ >= 0; }
+  const std::string& error() const { return error_; }
+  int http_status() const { return http_status_; }
+  // The subprotocol the server selected ("" for none).
+  const std::string& protocol() const { return protocol_; }
+
+  bool SendText(std::string_view text) { return SendFrame(WsOp::kText, text); }
+  bool SendBinary(std::string_view bytes) { return SendFrame(WsOp::kBinary, bytes); }
+  bool SendClose(uint16_t code, std::string_view reason = "") {
+    std::string payload;
+    payload += static_cast<char>(code >> 8);
+    payload += static_cast<char>(code & 0xff);
+    payload.append(reason);
+    return SendFrame(WsOp::kClose, payload);
+  }
+
+  // One whole message (text, binary or close), reassembled from fragments; pings are
+  // answered, pongs skipped. nullopt on timeout, EOF or a protocol error (see error()).
+  std::optional<WsMessage> Read(std::chrono::milliseconds timeout) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    std::optional<WsMessage> partial;
+    while (fd_ >= 0) {
+      std::optional<std::pair<uint8_t, std::string>> frame = ParseFrame();
+      if (!frame) {
+        if (fd_ < 0 || !ReadMore(deadline)) return std::nullopt;  // error() says why
+        continue;
+      }
+      const bool fin = (frame->first & 0x80) != 0;
+      const auto op = static_cast<WsOp>(frame->first & 0x0f);
+      if (op == WsOp::kPing) {
+        SendFrame(WsOp::kPong, frame->second);
+        continue;
+      }
+      if (op == WsOp::kPong) continue;
+      if (op == WsOp::kClose) {
+        WsMessage close;
+        close.op = WsOp::kClose;
+        close.payload = frame->second;
+        close.close_code = 1005;
+        if (frame->second.size() >= 2) {
+          close.close_code = static_cast<uint16_t>(
+              (static_cast<unsigned char>(frame->second[0]) << 8) |
+              static_cast<unsigned char>(frame->second[1]));
+          close.close_reason = frame->second.substr(2);
+        }
+        return close;
+      }
+      if (op == WsOp::kContinuation) {
+        if (!partial) {
+          error_ = "protocol: continuation without a message";
+          return std::nullopt;
+        }
+        partial->payload += frame->second;
+      } else {
+        partial = WsMessage{op, frame->second, 0, ""};
+      }
+      if (fin) return partial;
+    }
+    return std::nullopt;
+  }
+
+  // The next text message, skipping nothing: nullopt if the next message is not text.
+  std::optional<std::string> ReadText(std::chrono::milliseconds timeout) {
+    std::optional<WsMessage> message = Read(timeout);
+    if (!message || message->op != WsOp::kText) return std::nullopt;
+    return message->payload;
+  }
+
+  // Drops the TCP connection without a close frame (like a network failure).
+  void Close() {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+  }
+
+ private:
+  bool Fail(std::string message) {
+    error_ = std::move(message);
+    Close();
+    return false;
+  }
+
+  static uint32_t Random() {
+    static std::mt19937 generator{std::random_device{}()};
+    return generator();
+  }
+
+  static std::string Base64(const std::string& bytes) {
+    std::string out(4 * ((bytes.size() + 2) / 3) + 1, '\0');
+    int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                            reinterpret_cast<const unsigned char*>(bytes.data()),
+                            static_cast<int>(bytes.size()));
+    out.resize(static_cast<size_t>(n));
+    return out;
+  }
+
+  // The value of a header in a response head (name lower-case), trimmed; "" if absent.
+  static std::string HeaderValue(const std::string& head, const std::string& name) {
+    size_t pos = 0;
+    while ((pos = head.find("\r\n", pos)) != std::string::npos) {
+      pos += 2;
+      size_t end = head.find("\r\n", pos);
+      std::string line = head.substr(pos, end == std::string::npos ? end : end - pos);
+      size_t colon = line.find(':');
+      if (colon == std::string::npos) continue;
+      std::string key = line.substr(0, colon);
+      for (char& c : key) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      if (key != name) continue;
+      std::string value = line.substr(colon + 1);
+      size_t b = value.find_first_not_of(" \t");
+      size_t e = value.find_last_not_of(" \t");
+      return b == std::string::npos ? "" : value.substr(b, e - b + 1);
+    }
+    return "";
+  }
+
+  bool SendAll(const std::string& data) {
+    size_t sent = 0;
+    while (sent < data.size()) {
+      ssize_t n = ::send(fd_, data.data() + sent, data.size() - sent, MSG_NOSIGNAL);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return Fail(std::string("send: ") + std::strerror(errno));
+      sent += static_cast<size_t>(n);
+    }
+    return true;
+  }
+
+  bool SendFrame(WsOp op, std::string_view payload) {
+    if (fd_ < 0) return false;
+    std::string frame;
+    frame += static_cast<char>(0x80 | static_cast<uint8_t>(op));
+    const size_t size = payload.size();
+    if (size < 126) {
+      frame += static_cast<char>(0x80 | size);
+    } else if (size <= 0xffff) {
+      frame += static_cast<char>(0x80 | 126);
+      frame += static_cast<char>(size >> 8);
+      frame += static_cast<char>(size & 0xff);
+    } else {
+      frame += static_cast<char>(0x80 | 127);
+      for (int shift = 56; shift >= 0; shift -= 8) {
+        frame += static_cast<char>((static_cast<uint64_t>(size) >> shift) & 0xff);
+      }
+    }
+    const uint32_t mask = Random();
+    char key[4];
+    for (int i = 0; i < 4; ++i) key[i] = static_cast<char>((mask >> (8 * i)) & 0xff);
+    frame.append(key, 4);
+    for (size_t i = 0; i < size; ++i) frame += static_cast<char>(payload[i] ^ key[i % 4]);
+    return SendAll(frame);
+  }
+
+  // Reads what is available into buffer_, waiting until `deadline`. False on timeout (error_
+  // "timeout"), EOF or an error (the socket is closed then).
+  bool ReadMore(std::chrono::steady_clock::time_point deadline) {
+    while (fd_ >= 0) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::steady_clock::now());
+      if (left.count() <= 0) {
+        error_ = "timeout";
+        return false;
+      }
+      pollfd p{fd_, POLLIN, 0};
+      int ready = ::poll(&p, 1, static_cast<int>(left.count()));
+      if (ready < 0 && errno == EINTR) continue;
+      if (ready < 0) return Fail(std::string("poll: ") + std::strerror(errno));
+      if (ready == 0) continue;
+      char chunk[16384];
+      ssize_t n = ::recv(fd_, chunk, sizeof chunk, 0);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) return Fail(std::string("recv: ") + std::strerror(errno));
+      if (n == 0) return Fail("eof");
+      buffer_.append(chunk, static_cast<size_t>(n));
+      return true;
+    }
+    return false;
+  }
+
+  // One complete frame from buffer_ (first byte, payload), or nullopt if more bytes are needed.
+  std::optional<std::pair<uint8_t, std::string>> ParseFrame() {
+    if (buffer_.size() < 2) return std::nullopt;
+    const auto b0 = static_cast<uint8_t>(buffer_[0]);
+    const auto b1 = static_cast<uint8_t>(buffer_[1]);
+    if (b1 & 0x80) {
+      error_ = "protocol: the server masked a frame";
+      Close();
+      return std::nullopt;
+    }
+    uint64_t size = b1 & 0x7f;
+    size_t header = 2;
+    if (size == 126) {
+      if (buffer_.size() < 4) return std::nullopt;
+      size = (static_cast<uint64_t>(static_cast<uint8_t>(buffer_[2])) << 8) |
+             static_cast<uint8_t>(buffer_[3]);
+      header = 4;
+    } else if (size == 127) {
+      if (buffer_.size() < 10) return std::nullopt;
+      size = 0;
+      for (int i = 0; i < 8; ++i) size = (size << 8) | static_cast<uint8_t>(buffer_[2 + i]);
+      header = 10;
+    }
+    if (buffer_.size() < header + size) return std::nullopt;
+    std::pair<uint8_t, std::string> frame{b0, buffer_.substr(header, size)};
+    buffer_.erase(0, header + size);
+    return frame;
+  }
+
+  int fd_ = -1;
+  int http_status_ = 0;
+  std::string error_;
+  std::string protocol_;
+  std::string buffer_;
+};
+
+}  // namespace hubcast::testing

@@ -1,0 +1,638 @@
+// Tests of storage/store.h (the RocksDB store in storage/rocks_store.cc), each against a real
+// RocksDB database in a fresh temporary directory. Where the Store API cannot show what is on
+// disk (the members index, which outcomes were written, the format marker), the test closes the
+// store and opens the database directly with the same column families.
+#include "storage/store.h"
+
+#include "base/status.h"
+#include "storage/entry.h"
+#include "storage/entry_codec.h"
+#include "storage/hub_view.h"
+#include "storage/permissions.h"
+
+#include <rocksdb/db.h>
+#include <rocksdb/options.h>
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <cstdlib>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace hubcast::storage {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr const char* kColumnFamilies[] = {"meta", "log", "outcome", "conns", "members", "acks"};
+
+// A fresh directory per test, removed afterwards.
+class TempDir {
+ public:
+  TempDir() {
+    std::string pattern = (fs::temp_directory_path() / "hubcast-store-XXXXXX").string();
+    char* made = ::mkdtemp(pattern.data());
+    EXPECT_NE(made, nullptr);
+    path_ = pattern;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+// Opens the database behind a (closed) store directly, with the store's column families.
+class RawDb {
+ public:
+  explicit RawDb(const std::string& path) {
+    rocksdb::DBOptions options;
+    std::vector<rocksdb::ColumnFamilyDescriptor> descs;
+    descs.emplace_back(rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions());
+    for (const char* name : kColumnFamilies) {
+      descs.emplace_back(name, rocksdb::ColumnFamilyOptions());
+    }
+    rocksdb::DB* raw = nullptr;
+    rocksdb::Status s = rocksdb::DB::Open(options, path, descs, &handles_, &raw);
+    EXPECT_TRUE(s.ok()) << s.ToString();
+    db_.reset(raw);
+  }
+  ~RawDb() {
+    if (!db_) return;
+    for (auto* h : handles_) db_->DestroyColumnFamilyHandle(h);
+    (void)db_->Close();
+  }
+  bool ok() const { return db_ != nullptr; }
+
+  rocksdb::ColumnFamilyHandle* Cf(std::string_view name) {
+    for (auto* h : handles_) {
+      if (h->GetName() == name) return h;
+    }
+    ADD_FAILURE() << "no column family " << name;
+    return nullptr;
+  }
+  std::vector<std::string> Keys(std::string_view cf) {
+    std::vector<std::string> out;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), Cf(cf)));
+    for (it->SeekToFirst(); it->Valid(); it->Next()) out.push_back(it->key().ToString());
+    return out;
+  }
+  void Put(std::string_view cf, const std::string& key, const std::string& value) {
+    rocksdb::Status s = db_->Put(rocksdb::WriteOptions(), Cf(cf), key, value);
+    EXPECT_TRUE(s.ok()) << s.ToString();
+  }
+
+ private:
+  std::vector<rocksdb::ColumnFamilyHandle*> handles_;
+  std::unique_ptr<rocksdb::DB> db_;
+};
+
+std::string Key(std::initializer_list<std::string_view> parts) {
+  std::string k;
+  bool first = true;
+  for (auto p : parts) {
+    if (!first) k += '\0';
+    k += p;
+    first = false;
+  }
+  return k;
+}
+
+std::string PosKey(const std::string& hub, uint64_t pos) {
+  std::string k = hub + '\0';
+  PutFixed64BE(&k, pos);
+  return k;
+}
+
+Entry Open(const std::string& id, std::optional<std::string> user = std::nullopt,
+           std::vector<std::string> groups = {}, bool reliable = false,
+           std::vector<std::string> roles = {}) {
+  Entry e;
+  e.kind = EntryKind::kConnectionOpen;
+  e.origin_connection = id;
+  e.user_id = std::move(user);
+  e.groups = std::move(groups);
+  e.reliable = reliable;
+  e.roles = std::move(roles);
+  e.subprotocol = reliable ? "json.reliable.webpubsub.azure.v1" : "json.webpubsub.azure.v1";
+  e.node_id = "node-a";
+  return e;
+}
+
+Entry Close(const std::string& id) {
+  Entry e;
+  e.kind = EntryKind::kConnectionClose;
+  e.origin_connection = id;
+  e.reason = "bye";
+  return e;
+}
+
+Entry ClientJoin(const std::string& origin, const std::string& group, uint64_t ack_id) {
+  Entry e;
+  e.kind = EntryKind::kAddToGroups;
+  e.scope = Scope::kConnection;
+  e.target = origin;
+  e.groups = {group};
+  e.origin_connection = origin;
+  e.ack_id = ack_id;
+  e.required_permission = Permission::kJoinLeaveGroup;
+  e.permission_target = group;
+  return e;
+}
+
+Entry ClientSendToGroup(const std::string& origin, const std::string& group, uint64_t ack_id) {
+  Entry e;
+  e.kind = EntryKind::kSend;
+  e.scope = Scope::kGroup;
+  e.target = group;
+  e.origin_connection = origin;
+  e.ack_id = ack_id;
+  e.required_permission = Permission::kSendToGroup;
+  e.permission_target = group;
+  e.from = MessageFrom::kGroup;
+  e.data = "hi";
+  return e;
+}
+
+Entry SendToAll(std::string data) {
+  Entry e;
+  e.kind = EntryKind::kSend;
+  e.scope = Scope::kAll;
+  e.data = std::move(data);
+  return e;
+}
+
+Entry CheckpointOf(std::vector<std::pair<std::string, uint64_t>> acks) {
+  Entry e;
+  e.kind = EntryKind::kCheckpoint;
+  e.acks = std::move(acks);
+  return e;
+}
+
+struct Loaded {
+  ConnectionRecord record;
+  std::vector<uint64_t> acks;
+};
+
+std::map<std::string, Loaded> LoadAll(const Store& store, const std::string& hub) {
+  std::map<std::string, Loaded> out;
+  Status s = store.LoadConnections(hub, [&](ConnectionRecord r, std::vector<uint64_t> acks) {
+    std::string id = r.id;
+    out[id] = {std::move(r), std::move(acks)};
+  });
+  EXPECT_TRUE(s.ok()) << s.message();
+  return out;
+}
+
+std::vector<std::pair<uint64_t, std::string>> Scan(const Store& store, const std::string& hub,
+                                                   uint64_t from, uint64_t to) {
+  std::vector<std::pair<uint64_t, std::string>> out;
+  Status s = store.ScanLog(hub, from, to, [&](uint64_t pos, std::string_view v) {
+    out.emplace_back(pos, std::string(v));
+    return true;
+  });
+  EXPECT_TRUE(s.ok()) << s.message();
+  return out;
+}
+
+class RocksStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override { Reopen(); }
+
+  void Reopen() {
+    store_.reset();
+    auto opened = Store::Open(StoreOptions{dir_.path(), false});
+    ASSERT_TRUE(opened.ok()) << opened.status().message();
+    store_ = std::move(opened).value();
+  }
+  void CloseStore() { store_.reset(); }
+
+  // Applies `e` to the view at the next position, and persists it like the applier does.
+  ApplyResult Apply(const std::string& hub, const Entry& e) {
+    uint64_t pos = ++positions_[hub];
+    auto& view = views_[hub];
+    if (!view) view = NewMemoryView();
+    EXPECT_TRUE(store_->AppendLog(hub, pos, EncodeEntry(e)).ok());
+    ApplyResult r = view->Apply(pos, e);
+    Status s = store_->CommitApply(hub, pos, e, r);
+    EXPECT_TRUE(s.ok()) << s.message();
+    return r;
+  }
+
+  TempDir dir_;
+  std::unique_ptr<Store> store_;
+  std::map<std::string, std::unique_ptr<HubView>> views_;
+  std::map<std::string, uint64_t> positions_;
+};
+
+// --- the log ------------------------------------------------------------------------------
+
+TEST_F(RocksStoreTest, EmptyLogHasNoPositions) {
+  EXPECT_EQ(store_->FirstLogPosition("chat"), 0u);
+  EXPECT_EQ(store_->LastLogPosition("chat"), 0u);
+  EXPECT_TRUE(Scan(*store_, "chat", 1, UINT64_MAX).empty());
+  EXPECT_EQ(store_->LogBytes("chat"), 0u);
+  EXPECT_EQ(store_->AppliedPosition("chat"), 0u);
+  EXPECT_TRUE(store_->Hubs().empty());
+}
+
+TEST_F(RocksStoreTest, AppendedEntriesScanInOrderPerHub) {
+  for (uint64_t i = 1; i <= 5; ++i) {
+    ASSERT_TRUE(store_->AppendLog("a", i, "a" + std::to_string(i)).ok());
+    ASSERT_TRUE(store_->AppendLog("b", 10 + i, "b" + std::to_string(i)).ok());
+  }
+  // Hub names that share a prefix must not see each other's entries.
+  ASSERT_TRUE(store_->AppendLog("ab", 7, "ab7").ok());
+
+  EXPECT_EQ(store_->FirstLogPosition("a"), 1u);
+  EXPECT_EQ(store_->LastLogPosition("a"), 5u);
+  EXPECT_EQ(store_->FirstLogPosition("b"), 11u);
+  EXPECT_EQ(store_->LastLogPosition("b"), 15u);
+  EXPECT_EQ(store_->FirstLogPosition("ab"), 7u);
+  EXPECT_EQ(store_->LastLogPosition("ab"), 7u);
+  EXPECT_EQ(store_->FirstLogPosition("c"), 0u);
+  EXPECT_EQ(store_->LastLogPosition("c"), 0u);
+
+  auto a = Scan(*store_, "a", 1, UINT64_MAX);
+  ASSERT_EQ(a.size(), 5u);
+  for (uint64_t i = 1; i <= 5; ++i) {
+    EXPECT_EQ(a[i - 1].first, i);
+    EXPECT_EQ(a[i - 1].second, "a" + std::to_string(i));
+  }
+  auto b = Scan(*store_, "b", 12, 14);
+  ASSERT_EQ(b.size(), 3u);
+  EXPECT_EQ(b.front(), std::make_pair(uint64_t{12}, std::string("b2")));
+  EXPECT_EQ(b.back(), std::make_pair(uint64_t{14}, std::string("b4")));
+  EXPECT_EQ(Scan(*store_, "ab", 1, 100).size(), 1u);
+}
+
+TEST_F(RocksStoreTest, ScanStopsWhenTheCallbackReturnsFalse) {
+  for (uint64_t i = 1; i <= 5; ++i) ASSERT_TRUE(store_->AppendLog("a", i, "x").ok());
+  std::vector<uint64_t> seen;
+  ASSERT_TRUE(store_
+                  ->ScanLog("a", 2, 5,
+                            [&](uint64_t pos, std::string_view) {
+                              seen.push_back(pos);
+                              return pos < 3;
+                            })
+                  .ok());
+  EXPECT_EQ(seen, (std::vector<uint64_t>{2, 3}));
+}
+
+TEST_F(RocksStoreTest, PositionsOrderNumericallyNotLexically) {
+  for (uint64_t pos : {uint64_t{1}, uint64_t{9}, uint64_t{10}, uint64_t{256}, uint64_t{1} << 40}) {
+    ASSERT_TRUE(store_->AppendLog("a", pos, std::to_string(pos)).ok());
+  }
+  std::vector<uint64_t> seen;
+  for (auto& [pos, v] : Scan(*store_, "a", 0, UINT64_MAX)) seen.push_back(pos);
+  EXPECT_EQ(seen, (std::vector<uint64_t>{1, 9, 10, 256, uint64_t{1} << 40}));
+  EXPECT_EQ(store_->LastLogPosition("a"), uint64_t{1} << 40);
+}
+
+TEST_F(RocksStoreTest, LogBytesCountsEachAppendedEntryOnce) {
+  ASSERT_TRUE(store_->AppendLog("a", 1, "abc").ok());
+  EXPECT_EQ(store_->LogBytes("a"), 3u);
+  ASSERT_TRUE(store_->AppendLog("a", 2, "defgh").ok());
+  EXPECT_EQ(store_->LogBytes("a"), 8u);
+}
+
+TEST_F(RocksStoreTest, LogBytesCountsAppendsAfterAReopenOnce) {
+  ASSERT_TRUE(store_->AppendLog("a", 1, "abc").ok());
+  Reopen();
+  ASSERT_TRUE(store_->AppendLog("a", 2, "defgh").ok());
+  EXPECT_EQ(store_->LogBytes("a"), 8u);
+}
+
+TEST_F(RocksStoreTest, TrimDropsEntriesBelowThePositionAndAccountsTheirBytes) {
+  EXPECT_EQ(store_->LogBytes("a"), 0u);  // counter seeded before the first append
+  EXPECT_EQ(store_->LogBytes("b"), 0u);
+  for (uint64_t i = 1; i <= 10; ++i) {
+    ASSERT_TRUE(store_->AppendLog("a", i, std::string(i, 'x')).ok());
+    ASSERT_TRUE(store_->AppendLog("b", i, std::string(100, 'y')).ok());
+  }
+  EXPECT_EQ(store_->LogBytes("a"), 55u);
+  EXPECT_EQ(store_->LogBytes("b"), 1000u);
+
+  ASSERT_TRUE(store_->TrimLogBefore("a", 5).ok());
+  EXPECT_EQ(store_->FirstLogPosition("a"), 5u);
+  EXPECT_EQ(store_->LastLogPosition("a"), 10u);
+  EXPECT_EQ(store_->LogBytes("a"), 55u - (1 + 2 + 3 + 4));
+  EXPECT_EQ(Scan(*store_, "a", 1, 4).size(), 0u);
+  EXPECT_EQ(Scan(*store_, "a", 1, 10).size(), 6u);
+  // The other hub is untouched.
+  EXPECT_EQ(store_->FirstLogPosition("b"), 1u);
+  EXPECT_EQ(store_->LogBytes("b"), 1000u);
+
+  // Trimming below the first position is a no-op; trimming past the end empties the log.
+  ASSERT_TRUE(store_->TrimLogBefore("a", 3).ok());
+  EXPECT_EQ(store_->FirstLogPosition("a"), 5u);
+  EXPECT_EQ(store_->LogBytes("a"), 45u);
+  ASSERT_TRUE(store_->TrimLogBefore("a", 11).ok());
+  EXPECT_EQ(store_->FirstLogPosition("a"), 0u);
+  EXPECT_EQ(store_->LastLogPosition("a"), 0u);
+  EXPECT_EQ(store_->LogBytes("a"), 0u);
+
+  // The count survives a reopen (seeded from what is on disk).
+  ASSERT_TRUE(store_->TrimLogBefore("b", 4).ok());
+  Reopen();
+  EXPECT_EQ(store_->LogBytes("a"), 0u);
+  EXPECT_EQ(store_->LogBytes("b"), 700u);
+  EXPECT_EQ(store_->FirstLogPosition("b"), 4u);
+}
+
+TEST_F(RocksStoreTest, TrimAlsoDropsTheOutcomesOfTrimmedEntries) {
+  Apply("chat", Open("c1"));
+  Apply("chat", ClientJoin("c1", "g", 1));  // no permission: Forbidden, at position 2
+  Apply("chat", SendToAll("x"));
+  ASSERT_EQ(store_->Outcome("chat", 2), StatusCode::kForbidden);
+  ASSERT_TRUE(store_->TrimLogBefore("chat", 3).ok());
+  EXPECT_EQ(store_->Outcome("chat", 2), StatusCode::kOk);
+  CloseStore();
+  RawDb raw(dir_.path());
+  ASSERT_TRUE(raw.ok());
+  EXPECT_TRUE(raw.Keys("outcome").empty());
+}
+
+// --- the view -----------------------------------------------------------------------------
+
+TEST_F(RocksStoreTest, CommitApplyPersistsRecordsMembershipAcksAndAppliedPosition) {
+  const std::vector<std::string> roles = {"webpubsub.joinLeaveGroup"};
+  Apply("chat", Open("c1", "alice", {"g1"}, /*reliable=*/true, roles));
+  Apply("chat", Open("c2"));
+  Apply("chat", ClientJoin("c1", "g2", 7));
+  Apply("chat", ClientJoin("c1", "g3", 8));
+  Apply("chat", SendToAll("m1"));
+  Apply("chat", SendToAll("m2"));
+  Apply("chat", CheckpointOf({{"c1", 1}}));
+  Entry grant;
+  grant.kind = EntryKind::kGrant;
+  grant.target = "c2";
+  grant.permission = Permission::kSendToGroup;
+  grant.permission_target = "g9";
+  Apply("chat", grant);
+  Apply("other", Open("x1", "zed", {"gx"}));
+
+  EXPECT_EQ(store_->AppliedPosition("chat"), 8u);
+  EXPECT_EQ(store_->AppliedPosition("other"), 1u);
+
+  auto loaded = LoadAll(*store_, "chat");
+  ASSERT_EQ(loaded.size(), 2u);
+  const Loaded& c1 = loaded.at("c1");
+  auto view_c1 = views_["chat"]->GetConnection("c1");
+  ASSERT_TRUE(view_c1.has_value());
+  EXPECT_EQ(c1.record.user_id, std::optional<std::string>("alice"));
+  EXPECT_TRUE(c1.record.reliable);
+  EXPECT_EQ(c1.record.node_id, "node-a");
+  EXPECT_EQ(c1.record.created_position, 1u);
+  EXPECT_EQ(c1.record.groups, (std::set<std::string>{"g1", "g2", "g3"}));
+  EXPECT_EQ(c1.record.permissions.roles(), roles);
+  // The checkpoint touched the record: its count and checkpoints are the view's.
+  EXPECT_EQ(c1.record.seq, 2u);
+  EXPECT_EQ(c1.record.acked, 1u);
+  EXPECT_EQ(c1.record.checkpoints, view_c1->checkpoints);
+  EXPECT_EQ(c1.acks, (std::vector<uint64_t>{7, 8}));
+
+  const Loaded& c2 = loaded.at("c2");
+  EXPECT_FALSE(c2.record.user_id.has_value());
+  EXPECT_TRUE(c2.record.groups.empty());
+  EXPECT_TRUE(c2.acks.empty());
+  EXPECT_TRUE(c2.record.permissions.Allowed(Permission::kSendToGroup, "g9"));
+  EXPECT_FALSE(c2.record.permissions.Allowed(Permission::kSendToGroup, "g8"));
+
+  auto other = LoadAll(*store_, "other");
+  ASSERT_EQ(other.size(), 1u);
+  EXPECT_EQ(other.begin()->first, "x1");
+
+  CloseStore();
+  RawDb raw(dir_.path());
+  ASSERT_TRUE(raw.ok());
+  std::set<std::string> members;
+  for (auto& k : raw.Keys("members")) members.insert(k);
+  EXPECT_EQ(members, (std::set<std::string>{Key({"chat", "g1", "c1"}), Key({"chat", "g2", "c1"}),
+                                            Key({"chat", "g3", "c1"}), Key({"other", "gx", "x1"})}));
+}
+
+TEST_F(RocksStoreTest, ALeftGroupLeavesTheRecordAndTheMembersIndex) {
+  Apply("chat", Open("c1", std::nullopt, {"g1", "g2"}));
+  Entry remove;
+  remove.kind = EntryKind::kRemoveFromGroups;
+  remove.scope = Scope::kConnection;
+  remove.target = "c1";
+  remove.groups = {"g1"};
+  Apply("chat", remove);
+  auto loaded = LoadAll(*store_, "chat");
+  EXPECT_EQ(loaded.at("c1").record.groups, (std::set<std::string>{"g2"}));
+  CloseStore();
+  RawDb raw(dir_.path());
+  ASSERT_TRUE(raw.ok());
+  EXPECT_EQ(raw.Keys("members"), (std::vector<std::string>{Key({"chat", "g2", "c1"})}));
+}
+
+TEST_F(RocksStoreTest, AClosedConnectionsRecordMembershipAndAcksAreGone) {
+  const std::vector<std::string> roles = {"webpubsub.joinLeaveGroup"};
+  Apply("chat", Open("c1", "alice", {"g1"}, false, roles));
+  Apply("chat", Open("c10", "alice", {"g1"}, false, roles));  // id with c1 as a prefix
+  Apply("chat", ClientJoin("c1", "g2", 1));
+  Apply("chat", ClientJoin("c1", "g3", 2));
+  Apply("chat", ClientJoin("c10", "g2", 1));
+  ApplyResult closed = Apply("chat", Close("c1"));
+  EXPECT_EQ(closed.closed, (std::vector<std::string>{"c1"}));
+
+  auto loaded = LoadAll(*store_, "chat");
+  ASSERT_EQ(loaded.size(), 1u);
+  EXPECT_EQ(loaded.begin()->first, "c10");
+  EXPECT_EQ(loaded.at("c10").acks, (std::vector<uint64_t>{1}));
+
+  // REST close by user.
+  Entry close_user;
+  close_user.kind = EntryKind::kCloseConnections;
+  close_user.scope = Scope::kUser;
+  close_user.target = "alice";
+  Apply("chat", close_user);
+  EXPECT_TRUE(LoadAll(*store_, "chat").empty());
+
+  CloseStore();
+  RawDb raw(dir_.path());
+  ASSERT_TRUE(raw.ok());
+  EXPECT_TRUE(raw.Keys("conns").empty());
+  EXPECT_TRUE(raw.Keys("members").empty());
+  EXPECT_TRUE(raw.Keys("acks").empty());
+}
+
+TEST_F(RocksStoreTest, AckHistoryForgetsTheOldestAckIdOnDiskToo) {
+  Apply("chat", Open("c1", std::nullopt, {}, false, {"webpubsub.joinLeaveGroup"}));
+  // The view remembers 4096 ackIds; one more drops the oldest.
+  for (uint64_t ack = 1; ack <= 4097; ++ack) {
+    Entry e = ClientJoin("c1", "g", ack);
+    uint64_t pos = ++positions_["chat"];
+    ApplyResult r = views_["chat"]->Apply(pos, e);
+    ASSERT_TRUE(store_->CommitApply("chat", pos, e, r).ok());
+  }
+  auto loaded = LoadAll(*store_, "chat");
+  const auto& acks = loaded.at("c1").acks;
+  ASSERT_EQ(acks.size(), 4096u);
+  EXPECT_EQ(acks.front(), 2u);
+  EXPECT_EQ(acks.back(), 4097u);
+}
+
+TEST_F(RocksStoreTest, OutcomeIsStoredOnlyForEntriesThatHadNoEffect) {
+  Apply("chat", Open("c1"));                          // 1 ok
+  Apply("chat", ClientJoin("c1", "g", 1));            // 2 forbidden
+  Apply("chat", ClientSendToGroup("c1", "g", 2));     // 3 forbidden
+  Apply("chat", SendToAll("x"));                      // 4 ok
+  Apply("chat", ClientSendToGroup("gone", "g", 3));   // 5 origin gone: not found
+  Apply("chat", Open("c1"));                          // 6 id in use: invalid argument
+  Entry grant;
+  grant.kind = EntryKind::kGrant;
+  grant.target = "c1";
+  grant.permission = Permission::kSendToGroup;
+  grant.permission_target = "g";
+  Apply("chat", grant);                               // 7 ok
+  Apply("chat", ClientSendToGroup("c1", "g", 3));     // 8 ok
+  Apply("chat", ClientSendToGroup("c1", "g", 3));     // 9 duplicate
+
+  EXPECT_EQ(store_->Outcome("chat", 1), StatusCode::kOk);
+  EXPECT_EQ(store_->Outcome("chat", 2), StatusCode::kForbidden);
+  EXPECT_EQ(store_->Outcome("chat", 3), StatusCode::kForbidden);
+  EXPECT_EQ(store_->Outcome("chat", 4), StatusCode::kOk);
+  EXPECT_EQ(store_->Outcome("chat", 5), StatusCode::kNotFound);
+  EXPECT_EQ(store_->Outcome("chat", 6), StatusCode::kInvalidArgument);
+  EXPECT_EQ(store_->Outcome("chat", 7), StatusCode::kOk);
+  EXPECT_EQ(store_->Outcome("chat", 8), StatusCode::kOk);
+  EXPECT_EQ(store_->Outcome("chat", 9), StatusCode::kDuplicate);
+  EXPECT_EQ(store_->Outcome("other", 2), StatusCode::kOk);
+
+  CloseStore();
+  RawDb raw(dir_.path());
+  ASSERT_TRUE(raw.ok());
+  EXPECT_EQ(raw.Keys("outcome"), (std::vector<std::string>{PosKey("chat", 2), PosKey("chat", 3),
+                                                           PosKey("chat", 5), PosKey("chat", 6),
+                                                           PosKey("chat", 9)}));
+}
+
+// --- epochs, reopen, format and lock ------------------------------------------------------
+
+TEST_F(RocksStoreTest, EpochIsCreatedOnceAndStableAcrossReopen) {
+  auto first = store_->Epoch("chat", 111);
+  ASSERT_TRUE(first.ok());
+  EXPECT_EQ(*first, 111u);
+  auto again = store_->Epoch("chat", 222);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(*again, 111u);
+  auto other = store_->Epoch("other", 333);
+  ASSERT_TRUE(other.ok());
+  EXPECT_EQ(*other, 333u);
+  auto hubs = store_->Hubs();
+  EXPECT_EQ(std::set<std::string>(hubs.begin(), hubs.end()),
+            (std::set<std::string>{"chat", "other"}));
+
+  Reopen();
+  auto reopened = store_->Epoch("chat", 444);
+  ASSERT_TRUE(reopened.ok());
+  EXPECT_EQ(*reopened, 111u);
+  hubs = store_->Hubs();
+  EXPECT_EQ(std::set<std::string>(hubs.begin(), hubs.end()),
+            (std::set<std::string>{"chat", "other"}));
+}
+
+TEST_F(RocksStoreTest, ReopenAfterCloseKeepsEverything) {
+  ASSERT_TRUE(store_->Epoch("chat", 42).ok());
+  const std::vector<std::string> roles = {"webpubsub.joinLeaveGroup"};
+  Apply("chat", Open("c1", "alice", {"g1"}, true, roles));
+  Apply("chat", Open("c2", "bob"));
+  Apply("chat", ClientJoin("c1", "g2", 5));
+  Apply("chat", ClientJoin("c2", "g2", 6));  // forbidden
+  Apply("chat", SendToAll("hello"));
+  Apply("chat", CheckpointOf({{"c1", 1}}));
+  Apply("chat", Close("c2"));
+  auto before = LoadAll(*store_, "chat");
+  auto log_before = Scan(*store_, "chat", 0, UINT64_MAX);
+  uint64_t bytes_before = store_->LogBytes("chat");
+
+  Reopen();
+  EXPECT_EQ(*store_->Epoch("chat", 1), 42u);
+  EXPECT_EQ(store_->AppliedPosition("chat"), 7u);
+  EXPECT_EQ(store_->FirstLogPosition("chat"), 1u);
+  EXPECT_EQ(store_->LastLogPosition("chat"), 7u);
+  EXPECT_EQ(Scan(*store_, "chat", 0, UINT64_MAX), log_before);
+  EXPECT_EQ(store_->LogBytes("chat"), bytes_before);
+  EXPECT_EQ(store_->Outcome("chat", 4), StatusCode::kForbidden);
+  auto after = LoadAll(*store_, "chat");
+  ASSERT_EQ(after.size(), before.size());
+  ASSERT_EQ(after.size(), 1u);
+  const auto& a = after.at("c1");
+  const auto& b = before.at("c1");
+  EXPECT_EQ(a.record.groups, b.record.groups);
+  EXPECT_EQ(a.record.checkpoints, b.record.checkpoints);
+  EXPECT_EQ(a.record.seq, b.record.seq);
+  EXPECT_EQ(a.record.acked, b.record.acked);
+  EXPECT_EQ(a.record.user_id, b.record.user_id);
+  EXPECT_EQ(a.acks, (std::vector<uint64_t>{5}));
+  // The log decodes back into the entries that were appended.
+  auto decoded = DecodeEntry(log_before[2].second);
+  ASSERT_TRUE(decoded.ok());
+  EXPECT_EQ(decoded->kind, EntryKind::kAddToGroups);
+  EXPECT_EQ(decoded->groups, (std::vector<std::string>{"g2"}));
+}
+
+TEST_F(RocksStoreTest, SyncWritesStoreIsUsableAndDurable) {
+  CloseStore();
+  {
+    auto opened = Store::Open(StoreOptions{dir_.path(), true});
+    ASSERT_TRUE(opened.ok()) << opened.status().message();
+    ASSERT_TRUE((*opened)->AppendLog("a", 1, "x").ok());
+  }
+  Reopen();
+  EXPECT_EQ(store_->LastLogPosition("a"), 1u);
+}
+
+TEST_F(RocksStoreTest, NewerFormatMarkerIsRefusedOnOpen) {
+  CloseStore();
+  {
+    RawDb raw(dir_.path());
+    ASSERT_TRUE(raw.ok());
+    EXPECT_EQ(raw.Keys("meta"), (std::vector<std::string>{"format"}));
+    raw.Put("meta", "format", "99");
+  }
+  auto opened = Store::Open(StoreOptions{dir_.path(), false});
+  ASSERT_FALSE(opened.ok());
+  EXPECT_EQ(opened.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(opened.status().message().find("newer"), std::string::npos)
+      << opened.status().message();
+}
+
+TEST_F(RocksStoreTest, GarbageFormatMarkerIsRefusedOnOpen) {
+  CloseStore();
+  {
+    RawDb raw(dir_.path());
+    ASSERT_TRUE(raw.ok());
+    raw.Put("meta", "format", "banana");
+  }
+  auto opened = Store::Open(StoreOptions{dir_.path(), false});
+  ASSERT_FALSE(opened.ok());
+  EXPECT_EQ(opened.status().code(), StatusCode::kInvalidArgument);
+}
+
+TEST_F(RocksStoreTest, SecondOpenOfAnOpenPathFailsUnavailable) {
+  auto second = Store::Open(StoreOptions{dir_.path(), false});
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.status().code(), StatusCode::kUnavailable) << second.status().message();
+  // The first store still works.
+  EXPECT_TRUE(store_->AppendLog("a", 1, "x").ok());
+  CloseStore();
+  auto third = Store::Open(StoreOptions{dir_.path(), false});
+  EXPECT_TRUE(third.ok()) << third.status().message();
+}
+
+}  // namespace
+}  // namespace hubcast::storage
