@@ -198,6 +198,8 @@ export async function startServer({ args = [], env = {}, keys, port: fixedPort =
     stdout: () => stdout,
     stderr: () => stderr,
     alive: () => exitInfo === null,
+    /** Resolves to {code, signal} once the process has exited (for whatever reason). */
+    exited: () => exited,
 
     serviceClient(hub, { connectionString: cs = connectionString, ...opts } = {}) {
       return new WebPubSubServiceClient(cs, hub, {
