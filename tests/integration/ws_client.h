@@ -7,24 +7,24 @@
 // key; integration_tests links OpenSSL::Crypto). Not thread-safe: one thread per client.
 #pragma once
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <openssl/evp.h>
 #include <openssl/sha.h>
-#include <poll.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
+#include <arpa/inet.h>
 #include <cctype>
 #include <cerrno>
 #include <chrono>
 #include <cstdint>
 #include <cstring>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <optional>
+#include <poll.h>
 #include <random>
 #include <string>
 #include <string_view>
+#include <sys/socket.h>
+#include <unistd.h>
 
 namespace hubcast::testing {
 
@@ -99,8 +99,7 @@ class WsClient {
     }
     unsigned char digest[SHA_DIGEST_LENGTH];
     const std::string accept_input = key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
-    SHA1(reinterpret_cast<const unsigned char*>(accept_input.data()), accept_input.size(),
-         digest);
+    SHA1(reinterpret_cast<const unsigned char*>(accept_input.data()), accept_input.size(), digest);
     const std::string expected_accept =
         Base64(std::string(reinterpret_cast<const char*>(digest), sizeof digest));
     if (HeaderValue(head, "sec-websocket-accept") != expected_accept) {
@@ -150,9 +149,9 @@ class WsClient {
         close.payload = frame->second;
         close.close_code = 1005;
         if (frame->second.size() >= 2) {
-          close.close_code = static_cast<uint16_t>(
-              (static_cast<unsigned char>(frame->second[0]) << 8) |
-              static_cast<unsigned char>(frame->second[1]));
+          close.close_code =
+              static_cast<uint16_t>((static_cast<unsigned char>(frame->second[0]) << 8) |
+                                    static_cast<unsigned char>(frame->second[1]));
           close.close_reason = frame->second.substr(2);
         }
         return close;
