@@ -57,18 +57,17 @@ void Hub::ApplyOne(uint64_t position, const storage::Entry& entry, DeliverySink*
   try {
     storage::ApplyResult result = view_->Apply(position, entry);
     if (storage::Store* store = this->store()) {
-      // The entry is already durable in the log; its effects must be too before anyone is
-      // told. A failure here is a full or failing disk: retry (appends fail meanwhile, so
-      // nothing new piles up) rather than let memory and disk disagree.
-      for (int attempt = 0;; ++attempt) {
-        Status s = store->CommitApply(name_.str(), position, entry, result);
-        if (s.ok()) break;
-        if (attempt % 50 == 0) {
-          Logger("applier").Error("hub ", name_.str(), " position ", position,
-                                  ": cannot persist the view (", s.message(), "); retrying");
+      // The entry is durable in the log already. If its effects cannot be written now (a full
+      // disk), the store keeps them in order and writes them when it can; delivery and reads
+      // go on meanwhile (appends fail with 503 until space returns).
+      Status s = store->CommitApply(name_.str(), position, entry, result);
+      if (!s.ok()) {
+        auto now = std::chrono::steady_clock::now();
+        if (now - last_commit_warning_ > std::chrono::seconds(5)) {
+          last_commit_warning_ = now;
+          Logger("applier").Error("hub ", name_.str(),
+                                  ": the view is not written to disk: ", s.message());
         }
-        if (registry_->stopping() && attempt > 50) break;
-        std::this_thread::sleep_for(std::chrono::milliseconds(100));
       }
     }
     if (sink) sink->Deliver(name_, position, entry, result);

@@ -19,6 +19,7 @@
 #include "replication/hub_log.h"
 #include "storage/hub_view.h"
 
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -70,6 +71,7 @@ class Hub {
   std::unique_ptr<storage::HubView> view_;
   HubRegistry* registry_;
 
+  std::chrono::steady_clock::time_point last_commit_warning_{};  // applier thread only
   std::mutex pending_mu_;
   std::unordered_map<uint64_t, Done> pending_;
 

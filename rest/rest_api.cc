@@ -861,7 +861,10 @@ Result<Reply> Exchange::SendMessage(storage::Scope scope, const std::string& tar
   storage::Entry e = NewEntry(storage::EntryKind::kSend, scope, target);
   e.excluded = std::move(excluded);
   e.filter = std::move(filter);
-  e.from = storage::MessageFrom::kServer;
+  // A message to a group is a group message for its members (the client SDK's
+  // `group-message`), without fromUserId; everything else comes from the server.
+  e.from = scope == storage::Scope::kGroup ? storage::MessageFrom::kGroup
+                                           : storage::MessageFrom::kServer;
   e.data_type = type;
   e.data = std::move(*body);
   e.message_ttl_seconds = ttl;

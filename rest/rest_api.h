@@ -10,14 +10,14 @@
 // Thread-safety: Handle may be called concurrently from any number of HTTP worker threads.
 #pragma once
 
-#include <string>
-#include <vector>
+#include "base/clock.h"
+#include "replication/hub.h"
 
 #include <Poco/Net/HTTPServerRequest.h>
 #include <Poco/Net/HTTPServerResponse.h>
 
-#include "base/clock.h"
-#include "replication/hub.h"
+#include <string>
+#include <vector>
 
 namespace hubcast::rest {
 

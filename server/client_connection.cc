@@ -1,8 +1,11 @@
 #include "server/client_connection.h"
 
 #include "base/clock.h"
+#include "base/json.h"
 #include "base/log.h"
 #include "base/names.h"
+#include "base/random.h"
+#include "rest/upstream_client.h"
 #include "server/gateway.h"
 #include "server/json_codec.h"
 
@@ -159,14 +162,8 @@ void ClientConnection::OnEvents(uint32_t events) {
         last_read_ = std::chrono::steady_clock::now();
         if (state_ == State::kClosing) continue;  // draining until the peer closes
         reader_.Feed(buf, static_cast<size_t>(n));
-        while (fd_ >= 0 && state_ == State::kOpen) {
-          auto msg = reader_.Next();
-          if (!msg) break;
-          HandleMessage(*msg);
-        }
-        if (fd_ >= 0 && state_ == State::kOpen && reader_.error()) {
-          CloseWith(reader_.error()->close_code, reader_.error()->reason);
-        }
+        ProcessBuffered();
+        if (paused_) break;  // the rest stays in the socket until the event handler answers
         if (static_cast<size_t>(n) < sizeof buf) break;
       } else if (n == 0) {
         if (state_ == State::kClosing) {
@@ -189,6 +186,161 @@ void ClientConnection::OnEvents(uint32_t events) {
     return;
   }
   if (events & EPOLLOUT) WriteSome();
+}
+
+void ClientConnection::ProcessBuffered() {
+  while (fd_ >= 0 && state_ == State::kOpen && !paused_) {
+    auto msg = reader_.Next();
+    if (!msg) break;
+    HandleMessage(*msg);
+  }
+  if (fd_ >= 0 && state_ == State::kOpen && !paused_ && reader_.error()) {
+    CloseWith(reader_.error()->close_code, reader_.error()->reason);
+  }
+}
+
+uint32_t ClientConnection::Interest() const {
+  // While paused nothing is read, and EPOLLRDHUP (level-triggered) would fire again and
+  // again after a half-close: only writes are of interest then (errors are always reported).
+  return (paused_ ? 0u : uint32_t{EPOLLIN | EPOLLRDHUP}) | (want_write_ ? uint32_t{EPOLLOUT} : 0u);
+}
+
+void ClientConnection::Pause() {
+  paused_ = true;
+  if (fd_ >= 0) loop_->Modify(fd_, Interest());
+}
+
+void ClientConnection::Resume() {
+  if (!paused_) return;
+  paused_ = false;
+  if (fd_ < 0) return;
+  loop_->Modify(fd_, Interest());
+  ProcessBuffered();
+}
+
+namespace {
+
+const char* ContentTypeFor(storage::DataType t) {
+  switch (t) {
+    case storage::DataType::kJson:
+      return "application/json";
+    case storage::DataType::kText:
+      return "text/plain; charset=utf-8";
+    case storage::DataType::kBinary:
+      return "application/octet-stream";
+    case storage::DataType::kProtobuf:
+      return "application/x-protobuf";
+  }
+  return "application/octet-stream";
+}
+
+// The data type of an event handler's answer, from its Content-Type (parameters ignored);
+// a missing or unknown type is binary (PROTOCOL.md 5.5).
+storage::DataType DataTypeOfAnswer(const std::string& content_type, const std::string& body) {
+  std::string media = content_type.substr(0, content_type.find(';'));
+  while (!media.empty() && media.back() == ' ') media.pop_back();
+  for (auto& ch : media) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  if (media == "text/plain") return storage::DataType::kText;
+  if (media == "application/json") {
+    // JSON clients get `data` as parsed JSON: an answer that is not JSON travels as text.
+    return json::Parse(body).ok() ? storage::DataType::kJson : storage::DataType::kText;
+  }
+  return storage::DataType::kBinary;
+}
+
+}  // namespace
+
+void ClientConnection::StartUserEvent(const std::string& event, storage::DataType type,
+                                      std::string data, std::optional<uint64_t> ack_id) {
+  const std::string& hub = hub_->name().str();
+  const EventHandlerSettings* handler = gateway_->settings()->ForUserEvent(hub, event);
+  if (!handler) {
+    if (init_.protocol == ClientProtocol::kRaw) {
+      // A raw client's frames are the `message` user event; with no event handler to take
+      // them the service closes the connection (PROTOCOL.md 3.1).
+      CloseWith(1011, "No event handler is configured for the 'message' event.");
+    } else if (ack_id) {
+      SendControl(EncodeAck(*ack_id, Status::Internal("No event handler is configured for "
+                                                      "event '" +
+                                                      event + "'.")));
+    }
+    return;
+  }
+  rest::UpstreamRequest request;
+  request.url = handler->Resolve(hub, event);
+  request.validation_url = handler->Resolve(hub, "validate");
+  request.ce_type = "azure.webpubsub.user." + event;
+  request.event_name = event;
+  request.hub = hub;
+  request.connection_id = init_.id;
+  request.user_id = init_.user_id;
+  request.subprotocol = init_.subprotocol;
+  request.connection_state = init_.state;
+  request.event_id = RandomHex(8);
+  request.content_type = ContentTypeFor(type);
+  request.body = std::move(data);
+  Pause();
+  std::weak_ptr<ClientConnection> weak =
+      std::static_pointer_cast<ClientConnection>(shared_from_this());
+  EventLoop* loop = loop_;
+  gateway_->upstream()->Call(std::move(request),
+                             [weak, loop, event, ack_id](rest::UpstreamResponse r) {
+                               UpstreamAnswer a{r.ok(),
+                                                r.status,
+                                                std::move(r.error),
+                                                std::move(r.content_type),
+                                                std::move(r.body),
+                                                std::move(r.connection_state)};
+                               loop->Post([weak, event, ack_id, a = std::move(a)] {
+                                 if (auto self = weak.lock())
+                                   self->FinishUserEvent(event, ack_id, a);
+                               });
+                             });
+}
+
+void ClientConnection::FinishUserEvent(const std::string& event, std::optional<uint64_t> ack_id,
+                                       const UpstreamAnswer& a) {
+  if (state_ == State::kEnded) return;
+  if (!a.ok) {
+    std::string why = "The event handler for '" + event +
+                      "' failed: " + (a.status ? "status " + std::to_string(a.status) : a.error);
+    if (init_.protocol == ClientProtocol::kRaw) {
+      CloseWith(1011, why);  // PROTOCOL.md 3.1: a failed `message` event closes a raw client
+      return;
+    }
+    if (ack_id) SendControl(EncodeAck(*ack_id, Status::Internal(why)));
+    Resume();
+    return;
+  }
+  // What the answer changes goes through the log: durable, and the same on every node.
+  if (a.state) {
+    init_.state = a.state->empty() ? std::nullopt : a.state;
+    storage::Entry s;
+    s.kind = storage::EntryKind::kConnectionState;
+    s.timestamp_ms = NowMs();
+    s.target = init_.id;
+    s.connection_state = init_.state;
+    AppendCommand(std::move(s));
+  }
+  storage::Entry e;
+  e.timestamp_ms = NowMs();
+  e.origin_connection = init_.id;
+  if (init_.protocol != ClientProtocol::kRaw) e.ack_id = ack_id;
+  if (!a.body.empty()) {
+    // The answer, then the ack (the applier delivers the message before acking the origin).
+    e.kind = storage::EntryKind::kSend;
+    e.scope = storage::Scope::kConnection;
+    e.target = init_.id;
+    e.from = storage::MessageFrom::kServer;
+    e.data_type = DataTypeOfAnswer(a.content_type, a.body);
+    e.data = a.body;
+    AppendCommand(std::move(e));
+  } else if (e.ack_id) {
+    // No answer to send: the ack alone, recorded so a retry with this ackId is a Duplicate.
+    e.kind = storage::EntryKind::kClientAck;
+    AppendCommand(std::move(e));
+  }
+  Resume();
 }
 
 void ClientConnection::HandleMessage(WsMessage& msg) {
@@ -298,9 +450,13 @@ void ClientConnection::HandleJson(const std::string& text) {
       break;
     }
     case ClientMessageType::kEvent:
-      // Event handlers arrive with the upstream work (issue: event handlers); until a
-      // handler is configured, an event fails like the emulator's "no handler" case.
-      reject(Status::Internal("No event handler is configured for event '" + m.event + "'."));
+      // A processed ackId is not sent to the app again (PROTOCOL.md 3.5).
+      if (m.ack_id && hub_->view().HasAck(init_.id, *m.ack_id)) {
+        reject(Status::Duplicate("Message with ackId " + std::to_string(*m.ack_id) +
+                                 " was already processed."));
+        return;
+      }
+      StartUserEvent(m.event, m.data_type, std::move(m.data), m.ack_id);
       return;
     case ClientMessageType::kUnknown:
       reject(Status::InvalidArgument("Unknown message type '" + m.type_name + "'."));
@@ -311,9 +467,11 @@ void ClientConnection::HandleJson(const std::string& text) {
 
 void ClientConnection::HandleRaw(WsMessage& msg) {
   if (!init_.raw_publish_group) {
-    // A raw client's frames are the `message` user event; with no event handler to take
-    // them the service closes the connection (PROTOCOL.md 3.1).
-    CloseWith(1011, "No event handler is configured for the 'message' event.");
+    // Every frame of a raw client is the `message` user event (PROTOCOL.md 3.1).
+    StartUserEvent(
+        "message",
+        msg.opcode == WsOpcode::kText ? storage::DataType::kText : storage::DataType::kBinary,
+        std::move(msg.payload), std::nullopt);
     return;
   }
   storage::Entry e;
@@ -389,7 +547,7 @@ void ClientConnection::WriteSome() {
       if (errno == EAGAIN || errno == EWOULDBLOCK) {
         if (!want_write_) {
           want_write_ = true;
-          loop_->Modify(fd_, EPOLLIN | EPOLLOUT | EPOLLRDHUP);
+          loop_->Modify(fd_, Interest());
         }
         return;
       }
@@ -415,7 +573,7 @@ void ClientConnection::WriteSome() {
   }
   if (want_write_) {
     want_write_ = false;
-    loop_->Modify(fd_, EPOLLIN | EPOLLRDHUP);
+    loop_->Modify(fd_, Interest());
   }
   if (close_after_flush_) {
     // Half-close and wait (briefly, via the idle tick) for the client's close or EOF.
@@ -467,7 +625,11 @@ void ClientConnection::OnTick(std::chrono::steady_clock::time_point now) {
         Lost("The client is not reading its messages.");
         return;
       }
-      if (now - last_write_ >= limits_.keepalive) Enqueue(WsFrame(WsOpcode::kPing, ""), nullptr);
+      // Half a tick of slack: the last write usually happened just after the previous tick.
+      if (now - last_write_ + std::chrono::milliseconds(500) >=
+          init_.keepalive.value_or(limits_.keepalive)) {
+        Enqueue(WsFrame(WsOpcode::kPing, ""), nullptr);
+      }
       return;
     default:
       return;

@@ -36,6 +36,16 @@ namespace hubcast::server {
 
 class Gateway;
 
+// What a user event's handler answered, as the loop needs it.
+struct UpstreamAnswer {
+  bool ok = false;
+  int status = 0;
+  std::string error;
+  std::string content_type;
+  std::string body;
+  std::optional<std::string> state;  // ce-connectionState header, when present
+};
+
 enum class ClientProtocol { kRaw, kJson, kJsonReliable };
 
 inline constexpr const char* kJsonProtocol = "json.webpubsub.azure.v1";
@@ -72,6 +82,9 @@ class ClientConnection final : public IoHandler {
     // Raw clients with webpubsub_mode=sendToGroup publish their frames to this group.
     std::optional<std::string> raw_publish_group;
     bool raw_no_echo = false;
+    std::string subprotocol;                        // as negotiated (may be a custom one)
+    std::optional<std::string> state;               // ce-connectionState, set by event handlers
+    std::optional<std::chrono::seconds> keepalive;  // the hub's setting, if it has one
   };
 
   ClientConnection(Gateway* gateway, EventLoop* loop, std::shared_ptr<replication::Hub> hub,
@@ -136,6 +149,16 @@ class ClientConnection final : public IoHandler {
   void AppendClose(const std::string& reason);
   void CloseWith(uint16_t code, const std::string& reason);  // protocol error from the client
   void AppendCommand(storage::Entry entry);
+  // A user event to the app's event handler (PROTOCOL.md 5.5). Frames of this connection
+  // wait until the answer is back: blocking events are processed one at a time.
+  void StartUserEvent(const std::string& event, storage::DataType type, std::string data,
+                      std::optional<uint64_t> ack_id);
+  void FinishUserEvent(const std::string& event, std::optional<uint64_t> ack_id,
+                       const UpstreamAnswer& answer);
+  uint32_t Interest() const;  // the epoll events to watch now
+  void Pause();
+  void Resume();
+  void ProcessBuffered();
 
   Gateway* gateway_;
   EventLoop* loop_;
@@ -153,6 +176,7 @@ class ClientConnection final : public IoHandler {
   bool close_after_flush_ = false;
   bool log_closed_ = false;
   bool close_appended_ = false;
+  bool paused_ = false;  // waiting for an event handler: frames stay buffered
   std::chrono::steady_clock::time_point last_read_, last_write_, held_until_;
   std::chrono::steady_clock::time_point write_progress_;  // last write, or queue became non-empty
 

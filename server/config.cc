@@ -14,7 +14,7 @@ struct Option {
   const char* name;
   const char* default_text;
   const char* help;
-  bool repeatable;
+  bool repeatable;  // values accumulate; a higher layer's values replace a lower layer's
   std::function<Status(ServerConfig&, const std::string&)> set;
 };
 
@@ -144,6 +144,28 @@ const std::vector<Option>& Options() {
              }},
       INT_OPT("checkpoint-seconds", checkpoint_seconds, "5", 1, 3600,
               "how often reliable connections' acknowledgements are checkpointed to the log"),
+      Option{"event-handler", "",
+             "event handler of a hub (repeatable): HUB=URL_TEMPLATE[;user=PATTERN][;system=LIST]",
+             true,
+             [](ServerConfig& c, const std::string& v) {
+               c.event_handlers.push_back(v);
+               return Status::Ok();
+             }},
+      Option{"anonymous-connect", "",
+             "a hub's anonymous connect policy (repeatable): HUB=allow|deny", true,
+             [](ServerConfig& c, const std::string& v) {
+               c.anonymous_connect.push_back(v);
+               return Status::Ok();
+             }},
+      Option{"hub-keepalive-seconds", "", "a hub's keep-alive interval (repeatable): HUB=N", true,
+             [](ServerConfig& c, const std::string& v) {
+               c.hub_keepalive.push_back(v);
+               return Status::Ok();
+             }},
+      INT_OPT("upstream-timeout-seconds", upstream_timeout_seconds, "10", 1, 300,
+              "timeout of one call to an event handler"),
+      STR_OPT("public-host", public_host, "",
+              "host name event handlers see in WebHook-Request-Origin (default: the bind address)"),
       STR_OPT("node-id", node_id, "", "this node's id (default: generated, kept in the data dir)"),
       Option{"log-level", "info", "debug, info, warn or error", false,
              [](ServerConfig& c, const std::string& v) {
@@ -176,6 +198,14 @@ std::string EnvName(const std::string& name) {
   return e;
 }
 
+// The list a repeatable option fills.
+std::vector<std::string>& RepeatedValues(ServerConfig& c, const std::string& name) {
+  if (name == "event-handler") return c.event_handlers;
+  if (name == "anonymous-connect") return c.anonymous_connect;
+  if (name == "hub-keepalive-seconds") return c.hub_keepalive;
+  return c.access_keys;
+}
+
 // One layer: the values it sets; a repeatable option's values replace the lower layer's.
 using Layer = std::vector<std::pair<const Option*, std::string>>;
 
@@ -183,7 +213,7 @@ Status ApplyLayer(ServerConfig& c, const Layer& layer) {
   std::vector<const Option*> reset;
   for (const auto& [opt, value] : layer) {
     if (opt->repeatable && std::find(reset.begin(), reset.end(), opt) == reset.end()) {
-      c.access_keys.clear();
+      RepeatedValues(c, opt->name).clear();
       reset.push_back(opt);
     }
     if (Status s = opt->set(c, value); !s.ok()) return s;
@@ -288,9 +318,15 @@ Result<ServerConfig> ParseServeConfig(const std::vector<std::string>& args, bool
     const char* v = std::getenv(EnvName(o.name).c_str());
     if (!v) continue;
     if (o.repeatable) {
+      // Keys are comma-separated; hub settings hold commas themselves, so they are separated
+      // by whitespace.
       std::stringstream ss(v);
       std::string part;
-      while (std::getline(ss, part, ',')) env.emplace_back(&o, Trim(part));
+      char sep = std::string(o.name) == "access-key" ? ',' : ' ';
+      while (std::getline(ss, part, sep)) {
+        part = Trim(part);
+        if (!part.empty()) env.emplace_back(&o, part);
+      }
     } else {
       env.emplace_back(&o, v);
     }

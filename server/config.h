@@ -5,7 +5,8 @@
 // Config file: `name = value` lines; `#` at the start of a line or after whitespace starts a
 // comment (so a key may contain '#'); a repeatable option (access-key) may
 // appear on several lines. Environment: HUBCAST_<NAME> with '-' -> '_' and upper case;
-// repeatable values comma-separated (HUBCAST_ACCESS_KEY=k1,k2).
+// repeatable values comma-separated for access keys (HUBCAST_ACCESS_KEY=k1,k2) and
+// whitespace-separated for the hub settings (HUBCAST_EVENT_HANDLER="chat=http://... *=http://...").
 #pragma once
 
 #include "base/status.h"
@@ -34,6 +35,12 @@ struct ServerConfig {
   int64_t replay_max_age_seconds = 600;
   uint64_t replay_max_bytes = 512ull * 1024 * 1024;
   int checkpoint_seconds = 5;
+  // Hub settings (server/hub_settings.h); re-read from the file and environment on SIGHUP.
+  std::vector<std::string> event_handlers;
+  std::vector<std::string> anonymous_connect;
+  std::vector<std::string> hub_keepalive;
+  int upstream_timeout_seconds = 10;
+  std::string public_host;
   std::string node_id;  // default: random, kept in the data dir
   std::string log_level = "info";
 };

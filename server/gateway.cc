@@ -21,6 +21,7 @@
 #include <Poco/URI.h>
 
 #include <fcntl.h>
+#include <future>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <unistd.h>
@@ -113,9 +114,221 @@ bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
   return true;
 }
 
+ClientProtocol ProtocolKind(const std::string& subprotocol) {
+  if (subprotocol == kJsonReliableProtocol) return ClientProtocol::kJsonReliable;
+  if (subprotocol == kJsonProtocol) return ClientProtocol::kJson;
+  return ClientProtocol::kRaw;  // none, or a custom one a connect handler chose
+}
+
+// Appends `"name":{"key":["v",...],...}`.
+void AppendStringMap(std::string& out, const char* name,
+                     const std::vector<std::pair<std::string, std::vector<std::string>>>& map) {
+  out += '"';
+  out += name;
+  out += "\":{";
+  bool first = true;
+  for (const auto& [key, values] : map) {
+    if (!first) out += ',';
+    first = false;
+    json::AppendQuoted(out, key);
+    out += ":[";
+    for (size_t i = 0; i < values.size(); ++i) {
+      if (i) out += ',';
+      json::AppendQuoted(out, values[i]);
+    }
+    out += ']';
+  }
+  out += '}';
+}
+
+// Adds a value under key, keeping keys in first-seen order.
+void AddTo(std::vector<std::pair<std::string, std::vector<std::string>>>& map,
+           const std::string& key, const std::string& value) {
+  for (auto& [k, values] : map) {
+    if (k == key) {
+      values.push_back(value);
+      return;
+    }
+  }
+  map.push_back({key, {value}});
+}
+
+struct ConnectOutcome {
+  int http_status = 0;  // 0: accepted; else the status to answer the handshake with
+  std::string message;
+  std::optional<std::string> user_id;
+  std::optional<std::vector<std::string>> groups;
+  std::optional<std::vector<std::string>> roles;
+  std::optional<std::string> subprotocol;
+  std::optional<std::string> state;
+};
+
+std::optional<std::vector<std::string>> StringArray(const json::Value* v) {
+  if (v == nullptr || v->is_null()) return std::nullopt;
+  if (!v->is_array()) return std::vector<std::string>{"\x01invalid"};
+  std::vector<std::string> out;
+  for (const auto& item : v->items()) {
+    if (!item.is_string()) return std::vector<std::string>{"\x01invalid"};
+    out.push_back(item.str());
+  }
+  return out;
+}
+
+// The blocking `connect` event (PROTOCOL.md 5.3), on the HTTP worker doing the handshake.
+// Only this connection waits for the app; the event loops never do.
+ConnectOutcome CallConnect(rest::UpstreamClient& upstream, const EventHandlerSettings& handler,
+                           const std::string& hub, const std::string& connection_id,
+                           const HTTPServerRequest& req,
+                           const std::vector<std::pair<std::string, std::string>>& query,
+                           const rest::TokenClaims& claims,
+                           const std::vector<std::string>& offered) {
+  std::vector<std::pair<std::string, std::vector<std::string>>> claim_map = claims.all;
+  // Microsoft's samples read .NET-style claim names, which the cloud sends besides sub/role.
+  if (claims.subject) {
+    AddTo(claim_map, "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/nameidentifier",
+          *claims.subject);
+  }
+  for (const auto& r : claims.roles) {
+    AddTo(claim_map, "http://schemas.microsoft.com/ws/2008/06/identity/claims/role", r);
+  }
+  std::vector<std::pair<std::string, std::vector<std::string>>> query_map, header_map;
+  for (const auto& [k, v] : query) AddTo(query_map, k, v);
+  for (const auto& [k, v] : req) AddTo(header_map, k, v);
+  std::string body = "{";
+  AppendStringMap(body, "claims", claim_map);
+  body += ',';
+  AppendStringMap(body, "query", query_map);
+  body += ',';
+  AppendStringMap(body, "headers", header_map);
+  body += ",\"subprotocols\":[";
+  for (size_t i = 0; i < offered.size(); ++i) {
+    if (i) body += ',';
+    json::AppendQuoted(body, offered[i]);
+  }
+  body += "],\"clientCertificates\":[]}";
+
+  rest::UpstreamRequest request;
+  request.url = handler.Resolve(hub, "connect");
+  request.validation_url = handler.Resolve(hub, "validate");
+  request.ce_type = "azure.webpubsub.sys.connect";
+  request.event_name = "connect";
+  request.hub = hub;
+  request.connection_id = connection_id;
+  request.user_id = claims.subject;
+  request.event_id = "0";
+  request.content_type = "application/json; charset=utf-8";
+  request.body = std::move(body);
+  auto promise = std::make_shared<std::promise<rest::UpstreamResponse>>();
+  auto future = promise->get_future();
+  upstream.Call(std::move(request),
+                [promise](rest::UpstreamResponse r) { promise->set_value(std::move(r)); });
+  rest::UpstreamResponse r = future.get();
+
+  ConnectOutcome out;
+  if (!r.ok()) {
+    // 4xx goes back to the client as is (401 stays 401); 5xx, timeouts and network errors
+    // are the service's 500.
+    out.http_status = r.status >= 400 && r.status < 500 ? r.status : 500;
+    out.message = r.status == 0 ? "The connect event handler failed: " + r.error
+                                : "The connect event handler answered " + std::to_string(r.status);
+    return out;
+  }
+  out.state = r.connection_state;
+  if (out.state && out.state->empty()) out.state.reset();
+  std::string_view text = r.body;
+  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.front())))
+    text.remove_prefix(1);
+  if (r.status == 204 || text.empty() || text == "null") return out;
+  auto doc = json::Parse(r.body);
+  auto fail = [&](const std::string& why) {
+    ConnectOutcome f;
+    f.http_status = 500;
+    f.message = "The connect event handler's answer is invalid: " + why;
+    return f;
+  };
+  if (!doc.ok()) return fail(doc.status().message());
+  if (!doc->is_object()) return fail("not a JSON object");
+  if (const json::Value* u = doc->Find("userId"); u && !u->is_null()) {
+    if (!u->is_string()) return fail("userId is not a string");
+    out.user_id = u->str();
+  }
+  out.groups = StringArray(doc->Find("groups"));
+  out.roles = StringArray(doc->Find("roles"));
+  for (const auto* list : {&out.groups, &out.roles}) {
+    if (*list && !(*list)->empty() && (*list)->front() == "\x01invalid") {
+      return fail("groups and roles must be arrays of strings");
+    }
+  }
+  if (out.groups) {
+    for (const auto& g : *out.groups) {
+      if (!ValidateGroupName(g).ok()) return fail("invalid group name");
+    }
+    // An empty array changes nothing (the emulator replaces token groups only when non-empty).
+    if (out.groups->empty()) out.groups.reset();
+  }
+  if (const json::Value* s = doc->Find("subprotocol"); s && !s->is_null()) {
+    if (!s->is_string()) return fail("subprotocol is not a string");
+    if (std::find(offered.begin(), offered.end(), s->str()) == offered.end()) {
+      return fail("subprotocol '" + s->str() + "' was not offered by the client");
+    }
+    out.subprotocol = s->str();
+  }
+  return out;
+}
+
 }  // namespace
 
+std::shared_ptr<const HubSettings> Gateway::settings() const {
+  std::lock_guard lock(settings_mu_);
+  return settings_;
+}
+
+void Gateway::SetSettings(std::shared_ptr<const HubSettings> settings) {
+  {
+    std::lock_guard lock(settings_mu_);
+    settings_ = std::move(settings);
+  }
+  // Handler URLs may have changed: validate again before using them.
+  upstream_->ResetValidations();
+}
+
+void Gateway::FireSystemEvent(SystemEvent event, const std::string& hub,
+                              const storage::ConnectionRecord& c, std::string event_id,
+                              std::string body) {
+  const EventHandlerSettings* handler = settings()->ForSystemEvent(hub, event);
+  if (!handler) return;
+  const char* name = event == SystemEvent::kConnected ? "connected" : "disconnected";
+  rest::UpstreamRequest request;
+  request.url = handler->Resolve(hub, name);
+  request.validation_url = handler->Resolve(hub, "validate");
+  request.ce_type = std::string("azure.webpubsub.sys.") + name;
+  request.event_name = name;
+  request.hub = hub;
+  request.connection_id = c.id;
+  request.user_id = c.user_id;
+  request.subprotocol = c.subprotocol;
+  request.connection_state = c.state;
+  request.event_id = std::move(event_id);
+  request.content_type = "application/json; charset=utf-8";
+  request.body = std::move(body);
+  request.retryable = true;
+  upstream_->Call(std::move(request), [name, id = c.id](rest::UpstreamResponse r) {
+    // Notifications: the app's answer changes nothing; failures are only logged.
+    if (!r.ok()) {
+      Logger("upstream")
+          .With("id", id)
+          .Warn(name, " event failed: ", r.status ? std::to_string(r.status) : r.error);
+    }
+  });
+}
+
 Gateway::Gateway(GatewayOptions options) : options_(std::move(options)) {
+  settings_ = options_.settings ? options_.settings : std::make_shared<HubSettings>();
+  rest::UpstreamOptions uo;
+  uo.access_keys = options_.access_keys;
+  uo.origin = options_.origin;
+  uo.timeout = options_.upstream_timeout;
+  upstream_ = rest::NewUpstreamClient(std::move(uo));
   for (int i = 0; i < std::max(1, options_.event_loops); ++i) {
     loops_.push_back(std::make_unique<EventLoop>(i));
     loops_.back()->SetTickHook([this, i] { FlushCheckpoints(i); });
@@ -255,9 +468,9 @@ void Gateway::RestoreSessions() {
       ClientConnection::Init init;
       init.id = rec.id;
       init.user_id = rec.user_id;
-      init.protocol = rec.subprotocol == kJsonReliableProtocol ? ClientProtocol::kJsonReliable
-                      : rec.subprotocol.empty()                ? ClientProtocol::kRaw
-                                                               : ClientProtocol::kJson;
+      init.protocol = ProtocolKind(rec.subprotocol);
+      init.subprotocol = rec.subprotocol;
+      init.state = rec.state;
       EventLoop* loop = loops_[next_loop_++ % loops_.size()].get();
       auto conn = std::make_shared<ClientConnection>(this, loop, hub, init, options_.limits);
       {
@@ -336,20 +549,21 @@ void Gateway::HandleClient(HTTPServerRequest& req, HTTPServerResponse& resp) {
 
     // Subprotocol: the first supported one the client offered; none offered means raw.
     std::string protocol;
-    bool offered_any = false;
+    std::vector<std::string> offered;
     if (req.has("Sec-WebSocket-Protocol")) {
       Poco::StringTokenizer tok(
           req.get("Sec-WebSocket-Protocol"), ",",
           Poco::StringTokenizer::TOK_TRIM | Poco::StringTokenizer::TOK_IGNORE_EMPTY);
       for (const auto& p : tok) {
-        offered_any = true;
-        if (p == kJsonProtocol || p == kJsonReliableProtocol) {
-          protocol = p;
-          break;
-        }
+        offered.push_back(p);
+        if (protocol.empty() && (p == kJsonProtocol || p == kJsonReliableProtocol)) protocol = p;
       }
     }
-    if (offered_any && protocol.empty()) {
+    std::shared_ptr<const HubSettings> settings = this->settings();
+    const EventHandlerSettings* connect_handler =
+        settings->ForSystemEvent(hub_name->str(), SystemEvent::kConnect);
+    // With a connect handler, the handler may pick a subprotocol the service does not know.
+    if (!offered.empty() && protocol.empty() && !connect_handler) {
       SendError(resp, HTTPResponse::HTTP_BAD_REQUEST, "BadRequest",
                 "None of the offered subprotocols is supported.");
       return;
@@ -373,7 +587,7 @@ void Gateway::HandleClient(HTTPServerRequest& req, HTTPServerResponse& resp) {
     }
     rest::TokenClaims claims;
     if (token.empty()) {
-      if (!options_.allow_anonymous) {
+      if (!options_.allow_anonymous && !settings->AllowAnonymous(hub_name->str())) {
         SendError(resp, HTTPResponse::HTTP_UNAUTHORIZED, "Unauthorized",
                   "An access token is required (access_token or Authorization: Bearer).");
         return;
@@ -410,9 +624,31 @@ void Gateway::HandleClient(HTTPServerRequest& req, HTTPServerResponse& resp) {
     ClientConnection::Init init;
     init.id = RandomHex(16);
     init.user_id = claims.subject;
-    init.protocol = protocol.empty()                    ? ClientProtocol::kRaw
-                    : protocol == kJsonReliableProtocol ? ClientProtocol::kJsonReliable
-                                                        : ClientProtocol::kJson;
+    std::vector<std::string> roles = claims.roles;
+    if (connect_handler) {
+      ConnectOutcome outcome = CallConnect(*upstream_, *connect_handler, hub_name->str(), init.id,
+                                           req, query, claims, offered);
+      if (outcome.http_status != 0) {
+        auto status = static_cast<HTTPResponse::HTTPStatus>(outcome.http_status);
+        SendError(resp, status,
+                  outcome.http_status == 401   ? "Unauthorized"
+                  : outcome.http_status == 403 ? "Forbidden"
+                  : outcome.http_status < 500  ? "BadRequest"
+                                               : "InternalServerError",
+                  outcome.message);
+        return;
+      }
+      if (outcome.user_id) init.user_id = outcome.user_id->empty() ? std::nullopt : outcome.user_id;
+      if (outcome.groups) groups = *outcome.groups;
+      if (outcome.roles) roles = *outcome.roles;
+      init.state = outcome.state;
+      if (outcome.subprotocol) protocol = *outcome.subprotocol;
+    }
+    init.subprotocol = protocol;
+    if (auto keepalive = settings->KeepaliveSeconds(hub_name->str())) {
+      init.keepalive = std::chrono::seconds(*keepalive);
+    }
+    init.protocol = ProtocolKind(protocol);
     if (init.protocol == ClientProtocol::kRaw &&
         EqualsIgnoreCase(param("webpubsub_mode").value_or(""), "sendToGroup")) {
       std::string g = param("group").value_or("");
@@ -439,8 +675,9 @@ void Gateway::HandleClient(HTTPServerRequest& req, HTTPServerResponse& resp) {
     e.timestamp_ms = SystemClock::Get().NowUnixMs();
     e.origin_connection = init.id;
     e.user_id = init.user_id;
-    e.roles = claims.roles;
+    e.roles = std::move(roles);
     e.groups = std::move(groups);
+    e.connection_state = init.state;
     e.subprotocol = protocol;
     e.reliable = init.protocol == ClientProtocol::kJsonReliable;
     e.node_id = registry_->node_id();
@@ -513,9 +750,8 @@ void Gateway::Recover(HTTPServerRequest& req, HTTPServerResponse& resp,
   });
 }
 
-void Gateway::Deliver(const HubName& /*hub*/, uint64_t position, const storage::Entry& e,
+void Gateway::Deliver(const HubName& hub, uint64_t position, const storage::Entry& e,
                       const storage::ApplyResult& r) {
-  (void)position;
   auto origin = e.origin_connection.empty() ? nullptr : Find(e.origin_connection);
   switch (e.kind) {
     case storage::EntryKind::kConnectionOpen: {
@@ -527,18 +763,34 @@ void Gateway::Deliver(const HubName& /*hub*/, uint64_t position, const storage::
         Forget(origin->id());
         return;
       }
-      if (origin->protocol() == ClientProtocol::kRaw) return;
-      std::optional<std::string> token;
-      if (origin->protocol() == ClientProtocol::kJsonReliable) {
-        token = ReconnectionToken(*origin->hub(), origin->id());
+      if (origin->protocol() != ClientProtocol::kRaw) {
+        std::optional<std::string> token;
+        if (origin->protocol() == ClientProtocol::kJsonReliable) {
+          token = ReconnectionToken(*origin->hub(), origin->id());
+        }
+        std::string text = EncodeConnected(e.user_id, origin->id(), token);
+        origin->loop()->Post(
+            [origin, text = std::move(text)]() mutable { origin->SendControl(std::move(text)); });
       }
-      std::string text = EncodeConnected(e.user_id, origin->id(), token);
-      origin->loop()->Post(
-          [origin, text = std::move(text)]() mutable { origin->SendControl(std::move(text)); });
+      // After the `connected` message (PROTOCOL.md 5.4); the position is a stable event id.
+      if (r.opened) {
+        FireSystemEvent(SystemEvent::kConnected, hub.str(), *r.opened, std::to_string(position),
+                        "{}");
+      }
       return;
     }
     case storage::EntryKind::kConnectionClose:
     case storage::EntryKind::kCloseConnections: {
+      // `disconnected` fires once per logical connection: here, when its close is applied,
+      // on the node that held it.
+      for (const auto& rec : r.closed_records) {
+        if (rec.node_id != registry_->node_id()) continue;
+        std::string body = "{\"reason\":";
+        json::AppendQuoted(body, e.reason);
+        body += '}';
+        FireSystemEvent(SystemEvent::kDisconnected, hub.str(), rec, std::to_string(position),
+                        std::move(body));
+      }
       std::vector<std::shared_ptr<ClientConnection>> closed;
       {
         std::lock_guard lock(conns_mu_);

@@ -15,8 +15,10 @@
 #include "replication/delivery_sink.h"
 #include "replication/hub.h"
 #include "rest/rest_api.h"
+#include "rest/upstream_client.h"
 #include "server/client_connection.h"
 #include "server/event_loop.h"
+#include "server/hub_settings.h"
 
 #include <atomic>
 #include <memory>
@@ -48,6 +50,10 @@ struct GatewayOptions {
   // When the previous run was last known alive (Unix ms; 0 = unknown): a held session's hold
   // window counts from then, so a restart after the window closes the sessions at once.
   int64_t last_alive_unix_ms = 0;
+  // Event handlers (WebHook-Request-Origin host and per-call timeout).
+  std::string origin = "localhost";
+  std::chrono::milliseconds upstream_timeout{10000};
+  std::shared_ptr<const HubSettings> settings = std::make_shared<HubSettings>();
 };
 
 class Gateway final : public replication::DeliverySink {
@@ -77,6 +83,11 @@ class Gateway final : public replication::DeliverySink {
   void HandleClient(Poco::Net::HTTPServerRequest& request, Poco::Net::HTTPServerResponse& response);
   rest::RestApi* rest() { return rest_.get(); }
 
+  // Hub settings, replaced as a whole on SIGHUP (connections stay).
+  std::shared_ptr<const HubSettings> settings() const;
+  void SetSettings(std::shared_ptr<const HubSettings> settings);
+  rest::UpstreamClient* upstream() { return upstream_.get(); }
+
   // HMAC of the connection id with the primary key, verifiable with any configured key.
   // Bound to the hub's log epoch: a recreated log (other data dir or stream) refuses it.
   std::string ReconnectionToken(const replication::Hub& hub,
@@ -89,6 +100,10 @@ class Gateway final : public replication::DeliverySink {
   // Start-up: this node's connections that were open when the process stopped.
   void RestoreSessions();
   void FlushCheckpoints(int loop);
+  // Fires a non-blocking system event (connected, disconnected) if a handler wants it.
+  void FireSystemEvent(SystemEvent event, const std::string& hub,
+                       const storage::ConnectionRecord& connection, std::string event_id,
+                       std::string body);
   void Recover(Poco::Net::HTTPServerRequest& request, Poco::Net::HTTPServerResponse& response,
                const std::shared_ptr<replication::Hub>& hub, const std::string& protocol,
                const std::string& connection_id, const std::string& token);
@@ -96,6 +111,9 @@ class Gateway final : public replication::DeliverySink {
   GatewayOptions options_;
   replication::HubRegistry* registry_ = nullptr;
   std::unique_ptr<rest::RestApi> rest_;
+  std::unique_ptr<rest::UpstreamClient> upstream_;
+  mutable std::mutex settings_mu_;
+  std::shared_ptr<const HubSettings> settings_;
   std::vector<std::unique_ptr<EventLoop>> loops_;
   std::atomic<size_t> next_loop_{0};
   std::unique_ptr<Poco::ThreadPool> http_pool_;

@@ -5,6 +5,7 @@
 #include "replication/hub.h"
 #include "server/config.h"
 #include "server/gateway.h"
+#include "server/hub_settings.h"
 #include "storage/store.h"
 
 #include <cstdio>
@@ -105,6 +106,7 @@ int Serve(const std::vector<std::string>& args) {
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   ::signal(SIGPIPE, SIG_IGN);
 
@@ -123,6 +125,14 @@ int Serve(const std::vector<std::string>& args) {
   go.limits.max_outbound_bytes = static_cast<size_t>(cfg.max_outbound_mib) * 1024 * 1024;
 
   go.limits.checkpoint_interval = std::chrono::seconds(cfg.checkpoint_seconds);
+  auto settings = hubcast::server::HubSettings::Parse(cfg.event_handlers, cfg.anonymous_connect,
+                                                      cfg.hub_keepalive);
+  if (!settings.ok()) return Fail(settings.status().message());
+  go.settings = std::make_shared<const hubcast::server::HubSettings>(std::move(*settings));
+  go.upstream_timeout = std::chrono::seconds(cfg.upstream_timeout_seconds);
+  go.origin = !cfg.public_host.empty()                    ? cfg.public_host
+              : cfg.bind == "0.0.0.0" || cfg.bind == "::" ? "localhost"
+                                                          : cfg.bind;
 
   // When the previous run was last alive: its held sessions' windows count from then.
   fs::path alive = fs::path(cfg.data_dir) / "alive";
@@ -141,6 +151,7 @@ int Serve(const std::vector<std::string>& args) {
   auto store = hubcast::storage::Store::Open(so);
   if (!store.ok()) return Fail(store.status().message());
 
+  Logger log("main");
   hubcast::server::Gateway gateway(go);
   hubcast::replication::HubRegistryOptions ro;
   ro.node_id = cfg.node_id;
@@ -168,7 +179,6 @@ int Serve(const std::vector<std::string>& args) {
     fs::rename(tmp, cfg.ports_file, ec);
     if (ec) return Fail("cannot write ports file " + cfg.ports_file + ": " + ec.message());
   }
-  Logger log("main");
   log.Info("listening on ", cfg.bind, ":", *port, " node=", cfg.node_id,
            " event-loops=", go.event_loops);
 
@@ -179,6 +189,24 @@ int Serve(const std::vector<std::string>& args) {
     { std::ofstream touch(alive, std::ios::app); }
     fs::last_write_time(alive, fs::file_time_type::clock::now(), ec);
     sig = sigtimedwait(&signals, nullptr, &tick);
+    if (sig == SIGHUP) {
+      // Hub settings (event handlers, policies) reload; connections stay. Other options need
+      // a restart.
+      bool pd = false, h = false;
+      auto again = hubcast::server::ParseServeConfig(args, &pd, &h);
+      auto reloaded =
+          again.ok() ? hubcast::server::HubSettings::Parse(
+                           again->event_handlers, again->anonymous_connect, again->hub_keepalive)
+                     : hubcast::Result<hubcast::server::HubSettings>(again.status());
+      if (!reloaded.ok()) {
+        log.Error("SIGHUP: settings not reloaded: ", reloaded.status().message());
+      } else {
+        gateway.SetSettings(
+            std::make_shared<const hubcast::server::HubSettings>(std::move(*reloaded)));
+        log.Info("SIGHUP: hub settings reloaded");
+      }
+      continue;
+    }
     if (sig > 0) break;
   }
   log.Info("signal ", sig, ": draining connections");

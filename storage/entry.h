@@ -26,9 +26,10 @@ enum class EntryKind : uint8_t {
   kRemoveFromGroups = 5,  // remove connections selected by scope from groups
   kGrant = 6,
   kRevoke = 7,
-  kSend = 8,         // a message to connections selected by scope
-  kClientAck = 9,    // a client action that only needs an ack (e.g. a rejected one)
-  kCheckpoint = 10,  // reliable connections' acknowledged sequence ids (see hub_view.h)
+  kSend = 8,              // a message to connections selected by scope
+  kClientAck = 9,         // a client action that only needs an ack (e.g. a rejected one)
+  kCheckpoint = 10,       // reliable connections' acknowledged sequence ids (see hub_view.h)
+  kConnectionState = 11,  // an event handler set the connection's state (`target`)
 };
 
 // Which connections an entry selects. Resolved against the view at apply time.
@@ -83,6 +84,10 @@ struct Entry {
   // kRemoveFromGroups with scope kUser, appended by the expiry sweep: removes only remembered
   // memberships that have expired by this entry's timestamp (a renewed one stays).
   bool expiring = false;
+
+  // kConnectionOpen / kConnectionState: the connection state an event handler set
+  // (ce-connectionState), opaque; nullopt = none.
+  std::optional<std::string> connection_state;
 
   // kCheckpoint: (connection id, highest sequenceId the client acknowledged).
   std::vector<std::pair<std::string, uint64_t>> acks;

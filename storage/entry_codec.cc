@@ -42,7 +42,8 @@ enum Field : uint64_t {
   kFieldAcks = 25,              // repeated, each an Ack (below)
   kFieldMembershipTtl = 26,     // presence, zigzag
   kFieldExpiring = 27,
-  kLastKnownField = 27,
+  kFieldConnectionState = 28,  // presence
+  kLastKnownField = 28,
   // 26..1023: reserved for future Entry members, assigned in order, each an optional field
   // whose absence means its default (so version-1 readers may skip it). 1024..(2^29 - 1):
   // reserved, unassigned. See ENTRY_FORMAT.md before adding one.
@@ -300,6 +301,7 @@ std::string EncodeEntry(const Entry& e) {
     PutVarintField(&out, kFieldMembershipTtl, ZigZagEncode(*e.membership_ttl_seconds));
   }
   if (e.expiring) PutVarintField(&out, kFieldExpiring, 1);
+  if (e.connection_state) PutBytesField(&out, kFieldConnectionState, *e.connection_state);
   return out;
 }
 
@@ -354,7 +356,7 @@ Result<Entry> DecodeEntry(std::string_view bytes) {
     };
     switch (field) {
       case kFieldKind: {
-        auto k = ToEnum(v, EntryKind::kConnectionOpen, EntryKind::kCheckpoint);
+        auto k = ToEnum(v, EntryKind::kConnectionOpen, EntryKind::kConnectionState);
         if (!k) return bad_value();
         e.kind = *k;
         break;
@@ -468,6 +470,9 @@ Result<Entry> DecodeEntry(std::string_view bytes) {
       case kFieldExpiring:
         if (v > 1) return bad_value();
         e.expiring = v == 1;
+        break;
+      case kFieldConnectionState:
+        e.connection_state.emplace(s);
         break;
       default:
         break;  // unreachable: every field in 1..kLastKnownField has a case

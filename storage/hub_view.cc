@@ -86,6 +86,16 @@ class MemoryView final : public HubView {
       case EntryKind::kCheckpoint:
         ApplyCheckpoint(position, e);
         break;
+      case EntryKind::kConnectionState: {
+        auto it = conns_.find(e.target);
+        if (it == conns_.end()) {
+          r.status = Status::NotFound("Connection '" + e.target + "' does not exist.");
+          break;
+        }
+        it->second->rec.state = e.connection_state;
+        Touch(it->second.get());
+        break;
+      }
     }
     applied_ = position;
     r.touched.reserve(touched_.size());
@@ -226,6 +236,11 @@ class MemoryView final : public HubView {
     if (it == conns_.end()) return std::nullopt;
     return it->second->rec;
   }
+  bool HasAck(const std::string& id, uint64_t ack_id) const override {
+    std::shared_lock lock(mu_);
+    auto it = conns_.find(id);
+    return it != conns_.end() && it->second->SeenAck(ack_id);
+  }
   size_t connection_count() const override {
     std::shared_lock lock(mu_);
     return conns_.size();
@@ -245,6 +260,7 @@ class MemoryView final : public HubView {
     c->rec.node_id = e.node_id;
     c->rec.created_position = position;
     c->rec.permissions = PermissionSet(e.roles);
+    c->rec.state = e.connection_state;
     Conn* raw = c.get();
     conns_.emplace(raw->rec.id, std::move(c));
     if (raw->rec.user_id) users_[*raw->rec.user_id].insert(raw);
@@ -321,12 +337,20 @@ class MemoryView final : public HubView {
 
   // The expiry sweep's removal: only memberships still expired at this entry's time (a
   // membership renewed after the sweep looked stays, with its connections).
+  //
+  // An expiry that finds nothing to remove reports kNotFound, so the store records that it had
+  // no effect and replay (which cannot see remembered memberships) skips it.
   void ApplyExpiry(const Entry& e) {
     auto it = user_groups_.find(e.target);
-    if (it == user_groups_.end()) return;
+    auto none = [&] { result_->status = Status::NotFound("The membership did not expire."); };
+    if (e.groups.size() != 1) {
+      result_->status = Status::InvalidArgument("An expiry names exactly one group.");
+      return;
+    }
+    if (it == user_groups_.end()) return none();
     for (const auto& g : e.groups) {
       auto m = it->second.find(g);
-      if (m == it->second.end() || m->second > e.timestamp_ms) continue;
+      if (m == it->second.end() || m->second > e.timestamp_ms) return none();
       it->second.erase(m);
       result_->user_groups.push_back({e.target, g, std::nullopt});
       auto u = users_.find(e.target);
@@ -462,6 +486,7 @@ class MemoryView final : public HubView {
     if (it == conns_.end()) return false;
     Conn* c = it->second.get();
     c->removing = true;
+    if (result_) result_->closed_records.push_back(c->rec);
     std::vector<std::string> gs(c->rec.groups.begin(), c->rec.groups.end());
     for (const auto& g : gs) Leave(c, g);
     if (c->rec.user_id) {

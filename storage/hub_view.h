@@ -55,6 +55,8 @@ struct ConnectionRecord {
   uint64_t seq = 0;
   uint64_t acked = 0;
   std::vector<Checkpoint> checkpoints;
+  // The state an event handler set (ce-connectionState); nullopt = none.
+  std::optional<std::string> state;
 };
 
 struct ApplyResult {
@@ -86,8 +88,10 @@ struct ApplyResult {
     std::optional<int64_t> expires_at_ms;
   };
   std::vector<UserGroupChange> user_groups;
-  // kConnectionClose / kCloseConnections: connections removed by this entry.
+  // kConnectionClose / kCloseConnections: connections removed by this entry, and their
+  // records as they were (for the `disconnected` event).
   std::vector<std::string> closed;
+  std::vector<ConnectionRecord> closed_records;
   // kConnectionOpen: the new connection (same validity as recipients).
   const ConnectionRecord* opened = nullptr;
 };
@@ -124,6 +128,8 @@ class HubView {
                                                               const std::string& after_id,
                                                               size_t limit) const = 0;
   virtual std::optional<ConnectionRecord> GetConnection(const std::string& connection_id) const = 0;
+  // True if the connection processed this ackId (within the bounded history).
+  virtual bool HasAck(const std::string& connection_id, uint64_t ack_id) const = 0;
   virtual size_t connection_count() const = 0;
   // Every connection record (a copy), for start-up work such as restoring held sessions.
   virtual std::vector<ConnectionRecord> AllConnections() const = 0;

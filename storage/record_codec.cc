@@ -78,6 +78,8 @@ std::string EncodeConnectionRecord(const ConnectionRecord& r) {
     PutVarint64(&out, c.seq);
     PutStrings(&out, c.groups);
   }
+  PutVarint64(&out, r.state ? 1 : 0);
+  if (r.state) PutString(&out, *r.state);
   return out;
 }
 
@@ -131,6 +133,14 @@ Result<ConnectionRecord> DecodeConnectionRecord(std::string_view bytes) {
     in.U64(&c.seq);
     in.List([&] { in.Str(&c.groups.emplace_back()); });
   });
+  if (version >= 2) {
+    bool has_state = false;
+    in.Bool(&has_state);
+    if (has_state) {
+      r.state.emplace();
+      in.Str(&*r.state);
+    }
+  }
   if (!in.ok() || !in.done()) return Status::InvalidArgument("corrupt connection record");
   return r;
 }

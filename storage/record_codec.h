@@ -5,6 +5,7 @@
 //   version(1) id user_present [user] subprotocol reliable node_id created_position
 //   roles[] groups[] (for sendToGroup, joinLeaveGroup: granted_all deny_all granted[] revoked[])
 //   seq acked checkpoints[](position seq groups[])
+// Version 2 appends: state_present [state].
 // Pure functions; thread-safe.
 #pragma once
 
@@ -16,7 +17,7 @@
 
 namespace hubcast::storage {
 
-inline constexpr uint8_t kRecordFormatVersion = 1;
+inline constexpr uint8_t kRecordFormatVersion = 2;
 
 std::string EncodeConnectionRecord(const ConnectionRecord& record);
 // kInvalidArgument for corrupt bytes or a newer version; never reads out of bounds.

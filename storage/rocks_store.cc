@@ -1,3 +1,4 @@
+#include "base/log.h"
 #include "storage/entry_codec.h"
 #include "storage/record_codec.h"
 #include "storage/store.h"
@@ -7,8 +8,12 @@
 #include <rocksdb/slice.h>
 #include <rocksdb/write_batch.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdarg>
+#include <cstdio>
+#include <deque>
 #include <mutex>
 #include <unordered_map>
 
@@ -47,6 +52,30 @@ Status Convert(const rocksdb::Status& s, const char* what) {
   }
   return Status::Internal(std::string(what) + ": " + s.ToString());
 }
+
+// RocksDB's info log, forwarded to ours (warnings and errors; the rest at debug).
+class ForwardingLogger : public rocksdb::Logger {
+ public:
+  ForwardingLogger() : rocksdb::Logger(rocksdb::InfoLogLevel::WARN_LEVEL) {}
+  using rocksdb::Logger::Logv;
+  void Logv(const char* format, va_list ap) override {
+    Logv(rocksdb::InfoLogLevel::INFO_LEVEL, format, ap);
+  }
+  // Quiet until the store is open: a failed open is reported once, as Open's own error.
+  void Enable() { enabled_.store(true); }
+  void Logv(const rocksdb::InfoLogLevel level, const char* format, va_list ap) override {
+    if (!enabled_.load() || level < GetInfoLogLevel()) return;
+    LogLevel ours =
+        level >= rocksdb::InfoLogLevel::ERROR_LEVEL ? LogLevel::kError : LogLevel::kWarn;
+    if (ours < GetLogLevel()) return;
+    char buf[1024];
+    std::vsnprintf(buf, sizeof buf, format, ap);
+    LogLine(ours, "rocksdb", buf);
+  }
+
+ private:
+  std::atomic<bool> enabled_{false};
+};
 
 class RocksStore final : public Store {
  public:
@@ -103,10 +132,12 @@ class RocksStore final : public Store {
   }
 
   Status AppendLog(const std::string& hub, uint64_t pos, std::string_view entry) override {
+    // Seeded from disk before the write, so the new entry is counted once.
+    std::atomic<uint64_t>& bytes = LogBytesFor(hub);
     rocksdb::WriteBatch b;
     b.Put(cfs_[kLog], PosKey(hub, pos), rocksdb::Slice(entry.data(), entry.size()));
     Status s = Write(&b, "append to the log");
-    if (s.ok()) LogBytesFor(hub).fetch_add(entry.size(), std::memory_order_relaxed);
+    if (s.ok()) bytes.fetch_add(entry.size(), std::memory_order_relaxed);
     return s;
   }
 
@@ -162,7 +193,8 @@ class RocksStore final : public Store {
     if (s.ok()) {
       auto& counter = LogBytesFor(hub);
       uint64_t cur = counter.load();
-      counter.store(cur > bytes ? cur - bytes : 0);
+      while (!counter.compare_exchange_weak(cur, cur > bytes ? cur - bytes : 0)) {
+      }
     }
     return s;
   }
@@ -218,7 +250,22 @@ class RocksStore final : public Store {
     std::string applied;
     PutFixed64BE(&applied, pos);
     b.Put(cfs_[kMeta], std::string("applied\0", 8) + hub, applied);
-    return Write(&b, "apply");
+    // Batches are written in apply order. One that fails (a full disk) waits, with every
+    // later one behind it, and is written first when a write succeeds again; the entries are
+    // durable in the log, so a restart meanwhile re-applies from the last written position.
+    std::lock_guard lock(commit_mu_);
+    deferred_.push_back(std::move(b));
+    while (!deferred_.empty()) {
+      // Never fsync'd: the log entry is (with --sync-writes), and the WAL is recovered as a
+      // prefix, so a lost apply batch is re-applied from the log at start-up.
+      Status s = Write(&deferred_.front(), "apply", /*sync=*/false);
+      if (!s.ok()) {
+        return Status::Unavailable(s.message() + " (" + std::to_string(deferred_.size()) +
+                                   " applied entries wait to be written)");
+      }
+      deferred_.pop_front();
+    }
+    return Status::Ok();
   }
 
   uint64_t AppliedPosition(const std::string& hub) const override {
@@ -286,25 +333,29 @@ class RocksStore final : public Store {
  private:
   // After a failed write (a full disk) RocksDB refuses every write until Resume() succeeds;
   // try it (at most once a second) so the node recovers by itself when space returns.
-  Status Write(rocksdb::WriteBatch* batch, const char* what) {
-    rocksdb::Status s = db_->Write(write_, batch);
+  Status Write(rocksdb::WriteBatch* batch, const char* what, bool sync = true) {
+    const rocksdb::WriteOptions& opts = sync ? write_ : no_sync_;
+    rocksdb::Status s = db_->Write(opts, batch);
     if (s.ok()) return Status::Ok();
     auto now = std::chrono::steady_clock::now();
     {
       std::lock_guard lock(resume_mu_);
       if (now - last_resume_ >= std::chrono::seconds(1)) {
         last_resume_ = now;
-        if (db_->Resume().ok()) s = db_->Write(write_, batch);
+        if (db_->Resume().ok()) s = db_->Write(opts, batch);
       }
     }
     return Convert(s, what);
   }
 
+  std::mutex commit_mu_;
+  std::deque<rocksdb::WriteBatch> deferred_;  // apply batches not written yet, in order
   std::mutex resume_mu_;
   std::chrono::steady_clock::time_point last_resume_{};
   std::unique_ptr<rocksdb::DB> db_;
   std::vector<rocksdb::ColumnFamilyHandle*> cfs_;
   rocksdb::WriteOptions write_;
+  rocksdb::WriteOptions no_sync_;
   std::mutex epoch_mu_;
   std::mutex bytes_mu_;
   std::unordered_map<std::string, std::unique_ptr<std::atomic<uint64_t>>> log_bytes_;
@@ -312,40 +363,85 @@ class RocksStore final : public Store {
 
 }  // namespace
 
+Status OpenError(const rocksdb::Status& s, const std::string& path) {
+  std::string msg = s.ToString();
+  if (msg.find("lock") != std::string::npos ||
+      msg.find("Resource temporarily") != std::string::npos) {
+    return Status::Unavailable("the data dir " + path + " is locked by another process (" + msg +
+                               ")");
+  }
+  if (s.IsCorruption())
+    return Status::InvalidArgument("the data dir " + path + " is corrupt: " + msg);
+  if (s.IsInvalidArgument()) {
+    return Status::InvalidArgument("the data dir " + path + " cannot be opened: " + msg);
+  }
+  return Status::Internal("cannot open the data dir " + path + ": " + msg);
+}
+
 Result<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) {
   rocksdb::DBOptions db_opts;
   db_opts.create_if_missing = true;
-  db_opts.create_missing_column_families = true;
   db_opts.paranoid_checks = true;
   db_opts.max_background_jobs = 2;
-  db_opts.keep_log_file_num = 4;
+  // RocksDB's own diagnostics go to our log, not to a LOG file on the data disk: a full disk
+  // must not take the diagnostics (and, with an assert-enabled build, the process) with it.
+  auto info_log = std::make_shared<ForwardingLogger>();
+  db_opts.info_log = info_log;
+  rocksdb::ColumnFamilyOptions cf_opts;
+  // Small memtables: RocksDB only resumes after a full disk when this much space is free.
+  cf_opts.write_buffer_size = 2 << 20;
+  rocksdb::ColumnFamilyOptions log_opts = cf_opts;
+  log_opts.write_buffer_size = 8 << 20;
+
+  // An existing store must have every column family: creating a missing one would hide a
+  // damaged MANIFEST (and drop its WAL records). The format is checked read-only first, so a
+  // store written by a newer Hubcast is refused without being touched.
+  std::vector<std::string> existing;
+  bool exists = rocksdb::DB::ListColumnFamilies(db_opts, options.path, &existing).ok();
+  if (exists) {
+    for (const char* name : kCfNames) {
+      if (std::find(existing.begin(), existing.end(), name) == existing.end()) {
+        return Status::InvalidArgument("the data dir " + options.path +
+                                       " is corrupt or incomplete: column family '" + name +
+                                       "' is missing");
+      }
+    }
+    std::vector<rocksdb::ColumnFamilyDescriptor> ro_descs;
+    for (const auto& name : existing) ro_descs.emplace_back(name, cf_opts);
+    std::vector<rocksdb::ColumnFamilyHandle*> ro_handles;
+    rocksdb::DB* ro = nullptr;
+    auto s = rocksdb::DB::OpenForReadOnly(db_opts, options.path, ro_descs, &ro_handles, &ro);
+    if (!s.ok()) return OpenError(s, options.path);
+    std::string v;
+    size_t meta = std::find(existing.begin(), existing.end(), "meta") - existing.begin();
+    auto got = ro->Get(rocksdb::ReadOptions(), ro_handles[meta], "format", &v);
+    for (auto* h : ro_handles) ro->DestroyColumnFamilyHandle(h);
+    delete ro;
+    if (got.ok() && std::strtoul(v.c_str(), nullptr, 10) > kStoreFormatVersion) {
+      return Status::InvalidArgument("the data dir was written by a newer Hubcast (format " + v +
+                                     ", this build reads up to " +
+                                     std::to_string(kStoreFormatVersion) + ")");
+    }
+  } else {
+    db_opts.create_missing_column_families = true;  // a new store
+  }
+
   std::vector<rocksdb::ColumnFamilyDescriptor> descs;
-  descs.emplace_back(rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions());
-  for (const char* name : kCfNames) descs.emplace_back(name, rocksdb::ColumnFamilyOptions());
+  descs.emplace_back(rocksdb::kDefaultColumnFamilyName, cf_opts);
+  for (const char* name : kCfNames) {
+    descs.emplace_back(name, std::string(name) == "log" ? log_opts : cf_opts);
+  }
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* raw = nullptr;
   auto s = rocksdb::DB::Open(db_opts, options.path, descs, &handles, &raw);
-  if (!s.ok()) {
-    std::string msg = s.ToString();
-    if (msg.find("lock") != std::string::npos ||
-        msg.find("Resource temporarily") != std::string::npos) {
-      return Status::Unavailable("the data dir " + options.path +
-                                 " is locked by another process (" + msg + ")");
-    }
-    if (s.IsCorruption()) {
-      return Status::InvalidArgument("the data dir " + options.path + " is corrupt: " + msg);
-    }
-    if (s.IsInvalidArgument()) {
-      return Status::InvalidArgument("the data dir " + options.path + " cannot be opened: " + msg);
-    }
-    return Status::Internal("cannot open the data dir " + options.path + ": " + msg);
-  }
+  if (!s.ok()) return OpenError(s, options.path);
   std::unique_ptr<rocksdb::DB> db(raw);
   // handles[0] is the default family, unused.
   db->DestroyColumnFamilyHandle(handles[0]);
   handles.erase(handles.begin());
   auto store = std::make_unique<RocksStore>(std::move(db), std::move(handles), options.sync_writes);
   if (Status st = store->Init(); !st.ok()) return st;
+  info_log->Enable();
   return std::unique_ptr<Store>(std::move(store));
 }
 

@@ -63,7 +63,9 @@ class Store {
   virtual Status TrimLogBefore(const std::string& hub, uint64_t position) = 0;
   virtual uint64_t LogBytes(const std::string& hub) const = 0;
 
-  // The view. CommitApply writes what applying `entry` at `position` changed.
+  // The view. CommitApply writes what applying `entry` at `position` changed. When the write
+  // fails (a full disk) it returns kUnavailable but keeps the batch and writes it, before any
+  // later one, on a later call: the caller never has to block or retry.
   virtual Status CommitApply(const std::string& hub, uint64_t position, const Entry& entry,
                              const ApplyResult& result) = 0;
   virtual uint64_t AppliedPosition(const std::string& hub) const = 0;

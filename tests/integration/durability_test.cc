@@ -320,39 +320,66 @@ class Durability : public ::testing::Test {
     return raw;
   }
 
-  // Runs `hubcast serve` with `args`, expecting it to refuse to start; returns its log.
-  std::string RunExpectingStartupFailure(const std::vector<std::string>& args,
-                                         const std::vector<std::string>& prefix = {}) {
+  struct Refusal {
+    std::string log;  // stderr
+    std::string out;  // stdout, expected empty
+    // Set when the server started instead of refusing: it is left running (for the caller to
+    // probe what it serves) and stopped by TearDown.
+    std::optional<int> started_port;
+  };
+
+  // Runs `hubcast serve` with `args` (through `prefix`, e.g. setpriv, when given), expecting
+  // it to refuse to start: exit code 2 and one line on stderr naming the reason. A shell
+  // splits stderr from stdout (ChildProcess writes both to one log).
+  Refusal RunExpectingStartupFailure(const std::vector<std::string>& args,
+                                     const std::vector<std::string>& prefix = {}) {
+    const std::string name = "refused-" + std::to_string(servers_.size() + 1);
+    const fs::path stderr_path = dir_ / (name + ".stderr");
     SpawnOptions options;
-    options.binary = HubcastBinary();
-    options.args = args;
-    if (!prefix.empty()) {
-      options.binary = prefix.front();
-      options.args.assign(prefix.begin() + 1, prefix.end());
-      options.args.push_back(HubcastBinary());
-      options.args.insert(options.args.end(), args.begin(), args.end());
-    }
-    options.log_path = dir_ / ("refused-" + std::to_string(servers_.size() + 1) + ".log");
+    options.binary = "/bin/sh";
+    options.args = {"-c", "exec \"$@\" 2>\"$DURABILITY_TEST_STDERR\"", "sh"};
+    options.args.insert(options.args.end(), prefix.begin(), prefix.end());
+    options.args.push_back(HubcastBinary());
+    options.args.insert(options.args.end(), args.begin(), args.end());
+    options.env["DURABILITY_TEST_STDERR"] = stderr_path.string();
+    options.log_path = dir_ / (name + ".stdout");
+    auto ports_arg = std::find(args.begin(), args.end(), "--ports-file");
+    const std::string ports_file = ports_arg != args.end() ? *(ports_arg + 1) : "";
     std::string error;
     std::unique_ptr<ChildProcess> server = ChildProcess::Spawn(options, &error);
+    Refusal refusal;
     if (!server) {
       ADD_FAILURE() << error;
-      return "";
+      return refusal;
     }
     ChildProcess* raw = server.get();
     servers_.push_back(std::move(server));
-    std::optional<ExitStatus> status = raw->WaitForExit(seconds(30));
-    const std::string log = raw->ReadLog();
-    if (!status) {
-      ADD_FAILURE() << "hubcast did not exit: " << log;
-      raw->Stop(seconds(5));
-      return log;
+    // Either it exits, or it comes up (writes its port): no need to wait out a timeout then.
+    const auto deadline = Clock::now() + seconds(30);
+    while (raw->Running() && Clock::now() < deadline) {
+      if (!ports_file.empty()) {
+        if ((refusal.started_port = ReadPortFile(ports_file))) break;
+      }
+      std::this_thread::sleep_for(milliseconds(20));
     }
-    EXPECT_TRUE(status->exited && status->code == 2)
-        << "expected exit code 2, got " << status->ToString() << ": " << log;
-    std::vector<std::string> lines = Lines(log);
-    EXPECT_EQ(lines.size(), 1u) << "expected one line naming the reason, got:\n" << log;
-    return log;
+    refusal.log = ReadFile(stderr_path).value_or("");
+    refusal.out = raw->ReadLog();
+    if (raw->Running()) {
+      ADD_FAILURE() << "hubcast started instead of refusing the data dir"
+                    << (refusal.started_port
+                            ? " (listening on " + std::to_string(*refusal.started_port) + ")"
+                            : "")
+                    << ": " << refusal.out << refusal.log;
+      return refusal;
+    }
+    const ExitStatus status = *raw->exit_status();
+    EXPECT_TRUE(status.exited && status.code == 2)
+        << "expected exit code 2, got " << status.ToString() << ": " << refusal.log;
+    std::vector<std::string> lines = Lines(refusal.log);
+    EXPECT_EQ(lines.size(), 1u) << "expected one line on stderr naming the reason, got:\n"
+                                << refusal.log;
+    EXPECT_EQ(refusal.out, "") << "stdout of a refused start";
+    return refusal;
   }
 
   void Kill9(ChildProcess* server) {
@@ -539,6 +566,7 @@ TEST_F(Durability, ReliableSessionIsHeldAcrossRestartAndResumes) {
   }
   std::ostringstream received;
   for (uint64_t seq : ids) received << seq << " ";
+  std::cout << "sequenceIds after recovery: " << received.str() << std::endl;
   ASSERT_FALSE(ids.empty()) << "nothing after recovery: " << why;
   EXPECT_EQ(std::adjacent_find(ids.begin(), ids.end(), std::greater_equal<uint64_t>()), ids.end())
       << "sequenceIds not strictly increasing: " << received.str();
@@ -628,7 +656,7 @@ TEST_F(Durability, StartupFailsWhenTheDataDirIsLockedByARunningServer) {
   ASSERT_TRUE(connected.has_value());
 
   const std::string log =
-      RunExpectingStartupFailure(ServeArgs(0, (dir_ / "second-port").string(), {}, "warn"));
+      RunExpectingStartupFailure(ServeArgs(0, (dir_ / "second-port").string(), {}, "warn")).log;
   EXPECT_NE(log.find("locked"), std::string::npos) << log;
   EXPECT_FALSE(fs::exists(dir_ / "second-port")) << "the second server started listening";
 
@@ -645,7 +673,8 @@ TEST_F(Durability, StartupFailsWhenTheDataDirIsLockedByARunningServer) {
   EXPECT_TRUE(first->Stop(seconds(15)).Success());
 }
 
-// Gives data_dir_ some state and stops the server cleanly.
+// Gives data_dir_ some state and stops the server cleanly: a reliable session (held for
+// recovery by the next start, SIGTERM closes it with 1001) in group g1, with one message.
 class DurabilityStopped : public Durability {
  protected:
   void MakeState() {
@@ -654,11 +683,29 @@ class DurabilityStopped : public Durability {
     WsClient client;
     std::optional<Connected> connected = ConnectJson(client, "u1", kReliable);
     ASSERT_TRUE(connected.has_value());
-    ASSERT_EQ(SendToConnection(connected->connection_id, "hello").status, 202);
-    ASSERT_EQ(Rest("PUT", HubPath("/groups/g1/connections/" + connected->connection_id)).status,
-              200);
+    state_connection_ = connected->connection_id;
+    ASSERT_EQ(SendToConnection(state_connection_, "hello").status, 202);
+    ASSERT_EQ(Rest("PUT", HubPath("/groups/g1/connections/" + state_connection_)).status, 200);
     ASSERT_TRUE(server->Stop(seconds(15)).Success());
   }
+
+  // The manifest CURRENT names.
+  fs::path Manifest() const {
+    std::string current = ReadFile(data_dir_ / "db" / "CURRENT").value_or("");
+    return data_dir_ / "db" / current.substr(0, current.find('\n'));
+  }
+
+  // When a server came up on a damaged store: prints what it serves of MakeState's state.
+  void DescribeWhatStarted(const Refusal& refusal) {
+    if (!refusal.started_port) return;
+    port_ = *refusal.started_port;
+    std::cout << "the server started on the damaged store; HEAD connections/" << state_connection_
+              << " -> " << ConnectionExists(state_connection_) << ", HEAD groups/g1 -> "
+              << Rest("HEAD", HubPath("/groups/g1")).status << " (both were 200 before)"
+              << std::endl;
+  }
+
+  std::string state_connection_;
 
   std::vector<std::string> RefusedArgs() const {
     return ServeArgs(0, (dir_ / "refused-port").string(), {}, "warn");
@@ -672,24 +719,44 @@ TEST_F(DurabilityStopped, StartupFailsOnACorruptCurrentFile) {
     current << "\x01garbage-not-a-manifest-name";
   }
   const auto before = SnapshotFiles(data_dir_);
-  const std::string log = RunExpectingStartupFailure(RefusedArgs());
+  const std::string log = RunExpectingStartupFailure(RefusedArgs()).log;
   EXPECT_NE(log.find("corrupt"), std::string::npos) << log;
   EXPECT_EQ(DescribeDifferences(before, SnapshotFiles(data_dir_)), "");
   EXPECT_FALSE(fs::exists(dir_ / "refused-port"));
 }
 
+TEST_F(DurabilityStopped, StartupFailsOnAManifestWithFlippedBytes) {
+  ASSERT_NO_FATAL_FAILURE(MakeState());
+  const fs::path manifest = Manifest();
+  ASSERT_TRUE(fs::is_regular_file(manifest)) << manifest;
+  std::string bytes = ReadFile(manifest).value_or("");
+  ASSERT_GT(bytes.size(), 64u);
+  // Inside the records, past the first one's header: a checksum mismatch.
+  for (size_t i = bytes.size() / 2; i < bytes.size() / 2 + 8; ++i) bytes[i] = ~bytes[i];
+  {
+    std::ofstream out(manifest, std::ios::trunc | std::ios::binary);
+    out << bytes;
+  }
+  const auto before = SnapshotFiles(data_dir_);
+  const Refusal refusal = RunExpectingStartupFailure(RefusedArgs());
+  DescribeWhatStarted(refusal);
+  EXPECT_NE(refusal.log.find("corrupt"), std::string::npos) << refusal.log;
+  EXPECT_EQ(DescribeDifferences(before, SnapshotFiles(data_dir_)), "");
+}
+
+// A MANIFEST cut in half loses committed records (here: the later column families). RocksDB
+// reads a short MANIFEST as a torn tail; the store must still notice that state is missing.
 TEST_F(DurabilityStopped, StartupFailsOnATruncatedManifest) {
   ASSERT_NO_FATAL_FAILURE(MakeState());
-  std::optional<std::string> current = ReadFile(data_dir_ / "db" / "CURRENT");
-  ASSERT_TRUE(current.has_value());
-  const fs::path manifest = data_dir_ / "db" / current->substr(0, current->find('\n'));
-  ASSERT_TRUE(fs::exists(manifest)) << manifest;
+  const fs::path manifest = Manifest();
+  ASSERT_TRUE(fs::is_regular_file(manifest)) << manifest;
   const auto size = fs::file_size(manifest);
   ASSERT_GT(size, 16u);
   fs::resize_file(manifest, size / 2);
   const auto before = SnapshotFiles(data_dir_);
-  const std::string log = RunExpectingStartupFailure(RefusedArgs());
-  EXPECT_NE(log.find("data dir"), std::string::npos) << log;
+  const Refusal refusal = RunExpectingStartupFailure(RefusedArgs());
+  DescribeWhatStarted(refusal);
+  EXPECT_NE(refusal.log.find("data dir"), std::string::npos) << refusal.log;
   EXPECT_EQ(DescribeDifferences(before, SnapshotFiles(data_dir_)), "");
 }
 
@@ -702,7 +769,7 @@ TEST_F(DurabilityStopped, StartupFailsOnAStoreWrittenByANewerFormat) {
   ASSERT_TRUE(before.has_value()) << error;
   const auto files_before = SnapshotFiles(data_dir_);
 
-  const std::string log = RunExpectingStartupFailure(RefusedArgs());
+  const std::string log = RunExpectingStartupFailure(RefusedArgs()).log;
   EXPECT_NE(log.find("newer"), std::string::npos) << log;
   EXPECT_NE(log.find("99"), std::string::npos) << log;
 
@@ -725,7 +792,7 @@ TEST_F(Durability, StartupFailsWhenTheDataDirIsARegularFile) {
   }
   std::vector<std::string> args = ServeArgs(0, (dir_ / "refused-port").string(), {}, "warn");
   std::replace(args.begin(), args.end(), data_dir_.string(), not_a_dir.string());
-  const std::string log = RunExpectingStartupFailure(args);
+  const std::string log = RunExpectingStartupFailure(args).log;
   EXPECT_NE(log.find("data dir"), std::string::npos) << log;
   EXPECT_EQ(ReadFile(not_a_dir).value_or(""), "not a directory\n");
 }
@@ -744,7 +811,7 @@ TEST_F(DurabilityStopped, StartupFailsWhenTheDataDirIsNotAccessible) {
   }
   const auto before = SnapshotFiles(data_dir_);
   fs::permissions(data_dir_, fs::perms::none);
-  const std::string log = RunExpectingStartupFailure(RefusedArgs(), prefix);
+  const std::string log = RunExpectingStartupFailure(RefusedArgs(), prefix).log;
   fs::permissions(data_dir_, fs::perms::owner_all);
   EXPECT_NE(log.find("data dir"), std::string::npos) << log;
   EXPECT_NE(log.find("not readable"), std::string::npos) << log;
@@ -790,7 +857,9 @@ TEST_F(Durability, FullDiskFailsWritesWith503ThenRecovers) {
   // REST sends until one is refused; every accepted one must still reach the client.
   std::vector<std::string> accepted = {"before-full"};
   HttpResponse refused;
-  const std::string padding(1024, 'p');
+  // 64 KiB each: RocksDB preallocates its write-ahead log, so the first megabytes still fit
+  // after the filler took every free byte.
+  const std::string padding(64 * 1024, 'p');
   for (int i = 0; i < 5000 && refused.status == 0; ++i) {
     const std::string text = "full-" + std::to_string(i) + "-" + padding;
     HttpResponse sent =
@@ -803,6 +872,11 @@ TEST_F(Durability, FullDiskFailsWritesWith503ThenRecovers) {
     }
   }
   std::cout << accepted.size() - 1 << " sends accepted before the disk was full" << std::endl;
+  // A dropped request may be a dying server: give it a moment to be reaped, to say so.
+  if (refused.status == -1) server->WaitForExit(seconds(2));
+  ASSERT_TRUE(server->Running()) << "hubcast died when the disk filled up: "
+                                 << server->exit_status()->ToString()
+                                 << "; the refused send: " << refused.error;
   ASSERT_EQ(refused.status, 503) << "the first refused send: " << refused.error << refused.body;
   EXPECT_EQ(refused.Header("x-ms-error-code"), "ServiceUnavailable");
 

@@ -43,6 +43,11 @@ const std::vector<std::string> kOptionNames = {
     "replay-max-age",
     "replay-max-bytes",
     "checkpoint-seconds",
+    "event-handler",
+    "anonymous-connect",
+    "hub-keepalive-seconds",
+    "upstream-timeout-seconds",
+    "public-host",
     "node-id",
     "log-level",
 };

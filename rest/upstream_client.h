@@ -1,0 +1,80 @@
+// UpstreamClient: the service's calls to the app's event handler (PROTOCOL.md section 5):
+// CloudEvents over HTTP in binary mode, asynchronous, so a slow app server never blocks an
+// event loop or another connection.
+//
+// What it does for every call:
+//   - abuse protection (5.7) before the first use of a handler URL: OPTIONS on the URL with
+//     {event}=validate, headers WebHook-Request-Origin and ce-awpsversion: 1.0; valid iff 2xx
+//     and WebHook-Allowed-Origin is "*" or the origin (case-insensitive; comma-separated and
+//     repeated headers accepted). The result is cached per validation URL; a failure fails
+//     the call and is retried on a later call after a back-off.
+//   - every ce-* header of 5.2 (specversion, awpsversion, type, source, id, time, signature
+//     with one sha256=<hex> per access key, userId, connectionId, hub, eventName,
+//     subprotocol, connectionState) and WebHook-Request-Origin;
+//   - a per-attempt timeout; retries with back-off on 408, 5xx and network errors when the
+//     request says it may be retried;
+//   - connection reuse: one pooled HTTP client per scheme://host:port.
+// cpprestsdk is used only in the .cc: no cpprest type appears here.
+//
+// Thread-safety: Call may be used from any thread; `done` runs on one of the client's own
+// threads (a small fixed pool), exactly once per call.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace hubcast::rest {
+
+struct UpstreamOptions {
+  std::vector<std::string> access_keys;              // ce-signature: one entry per key
+  std::string origin;                                // WebHook-Request-Origin (host name)
+  std::chrono::milliseconds timeout{10000};          // per attempt
+  int max_attempts = 4;                              // for retryable requests
+  std::chrono::milliseconds retry_base{1000};        // back-off: base, 3*base, 5*base, ...
+  std::chrono::milliseconds validation_retry{5000};  // after a failed validation
+  int threads = 4;                                   // cpprestsdk pool size (fixed)
+};
+
+struct UpstreamRequest {
+  std::string url;             // resolved handler URL ({hub} and {event} substituted)
+  std::string validation_url;  // same template with {event}=validate
+  std::string ce_type;         // e.g. azure.webpubsub.sys.connect, azure.webpubsub.user.message
+  std::string event_name;      // ce-eventName
+  std::string hub;
+  std::string connection_id;
+  std::optional<std::string> user_id;
+  std::string subprotocol;  // omitted when empty
+  std::optional<std::string> connection_state;
+  std::string event_id;      // ce-id
+  std::string content_type;  // e.g. application/json; charset=utf-8
+  std::string body;
+  bool retryable = false;
+};
+
+struct UpstreamResponse {
+  // HTTP status of the final attempt; 0 when no response came (network error, timeout,
+  // failed validation): then `error` says why.
+  int status = 0;
+  std::string content_type;
+  std::string body;
+  // The ce-connectionState response header when present (may be empty: "set to empty").
+  std::optional<std::string> connection_state;
+  std::string error;
+  bool ok() const { return status >= 200 && status < 300; }
+};
+
+class UpstreamClient {
+ public:
+  virtual ~UpstreamClient() = default;
+  virtual void Call(UpstreamRequest request, std::function<void(UpstreamResponse)> done) = 0;
+  // Forgets cached validations (after a settings reload).
+  virtual void ResetValidations() = 0;
+};
+
+std::unique_ptr<UpstreamClient> NewUpstreamClient(UpstreamOptions options);
+
+}  // namespace hubcast::rest
