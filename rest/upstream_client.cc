@@ -222,7 +222,7 @@ Outcome Failed(std::string error) {
 // Shutdown protocol:
 //   1. shutting_down_ is set; calls started from then on finish with "shutting down".
 //   2. The timer thread is joined; scheduled retries are dropped.
-//   3. Every in-flight request is cancelled through cancel_.
+//   3. Every HTTP exchange in flight is cancelled; none starts any more.
 //   4. Every registered call gets a pool task that finishes it with "shutting down"; the
 //      `finished` flag makes whichever completion comes first the only one.
 //   5. The destructor waits (at most kShutdownGrace) until no call is registered (every
@@ -273,14 +273,17 @@ class Engine : public std::enable_shared_from_this<Engine> {
 
   void Shutdown() {
     std::vector<std::shared_ptr<CallCtx>> pending;
+    std::vector<std::shared_ptr<pplx::cancellation_token_source>> attempts;
     {
       std::lock_guard lock(mu_);
       if (shutting_down_) return;
       shutting_down_ = true;
       for (const auto& [id, ctx] : calls_) pending.push_back(ctx);
+      for (const auto& [id, source] : attempts_) attempts.push_back(source);
     }
     timer_.Stop();
-    cancel_.cancel();
+    for (const auto& source : attempts) source->cancel();
+    attempts.clear();
     for (const std::shared_ptr<CallCtx>& ctx : pending) FinishLater(ctx, Failure(kShuttingDown));
     pending.clear();
 
@@ -291,7 +294,7 @@ class Engine : public std::enable_shared_from_this<Engine> {
       // A `done` that destroys the client is itself a registered call: do not wait for it.
       const size_t own = running_done == this ? 1 : 0;
       idle_.wait_for(lock, kShutdownGrace,
-                     [this, own] { return calls_.size() <= own && in_flight_ == 0; });
+                     [this, own] { return calls_.size() <= own && attempts_.empty(); });
       clients.swap(clients_);
       validations.swap(validations_);
     }
@@ -518,16 +521,19 @@ class Engine : public std::enable_shared_from_this<Engine> {
       return pplx::task_from_result(Failed("invalid url"));
     }
 
+    // Each attempt has its own source: the deadline below and Shutdown() cancel through it.
+    // (pplx's linked sources would leave one registration per attempt on the parent token.)
+    auto attempt_cancel = std::make_shared<pplx::cancellation_token_source>();
+    uint64_t attempt_id;
     {
       std::lock_guard lock(mu_);
-      ++in_flight_;
+      if (shutting_down_) return pplx::task_from_result(Failed(kShuttingDown));
+      attempt_id = next_attempt_id_++;
+      attempts_.emplace(attempt_id, attempt_cancel);
     }
     // cpprestsdk's own timeout restarts on every read and write, so a handler that trickles
     // its answer would never time out; this deadline bounds the whole attempt.
     auto self = shared_from_this();
-    pplx::cancellation_token shutdown_token = cancel_.get_token();
-    auto attempt_cancel = std::make_shared<pplx::cancellation_token_source>(
-        pplx::cancellation_token_source::create_linked_source(shutdown_token));
     auto timed_out = std::make_shared<std::atomic<bool>>(false);
     const std::optional<TimerThread::Key> deadline =
         timer_.Schedule(Clock::now() + options_.timeout, [attempt_cancel, timed_out] {
@@ -559,7 +565,7 @@ class Engine : public std::enable_shared_from_this<Engine> {
             return std::move(*out);
           });
         })
-        .then([self, deadline, timed_out](pplx::task<Outcome> t) {
+        .then([self, attempt_id, deadline, timed_out](pplx::task<Outcome> t) {
           if (deadline) self->timer_.Cancel(*deadline);
           Outcome o;
           try {
@@ -582,7 +588,7 @@ class Engine : public std::enable_shared_from_this<Engine> {
           }
           {
             std::lock_guard lock(self->mu_);
-            --self->in_flight_;
+            self->attempts_.erase(attempt_id);
           }
           self->idle_.notify_all();
           return o;
@@ -590,14 +596,15 @@ class Engine : public std::enable_shared_from_this<Engine> {
   }
 
   UpstreamOptions options_;
-  pplx::cancellation_token_source cancel_;
   TimerThread timer_;
 
   std::mutex mu_;
-  std::condition_variable idle_;  // calls_ emptied or in_flight_ dropped
+  std::condition_variable idle_;  // calls_ or attempts_ shrank
   bool shutting_down_ = false;
   uint64_t next_call_id_ = 0;
-  int in_flight_ = 0;  // HTTP exchanges whose continuation has not run yet
+  uint64_t next_attempt_id_ = 0;
+  // HTTP exchanges whose continuation has not run yet, to cancel them on shutdown.
+  std::unordered_map<uint64_t, std::shared_ptr<pplx::cancellation_token_source>> attempts_;
   std::unordered_map<uint64_t, std::shared_ptr<CallCtx>> calls_;  // not yet finished
   std::unordered_map<std::string, std::shared_ptr<Validation>> validations_;
   std::unordered_map<std::string, std::shared_ptr<http::client::http_client>> clients_;

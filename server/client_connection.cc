@@ -266,16 +266,8 @@ void ClientConnection::StartUserEvent(const std::string& event, storage::DataTyp
     }
     return;
   }
-  rest::UpstreamRequest request;
-  request.url = handler->Resolve(hub, event);
-  request.validation_url = handler->Resolve(hub, "validate");
-  request.ce_type = "azure.webpubsub.user." + event;
-  request.event_name = event;
-  request.hub = hub;
-  request.connection_id = init_.id;
-  request.user_id = init_.user_id;
-  request.subprotocol = init_.subprotocol;
-  request.connection_state = init_.state;
+  rest::UpstreamRequest request = NewUpstreamRequest(*handler, hub, event, false, init_.id,
+                                                     init_.user_id, init_.subprotocol, init_.state);
   request.event_id = RandomHex(8);
   request.content_type = ContentTypeFor(type);
   request.body = std::move(data);

@@ -207,14 +207,8 @@ ConnectOutcome CallConnect(rest::UpstreamClient& upstream, const EventHandlerSet
   }
   body += "],\"clientCertificates\":[]}";
 
-  rest::UpstreamRequest request;
-  request.url = handler.Resolve(hub, "connect");
-  request.validation_url = handler.Resolve(hub, "validate");
-  request.ce_type = "azure.webpubsub.sys.connect";
-  request.event_name = "connect";
-  request.hub = hub;
-  request.connection_id = connection_id;
-  request.user_id = claims.subject;
+  rest::UpstreamRequest request = NewUpstreamRequest(handler, hub, "connect", true, connection_id,
+                                                     claims.subject, "", std::nullopt);
   request.event_id = "0";
   request.content_type = "application/json; charset=utf-8";
   request.body = std::move(body);
@@ -278,6 +272,25 @@ ConnectOutcome CallConnect(rest::UpstreamClient& upstream, const EventHandlerSet
 
 }  // namespace
 
+rest::UpstreamRequest NewUpstreamRequest(const EventHandlerSettings& handler,
+                                         const std::string& hub, const std::string& event,
+                                         bool system, const std::string& connection_id,
+                                         const std::optional<std::string>& user_id,
+                                         const std::string& subprotocol,
+                                         const std::optional<std::string>& state) {
+  rest::UpstreamRequest r;
+  r.url = handler.Resolve(hub, event);
+  r.validation_url = handler.Resolve(hub, "validate");
+  r.ce_type = (system ? "azure.webpubsub.sys." : "azure.webpubsub.user.") + event;
+  r.event_name = event;
+  r.hub = hub;
+  r.connection_id = connection_id;
+  r.user_id = user_id;
+  r.subprotocol = subprotocol;
+  r.connection_state = state;
+  return r;
+}
+
 std::shared_ptr<const HubSettings> Gateway::settings() const {
   std::lock_guard lock(settings_mu_);
   return settings_;
@@ -298,16 +311,8 @@ void Gateway::FireSystemEvent(SystemEvent event, const std::string& hub,
   const EventHandlerSettings* handler = settings()->ForSystemEvent(hub, event);
   if (!handler) return;
   const char* name = event == SystemEvent::kConnected ? "connected" : "disconnected";
-  rest::UpstreamRequest request;
-  request.url = handler->Resolve(hub, name);
-  request.validation_url = handler->Resolve(hub, "validate");
-  request.ce_type = std::string("azure.webpubsub.sys.") + name;
-  request.event_name = name;
-  request.hub = hub;
-  request.connection_id = c.id;
-  request.user_id = c.user_id;
-  request.subprotocol = c.subprotocol;
-  request.connection_state = c.state;
+  rest::UpstreamRequest request =
+      NewUpstreamRequest(*handler, hub, name, true, c.id, c.user_id, c.subprotocol, c.state);
   request.event_id = std::move(event_id);
   request.content_type = "application/json; charset=utf-8";
   request.body = std::move(body);

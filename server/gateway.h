@@ -56,6 +56,15 @@ struct GatewayOptions {
   std::shared_ptr<const HubSettings> settings = std::make_shared<HubSettings>();
 };
 
+// A CloudEvents request to `handler` for `event` (a system event: azure.webpubsub.sys.*,
+// else azure.webpubsub.user.*) about one connection; the caller adds id, type and body.
+rest::UpstreamRequest NewUpstreamRequest(const EventHandlerSettings& handler,
+                                         const std::string& hub, const std::string& event,
+                                         bool system, const std::string& connection_id,
+                                         const std::optional<std::string>& user_id,
+                                         const std::string& subprotocol,
+                                         const std::optional<std::string>& state);
+
 class Gateway final : public replication::DeliverySink {
  public:
   explicit Gateway(GatewayOptions options);

@@ -16,9 +16,8 @@
 // Needs RLIMIT_NOFILE >= 11000 (run under `ulimit -n 20000`); skipped otherwise.
 
 #include <gtest/gtest.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 
+#include "tests/integration/jwt_util.h"
 #include "tests/integration/process_util.h"
 #include <chrono>
 #include <cstdint>
@@ -60,44 +59,6 @@ std::string BinaryPath(const char* env_name, const char* compiled_default) {
 #ifndef HUBCAST_LOADGEN_PATH
 #define HUBCAST_LOADGEN_PATH "ws_loadgen"
 #endif
-
-std::string Base64Url(std::string_view data) {
-  static constexpr char kAlphabet[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-  std::string out;
-  uint32_t bits = 0;
-  int bit_count = 0;
-  for (unsigned char c : data) {
-    bits = (bits << 8) | c;
-    bit_count += 8;
-    while (bit_count >= 6) {
-      bit_count -= 6;
-      out += kAlphabet[(bits >> bit_count) & 63];
-    }
-  }
-  if (bit_count > 0) out += kAlphabet[(bits << (6 - bit_count)) & 63];
-  return out;  // no padding in JWTs
-}
-
-// An HS256 JWT signed with the UTF-8 bytes of `key` (PROTOCOL.md 2.1 and 2.2). Minted here with
-// OpenSSL directly so the test does not share code with the server's verifier.
-std::string MintJwt(const std::string& key, const std::string& audience) {
-  const int64_t now =
-      std::chrono::duration_cast<seconds>(std::chrono::system_clock::now().time_since_epoch())
-          .count();
-  const std::string header = R"({"alg":"HS256","typ":"JWT"})";
-  // Audiences here are plain URLs: no character needs JSON escaping.
-  const std::string payload = R"({"aud":")" + audience + R"(","iat":)" + std::to_string(now) +
-                              R"(,"exp":)" + std::to_string(now + 3600) + R"(,"role":[]})";
-  const std::string signing_input = Base64Url(header) + "." + Base64Url(payload);
-  unsigned char mac[EVP_MAX_MD_SIZE];
-  unsigned int mac_len = 0;
-  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
-       reinterpret_cast<const unsigned char*>(signing_input.data()), signing_input.size(), mac,
-       &mac_len);
-  return signing_input + "." +
-         Base64Url(std::string_view(reinterpret_cast<const char*>(mac), mac_len));
-}
 
 // Reads one integer field from ws_loadgen's one-line JSON report; -1 if absent.
 long ReportField(const std::string& report, const std::string& name) {

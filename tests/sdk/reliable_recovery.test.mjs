@@ -223,7 +223,7 @@ test("reliable client receives 10,000 messages exactly once, in order, while a p
     // Each cut should hit a live connection; top up (the stream is over: nothing in flight) if
     // some landed while the client was between sockets.
     while (effective() < 5) {
-      await waitUntil(() => proxy.open() > 0 && client._state === "Connected", { timeout: 15000, what: "the client back on the proxy" }).catch((e) =>
+      await waitUntil(() => proxy.open() > 0 && client._state === "Connected", { timeout: 5000, what: "the client back on the proxy" }).catch((e) =>
         assert.fail(`${e.message}; ${diag()}`),
       );
       await sleep(50 + Math.random() * 200);
