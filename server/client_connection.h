@@ -62,8 +62,10 @@ struct EncodedMessage {
 struct ConnectionLimits {
   size_t max_message_bytes = 1024 * 1024;
   size_t max_outbound_bytes = 16 * 1024 * 1024;  // queued but unsent; past it: slow consumer
-  size_t max_unacked_messages = 1000;            // reliable buffer (PROTOCOL.md 3.6)
-  size_t max_unacked_bytes = 16 * 1024 * 1024;
+  // Reliable un-acknowledged window (PROTOCOL.md, Hubcast extensions: bounded by what the
+  // node keeps, not Azure's 1000 messages; the official client acks only once a second).
+  size_t max_unacked_messages = 100000;
+  size_t max_unacked_bytes = 64 * 1024 * 1024;
   std::chrono::seconds keepalive{20};
   std::chrono::seconds idle_timeout{120};
   // Queued data and no write progress for this long: the client is not reading. Needed on

@@ -24,7 +24,9 @@ struct ServerConfig {
   std::vector<std::string> access_keys;
   std::string ports_file;
   int event_loops = 0;  // 0: number of cores
-  int http_threads = 16;
+  int http_threads = 64;
+  int reliable_max_unacked = 100000;
+  int reliable_max_unacked_mib = 64;
   int keepalive_seconds = 20;
   int idle_timeout_seconds = 120;
   int reliable_hold_seconds = 30;

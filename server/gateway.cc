@@ -370,7 +370,11 @@ Result<int> Gateway::Start() {
     params->setMaxQueued(20000);
     params->setKeepAlive(true);
     params->setTimeout(Poco::Timespan(60, 0));
-    params->setKeepAliveTimeout(Poco::Timespan(60, 0));
+    // POCO binds a worker to a keep-alive connection for as long as it lives: a short idle
+    // timeout and a cap on requests per connection hand workers back, so clients that keep
+    // connections open (every SDK's HTTP agent does) cannot starve handshakes and REST calls.
+    params->setKeepAliveTimeout(Poco::Timespan(5, 0));
+    params->setMaxKeepAliveRequests(100);
     // Fixed size (min = max): the process's thread count does not change with load.
     http_pool_ = std::make_unique<Poco::ThreadPool>(options_.http_threads, options_.http_threads);
     http_ = std::make_unique<Poco::Net::HTTPServer>(new Factory(this), *http_pool_, socket, params);

@@ -125,6 +125,8 @@ int Serve(const std::vector<std::string>& args) {
   go.limits.max_outbound_bytes = static_cast<size_t>(cfg.max_outbound_mib) * 1024 * 1024;
 
   go.limits.checkpoint_interval = std::chrono::seconds(cfg.checkpoint_seconds);
+  go.limits.max_unacked_messages = static_cast<size_t>(cfg.reliable_max_unacked);
+  go.limits.max_unacked_bytes = static_cast<size_t>(cfg.reliable_max_unacked_mib) << 20;
   auto settings = hubcast::server::HubSettings::Parse(cfg.event_handlers, cfg.anonymous_connect,
                                                       cfg.hub_keepalive);
   if (!settings.ok()) return Fail(settings.status().message());

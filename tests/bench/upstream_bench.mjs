@@ -11,8 +11,8 @@
 //     on PORT, in a worker thread (its own event loop, so the handler's work does not skew the
 //     client-side timings); handleUserEvent echoes the frame (res.success(data, "text")), and
 //     sleeps --slow-ms first when the frame is "slow";
-//   - phase "idle": a JSON-subprotocol connection sends {"type":"ping"} back to back and times
-//     each pong for 2 s (baseline round trip);
+//   - phase "idle": a JSON-subprotocol connection sends {"type":"ping"}, times the pong, and sends
+//     the next ping 2 ms later, for 2 s (baseline round trip);
 //   - phase "load": --clients raw WebSocket clients (no subprotocol) each send a frame, wait for
 //     the echoed frame (the upstream's answer), send the next, for --seconds; the pinger keeps
 //     going; in the middle of the phase one more raw client sends "slow". Prints upstream
@@ -23,10 +23,12 @@
 // loop to read the ping and write the answer. All traffic stays on 127.0.0.1; every loop is
 // bounded by --seconds.
 
+import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { isMainThread, parentPort, Worker, workerData } from "node:worker_threads";
 
 const require = createRequire(new URL("../sdk/package.json", import.meta.url));
+const PING_GAP_MS = 2;
 
 if (!isMainThread) {
   // ---- the upstream: express + WebPubSubEventHandler -------------------------------------------
@@ -74,8 +76,13 @@ async function main() {
   const fromWorker = [];
   const waiters = [];
   worker.on("message", (m) => {
-    fromWorker.push(m);
-    for (const w of [...waiters]) if (w.pred(m)) (waiters.splice(waiters.indexOf(w), 1), w.resolve(m));
+    const w = waiters.find((x) => x.pred(m));
+    if (w) {
+      waiters.splice(waiters.indexOf(w), 1);
+      w.resolve(m);
+    } else {
+      fromWorker.push(m);
+    }
   });
   const workerMsg = (pred) => {
     const found = fromWorker.find(pred);
@@ -101,7 +108,8 @@ async function main() {
     return ws;
   };
 
-  // The pinger: back-to-back ping/pong on a JSON connection; samples are [sentAt, rttMs].
+  // The pinger: ping/pong on a JSON connection, the next ping PING_GAP_MS after each pong (so it
+  // samples the loop ~400 times a second without loading it); samples are [sentAt, rttMs].
   const pingWs = await open("json.webpubsub.azure.v1");
   const samples = [];
   let pinging = false;
@@ -111,7 +119,7 @@ async function main() {
     if (m.type !== "pong") return;
     const now = performance.now();
     samples.push([pingSent, now - pingSent]);
-    if (pinging) sendPing();
+    if (pinging) setTimeout(() => pinging && sendPing(), PING_GAP_MS);
   });
   const sendPing = () => {
     pingSent = performance.now();
@@ -150,6 +158,7 @@ async function main() {
     });
   }
   const before = (worker.postMessage("count"), await workerMsg((m) => m.calls !== undefined));
+  const cpu0 = { hubcast: procCpuMs(srv.pid), node: process.cpuUsage() };
   const loadStart = performance.now();
   const wallStart = Date.now();
   startPinging();
@@ -165,6 +174,9 @@ async function main() {
   running = false;
   stopPinging();
   const loadMs = performance.now() - loadStart;
+  const hubcastCpu = procCpuMs(srv.pid) - cpu0.hubcast;
+  const nodeCpu = process.cpuUsage(cpu0.node);
+  const nodeCpuMs = (nodeCpu.user + nodeCpu.system) / 1000;
   await sleep(300);
   worker.postMessage("count");
   const afterCounts = await workerMsg((m) => m.calls !== undefined);
@@ -175,6 +187,7 @@ async function main() {
     `load:        ${calls} upstream calls in ${(loadMs / 1000).toFixed(1)} s = ${(calls / (loadMs / 1000)).toFixed(0)} calls/s; ` +
       `${received} echoed frames = ${(received / (loadMs / 1000)).toFixed(0)} frames/s (${clients} clients, ${(received / clients).toFixed(0)} each)`,
   );
+  console.log(`load:        CPU: hubcast ${((100 * hubcastCpu) / loadMs).toFixed(0)}%, this node process (clients + upstream worker) ${((100 * nodeCpuMs) / loadMs).toFixed(0)}% of one core`);
   console.log(`load:        slow call answered after ${(slowEndPerf - slowSentPerf).toFixed(0)} ms (started ${((slowSentPerf - loadStart) / 1000).toFixed(1)} s in, wall ${new Date(wallStart).toISOString()})`);
   console.log(`load:        ping round trip outside the slow call ${fmt(outside)}`);
   console.log(`load:        ping round trip during the slow call  ${fmt(during)}`);
@@ -196,6 +209,17 @@ async function main() {
   await srv.stop();
   worker.postMessage("stop");
   await new Promise((r) => worker.once("exit", r));
+}
+
+/** CPU time (user + system) of a process so far, in ms, from /proc (Linux). */
+function procCpuMs(pid) {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // utime, stime in clock ticks (100 Hz)
+  } catch {
+    return NaN;
+  }
 }
 
 function pct(sorted, p) {

@@ -1117,15 +1117,24 @@ test("row 75: --upstream-timeout-seconds bounds a blocking call: a slow connect 
     const t0 = Date.now();
     const res = await upgrade(await s.clientUrl(hub, { userId: "slow" }), { protocols: JSON_PROTOCOL, timeout: 40000 });
     const connectMs = Date.now() - t0;
-    console.log(`slow connect refused after ${connectMs} ms with ${res.status}; the handler got it ${h.events("connect").length} time(s)`);
+    const connectAttempts = h.requests.filter((r) => r.headers["ce-type"] === "azure.webpubsub.sys.connect").map((r) => `+${r.at - t0} ms`);
+    console.log(`slow connect refused after ${connectMs} ms with ${res.status}; attempts at the handler: ${connectAttempts.join(", ")}`);
     assert.equal(res.status, 500);
     assert.ok(connectMs < 9000, `bounded by the 1 s timeout (${connectMs} ms)`);
+    // A user event that times out on a connection to the handler that was used before (connect
+    // and connected of this client went over it).
     const c = await jsonClient(s, hub, { userId: "fast" });
+    await h.wait("connected", c.connectionId);
+    await c.client.sendEvent("quick", "y", "text");
     const t1 = Date.now();
     await expectAckError(c.client.sendEvent("slow", "x", "text"), "InternalServerError");
-    console.log(`slow user event failed after ${Date.now() - t1} ms; the handler got it ${h.events("user").filter((e) => e.request.context.eventName === "slow").length} time(s)`);
+    const slowMs = Date.now() - t1;
+    const attempts = h.requests.filter((r) => r.headers["ce-eventname"] === "slow");
+    console.log(`slow user event failed after ${slowMs} ms; attempts at the handler: ${attempts.map((r) => `+${r.at - t1} ms (ce-id ${r.headers["ce-id"]})`).join(", ")}`);
     await c.client.sendEvent("quick", "y", "text");
     await c.rec.wait("server", (m) => m.data === "fast");
+    assert.equal(attempts.length, 1, "a blocking call that timed out is not sent again (the handler's work may not be idempotent; the client waited n x the timeout)");
+    assert.equal(connectAttempts.length, 1, "a connect that timed out is not sent again");
   } finally {
     await s.stop();
     await upx.close();

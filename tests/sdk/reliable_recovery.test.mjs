@@ -165,10 +165,9 @@ function tempDir(prefix) {
 test("reliable client receives 10,000 messages exactly once, in order, while a proxy cuts the socket several times", T, async () => {
   const N = 10000;
   const CONCURRENCY = 50;
-  // Paced: the JS client acknowledges at most once a second, and a reliable connection more
-  // than 1000 messages behind is closed with 1008 (docs/PROTOCOL-DECISIONS.md, Azure's buffer).
-  // Unpaced, 50 sends in flight on localhost run at ~1300/s, over that buffer within a second.
-  const RATE = 500;
+  // Unpaced: as fast as 50 sends in flight go. The JS client acknowledges only once a second,
+  // so this also proves the un-acknowledged window is not Azure's 1000 messages
+  // (docs/PROTOCOL-DECISIONS.md).
   const srv = await startServer();
   let proxy;
   let client;
@@ -206,8 +205,6 @@ test("reliable client receives 10,000 messages exactly once, in order, while a p
       `proxy accepted ${proxy.stats.accepted}; sockets: ${describeSockets(log)}`;
 
     const sending = sendBounded(0, N, CONCURRENCY, async (i) => {
-      const due = t0 + (i * 1000) / RATE;
-      if (due - Date.now() >= 1) await sleep(due - Date.now());
       startedAt[i] = performance.now();
       await sc.sendToUser(userId, String(i), TEXT);
       ackedAt[i] = performance.now();

@@ -33,6 +33,8 @@ const std::vector<std::string> kOptionNames = {
     "ports-file",
     "event-loops",
     "http-threads",
+    "reliable-max-unacked",
+    "reliable-max-unacked-mib",
     "keepalive-seconds",
     "idle-timeout-seconds",
     "reliable-hold",
@@ -135,7 +137,7 @@ void ExpectDefaults(const ServerConfig& c) {
   EXPECT_TRUE(c.access_keys.empty());
   EXPECT_EQ(c.ports_file, "");
   EXPECT_EQ(c.event_loops, 0);
-  EXPECT_EQ(c.http_threads, 16);
+  EXPECT_EQ(c.http_threads, 64);
   EXPECT_EQ(c.keepalive_seconds, 20);
   EXPECT_EQ(c.idle_timeout_seconds, 120);
   EXPECT_EQ(c.reliable_hold_seconds, 30);
