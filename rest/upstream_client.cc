@@ -277,6 +277,11 @@ class Engine : public std::enable_shared_from_this<Engine> {
     dropped.swap(validations_);
   }
 
+  bool Drain(std::chrono::milliseconds limit) {
+    std::unique_lock lock(mu_);
+    return idle_.wait_for(lock, limit, [this] { return calls_.empty() && attempts_.empty(); });
+  }
+
   void Shutdown() {
     std::vector<std::shared_ptr<CallCtx>> pending;
     std::vector<std::shared_ptr<pplx::cancellation_token_source>> attempts;
@@ -626,6 +631,7 @@ class CppRestUpstreamClient : public UpstreamClient {
     engine_->Call(std::move(request), std::move(done));
   }
   void ResetValidations() override { engine_->ResetValidations(); }
+  bool Drain(std::chrono::milliseconds limit) override { return engine_->Drain(limit); }
 
  private:
   std::shared_ptr<Engine> engine_;

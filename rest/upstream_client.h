@@ -73,6 +73,9 @@ class UpstreamClient {
   virtual void Call(UpstreamRequest request, std::function<void(UpstreamResponse)> done) = 0;
   // Forgets cached validations (after a settings reload).
   virtual void ResetValidations() = 0;
+  // Waits until every call made so far has finished (retries included), at most `limit`;
+  // false on timeout. For a graceful shutdown: the last `disconnected` events go out.
+  virtual bool Drain(std::chrono::milliseconds limit) = 0;
 };
 
 std::unique_ptr<UpstreamClient> NewUpstreamClient(UpstreamOptions options);

@@ -12,6 +12,7 @@
 #include <Poco/Net/HTTPServer.h>
 #include <Poco/Net/HTTPServerParams.h>
 #include <Poco/Net/HTTPServerRequest.h>
+#include <Poco/Net/HTTPServerRequestImpl.h>
 #include <Poco/Net/HTTPServerResponse.h>
 #include <Poco/Net/NetException.h>
 #include <Poco/Net/ServerSocket.h>
@@ -27,12 +28,51 @@
 #include <unistd.h>
 
 namespace hubcast::server {
+
+struct ConnectOutcome {
+  int http_status = 0;  // 0: accepted; else the status to answer the handshake with
+  std::string message;
+  std::optional<std::string> user_id;
+  std::optional<std::vector<std::string>> groups;
+  std::optional<std::vector<std::string>> roles;
+  std::optional<std::string> subprotocol;
+  std::optional<std::string> state;
+};
+
 namespace {
 
 using Poco::Net::HTTPResponse;
 constexpr const char* kCannotRecover = "The connection cannot be recovered.";
 using Poco::Net::HTTPServerRequest;
 using Poco::Net::HTTPServerResponse;
+
+bool WriteAll(int fd, const std::string& data) {
+  size_t off = 0;
+  while (off < data.size()) {
+    ssize_t n = ::send(fd, data.data() + off, data.size() - off, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    off += static_cast<size_t>(n);
+  }
+  return true;
+}
+
+// An error answer to a handshake whose socket was detached from POCO; closes the socket.
+void WriteHttpError(int fd, int status, const char* code, const std::string& message) {
+  std::string body = "{\"code\":";
+  json::AppendQuoted(body, code);
+  body += ",\"message\":";
+  json::AppendQuoted(body, message);
+  body += "}";
+  std::string head =
+      "HTTP/1.1 " + std::to_string(status) + " " +
+      HTTPResponse::getReasonForStatus(static_cast<HTTPResponse::HTTPStatus>(status)) +
+      "\r\nContent-Type: application/json; charset=utf-8\r\nx-ms-error-code: " + code +
+      "\r\nContent-Length: " + std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n";
+  (void)WriteAll(fd, head + body);
+  ::shutdown(fd, SHUT_WR);
+  ::close(fd);
+}
 
 void SendError(HTTPServerResponse& resp, HTTPResponse::HTTPStatus status, const char* code,
                const std::string& message) {
@@ -153,16 +193,6 @@ void AddTo(std::vector<std::pair<std::string, std::vector<std::string>>>& map,
   map.push_back({key, {value}});
 }
 
-struct ConnectOutcome {
-  int http_status = 0;  // 0: accepted; else the status to answer the handshake with
-  std::string message;
-  std::optional<std::string> user_id;
-  std::optional<std::vector<std::string>> groups;
-  std::optional<std::vector<std::string>> roles;
-  std::optional<std::string> subprotocol;
-  std::optional<std::string> state;
-};
-
 std::optional<std::vector<std::string>> StringArray(const json::Value* v) {
   if (v == nullptr || v->is_null()) return std::nullopt;
   if (!v->is_array()) return std::vector<std::string>{"\x01invalid"};
@@ -174,14 +204,12 @@ std::optional<std::vector<std::string>> StringArray(const json::Value* v) {
   return out;
 }
 
-// The blocking `connect` event (PROTOCOL.md 5.3), on the HTTP worker doing the handshake.
-// Only this connection waits for the app; the event loops never do.
-ConnectOutcome CallConnect(rest::UpstreamClient& upstream, const EventHandlerSettings& handler,
-                           const std::string& hub, const std::string& connection_id,
-                           const HTTPServerRequest& req,
-                           const std::vector<std::pair<std::string, std::string>>& query,
-                           const rest::TokenClaims& claims,
-                           const std::vector<std::string>& offered) {
+// The blocking `connect` event (PROTOCOL.md 5.3): its request, then what the answer means.
+// The handshake waits for it without holding any thread (Gateway::FinishHandshake).
+rest::UpstreamRequest BuildConnectRequest(
+    const EventHandlerSettings& handler, const std::string& hub, const std::string& connection_id,
+    const HTTPServerRequest& req, const std::vector<std::pair<std::string, std::string>>& query,
+    const rest::TokenClaims& claims, const std::vector<std::string>& offered) {
   std::vector<std::pair<std::string, std::vector<std::string>>> claim_map = claims.all;
   // Microsoft's samples read .NET-style claim names, which the cloud sends besides sub/role.
   if (claims.subject) {
@@ -212,12 +240,11 @@ ConnectOutcome CallConnect(rest::UpstreamClient& upstream, const EventHandlerSet
   request.event_id = "0";
   request.content_type = "application/json; charset=utf-8";
   request.body = std::move(body);
-  auto promise = std::make_shared<std::promise<rest::UpstreamResponse>>();
-  auto future = promise->get_future();
-  upstream.Call(std::move(request),
-                [promise](rest::UpstreamResponse r) { promise->set_value(std::move(r)); });
-  rest::UpstreamResponse r = future.get();
+  return request;
+}
 
+ConnectOutcome ParseConnectResponse(const rest::UpstreamResponse& r,
+                                    const std::vector<std::string>& offered) {
   ConnectOutcome out;
   if (!r.ok()) {
     // 4xx goes back to the client as is (401 stays 401); 5xx, timeouts and network errors
@@ -394,8 +421,11 @@ void Gateway::Shutdown(const std::string& reason) {
     for (auto& [id, c] : conns_) all.push_back(c);
   }
   for (auto& c : all) {
-    // 1001 "going away": a reliable client tries to recover (against a restarted node).
-    c->loop()->Post([c, reason] { c->CloseByService(1001, reason, true); });
+    // 1001 "going away". A reliable session stays in the log, held for recovery against the
+    // restarted node; any other connection ends here, so its close (and `disconnected`) goes
+    // through the log.
+    bool keep = c->protocol() == ClientProtocol::kJsonReliable;
+    c->loop()->Post([c, reason, keep] { c->CloseByService(1001, reason, keep); });
   }
   // Two round trips through every loop: the first runs the closes, the second starts after
   // the flush that followed them.
@@ -630,51 +660,103 @@ void Gateway::HandleClient(HTTPServerRequest& req, HTTPServerResponse& resp) {
       groups.push_back(g);
     }
 
-    ClientConnection::Init init;
-    init.id = RandomHex(16);
-    init.user_id = claims.subject;
-    std::vector<std::string> roles = claims.roles;
-    if (connect_handler) {
-      ConnectOutcome outcome = CallConnect(*upstream_, *connect_handler, hub_name->str(), init.id,
-                                           req, query, claims, offered);
-      if (outcome.http_status != 0) {
-        auto status = static_cast<HTTPResponse::HTTPStatus>(outcome.http_status);
-        SendError(resp, status,
-                  outcome.http_status == 401   ? "Unauthorized"
-                  : outcome.http_status == 403 ? "Forbidden"
-                  : outcome.http_status < 500  ? "BadRequest"
-                                               : "InternalServerError",
-                  outcome.message);
-        return;
-      }
-      if (outcome.user_id) init.user_id = outcome.user_id->empty() ? std::nullopt : outcome.user_id;
-      if (outcome.groups) groups = *outcome.groups;
-      if (outcome.roles) roles = *outcome.roles;
-      init.state = outcome.state;
-      if (outcome.subprotocol) protocol = *outcome.subprotocol;
-    }
-    init.subprotocol = protocol;
-    if (auto keepalive = settings->KeepaliveSeconds(hub_name->str())) {
-      init.keepalive = std::chrono::seconds(*keepalive);
-    }
-    init.protocol = ProtocolKind(protocol);
-    if (init.protocol == ClientProtocol::kRaw &&
-        EqualsIgnoreCase(param("webpubsub_mode").value_or(""), "sendToGroup")) {
+    // webpubsub_mode needs a valid group whatever protocol the handshake ends with.
+    std::optional<std::string> raw_group;
+    if (EqualsIgnoreCase(param("webpubsub_mode").value_or(""), "sendToGroup")) {
       std::string g = param("group").value_or("");
       if (Status s = ValidateGroupName(g); !s.ok()) {
         SendError(resp, HTTPResponse::HTTP_BAD_REQUEST, "BadRequest",
                   "webpubsub_mode=sendToGroup needs a valid group: " + s.message());
         return;
       }
-      init.raw_publish_group = g;
-      init.raw_no_echo = EqualsIgnoreCase(param("noEcho").value_or(""), "true");
+      raw_group = g;
+    }
+    std::string key = req.get("Sec-WebSocket-Key", "");
+    if (key.empty() || req.get("Sec-WebSocket-Version", "") != "13") {
+      resp.set("Sec-WebSocket-Version", "13");
+      SendError(resp, HTTPResponse::HTTP_BAD_REQUEST, "BadRequest",
+                "A WebSocket upgrade needs Sec-WebSocket-Key and Sec-WebSocket-Version: 13.");
+      return;
     }
 
-    if (!protocol.empty()) resp.set("Sec-WebSocket-Protocol", protocol);
+    auto hs = std::make_shared<Handshake>();
+    hs->hub = hub;
+    hs->hub_name = hub_name->str();
+    hs->init.id = RandomHex(16);
+    hs->init.user_id = claims.subject;
+    hs->init.raw_publish_group = raw_group;
+    hs->init.raw_no_echo = EqualsIgnoreCase(param("noEcho").value_or(""), "true");
+    if (auto keepalive = settings->KeepaliveSeconds(hub_name->str())) {
+      hs->init.keepalive = std::chrono::seconds(*keepalive);
+    }
+    hs->roles = claims.roles;
+    hs->groups = std::move(groups);
+    hs->protocol = protocol;
+    hs->accept = WsAcceptKey(key);
+    std::optional<rest::UpstreamRequest> connect;
+    if (connect_handler) {
+      connect = BuildConnectRequest(*connect_handler, hub_name->str(), hs->init.id, req, query,
+                                    claims, offered);
+    }
+    // From here the handshake is ours, not POCO's: the worker goes back to the pool at once,
+    // and a slow connect handler holds only this socket.
+    {
+      Poco::Net::StreamSocket detached =
+          static_cast<Poco::Net::HTTPServerRequestImpl&>(req).detachSocket();
+      hs->fd = ::dup(detached.impl()->sockfd());
+    }
+    if (hs->fd < 0) return;
+    if (!connect) {
+      FinishHandshake(hs, ConnectOutcome{});
+      return;
+    }
+    upstream_->Call(std::move(*connect), [this, hs, offered](rest::UpstreamResponse r) {
+      FinishHandshake(hs, ParseConnectResponse(r, offered));
+    });
+  } catch (const Poco::Net::WebSocketException& e) {
+    if (!resp.sent()) {
+      SendError(resp, HTTPResponse::HTTP_BAD_REQUEST, "BadRequest",
+                "Invalid WebSocket handshake: " + e.message());
+    }
+  } catch (const std::exception& e) {
+    log.Error("client handshake failed: ", e.what());
+    if (!resp.sent()) {
+      SendError(resp, HTTPResponse::HTTP_INTERNAL_SERVER_ERROR, "InternalServerError",
+                "The handshake failed.");
+    }
+  }
+}
+
+void Gateway::FinishHandshake(const std::shared_ptr<Handshake>& hs, const ConnectOutcome& outcome) {
+  int fd = hs->fd;
+  try {
+    if (outcome.http_status != 0) {
+      int status = outcome.http_status;
+      WriteHttpError(fd, status,
+                     status == 401   ? "Unauthorized"
+                     : status == 403 ? "Forbidden"
+                     : status < 500  ? "BadRequest"
+                                     : "InternalServerError",
+                     outcome.message);
+      return;
+    }
+    ClientConnection::Init init = hs->init;
+    std::vector<std::string> roles = hs->roles;
+    std::vector<std::string> groups = hs->groups;
+    std::string protocol = hs->protocol;
+    if (outcome.user_id) init.user_id = outcome.user_id->empty() ? std::nullopt : outcome.user_id;
+    if (outcome.groups) groups = *outcome.groups;
+    if (outcome.roles) roles = *outcome.roles;
+    init.state = outcome.state;
+    if (outcome.subprotocol) protocol = *outcome.subprotocol;
+    init.subprotocol = protocol;
+    init.protocol = ProtocolKind(protocol);
+    if (init.protocol != ClientProtocol::kRaw) init.raw_publish_group.reset();
+
     // The connection is in the log before the client sees the 101: whoever sees the upgrade
     // can address the connection at once. Frames for it wait in its queue until it attaches.
     EventLoop* loop = loops_[next_loop_++ % loops_.size()].get();
-    auto conn = std::make_shared<ClientConnection>(this, loop, hub, init, options_.limits);
+    auto conn = std::make_shared<ClientConnection>(this, loop, hs->hub, init, options_.limits);
     {
       std::lock_guard lock(conns_mu_);
       conns_[init.id] = conn;
@@ -690,37 +772,30 @@ void Gateway::HandleClient(HTTPServerRequest& req, HTTPServerResponse& resp) {
     e.subprotocol = protocol;
     e.reliable = init.protocol == ClientProtocol::kJsonReliable;
     e.node_id = registry_->node_id();
-    if (auto appended = hub->Append(std::move(e)); !appended.ok()) {
+    if (auto appended = hs->hub->Append(std::move(e)); !appended.ok()) {
       Forget(init.id);
-      SendError(resp, HTTPResponse::HTTP_SERVICE_UNAVAILABLE, "ServiceUnavailable",
-                appended.status().message());
+      WriteHttpError(fd, 503, "ServiceUnavailable", appended.status().message());
       return;
     }
-    int fd = -1;
-    try {
-      Poco::Net::WebSocket ws(req, resp);
-      // POCO's socket object closes its descriptor when it goes away; the loop keeps a dup.
-      fd = ::dup(ws.impl()->sockfd());
-      if (fd < 0) throw Poco::IOException("dup failed");
-    } catch (...) {
+    std::string upgrade =
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Accept: " +
+        hs->accept + "\r\n";
+    if (!protocol.empty()) upgrade += "Sec-WebSocket-Protocol: " + protocol + "\r\n";
+    upgrade += "\r\n";
+    // The socket is still blocking here and the response is small.
+    if (!WriteAll(fd, upgrade)) {
+      ::close(fd);
       loop->Post([conn] { conn->CloseByService(1011, "The WebSocket handshake failed.", false); });
-      throw;
+      return;
     }
     ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
     int one = 1;
     ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     loop->Post([conn, fd] { conn->Attach(fd); });
-  } catch (const Poco::Net::WebSocketException& e) {
-    if (!resp.sent()) {
-      SendError(resp, HTTPResponse::HTTP_BAD_REQUEST, "BadRequest",
-                "Invalid WebSocket handshake: " + e.message());
-    }
-  } catch (const std::exception& e) {
-    log.Error("client handshake failed: ", e.what());
-    if (!resp.sent()) {
-      SendError(resp, HTTPResponse::HTTP_INTERNAL_SERVER_ERROR, "InternalServerError",
-                "The handshake failed.");
-    }
+  } catch (const std::exception& ex) {
+    Logger("handshake").Error("finishing the handshake failed: ", ex.what());
+    ::close(fd);
   }
 }
 

@@ -39,6 +39,8 @@ class HTTPServerResponse;
 
 namespace hubcast::server {
 
+struct ConnectOutcome;  // what a connect handler answered (gateway.cc)
+
 struct GatewayOptions {
   std::string bind = "127.0.0.1";
   int port = 8080;
@@ -76,6 +78,8 @@ class Gateway final : public replication::DeliverySink {
   Result<int> Start();
   // Stops accepting, tells every client (JSON: `disconnected`), closes them, stops the loops.
   void Shutdown(const std::string& reason);
+  // After the registry applied the last entries: waits (bounded) for event-handler calls.
+  bool DrainUpstream(std::chrono::milliseconds limit) { return upstream_->Drain(limit); }
 
   void Deliver(const HubName& hub, uint64_t position, const storage::Entry& entry,
                const storage::ApplyResult& result) override;
@@ -106,6 +110,18 @@ class Gateway final : public replication::DeliverySink {
 
  private:
   std::shared_ptr<ClientConnection> Find(const std::string& id) const;
+  // A handshake between authentication and the 101, which may wait for a connect handler.
+  struct Handshake {
+    std::shared_ptr<replication::Hub> hub;
+    std::string hub_name;
+    ClientConnection::Init init;
+    std::vector<std::string> roles;
+    std::vector<std::string> groups;
+    std::string protocol;  // chosen before the connect handler (it may choose another)
+    std::string accept;    // Sec-WebSocket-Accept
+    int fd = -1;           // detached from POCO, still blocking
+  };
+  void FinishHandshake(const std::shared_ptr<Handshake>& hs, const ConnectOutcome& outcome);
   // Start-up: this node's connections that were open when the process stopped.
   void RestoreSessions();
   void FlushCheckpoints(int loop);

@@ -213,7 +213,10 @@ int Serve(const std::vector<std::string>& args) {
   }
   log.Info("signal ", sig, ": draining connections");
   gateway.Shutdown("Service reload");
-  registry.Stop();
+  registry.Stop();  // applies the closes: their `disconnected` events start
+  if (!gateway.DrainUpstream(std::chrono::seconds(5))) {
+    log.Warn("event handler calls still pending at exit");
+  }
   log.Info("stopped");
   return 0;
 }
