@@ -466,7 +466,8 @@ class Engine : public std::enable_shared_from_this<Engine> {
     ++ctx->attempt;
     const UpstreamRequest& req = ctx->request;
     auto self = shared_from_this();
-    Send(http::methods::POST, req.url, EventHeaders(req, options_), req.body, req.content_type)
+    Send(http::methods::POST, req.url, EventHeaders(req, options_), req.body, req.content_type,
+         /*reuse=*/req.retryable)
         .then([self, ctx](pplx::task<Outcome> t) {
           try {
             self->OnAttemptDone(ctx, t.get());
@@ -490,7 +491,16 @@ class Engine : public std::enable_shared_from_this<Engine> {
   }
 
   // One pooled client per scheme://host:port; cpprestsdk keeps its connections alive.
-  std::shared_ptr<http::client::http_client> ClientFor(const web::uri& uri) {
+  // cpprestsdk resends a request by itself when a reused keep-alive connection fails before
+  // the status line (a timeout or cancel included). A blocking event (connect, user events)
+  // may not be idempotent, so it never rides a reused connection: it gets a client of its own.
+  std::shared_ptr<http::client::http_client> ClientFor(const web::uri& uri, bool reuse) {
+    if (!reuse) {
+      http::client::http_client_config config;
+      config.set_timeout(options_.timeout);
+      config.set_max_redirects(0);
+      return std::make_shared<http::client::http_client>(uri.authority(), config);
+    }
     std::string key = uri.scheme() + "://" + uri.host() + ":" + std::to_string(uri.port());
     std::transform(key.begin(), key.end(), key.begin(),
                    [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
@@ -508,7 +518,7 @@ class Engine : public std::enable_shared_from_this<Engine> {
   // One HTTP exchange. The task never faults: every failure becomes a status-0 response.
   pplx::task<Outcome> Send(const http::method& method, const std::string& url,
                            const Headers& headers, std::optional<std::string> body,
-                           const std::string& content_type) {
+                           const std::string& content_type, bool reuse = true) {
     std::shared_ptr<http::client::http_client> client;
     http::http_request msg(method);
     try {
@@ -516,7 +526,7 @@ class Engine : public std::enable_shared_from_this<Engine> {
       if (uri.scheme() != "http" && uri.scheme() != "https") {
         return pplx::task_from_result(Failed("invalid url"));
       }
-      client = ClientFor(uri);
+      client = ClientFor(uri, reuse);
       msg.set_request_uri(uri.resource());
       for (const auto& [name, value] : headers) msg.headers().add(name, value);
       if (body) {
@@ -576,7 +586,9 @@ class Engine : public std::enable_shared_from_this<Engine> {
             return std::move(*out);
           });
         })
-        .then([self, attempt_id, deadline, timed_out](pplx::task<Outcome> t) {
+        .then([self, attempt_id, deadline, timed_out, client](pplx::task<Outcome> t) {
+          // `client` rides along: a per-request client must outlive its request.
+          (void)client;
           if (deadline) self->timer_.Cancel(*deadline);
           Outcome o;
           try {

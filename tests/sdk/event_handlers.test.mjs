@@ -1270,7 +1270,7 @@ test("row 75: slow connect calls do not hold up REST calls or other hubs' handsh
       pending.push(ws);
     }
     await waitUntil(() => h.events("connect").length >= 1, { what: "the first connect call at the handler" });
-    await waitUntil(() => h.events("connect").length >= N, { timeout: 5000 }).catch(() => {});
+    await waitUntil(() => h.events("connect").length >= N, { timeout: 15000 }).catch(() => {});
     const arrived = h.events("connect").length;
     console.log(`${arrived} of ${N} connect calls reached the handler while it held them`);
     const t0 = Date.now();

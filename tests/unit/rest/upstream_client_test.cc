@@ -464,9 +464,11 @@ TEST_F(UpstreamClientTest, ValidatesOnceThenUsesTheCachedResult) {
   EXPECT_EQ(all[0].method, "OPTIONS");
 }
 
-TEST_F(UpstreamClientTest, SequentialCallsReuseOneConnection) {
+TEST_F(UpstreamClientTest, SequentialRetryableCallsReuseOneConnection) {
   for (int i = 0; i < 4; ++i) {
-    ASSERT_EQ(CallAndWait(Request()).status, 200);
+    UpstreamRequest request = Request();
+    request.retryable = true;
+    ASSERT_EQ(CallAndWait(request).status, 200);
     // cpprestsdk pools the connection only after `done` ran; an immediate next call may
     // still open a second one.
     std::this_thread::sleep_for(20ms);
@@ -474,7 +476,20 @@ TEST_F(UpstreamClientTest, SequentialCallsReuseOneConnection) {
   // (The first event may go out before validation's connection is back in the pool.)
   const std::vector<Recorded> posts = fake->Requests("POST");
   ASSERT_EQ(posts.size(), 4u);
-  for (const Recorded& r : posts) EXPECT_EQ(r.peer, posts[0].peer);
+  for (size_t i = 2; i < posts.size(); ++i) EXPECT_EQ(posts[i].peer, posts[1].peer);
+}
+
+// cpprestsdk resends a request whose reused connection fails before the status line; a
+// blocking event may not be idempotent, so each one gets a connection of its own.
+TEST_F(UpstreamClientTest, BlockingCallsNeverRideAReusedConnection) {
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_EQ(CallAndWait(Request()).status, 200);
+    std::this_thread::sleep_for(20ms);
+  }
+  const std::vector<Recorded> posts = fake->Requests("POST");
+  ASSERT_EQ(posts.size(), 3u);
+  EXPECT_NE(posts[0].peer, posts[1].peer);
+  EXPECT_NE(posts[1].peer, posts[2].peer);
 }
 
 TEST_F(UpstreamClientTest, WrongAllowedOriginBlocksTheCallAndSendsNoEvent) {
