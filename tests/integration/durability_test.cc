@@ -470,6 +470,9 @@ TEST_F(Durability, StateWrittenBeforeKill9IsThereAfterRestart) {
       Rest("PUT", HubPath("/permissions/joinLeaveGroup/connections/" + u2->connection_id) +
                       "?targetName=g2");
   ASSERT_EQ(granted.status, 200) << granted.error << granted.body;
+  const std::string u1_permission =
+      HubPath("/permissions/sendToGroup/connections/" + u1->connection_id) + "?targetName=g7";
+  ASSERT_EQ(Rest("PUT", u1_permission).status, 200);
   // Persistent membership (Hubcast extension): u3's later connections join g9.
   HttpResponse persistent = Rest("PUT", HubPath("/users/u3/groups/g9?ttl=-1"));
   EXPECT_EQ(persistent.status, 200)
@@ -488,6 +491,7 @@ TEST_F(Durability, StateWrittenBeforeKill9IsThereAfterRestart) {
   // Within the hold window (30 s by default) the reliable session is still there, with its
   // group; the plain JSON connection could not survive its socket.
   EXPECT_EQ(ConnectionExists(u1->connection_id), 200) << "reliable connection after restart";
+  EXPECT_EQ(Rest("HEAD", u1_permission).status, 200) << "the reliable connection's grant";
   EXPECT_EQ(Rest("HEAD", HubPath("/groups/g1")).status, 200) << "group g1 after restart";
   EXPECT_EQ(ConnectionExists(u2->connection_id), 404) << "json connection after restart";
   EXPECT_EQ(Rest("HEAD", HubPath("/permissions/joinLeaveGroup/connections/" + u2->connection_id) +

@@ -1265,14 +1265,26 @@ test("row 75: slow connect calls do not hold up REST calls or other hubs' handsh
   try {
     for (let i = 0; i < N; i++) {
       const ws = new WebSocket(await srv.clientUrl(hub, { userId: `wait${i}` }), JSON_PROTOCOL);
-      ws.on("error", () => {});
-      ws.on("unexpected-response", () => {});
+      ws.userId = `wait${i}`;
+      ws.on("error", (e) => (ws.failure = e.message));
+      ws.on("unexpected-response", (req, res) => (ws.failure = `HTTP ${res.statusCode}`));
+      ws.on("close", (code) => (ws.closeCode = code));
+      ws.sentAt = Date.now();
       pending.push(ws);
     }
     await waitUntil(() => h.events("connect").length >= 1, { what: "the first connect call at the handler" });
     await waitUntil(() => h.events("connect").length >= N, { timeout: 15000 }).catch(() => {});
     const arrived = h.events("connect").length;
     console.log(`${arrived} of ${N} connect calls reached the handler while it held them`);
+    const seen = new Set(h.events("connect").map((e) => e.request.claims.sub[0]));
+    const missing = pending
+      .filter((ws) => !seen.has(ws.userId))
+      .map((ws) => `${ws.userId} (readyState ${ws.readyState}, ${ws.failure ?? "no error"}, close ${ws.closeCode ?? "-"}, opened ${ws.sentAt - pending[0].sentAt} ms after the first)`);
+    const posts = h.requests.filter((r) => r.headers["ce-type"] === "azure.webpubsub.sys.connect").length;
+    if (missing.length) {
+      console.log(`not at the handler: ${missing.join("; ")}; connect POSTs at the express app: ${posts}`);
+      console.log(`hubcast log (last upstream lines):\n${srv.output().split("\n").filter((l) => /upstream|handler|connect/i.test(l)).slice(-8).join("\n")}`);
+    }
     const t0 = Date.now();
     const within = async (what, promise) => {
       try {
@@ -1286,7 +1298,7 @@ test("row 75: slow connect calls do not hold up REST calls or other hubs' handsh
     await within("a REST sendToAll", srv.serviceClient(hub).sendToAll({ meanwhile: true }));
     const other = await within("a handshake on a hub without a handler", jsonClient(srv, uniqueHub("free"), { userId: "free" }));
     console.log(`with ${N} connect calls pending: REST + another handshake took ${Date.now() - t0} ms`);
-    assert.equal(arrived, N, "every pending handshake reached the handler");
+    assert.equal(arrived, N, `every pending handshake reached the handler; missing: ${missing.join("; ")}; connect POSTs at the express app: ${posts}`);
     other.client.stop();
   } finally {
     release();

@@ -128,3 +128,36 @@ test("frames trickled one byte at a time are processed as each completes", T, as
     await srv.stop();
   }
 });
+
+test("without --access-key a key is generated on first start, printed, and kept in the data dir", T, async () => {
+  const { spawn } = await import("node:child_process");
+  const { mkdtempSync, rmSync, readFileSync } = await import("node:fs");
+  const { tmpdir } = await import("node:os");
+  const { join } = await import("node:path");
+  const { WebPubSubServiceClient } = await import("@azure/web-pubsub");
+  const dir = mkdtempSync(join(tmpdir(), "hubcast-key-"));
+  const run = async () => {
+    const child = spawn(process.env.HUBCAST_BINARY, ["serve", "--port", "0", "--ports-file", join(dir, "port"), "--data-dir", join(dir, "data"), "--log-level", "warn"], { stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    child.stdout.on("data", (d) => (out += d));
+    const exited = new Promise((r) => child.once("exit", (code) => r(code)));
+    await waitUntil(() => /AccessKey=([^;]+);/.test(out), { timeout: 15000, what: "the printed connection string" });
+    return { child, exited, cs: out.trim().split("\n")[0], key: /AccessKey=([^;]+);/.exec(out)[1] };
+  };
+  let first;
+  let second;
+  try {
+    first = await run();
+    assert.ok(first.key.length >= 32, "a key strong enough for every SDK");
+    assert.equal(readFileSync(join(dir, "data", "access-key"), "utf8").trim(), first.key);
+    const sc = new WebPubSubServiceClient(first.cs, "kept", { allowInsecureConnection: true, retryOptions: { maxRetries: 0 } });
+    assert.equal(await sc.groupExists("nobody"), false, "the SDK authenticates with the generated key");
+    first.child.kill("SIGTERM");
+    assert.equal(await first.exited, 0);
+    second = await run();
+    assert.equal(second.key, first.key, "the same key after a restart");
+  } finally {
+    for (const r of [first, second]) if (r && r.child.exitCode === null) r.child.kill("SIGKILL");
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -91,6 +91,7 @@ export async function startUpstream({ name = "upstream", port: fixedPort = 0 } =
 
   const up = {
     app,
+    server, // the node http.Server (e.g. to shorten keepAliveTimeout)
     port,
     base,
     requests,
