@@ -1,7 +1,7 @@
 // log_bench: the cost of the durable hub log. Not a test (no pass/fail); bounded to well under
 // a minute. Run it with:
 //
-//   cmake --build build-st -j1 --target log_bench && build-st/tests/bench/log_bench
+//   cmake --build build -j2 --target log_bench && build/tests/bench/log_bench
 //
 // Flags (all optional): --seconds S (throughput phase per configuration, default 3)
 //   --threads N (appender threads, default 4)  --rate R (latency phase appends/s, default 1000)
