@@ -16,6 +16,7 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/unit/testing/test_util.h"
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -35,28 +36,12 @@
 namespace hubcast::replication {
 namespace {
 
+using hubcast::testing::TempDir;
+
 namespace fs = std::filesystem;
 using storage::Entry;
 using storage::EntryKind;
 using storage::Scope;
-
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (fs::temp_directory_path() / "hubcast-retention-XXXXXX").string();
-    char* made = ::mkdtemp(pattern.data());
-    EXPECT_NE(made, nullptr);
-    path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
 
 // Records each delivery (position and the reliable numbers given), and can hold the applier
 // inside Deliver for one position until released.

@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/unit/testing/test_util.h"
 #include <cstdint>
 #include <limits>
 #include <optional>
@@ -17,32 +18,10 @@
 namespace hubcast::storage {
 namespace {
 
+using hubcast::testing::FromHex;
+using hubcast::testing::ToHex;
+
 using namespace std::string_literals;
-
-std::string ToHex(std::string_view bytes) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string out;
-  for (char c : bytes) {
-    const auto b = static_cast<uint8_t>(c);
-    out.push_back(kDigits[b >> 4]);
-    out.push_back(kDigits[b & 0xf]);
-  }
-  return out;
-}
-
-std::string FromHex(std::string_view hex) {
-  const auto nibble = [](char c) -> int {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    ADD_FAILURE() << "bad hex digit " << c;
-    return 0;
-  };
-  std::string out;
-  for (size_t i = 0; i + 1 < hex.size(); i += 2) {
-    out.push_back(static_cast<char>(nibble(hex[i]) << 4 | nibble(hex[i + 1])));
-  }
-  return out;
-}
 
 std::shared_ptr<const Filter> MakeFilter(std::string_view text) {
   auto parsed = Filter::Parse(text);

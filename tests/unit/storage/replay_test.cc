@@ -17,6 +17,7 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/unit/testing/test_util.h"
 #include <algorithm>
 #include <cstdint>
 #include <cstdlib>
@@ -33,29 +34,13 @@
 namespace hubcast::storage {
 namespace {
 
+using hubcast::testing::TempDir;
+
 namespace fs = std::filesystem;
 
 constexpr const char* kHub = "chat";
 constexpr const char* kJoinAny = "webpubsub.joinLeaveGroup";
 constexpr const char* kSendAny = "webpubsub.sendToGroup";
-
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (fs::temp_directory_path() / "hubcast-replay-XXXXXX").string();
-    char* made = ::mkdtemp(pattern.data());
-    EXPECT_NE(made, nullptr);
-    path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
 
 std::shared_ptr<const Filter> MakeFilter(std::string_view text) {
   auto parsed = Filter::Parse(text);

@@ -13,6 +13,7 @@
 #include <rocksdb/db.h>
 #include <rocksdb/options.h>
 
+#include "tests/unit/testing/test_util.h"
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
@@ -28,26 +29,9 @@
 namespace hubcast::storage {
 namespace {
 
+using hubcast::testing::TempDir;
+
 namespace fs = std::filesystem;
-
-// A fresh directory per test, removed afterwards.
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (fs::temp_directory_path() / "hubcast-store-XXXXXX").string();
-    char* made = ::mkdtemp(pattern.data());
-    EXPECT_NE(made, nullptr);
-    path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
 
 // Opens the database behind a (closed) store directly, with every column family it has.
 class RawDb {
