@@ -71,6 +71,7 @@ before(async () => {
     "--event-handler", `${HUB_COMMA}=${up.template}`,
     "--event-handler", `${HUB_ANON}=${up.template}`,
     "--anonymous-connect", `${HUB_ANON}=allow`,
+    "--log-level", "info", // its log is printed when the slow-connect test fails
   ];
   srv = await startServer({ args, keys: KEYS });
 });
@@ -1251,6 +1252,33 @@ test("row 75: an upstream that was down at first use is used once it is up (vali
   }
 });
 
+test("row 75: blocking events (connect, user events) never ride a reused keep-alive connection to the handler", T, async () => {
+  // Why it matters: an app server closes idle keep-alive connections (node: after 5 s). A request
+  // written to a pooled connection at that moment is lost ("network error: Failed to write
+  // request body"), and a connect is then refused with 500; a blocking call resent by the HTTP
+  // client on another connection could run twice. Only a connection of its own rules both out.
+  const hub = poolHub();
+  const h = up.handler(hub);
+  const served = new WeakMap(); // socket -> requests it carried before
+  const onReused = [];
+  h.script.intercept = (req) => {
+    const before = served.get(req.socket) ?? [];
+    const type = req.headers["ce-type"] ?? req.method;
+    const blocking = type === "azure.webpubsub.sys.connect" || String(type).startsWith("azure.webpubsub.user.");
+    if (blocking && before.length > 0) onReused.push(`${type} after ${before.join(", ")}`);
+    served.set(req.socket, [...before, type.replace("azure.webpubsub.", "")]);
+    return false;
+  };
+  for (let i = 0; i < 4; i++) {
+    const c = await jsonClient(srv, hub, { userId: `reuse${i}` });
+    await h.wait("connected", c.connectionId);
+    await c.client.sendEvent("blocking", "x", "text");
+    c.client.stop();
+    await h.wait("disconnected", c.connectionId);
+  }
+  assert.deepEqual(onReused, [], "each blocking event came on a connection that carried nothing before it");
+});
+
 test("row 75: slow connect calls do not hold up REST calls or other hubs' handshakes", { timeout: 90000 }, async () => {
   const hub = poolHub();
   const h = up.handler(hub);
@@ -1267,7 +1295,16 @@ test("row 75: slow connect calls do not hold up REST calls or other hubs' handsh
       const ws = new WebSocket(await srv.clientUrl(hub, { userId: `wait${i}` }), JSON_PROTOCOL);
       ws.userId = `wait${i}`;
       ws.on("error", (e) => (ws.failure = e.message));
-      ws.on("unexpected-response", (req, res) => (ws.failure = `HTTP ${res.statusCode}`));
+      ws.on("unexpected-response", (req, res) => {
+        ws.failure = `HTTP ${res.statusCode}`;
+        let body = "";
+        res.setEncoding("utf8");
+        res.on("data", (d) => (body += d));
+        res.on("end", () => {
+          ws.failure = `HTTP ${res.statusCode} ${body}`;
+          res.socket?.destroy();
+        });
+      });
       ws.on("close", (code) => (ws.closeCode = code));
       ws.sentAt = Date.now();
       pending.push(ws);
@@ -1282,15 +1319,15 @@ test("row 75: slow connect calls do not hold up REST calls or other hubs' handsh
       .map((ws) => `${ws.userId} (readyState ${ws.readyState}, ${ws.failure ?? "no error"}, close ${ws.closeCode ?? "-"}, opened ${ws.sentAt - pending[0].sentAt} ms after the first)`);
     const posts = h.requests.filter((r) => r.headers["ce-type"] === "azure.webpubsub.sys.connect").length;
     if (missing.length) {
-      console.log(`not at the handler: ${missing.join("; ")}; connect POSTs at the express app: ${posts}`);
-      console.log(`hubcast log (last upstream lines):\n${srv.output().split("\n").filter((l) => /upstream|handler|connect/i.test(l)).slice(-8).join("\n")}`);
+      console.log(`not at the handler: ${missing.join("; ")}; connect POSTs at the express app: ${posts}; requests refused by node's HTTP parser: ${JSON.stringify(up.clientErrors.slice(-5))}`);
+      console.log(`hubcast log (last 40 lines):\n${srv.stderr().concat(srv.stdout()).split("\n").slice(-40).join("\n")}`);
     }
     const t0 = Date.now();
     const within = async (what, promise) => {
       try {
         return await withDeadline(promise, 5000, what);
       } catch (e) {
-        throw new Error(`${e.message}; ${N} handshakes were waiting for a held connect handler, ${arrived} of them had reached it (each pending connect seems to hold an HTTP worker thread)`);
+        throw new Error(`${e.message}; ${N} handshakes were waiting for a held connect handler, ${arrived} of them had reached it (does a pending connect hold an HTTP worker?)`);
       }
     };
     const health = await within("HEAD /api/health", srv.rest("HEAD", "/api/health", { auth: false }));

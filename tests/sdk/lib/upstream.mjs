@@ -82,6 +82,14 @@ export async function startUpstream({ name = "upstream", port: fixedPort = 0 } =
 
   const server = app.listen(fixedPort, "127.0.0.1");
   await once(server, "listening");
+  // Requests node's HTTP parser refused (they never reach express): kept for diagnostics.
+  const clientErrors = [];
+  server.on("clientError", (err, socket) => {
+    clientErrors.push({ at: Date.now(), code: err.code, message: err.message, rawPacket: err.rawPacket?.toString("latin1").slice(0, 400) });
+    rec.push("clientError", clientErrors.at(-1));
+    if (socket.writable) socket.end("HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n");
+    else socket.destroy();
+  });
   server.on("connection", (s) => {
     sockets.add(s);
     s.on("close", () => sockets.delete(s));
@@ -95,6 +103,7 @@ export async function startUpstream({ name = "upstream", port: fixedPort = 0 } =
     port,
     base,
     requests,
+    clientErrors,
     rec,
     /** The URL template for hubcast's --event-handler, pointing at the SDK default path. */
     template: `${base}/api/webpubsub/hubs/{hub}/`,
