@@ -7,6 +7,7 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/unit/testing/entries.h"
 #include <cstdio>
 #include <memory>
 #include <optional>
@@ -16,6 +17,9 @@
 
 namespace hubcast::storage {
 namespace {
+
+using hubcast::testing::Close;
+using hubcast::testing::Permit;
 
 using Ids = std::set<std::string>;
 
@@ -32,14 +36,6 @@ Entry Open(const std::string& id, std::optional<std::string> user = std::nullopt
   e.roles = std::move(roles);
   e.subprotocol = "json.webpubsub.azure.v1";
   e.node_id = "node-a";
-  return e;
-}
-
-Entry Close(const std::string& id) {
-  Entry e;
-  e.kind = EntryKind::kConnectionClose;
-  e.origin_connection = id;
-  e.reason = "bye";
   return e;
 }
 
@@ -79,16 +75,6 @@ Entry Send(Scope scope, const std::string& target, std::vector<std::string> excl
   Entry e = Selecting(EntryKind::kSend, scope, target, std::move(excluded));
   e.data_type = DataType::kText;
   e.data = "hello";
-  return e;
-}
-
-Entry Permit(EntryKind kind, const std::string& connection, Permission p,
-             std::optional<std::string> group) {
-  Entry e;
-  e.kind = kind;
-  e.target = connection;
-  e.permission = p;
-  e.permission_target = std::move(group);
   return e;
 }
 

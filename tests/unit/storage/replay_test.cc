@@ -17,6 +17,7 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/unit/testing/entries.h"
 #include "tests/unit/testing/test_util.h"
 #include <algorithm>
 #include <cstdint>
@@ -34,6 +35,10 @@
 namespace hubcast::storage {
 namespace {
 
+using hubcast::testing::Close;
+using hubcast::testing::Open;
+using hubcast::testing::Permit;
+
 using hubcast::testing::TempDir;
 
 namespace fs = std::filesystem;
@@ -49,28 +54,6 @@ std::shared_ptr<const Filter> MakeFilter(std::string_view text) {
 }
 
 // --- entry builders -----------------------------------------------------------------------
-
-Entry Open(const std::string& id, std::optional<std::string> user, std::vector<std::string> groups,
-           bool reliable, std::vector<std::string> roles = {}) {
-  Entry e;
-  e.kind = EntryKind::kConnectionOpen;
-  e.origin_connection = id;
-  e.user_id = std::move(user);
-  e.groups = std::move(groups);
-  e.reliable = reliable;
-  e.roles = std::move(roles);
-  e.subprotocol = reliable ? "json.reliable.webpubsub.azure.v1" : "json.webpubsub.azure.v1";
-  e.node_id = "node-a";
-  return e;
-}
-
-Entry Close(const std::string& id) {
-  Entry e;
-  e.kind = EntryKind::kConnectionClose;
-  e.origin_connection = id;
-  e.reason = "bye";
-  return e;
-}
 
 Entry Send(Scope scope, std::string target, std::string data,
            std::vector<std::string> excluded = {}, std::shared_ptr<const Filter> filter = {}) {
@@ -126,16 +109,6 @@ Entry CloseConnections(Scope scope, std::string target, std::vector<std::string>
   e.excluded = std::move(excluded);
   e.filter = std::move(filter);
   e.reason = "closed by the service";
-  return e;
-}
-
-Entry Permit(EntryKind kind, const std::string& connection, Permission p,
-             std::optional<std::string> group) {
-  Entry e;
-  e.kind = kind;
-  e.target = connection;
-  e.permission = p;
-  e.permission_target = std::move(group);
   return e;
 }
 

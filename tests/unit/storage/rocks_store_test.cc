@@ -13,6 +13,7 @@
 #include <rocksdb/db.h>
 #include <rocksdb/options.h>
 
+#include "tests/unit/testing/entries.h"
 #include "tests/unit/testing/test_util.h"
 #include <cstdint>
 #include <cstdlib>
@@ -28,6 +29,9 @@
 
 namespace hubcast::storage {
 namespace {
+
+using hubcast::testing::Close;
+using hubcast::testing::Open;
 
 using hubcast::testing::TempDir;
 
@@ -93,29 +97,6 @@ std::string PosKey(const std::string& hub, uint64_t pos) {
   std::string k = hub + '\0';
   PutFixed64BE(&k, pos);
   return k;
-}
-
-Entry Open(const std::string& id, std::optional<std::string> user = std::nullopt,
-           std::vector<std::string> groups = {}, bool reliable = false,
-           std::vector<std::string> roles = {}) {
-  Entry e;
-  e.kind = EntryKind::kConnectionOpen;
-  e.origin_connection = id;
-  e.user_id = std::move(user);
-  e.groups = std::move(groups);
-  e.reliable = reliable;
-  e.roles = std::move(roles);
-  e.subprotocol = reliable ? "json.reliable.webpubsub.azure.v1" : "json.webpubsub.azure.v1";
-  e.node_id = "node-a";
-  return e;
-}
-
-Entry Close(const std::string& id) {
-  Entry e;
-  e.kind = EntryKind::kConnectionClose;
-  e.origin_connection = id;
-  e.reason = "bye";
-  return e;
 }
 
 Entry ClientJoin(const std::string& origin, const std::string& group, uint64_t ack_id) {
