@@ -22,7 +22,6 @@
 #include <Poco/URI.h>
 
 #include <fcntl.h>
-#include <future>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <unistd.h>
