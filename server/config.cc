@@ -1,5 +1,7 @@
 #include "server/config.h"
 
+#include "base/strings.h"
+
 #include <algorithm>
 #include <cctype>
 #include <cstdlib>
@@ -190,12 +192,6 @@ const Option* FindOption(const std::string& name) {
   return nullptr;
 }
 
-std::string Trim(const std::string& s) {
-  size_t b = s.find_first_not_of(" \t\r");
-  if (b == std::string::npos) return "";
-  return s.substr(b, s.find_last_not_of(" \t\r") - b + 1);
-}
-
 std::string EnvName(const std::string& name) {
   std::string e = "HUBCAST_";
   for (char c : name) e += c == '-' ? '_' : static_cast<char>(std::toupper(c));
@@ -298,20 +294,20 @@ Result<ServerConfig> ParseServeConfig(const std::vector<std::string>& args, bool
           break;
         }
       }
-      line = Trim(line);
+      line = std::string(Trim(line));
       if (line.empty()) continue;
       size_t eq = line.find('=');
       if (eq == std::string::npos) {
         return Status::InvalidArgument(config_file + ":" + std::to_string(n) +
                                        ": expected 'name = value'");
       }
-      std::string name = Trim(line.substr(0, eq));
+      std::string name(Trim(line.substr(0, eq)));
       const Option* opt = FindOption(name);
       if (!opt) {
         return Status::InvalidArgument(config_file + ":" + std::to_string(n) + ": unknown key '" +
                                        name + "'");
       }
-      file.emplace_back(opt, Trim(line.substr(eq + 1)));
+      file.emplace_back(opt, std::string(Trim(line.substr(eq + 1))));
     }
     if (Status s = ApplyLayer(c, file); !s.ok()) {
       return Status::InvalidArgument(config_file + ": " + s.message());
@@ -328,7 +324,7 @@ Result<ServerConfig> ParseServeConfig(const std::vector<std::string>& args, bool
       std::string part;
       char sep = std::string(o.name) == "access-key" ? ',' : ' ';
       while (std::getline(ss, part, sep)) {
-        part = Trim(part);
+        part = std::string(Trim(part));
         if (!part.empty()) env.emplace_back(&o, part);
       }
     } else {

@@ -1,0 +1,26 @@
+#include "base/clock.h"
+#include "server/gateway.h"
+
+namespace hubcast::server {
+
+void Gateway::QueueCheckpoint(int loop, const std::shared_ptr<replication::Hub>& hub,
+                              const std::string& connection_id, uint64_t acked) {
+  auto& slot = checkpoints_[loop][hub.get()];
+  if (!slot.first) {
+    slot.first = hub;
+    slot.second.kind = storage::EntryKind::kCheckpoint;
+  }
+  slot.second.acks.emplace_back(connection_id, acked);
+}
+
+void Gateway::FlushCheckpoints(int loop) {
+  auto pending = std::move(checkpoints_[loop]);
+  checkpoints_[loop].clear();
+  for (auto& [key, slot] : pending) {
+    slot.second.timestamp_ms = SystemClock::Get().NowUnixMs();
+    // A lost checkpoint only means a longer replay after a restart; nothing to retry.
+    (void)slot.first->Append(std::move(slot.second));
+  }
+}
+
+}  // namespace hubcast::server

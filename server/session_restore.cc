@@ -1,0 +1,135 @@
+#include "base/log.h"
+#include "rest/jwt.h"
+#include "server/gateway.h"
+#include "server/gateway_internal.h"
+#include "server/json_codec.h"
+#include "storage/replay.h"
+
+#include <Poco/Net/HTTPServerRequest.h>
+#include <Poco/Net/HTTPServerResponse.h>
+#include <Poco/Net/WebSocket.h>
+
+#include <fcntl.h>
+#include <netinet/tcp.h>
+#include <unistd.h>
+
+namespace hubcast::server {
+
+namespace {
+
+constexpr const char* kCannotRecover = "The connection cannot be recovered.";
+using Poco::Net::HTTPServerRequest;
+using Poco::Net::HTTPServerResponse;
+
+}  // namespace
+
+std::string Gateway::ReconnectionToken(const replication::Hub& hub, const std::string& id) const {
+  return rest::HmacSha256Hex(
+      options_.access_keys.front(),
+      "reconnect:" + hub.name().str() + "/" + std::to_string(hub.epoch()) + "/" + id);
+}
+
+bool Gateway::VerifyReconnectionToken(const replication::Hub& hub, const std::string& id,
+                                      const std::string& token) const {
+  std::string message =
+      "reconnect:" + hub.name().str() + "/" + std::to_string(hub.epoch()) + "/" + id;
+  for (const auto& key : options_.access_keys) {
+    std::string expected = rest::HmacSha256Hex(key, message);
+    if (expected.size() != token.size()) continue;
+    unsigned char diff = 0;
+    for (size_t i = 0; i < token.size(); ++i) diff |= expected[i] ^ token[i];
+    if (diff == 0) return true;
+  }
+  return false;
+}
+
+void Gateway::RestoreSessions() {
+  Logger log("restore");
+  auto steady_now = std::chrono::steady_clock::now();
+  int64_t now_ms = SystemClock::Get().NowUnixMs();
+  int64_t since_ms = options_.last_alive_unix_ms > 0
+                         ? std::max<int64_t>(0, now_ms - options_.last_alive_unix_ms)
+                         : 0;
+  auto until = steady_now + options_.limits.reliable_hold - std::chrono::milliseconds(since_ms);
+  size_t held = 0, ended = 0;
+  for (const auto& hub : registry_->AllHubs()) {
+    storage::Store* store = hub->store();
+    for (const auto& rec : hub->view().AllConnections()) {
+      if (rec.node_id != registry_->node_id()) continue;
+      ClientConnection::Init init;
+      init.id = rec.id;
+      init.user_id = rec.user_id;
+      init.protocol = ProtocolKind(rec.subprotocol);
+      init.subprotocol = rec.subprotocol;
+      init.state = rec.state;
+      EventLoop* loop = loops_[next_loop_++ % loops_.size()].get();
+      auto conn = std::make_shared<ClientConnection>(this, loop, hub, init, options_.limits);
+      {
+        std::lock_guard lock(conns_mu_);
+        conns_[rec.id] = conn;
+      }
+      std::vector<std::pair<uint64_t, std::shared_ptr<const std::string>>> unacked;
+      std::string why = "The service restarted.";
+      bool can_hold = rec.reliable && store && !rec.checkpoints.empty() && until > steady_now;
+      if (can_hold) {
+        auto replay = storage::ReplayConnection(
+            *store, hub->name().str(), rec, rec.checkpoints.front(), hub->applied_position(),
+            rec.acked, [&](uint64_t seq, uint64_t, const storage::Entry& e) {
+              unacked.emplace_back(seq, std::make_shared<const std::string>(EncodeMessageBody(e)));
+            });
+        if (!replay.ok()) {
+          can_hold = false;
+          why = "The connection's messages left the replay log: " + replay.status().message();
+        }
+      }
+      if (can_hold) {
+        ++held;
+        loop->RunAndWait([&] { conn->RestoreHeld(std::move(unacked), rec.acked, until); });
+      } else {
+        ++ended;
+        loop->RunAndWait([&] { conn->EndRestored(why); });
+      }
+    }
+  }
+  if (held + ended > 0) {
+    log.Info("after the restart: ", held, " reliable sessions held for recovery, ", ended,
+             " connections closed");
+  }
+}
+
+void Gateway::Recover(HTTPServerRequest& req, HTTPServerResponse& resp,
+                      const std::shared_ptr<replication::Hub>& hub, const std::string& protocol,
+                      const std::string& connection_id, const std::string& token) {
+  // Recovery failure is "accept, then close 1008" (PROTOCOL.md 3.6): an HTTP error would
+  // leave the official client retrying for 30 s.
+  if (!protocol.empty()) resp.set("Sec-WebSocket-Protocol", protocol);
+  Poco::Net::WebSocket ws(req, resp);
+  int fd = ::dup(ws.impl()->sockfd());
+  if (fd < 0) return;
+  ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
+  int one = 1;
+  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+
+  // The frame is built on this thread; the loop only writes it (or attaches the socket).
+  std::string reject_frame;
+  if (!protocol.empty())
+    reject_frame = WsFrame(WsOpcode::kText, EncodeDisconnected(kCannotRecover));
+  reject_frame += WsCloseFrame(1008, kCannotRecover);
+  auto reject = [](int fd, const std::string& frame) {
+    (void)!::write(fd, frame.data(), frame.size());
+    ::close(fd);
+  };
+  std::shared_ptr<ClientConnection> conn;
+  if (protocol == kJsonReliableProtocol && VerifyReconnectionToken(*hub, connection_id, token)) {
+    conn = Find(connection_id);
+  }
+  if (!conn || conn->hub() != hub) {
+    reject(fd, reject_frame);
+    return;
+  }
+  conn->loop()->Post([conn, fd, reject, reject_frame = std::move(reject_frame)] {
+    if (!conn->Recover(fd)) reject(fd, reject_frame);
+  });
+}
+
+}  // namespace hubcast::server
