@@ -80,7 +80,7 @@ void ClientConnection::SendControl(std::string json_text) {
   if (!Accepting()) return;
   std::string head = WsFrameHeader(WsOpcode::kText, json_text.size());
   head += json_text;
-  Enqueue(std::move(head), nullptr);
+  Enqueue(std::move(head));
 }
 
 void ClientConnection::DeliverMessage(const EncodedMessage& m, uint64_t seq) {
@@ -95,7 +95,7 @@ void ClientConnection::DeliverMessage(const EncodedMessage& m, uint64_t seq) {
       if (!Accepting() && state_ != State::kHeld) return;
       Unacked u{seq, m.reliable_body};
       unacked_.push_back(u);
-      unacked_bytes_ += u.body->size();
+      unacked_bytes_ += u.body.size();
       if (unacked_.size() > limits_.max_unacked_messages ||
           unacked_bytes_ > limits_.max_unacked_bytes) {
         // PROTOCOL.md 3.6: past the buffer the connection ends and cannot be recovered.
@@ -114,16 +114,15 @@ void ClientConnection::DeliverMessage(const EncodedMessage& m, uint64_t seq) {
 
 void ClientConnection::EnqueueReliable(const Unacked& u) {
   std::string prefix = "{\"sequenceId\":" + std::to_string(u.seq) + ",";
-  std::string head = WsFrameHeader(WsOpcode::kText, prefix.size() + u.body->size());
+  std::string head = WsFrameHeader(WsOpcode::kText, prefix.size() + u.body.size());
   head += prefix;
   Enqueue(std::move(head), u.body);
 }
 
-void ClientConnection::Enqueue(std::string head, std::shared_ptr<const std::string> body,
-                               int64_t expire) {
+void ClientConnection::Enqueue(std::string head, SharedBytes body, int64_t expire) {
   if ((fd_ < 0 && state_ != State::kNew) || close_after_flush_) return;
   if (out_.empty()) write_progress_ = std::chrono::steady_clock::now();
-  out_bytes_ += head.size() + (body ? body->size() : 0);
+  out_bytes_ += head.size() + body.size();
   out_.push_back({std::move(head), std::move(body), expire});
   if (out_bytes_ > limits_.max_outbound_bytes) {
     // A client that does not read must not hold the server's memory hostage.
@@ -145,7 +144,7 @@ void ClientConnection::CloseByService(uint16_t code, const std::string& reason, 
   }
   if (state_ != State::kOpen) return;
   if (init_.protocol != ClientProtocol::kRaw) SendControl(EncodeDisconnected(reason));
-  Enqueue(WsCloseFrame(code, reason), nullptr);
+  Enqueue(WsCloseFrame(code, reason));
   close_after_flush_ = true;
   state_ = State::kClosing;
   if (!log_closed_) AppendClose(reason);
@@ -253,7 +252,9 @@ storage::DataType DataTypeOfAnswer(const std::string& content_type, const std::s
 void ClientConnection::StartUserEvent(const std::string& event, storage::DataType type,
                                       std::string data, std::optional<uint64_t> ack_id) {
   const std::string& hub = hub_->name().str();
-  const EventHandlerSettings* handler = gateway_->settings()->ForUserEvent(hub, event);
+  // Held for as long as `handler` is used: a SIGHUP may replace the settings meanwhile.
+  std::shared_ptr<const HubSettings> settings = gateway_->settings();
+  const EventHandlerSettings* handler = settings->ForUserEvent(hub, event);
   if (!handler) {
     if (init_.protocol == ClientProtocol::kRaw) {
       // A raw client's frames are the `message` user event; with no event handler to take
@@ -338,7 +339,7 @@ void ClientConnection::FinishUserEvent(const std::string& event, std::optional<u
 void ClientConnection::HandleMessage(WsMessage& msg) {
   switch (msg.opcode) {
     case WsOpcode::kPing:
-      Enqueue(WsFrame(WsOpcode::kPong, msg.payload), nullptr);
+      Enqueue(WsFrame(WsOpcode::kPong, msg.payload));
       return;
     case WsOpcode::kPong:
       return;
@@ -349,12 +350,12 @@ void ClientConnection::HandleMessage(WsMessage& msg) {
       // A reliable client that closes with anything but a normal close may come back.
       if (init_.protocol == ClientProtocol::kJsonReliable && code != 1000 && code != 1001 &&
           code != 1005) {
-        Enqueue(WsCloseFrame(code == 1005 ? 1000 : code, ""), nullptr);
+        Enqueue(WsCloseFrame(code == 1005 ? 1000 : code, ""));
         WriteSome();
         Lost("The client closed with code " + std::to_string(code) + ".");
         return;
       }
-      Enqueue(WsCloseFrame(code == 1005 ? 1000 : code, ""), nullptr);
+      Enqueue(WsCloseFrame(code == 1005 ? 1000 : code, ""));
       close_after_flush_ = true;
       state_ = State::kClosing;
       AppendClose(reason);
@@ -405,7 +406,7 @@ void ClientConnection::HandleJson(const std::string& text) {
       if (init_.protocol != ClientProtocol::kJsonReliable) return;
       if (m.sequence_id > acked_seq_) acked_seq_ = m.sequence_id;
       while (!unacked_.empty() && unacked_.front().seq <= acked_seq_) {
-        unacked_bytes_ -= unacked_.front().body->size();
+        unacked_bytes_ -= unacked_.front().body.size();
         unacked_.pop_front();
       }
       return;
@@ -484,15 +485,31 @@ void ClientConnection::HandleRaw(WsMessage& msg) {
 }
 
 void ClientConnection::AppendCommand(storage::Entry entry) {
-  std::optional<uint64_t> ack = entry.ack_id;
-  auto pos = hub_->Append(std::move(entry));
-  if (!pos.ok() && ack) SendControl(EncodeAck(*ack, pos.status()));
+  replication::AppendCallbacks cb;
+  if (std::optional<uint64_t> ack = entry.ack_id) {
+    // The ack comes back to this loop: an error ack when the command could not be appended
+    // (a full queue, a full disk), else the apply status once it was applied and delivered
+    // (so an echo of the client's own message arrives before its ack).
+    auto weak = weak_from_this();
+    cb.executor = loop_;
+    cb.durable = [weak, ack](Result<uint64_t> r) {
+      if (r.ok()) return;
+      if (auto self = weak.lock()) {
+        static_cast<ClientConnection&>(*self).SendControl(EncodeAck(*ack, r.status()));
+      }
+    };
+    cb.applied = [weak, ack](uint64_t, const Status& s) {
+      if (auto self = weak.lock())
+        static_cast<ClientConnection&>(*self).SendControl(EncodeAck(*ack, s));
+    };
+  }
+  hub_->Append(std::move(entry), std::move(cb));
 }
 
 void ClientConnection::CloseWith(uint16_t code, const std::string& reason) {
   Logger("conn").With("id", init_.id).Info("closing with ", code, ": ", reason);
   if (init_.protocol != ClientProtocol::kRaw) SendControl(EncodeDisconnected(reason));
-  Enqueue(WsCloseFrame(code, reason), nullptr);
+  Enqueue(WsCloseFrame(code, reason));
   close_after_flush_ = true;
   state_ = State::kClosing;
   AppendClose(reason);
@@ -508,7 +525,7 @@ void ClientConnection::WriteSome() {
     while (front_offset_ == 0 && !out_.empty() && out_.front().expire_unix_ms != 0) {
       if (now_ms == 0) now_ms = NowMs();
       if (out_.front().expire_unix_ms > now_ms) break;
-      out_bytes_ -= out_.front().head.size() + (out_.front().body ? out_.front().body->size() : 0);
+      out_bytes_ -= out_.front().size();
       out_.pop_front();
     }
     if (out_.empty()) break;
@@ -524,7 +541,7 @@ void ClientConnection::WriteSome() {
         skip -= h.size();
       }
       if (it->body) {
-        const std::string& b = *it->body;
+        std::string_view b = it->body.view();
         if (skip < b.size()) {
           iov[n++] = {const_cast<char*>(b.data()) + skip, b.size() - skip};
           skip = 0;
@@ -550,7 +567,7 @@ void ClientConnection::WriteSome() {
     size_t written = static_cast<size_t>(w);
     while (written > 0 && !out_.empty()) {
       OutItem& f = out_.front();
-      size_t total = f.head.size() + (f.body ? f.body->size() : 0);
+      size_t total = f.size();
       size_t left = total - front_offset_;
       if (written >= left) {
         written -= left;
@@ -576,11 +593,10 @@ void ClientConnection::WriteSome() {
   }
 }
 
-void ClientConnection::RestoreHeld(
-    std::vector<std::pair<uint64_t, std::shared_ptr<const std::string>>> unacked, uint64_t acked,
-    std::chrono::steady_clock::time_point until) {
+void ClientConnection::RestoreHeld(std::vector<std::pair<uint64_t, SharedBytes>> unacked,
+                                   uint64_t acked, std::chrono::steady_clock::time_point until) {
   for (auto& [seq, body] : unacked) {
-    unacked_bytes_ += body->size();
+    unacked_bytes_ += body.size();
     unacked_.push_back({seq, std::move(body)});
   }
   acked_seq_ = checkpointed_ = acked;
@@ -620,7 +636,7 @@ void ClientConnection::OnTick(std::chrono::steady_clock::time_point now) {
       // Half a tick of slack: the last write usually happened just after the previous tick.
       if (now - last_write_ + std::chrono::milliseconds(500) >=
           init_.keepalive.value_or(limits_.keepalive)) {
-        Enqueue(WsFrame(WsOpcode::kPing, ""), nullptr);
+        Enqueue(WsFrame(WsOpcode::kPing, ""));
       }
       return;
     default:
@@ -673,7 +689,14 @@ void ClientConnection::AppendClose(const std::string& reason) {
   e.timestamp_ms = NowMs();
   e.origin_connection = init_.id;
   e.reason = reason;
-  if (!hub_->Append(std::move(e)).ok()) gateway_->Forget(init_.id);
+  replication::AppendCallbacks cb;
+  cb.executor = loop_;
+  cb.durable = [gateway = gateway_, handle = init_.handle](Result<uint64_t> r) {
+    // Nothing will apply a close that was never appended: the connection is gone here; the
+    // log still holds it open until a restart or an operator closes it.
+    if (!r.ok()) gateway->Unregister(handle);
+  };
+  hub_->Append(std::move(e), std::move(cb));
 }
 
 }  // namespace hubcast::server

@@ -239,11 +239,11 @@ void Gateway::HandleClient(HTTPServerRequest& req, HTTPServerResponse& resp) {
       return;
     }
 
-    auto hub = registry_->Get(*hub_name);
     auto conn_param = param("awps_connection_id");
     auto token_param = param("awps_reconnection_token");
     if (conn_param && token_param) {
-      Recover(req, resp, hub, protocol, *conn_param, *token_param);
+      // A hub that does not exist has nothing to recover: nothing is created.
+      Recover(req, resp, registry_->Find(*hub_name), protocol, *conn_param, *token_param);
       return;
     }
 
@@ -310,8 +310,15 @@ void Gateway::HandleClient(HTTPServerRequest& req, HTTPServerResponse& resp) {
       return;
     }
 
+    // Only an authenticated client creates a hub (a stranger's request creates nothing).
+    auto hub = registry_->Get(*hub_name);
+    if (!hub.ok()) {
+      SendError(resp, HTTPResponse::HTTP_SERVICE_UNAVAILABLE, "ServiceUnavailable",
+                hub.status().message());
+      return;
+    }
     auto hs = std::make_shared<Handshake>();
-    hs->hub = hub;
+    hs->hub = *hub;
     hs->hub_name = hub_name->str();
     hs->init.id = RandomHex(16);
     hs->init.user_id = claims.subject;
@@ -386,44 +393,50 @@ void Gateway::FinishHandshake(const std::shared_ptr<Handshake>& hs, const Connec
 
     // The connection is in the log before the client sees the 101: whoever sees the upgrade
     // can address the connection at once. Frames for it wait in its queue until it attaches.
-    EventLoop* loop = loops_[next_loop_++ % loops_.size()].get();
-    auto conn = std::make_shared<ClientConnection>(this, loop, hs->hub, init, options_.limits);
+    std::string id = init.id;
+    auto conn = NewConnection(hs->hub, std::move(init));
     {
-      std::lock_guard lock(conns_mu_);
-      conns_[init.id] = conn;
+      std::lock_guard lock(opening_mu_);
+      opening_[id] = conn->handle();
     }
     storage::Entry e;
     e.kind = storage::EntryKind::kConnectionOpen;
     e.timestamp_ms = SystemClock::Get().NowUnixMs();
-    e.origin_connection = init.id;
-    e.user_id = init.user_id;
+    e.origin_connection = id;
+    e.user_id = conn->user_id();
     e.roles = std::move(roles);
     e.groups = std::move(groups);
-    e.connection_state = init.state;
+    e.connection_state = conn->state();
     e.subprotocol = protocol;
-    e.reliable = init.protocol == ClientProtocol::kJsonReliable;
+    e.reliable = conn->protocol() == ClientProtocol::kJsonReliable;
     e.node_id = registry_->node_id();
-    if (auto appended = hs->hub->Append(std::move(e)); !appended.ok()) {
-      Forget(init.id);
-      WriteHttpError(fd, 503, "ServiceUnavailable", appended.status().message());
-      return;
-    }
     std::string upgrade =
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
         "Sec-WebSocket-Accept: " +
         hs->accept + "\r\n";
     if (!protocol.empty()) upgrade += "Sec-WebSocket-Protocol: " + protocol + "\r\n";
     upgrade += "\r\n";
-    // The socket is still blocking here and the response is small.
-    if (!WriteAll(fd, upgrade)) {
-      ::close(fd);
-      loop->Post([conn] { conn->CloseByService(1011, "The WebSocket handshake failed.", false); });
-      return;
-    }
-    ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
-    int one = 1;
-    ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    loop->Post([conn, fd] { conn->Attach(fd); });
+    replication::AppendCallbacks cb;
+    cb.executor = conn->loop();
+    cb.durable = [this, conn, fd, id, upgrade = std::move(upgrade)](Result<uint64_t> r) {
+      if (!r.ok()) {
+        TakeOpening(id);
+        Unregister(conn->handle());
+        WriteHttpError(fd, 503, "ServiceUnavailable", r.status().message());
+        return;
+      }
+      // A fresh socket's buffer takes a 101 whole; a client that is already gone fails it.
+      ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
+      if (!WriteAll(fd, upgrade)) {
+        ::close(fd);
+        conn->CloseByService(1011, "The WebSocket handshake failed.", false);
+        return;
+      }
+      int one = 1;
+      ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+      conn->Attach(fd);
+    };
+    hs->hub->Append(std::move(e), std::move(cb));
   } catch (const std::exception& ex) {
     Logger("handshake").Error("finishing the handshake failed: ", ex.what());
     ::close(fd);

@@ -10,6 +10,7 @@
 #pragma once
 
 #include "base/status.h"
+#include "base/shared_bytes.h"
 #include "storage/entry.h"
 
 #include <cstdint>
@@ -60,6 +61,12 @@ const char* AckErrorName(StatusCode code);
 // A JSON frame is "{" + body; a reliable frame is `{"sequenceId":N,` + body, so the body is
 // encoded once and shared by every recipient.
 std::string EncodeMessageBody(const storage::Entry& entry);
+void AppendMessageBody(std::string& out, const storage::Entry& entry);
+// The whole JSON frame of a data message, encoded once; `*body` is set to the body inside the
+// same buffer (for reliable recipients).
+SharedBytes EncodeJsonFrame(const storage::Entry& entry, SharedBytes* body);
+// The whole frame for raw clients: the data as is, binary for binary and protobuf payloads.
+SharedBytes EncodeRawFrame(const storage::Entry& entry);
 // Appends the `data` value for a payload of the given type.
 void AppendData(std::string& out, storage::DataType type, std::string_view data);
 

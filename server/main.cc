@@ -8,6 +8,7 @@
 #include "server/hub_settings.h"
 #include "storage/store.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -113,8 +114,9 @@ int Serve(const std::vector<std::string>& args) {
   hubcast::server::GatewayOptions go;
   go.bind = cfg.bind;
   go.port = cfg.port;
-  go.event_loops =
-      cfg.event_loops > 0 ? cfg.event_loops : static_cast<int>(std::thread::hardware_concurrency());
+  const int cores = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  go.event_loops = cfg.event_loops > 0 ? cfg.event_loops : cores;
+  go.max_loop_inbox = static_cast<size_t>(cfg.loop_inbox);
   go.http_threads = cfg.http_threads;
   go.access_keys = cfg.access_keys;
   go.allow_anonymous = cfg.allow_anonymous;
@@ -160,6 +162,11 @@ int Serve(const std::vector<std::string>& args) {
   ro.store = store->get();
   ro.replay_max_age_ms = cfg.replay_max_age_seconds * 1000;
   ro.replay_max_bytes = cfg.replay_max_bytes;
+  ro.appliers = cfg.appliers > 0 ? cfg.appliers : cores;
+  ro.max_pending_per_hub = static_cast<size_t>(cfg.max_pending_per_hub);
+  ro.max_pending_per_node = static_cast<size_t>(cfg.max_pending);
+  ro.max_pending_bytes = static_cast<uint64_t>(cfg.max_pending_mib) << 20;
+  ro.max_hubs = static_cast<size_t>(cfg.max_hubs);
   hubcast::replication::HubRegistry registry(ro, &gateway);
   if (auto loaded = registry.LoadAll(); !loaded.ok()) {
     return Fail("cannot load the state in " + cfg.data_dir + ": " + loaded.message());
@@ -182,7 +189,7 @@ int Serve(const std::vector<std::string>& args) {
     if (ec) return Fail("cannot write ports file " + cfg.ports_file + ": " + ec.message());
   }
   log.Info("listening on ", cfg.bind, ":", *port, " node=", cfg.node_id,
-           " event-loops=", go.event_loops);
+           " event-loops=", go.event_loops, " appliers=", ro.appliers);
 
   // Touch the alive marker while serving; sigtimedwait doubles as the timer.
   int sig = 0;

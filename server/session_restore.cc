@@ -62,26 +62,23 @@ void Gateway::RestoreSessions() {
       init.protocol = ProtocolKind(rec.subprotocol);
       init.subprotocol = rec.subprotocol;
       init.state = rec.state;
-      EventLoop* loop = loops_[next_loop_++ % loops_.size()].get();
-      auto conn = std::make_shared<ClientConnection>(this, loop, hub, init, options_.limits);
-      {
-        std::lock_guard lock(conns_mu_);
-        conns_[rec.id] = conn;
-      }
-      std::vector<std::pair<uint64_t, std::shared_ptr<const std::string>>> unacked;
+      auto conn = NewConnection(hub, std::move(init));
+      hub->AttachLocal(rec.id, conn->handle());
+      std::vector<std::pair<uint64_t, SharedBytes>> unacked;
       std::string why = "The service restarted.";
       bool can_hold = rec.reliable && store && !rec.checkpoints.empty() && until > steady_now;
       if (can_hold) {
         auto replay = storage::ReplayConnection(
-            *store, hub->name().str(), rec, rec.checkpoints.front(), hub->applied_position(),
+            *store, hub->name().str(), rec, rec.checkpoints.front(), hub->replayable_position(),
             rec.acked, [&](uint64_t seq, uint64_t, const storage::Entry& e) {
-              unacked.emplace_back(seq, std::make_shared<const std::string>(EncodeMessageBody(e)));
+              unacked.emplace_back(seq, SharedBytes(EncodeMessageBody(e)));
             });
         if (!replay.ok()) {
           can_hold = false;
           why = "The connection's messages left the replay log: " + replay.status().message();
         }
       }
+      EventLoop* loop = conn->loop();
       if (can_hold) {
         ++held;
         loop->RunAndWait([&] { conn->RestoreHeld(std::move(unacked), rec.acked, until); });
@@ -119,16 +116,18 @@ void Gateway::Recover(HTTPServerRequest& req, HTTPServerResponse& resp,
     (void)!::write(fd, frame.data(), frame.size());
     ::close(fd);
   };
-  std::shared_ptr<ClientConnection> conn;
-  if (protocol == kJsonReliableProtocol && VerifyReconnectionToken(*hub, connection_id, token)) {
-    conn = Find(connection_id);
+  uint64_t handle = 0;
+  if (hub && protocol == kJsonReliableProtocol &&
+      VerifyReconnectionToken(*hub, connection_id, token)) {
+    if (auto rec = hub->view().GetConnection(connection_id)) handle = rec->local_handle;
   }
-  if (!conn || conn->hub() != hub) {
+  if (handle == 0) {
     reject(fd, reject_frame);
     return;
   }
-  conn->loop()->Post([conn, fd, reject, reject_frame = std::move(reject_frame)] {
-    if (!conn->Recover(fd)) reject(fd, reject_frame);
+  LoopOf(handle)->Post([this, handle, fd, reject, reject_frame = std::move(reject_frame)] {
+    ClientConnection* conn = Lookup(handle);
+    if (!conn || !conn->Recover(fd)) reject(fd, reject_frame);
   });
 }
 

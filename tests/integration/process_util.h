@@ -119,4 +119,26 @@ HttpResponse HttpRequest(int port, const std::string& method, const std::string&
                          const std::string& body = "",
                          std::chrono::milliseconds timeout = std::chrono::seconds(30));
 
+// The hubcast binary under test: $HUBCAST_BINARY, else the one this build made.
+std::string HubcastBinary();
+
+// A `hubcast serve` on a free port with its own data dir under `work_dir`, started and
+// waited for (its ports file); stopped by pid when the object goes. The log is printed by
+// DumpLog (tests do it on failure).
+class HubcastServer {
+ public:
+  // `extra`: more `serve` flags. On failure returns nullptr and sets *error (with the log).
+  static std::unique_ptr<HubcastServer> Start(const std::string& work_dir,
+                                              const std::string& access_key,
+                                              const std::vector<std::string>& extra,
+                                              std::string* error,
+                                              const std::string& name = "hubcast");
+  int port() const { return port_; }
+  ChildProcess& process() { return *process_; }
+
+ private:
+  std::unique_ptr<ChildProcess> process_;
+  int port_ = 0;
+};
+
 }  // namespace hubcast::testing
