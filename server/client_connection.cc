@@ -34,6 +34,7 @@ ClientConnection::ClientConnection(Gateway* gateway, EventLoop* loop,
       hub_(std::move(hub)),
       init_(std::move(init)),
       limits_(limits),
+      codec_(&CodecFor(init_.protocol)),
       reader_(limits.max_message_bytes) {}
 
 ClientConnection::~ClientConnection() {
@@ -41,7 +42,7 @@ ClientConnection::~ClientConnection() {
 }
 
 bool ClientConnection::Recover(int fd) {
-  if (init_.protocol != ClientProtocol::kJsonReliable || log_closed_) return false;
+  if (!codec_->reliable() || log_closed_) return false;
   if (state_ == State::kOpen) {
     auto self = shared_from_this();
     DetachSocket();
@@ -76,47 +77,36 @@ void ClientConnection::Attach(int fd) {
   if (!out_.empty()) loop_->RequestFlush(this);
 }
 
-void ClientConnection::SendControl(std::string json_text) {
-  if (!Accepting()) return;
-  std::string head = WsFrameHeader(WsOpcode::kText, json_text.size());
-  head += json_text;
-  Enqueue(std::move(head));
+void ClientConnection::SendControl(std::string frame) {
+  if (!Accepting() || frame.empty()) return;
+  Enqueue(std::move(frame));
 }
 
 void ClientConnection::DeliverMessage(const EncodedMessage& m, uint64_t seq) {
-  switch (init_.protocol) {
-    case ClientProtocol::kRaw:
-      if (Accepting()) Enqueue({}, m.raw_frame, m.expire_unix_ms);
-      return;
-    case ClientProtocol::kJson:
-      if (Accepting()) Enqueue({}, m.json_frame, m.expire_unix_ms);
-      return;
-    case ClientProtocol::kJsonReliable: {
-      if (!Accepting() && state_ != State::kHeld) return;
-      Unacked u{seq, m.reliable_body};
-      unacked_.push_back(u);
-      unacked_bytes_ += u.body.size();
-      if (unacked_.size() > limits_.max_unacked_messages ||
-          unacked_bytes_ > limits_.max_unacked_bytes) {
-        // PROTOCOL.md 3.6: past the buffer the connection ends and cannot be recovered.
-        if (state_ == State::kOpen) {
-          CloseByService(1008, "Too many unacknowledged messages.", false);
-        } else {
-          End("Too many unacknowledged messages.");
-        }
-        return;
-      }
-      if (Accepting()) EnqueueReliable(u);
-      return;
-    }
+  const SharedBytes& shared = codec_->Shared(m);
+  if (!codec_->reliable()) {
+    if (Accepting()) Enqueue({}, shared, m.expire_unix_ms);
+    return;
   }
+  if (!Accepting() && state_ != State::kHeld) return;
+  Unacked u{seq, shared};
+  unacked_.push_back(u);
+  unacked_bytes_ += u.body.size();
+  if (unacked_.size() > limits_.max_unacked_messages ||
+      unacked_bytes_ > limits_.max_unacked_bytes) {
+    // PROTOCOL.md 3.6: past the buffer the connection ends and cannot be recovered.
+    if (state_ == State::kOpen) {
+      CloseByService(1008, "Too many unacknowledged messages.", false);
+    } else {
+      End("Too many unacknowledged messages.");
+    }
+    return;
+  }
+  if (Accepting()) EnqueueReliable(u);
 }
 
 void ClientConnection::EnqueueReliable(const Unacked& u) {
-  std::string prefix = "{\"sequenceId\":" + std::to_string(u.seq) + ",";
-  std::string head = WsFrameHeader(WsOpcode::kText, prefix.size() + u.body.size());
-  head += prefix;
-  Enqueue(std::move(head), u.body);
+  Enqueue(codec_->ReliableHead(u.seq, u.body.size()), u.body);
 }
 
 void ClientConnection::Enqueue(std::string head, SharedBytes body, int64_t expire) {
@@ -143,7 +133,7 @@ void ClientConnection::CloseByService(uint16_t code, const std::string& reason, 
     return;
   }
   if (state_ != State::kOpen) return;
-  if (init_.protocol != ClientProtocol::kRaw) SendControl(EncodeDisconnected(reason));
+  SendControl(codec_->Disconnected(reason));
   Enqueue(WsCloseFrame(code, reason));
   close_after_flush_ = true;
   state_ = State::kClosing;
@@ -261,9 +251,8 @@ void ClientConnection::StartUserEvent(const std::string& event, storage::DataTyp
       // them the service closes the connection (PROTOCOL.md 3.1).
       CloseWith(1011, "No event handler is configured for the 'message' event.");
     } else if (ack_id) {
-      SendControl(EncodeAck(*ack_id, Status::Internal("No event handler is configured for "
-                                                      "event '" +
-                                                      event + "'.")));
+      SendControl(codec_->Ack(
+          *ack_id, Status::Internal("No event handler is configured for event '" + event + "'.")));
     }
     return;
   }
@@ -301,7 +290,7 @@ void ClientConnection::FinishUserEvent(const std::string& event, std::optional<u
       CloseWith(1011, why);  // PROTOCOL.md 3.1: a failed `message` event closes a raw client
       return;
     }
-    if (ack_id) SendControl(EncodeAck(*ack_id, Status::Internal(why)));
+    if (ack_id) SendControl(codec_->Ack(*ack_id, Status::Internal(why)));
     Resume();
     return;
   }
@@ -348,8 +337,7 @@ void ClientConnection::HandleMessage(WsMessage& msg) {
       std::string reason;
       WsParseClose(msg.payload, &code, &reason);
       // A reliable client that closes with anything but a normal close may come back.
-      if (init_.protocol == ClientProtocol::kJsonReliable && code != 1000 && code != 1001 &&
-          code != 1005) {
+      if (codec_->reliable() && code != 1000 && code != 1001 && code != 1005) {
         Enqueue(WsCloseFrame(code == 1005 ? 1000 : code, ""));
         WriteSome();
         Lost("The client closed with code " + std::to_string(code) + ".");
@@ -362,33 +350,27 @@ void ClientConnection::HandleMessage(WsMessage& msg) {
       return;
     }
     case WsOpcode::kText:
-      if (init_.protocol == ClientProtocol::kRaw) {
-        HandleRaw(msg);
-      } else {
-        HandleJson(msg.payload);
+    case WsOpcode::kBinary: {
+      auto decoded = codec_->Decode(msg);
+      if (!decoded.ok()) {
+        CloseWith(1003, decoded.status().message());
+        return;
       }
+      Handle(*decoded);
       return;
-    case WsOpcode::kBinary:
-      if (init_.protocol == ClientProtocol::kRaw) {
-        HandleRaw(msg);
-      } else {
-        CloseWith(1003, "Binary frames are not supported on a JSON subprotocol.");
-      }
-      return;
+    }
     case WsOpcode::kContinuation:
       return;  // never yielded by the reader
   }
 }
 
-void ClientConnection::HandleJson(const std::string& text) {
-  auto decoded = DecodeClientMessage(text);
-  if (!decoded.ok()) {
-    CloseWith(1003, decoded.status().message());
+void ClientConnection::Handle(ClientMessage& m) {
+  if (m.type == ClientMessageType::kRawData) {
+    HandleRaw(m);
     return;
   }
-  ClientMessage& m = *decoded;
   auto reject = [&](const Status& s) {
-    if (m.ack_id) SendControl(EncodeAck(*m.ack_id, s));
+    if (m.ack_id) SendControl(codec_->Ack(*m.ack_id, s));
   };
   if (m.invalid_reason) {
     reject(Status::InvalidArgument(*m.invalid_reason));
@@ -400,10 +382,10 @@ void ClientConnection::HandleJson(const std::string& text) {
   e.ack_id = m.ack_id;
   switch (m.type) {
     case ClientMessageType::kPing:
-      SendControl(EncodePong());
+      SendControl(codec_->Pong());
       return;
     case ClientMessageType::kSequenceAck:
-      if (init_.protocol != ClientProtocol::kJsonReliable) return;
+      if (!codec_->reliable()) return;
       if (m.sequence_id > acked_seq_) acked_seq_ = m.sequence_id;
       while (!unacked_.empty() && unacked_.front().seq <= acked_seq_) {
         unacked_bytes_ -= unacked_.front().body.size();
@@ -454,17 +436,16 @@ void ClientConnection::HandleJson(const std::string& text) {
     case ClientMessageType::kUnknown:
       reject(Status::InvalidArgument("Unknown message type '" + m.type_name + "'."));
       return;
+    case ClientMessageType::kRawData:
+      return;  // handled above
   }
   AppendCommand(std::move(e));
 }
 
-void ClientConnection::HandleRaw(WsMessage& msg) {
+void ClientConnection::HandleRaw(ClientMessage& m) {
   if (!init_.raw_publish_group) {
     // Every frame of a raw client is the `message` user event (PROTOCOL.md 3.1).
-    StartUserEvent(
-        "message",
-        msg.opcode == WsOpcode::kText ? storage::DataType::kText : storage::DataType::kBinary,
-        std::move(msg.payload), std::nullopt);
+    StartUserEvent("message", m.data_type, std::move(m.data), std::nullopt);
     return;
   }
   storage::Entry e;
@@ -476,9 +457,8 @@ void ClientConnection::HandleRaw(WsMessage& msg) {
   e.from = storage::MessageFrom::kGroup;
   e.from_user_id = init_.user_id.value_or("");
   e.no_echo = init_.raw_no_echo;
-  e.data_type =
-      msg.opcode == WsOpcode::kText ? storage::DataType::kText : storage::DataType::kBinary;
-  e.data = std::move(msg.payload);
+  e.data_type = m.data_type;
+  e.data = std::move(m.data);
   e.required_permission = storage::Permission::kSendToGroup;
   e.permission_target = e.target;
   AppendCommand(std::move(e));
@@ -495,12 +475,15 @@ void ClientConnection::AppendCommand(storage::Entry entry) {
     cb.durable = [weak, ack](Result<uint64_t> r) {
       if (r.ok()) return;
       if (auto self = weak.lock()) {
-        static_cast<ClientConnection&>(*self).SendControl(EncodeAck(*ack, r.status()));
+        auto& conn = static_cast<ClientConnection&>(*self);
+        conn.SendControl(conn.codec_->Ack(*ack, r.status()));
       }
     };
     cb.applied = [weak, ack](uint64_t, const Status& s) {
-      if (auto self = weak.lock())
-        static_cast<ClientConnection&>(*self).SendControl(EncodeAck(*ack, s));
+      if (auto self = weak.lock()) {
+        auto& conn = static_cast<ClientConnection&>(*self);
+        conn.SendControl(conn.codec_->Ack(*ack, s));
+      }
     };
   }
   hub_->Append(std::move(entry), std::move(cb));
@@ -508,7 +491,7 @@ void ClientConnection::AppendCommand(storage::Entry entry) {
 
 void ClientConnection::CloseWith(uint16_t code, const std::string& reason) {
   Logger("conn").With("id", init_.id).Info("closing with ", code, ": ", reason);
-  if (init_.protocol != ClientProtocol::kRaw) SendControl(EncodeDisconnected(reason));
+  SendControl(codec_->Disconnected(reason));
   Enqueue(WsCloseFrame(code, reason));
   close_after_flush_ = true;
   state_ = State::kClosing;
@@ -607,8 +590,8 @@ void ClientConnection::RestoreHeld(std::vector<std::pair<uint64_t, SharedBytes>>
 
 void ClientConnection::OnTick(std::chrono::steady_clock::time_point now) {
   // sequenceAck is kept in memory and persisted lazily, batched into checkpoint entries.
-  if (init_.protocol == ClientProtocol::kJsonReliable && acked_seq_ > checkpointed_ &&
-      now >= next_checkpoint_ && (state_ == State::kOpen || state_ == State::kHeld)) {
+  if (codec_->reliable() && acked_seq_ > checkpointed_ && now >= next_checkpoint_ &&
+      (state_ == State::kOpen || state_ == State::kHeld)) {
     gateway_->QueueCheckpoint(loop_->index(), hub_, init_.id, acked_seq_);
     checkpointed_ = acked_seq_;
     next_checkpoint_ = now + limits_.checkpoint_interval;
@@ -658,7 +641,7 @@ void ClientConnection::DetachSocket() {
 
 void ClientConnection::Lost(const std::string& why) {
   if (state_ == State::kEnded || state_ == State::kHeld) return;
-  if (init_.protocol == ClientProtocol::kJsonReliable && state_ == State::kOpen && !log_closed_) {
+  if (codec_->reliable() && state_ == State::kOpen && !log_closed_) {
     Logger("conn").With("id", init_.id).Info("held for recovery: ", why);
     auto self = shared_from_this();  // keep alive across DetachSocket's Remove
     DetachSocket();

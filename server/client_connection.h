@@ -24,6 +24,7 @@
 #pragma once
 
 #include "replication/hub.h"
+#include "server/codec.h"
 #include "server/event_loop.h"
 #include "server/ws_frame.h"
 
@@ -46,19 +47,6 @@ struct UpstreamAnswer {
   std::string content_type;
   std::string body;
   std::optional<std::string> state;  // ce-connectionState header, when present
-};
-
-enum class ClientProtocol : uint8_t { kRaw, kJson, kJsonReliable };
-
-inline constexpr const char* kJsonProtocol = "json.webpubsub.azure.v1";
-inline constexpr const char* kJsonReliableProtocol = "json.reliable.webpubsub.azure.v1";
-
-// What a message entry looks like on each subprotocol, encoded once and shared.
-struct EncodedMessage {
-  SharedBytes raw_frame;       // whole frame for raw clients
-  SharedBytes json_frame;      // whole frame for json clients
-  SharedBytes reliable_body;   // body after `{"sequenceId":N,` (inside json_frame's buffer)
-  int64_t expire_unix_ms = 0;  // messageTtlSeconds; 0 = never
 };
 
 struct ConnectionLimits {
@@ -109,8 +97,10 @@ class ClientConnection final : public IoHandler {
   // Resumes a reliable session on a new socket: a held one, or an open one whose old socket
   // the server has not seen die yet (the new socket takes over). False if the session ended.
   bool Recover(int fd);
-  // A frame that is not a data message (system, ack, pong): never sequenced.
-  void SendControl(std::string json_text);
+  // A whole frame that is not a data message (system, ack, pong; from codec()): never
+  // sequenced. An empty frame (a subprotocol without that message) sends nothing.
+  void SendControl(std::string frame);
+  const SubprotocolCodec& codec() const { return *codec_; }
   // `seq` is the sequenceId the view assigned (reliable connections), else 0.
   void DeliverMessage(const EncodedMessage& message, uint64_t seq);
   // Service-initiated end (REST close, shutdown): `disconnected` for JSON clients, then a
@@ -145,8 +135,8 @@ class ClientConnection final : public IoHandler {
   bool Accepting() const { return state_ == State::kNew || state_ == State::kOpen; }
 
   void HandleMessage(WsMessage& msg);
-  void HandleJson(const std::string& text);
-  void HandleRaw(WsMessage& msg);
+  void Handle(ClientMessage& m);
+  void HandleRaw(ClientMessage& m);
   void Enqueue(std::string head, SharedBytes body = {}, int64_t expire = 0);
   void EnqueueReliable(const Unacked& u);
   void WriteSome();
@@ -174,6 +164,7 @@ class ClientConnection final : public IoHandler {
   std::shared_ptr<replication::Hub> hub_;
   Init init_;
   const ConnectionLimits& limits_;
+  const SubprotocolCodec* codec_;
 
   State state_ = State::kNew;
   int fd_ = -1;

@@ -30,16 +30,14 @@ void Gateway::Deliver(replication::Hub& hub, uint64_t position, const storage::E
         return;
       }
       hub.AttachLocal(e.origin_connection, handle);
-      ClientProtocol protocol = HandleProtocol(handle);
-      if (protocol != ClientProtocol::kRaw) {
-        std::optional<std::string> token;
-        if (protocol == ClientProtocol::kJsonReliable) {
-          token = ReconnectionToken(hub, e.origin_connection);
-        }
-        LoopOf(handle)->PostBounded(
-            [this, handle, text = EncodeConnected(e.user_id, e.origin_connection, token)] {
-              if (ClientConnection* c = Lookup(handle)) c->SendControl(text);
-            });
+      const SubprotocolCodec& codec = CodecFor(HandleProtocol(handle));
+      std::optional<std::string> token;
+      if (codec.reliable()) token = ReconnectionToken(hub, e.origin_connection);
+      std::string connected = codec.Connected(e.user_id, e.origin_connection, token);
+      if (!connected.empty()) {
+        LoopOf(handle)->PostBounded([this, handle, frame = std::move(connected)]() mutable {
+          if (ClientConnection* c = Lookup(handle)) c->SendControl(std::move(frame));
+        });
       }
       // After the `connected` message (PROTOCOL.md 5.4); the position is a stable event id.
       if (r.opened) {
@@ -64,7 +62,7 @@ void Gateway::Deliver(replication::Hub& hub, uint64_t position, const storage::E
         if (handle == 0) continue;
         bool by_client = e.kind == storage::EntryKind::kConnectionClose;
         // A reliable client must not try to recover a connection the app closed.
-        uint16_t code = HandleProtocol(handle) == ClientProtocol::kJsonReliable ? 1008 : 1000;
+        uint16_t code = CodecFor(HandleProtocol(handle)).reliable() ? 1008 : 1000;
         LoopOf(handle)->PostBounded([this, handle, by_client, code, reason = e.reason] {
           if (ClientConnection* c = Lookup(handle)) {
             if (by_client) {
@@ -88,17 +86,9 @@ void Gateway::Deliver(replication::Hub& hub, uint64_t position, const storage::E
       for (size_t i = 0; i < r.recipients.size(); ++i) {
         uint64_t handle = LocalHandle(*r.recipients[i]);
         if (handle == 0) continue;  // held by another node
-        switch (HandleProtocol(handle)) {
-          case ClientProtocol::kRaw:
-            if (!m->raw_frame) m->raw_frame = EncodeRawFrame(e);
-            break;
-          case ClientProtocol::kJson:
-            if (!m->json_frame) m->json_frame = EncodeJsonFrame(e, &m->reliable_body);
-            break;
-          case ClientProtocol::kJsonReliable:
-            if (!m->reliable_body) m->json_frame = EncodeJsonFrame(e, &m->reliable_body);
-            break;
-        }
+        // Once per subprotocol, shared by all its recipients.
+        const SubprotocolCodec& codec = CodecFor(HandleProtocol(handle));
+        if (!codec.Shared(*m)) codec.Encode(e, m.get());
         auto& targets = per_loop[HandleLoop(handle)].targets;
         if (targets.empty()) targets.reserve(r.recipients.size() / loops_.size() + 1);
         targets.emplace_back(handle, r.sequence_ids[i]);

@@ -3,8 +3,6 @@
 #include "base/log.h"
 #include "server/gateway_internal.h"
 
-#include <algorithm>
-
 #include <Poco/Net/HTTPRequestHandler.h>
 #include <Poco/Net/HTTPRequestHandlerFactory.h>
 #include <Poco/Net/HTTPServer.h>
@@ -14,6 +12,8 @@
 #include <Poco/Net/ServerSocket.h>
 #include <Poco/ThreadPool.h>
 #include <Poco/URI.h>
+
+#include <algorithm>
 
 namespace hubcast::server {
 
@@ -154,7 +154,7 @@ void Gateway::Shutdown(const std::string& reason) {
         // 1001 "going away". A reliable session stays in the log, held for recovery against
         // the restarted node; any other connection ends here, so its close (and
         // `disconnected`) goes through the log.
-        bool keep = c->protocol() == ClientProtocol::kJsonReliable;
+        bool keep = c->codec().reliable();
         c->CloseByService(1001, reason, keep);
       }
     });

@@ -53,10 +53,4 @@ void SendError(HTTPServerResponse& resp, HTTPResponse::HTTPStatus status, const 
   resp.send() << body;
 }
 
-ClientProtocol ProtocolKind(const std::string& subprotocol) {
-  if (subprotocol == kJsonReliableProtocol) return ClientProtocol::kJsonReliable;
-  if (subprotocol == kJsonProtocol) return ClientProtocol::kJson;
-  return ClientProtocol::kRaw;  // none, or a custom one a connect handler chose
-}
-
 }  // namespace hubcast::server

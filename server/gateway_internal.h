@@ -1,5 +1,5 @@
 // Helpers shared by the gateway's files (handshake, session restore, fan-out): writing an HTTP
-// answer on a socket that POCO no longer owns, and the subprotocol of a negotiated name.
+// answer on a socket that POCO no longer owns.
 // Internal to server/; not part of any module API.
 #pragma once
 
@@ -19,6 +19,5 @@ void WriteHttpError(int fd, int status, const char* code, const std::string& mes
 // An error answer through POCO: JSON body {"code","message"} and x-ms-error-code.
 void SendError(Poco::Net::HTTPServerResponse& resp, Poco::Net::HTTPResponse::HTTPStatus status,
                const char* code, const std::string& message);
-ClientProtocol ProtocolKind(const std::string& subprotocol);
 
 }  // namespace hubcast::server

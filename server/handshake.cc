@@ -226,7 +226,7 @@ void Gateway::HandleClient(HTTPServerRequest& req, HTTPServerResponse& resp) {
           Poco::StringTokenizer::TOK_TRIM | Poco::StringTokenizer::TOK_IGNORE_EMPTY);
       for (const auto& p : tok) {
         offered.push_back(p);
-        if (protocol.empty() && (p == kJsonProtocol || p == kJsonReliableProtocol)) protocol = p;
+        if (protocol.empty() && Negotiate({p})) protocol = p;
       }
     }
     std::shared_ptr<const HubSettings> settings = this->settings();
@@ -388,7 +388,7 @@ void Gateway::FinishHandshake(const std::shared_ptr<Handshake>& hs, const Connec
     init.state = outcome.state;
     if (outcome.subprotocol) protocol = *outcome.subprotocol;
     init.subprotocol = protocol;
-    init.protocol = ProtocolKind(protocol);
+    init.protocol = CodecByName(protocol).protocol();
     if (init.protocol != ClientProtocol::kRaw) init.raw_publish_group.reset();
 
     // The connection is in the log before the client sees the 101: whoever sees the upgrade
@@ -408,7 +408,7 @@ void Gateway::FinishHandshake(const std::shared_ptr<Handshake>& hs, const Connec
     e.groups = std::move(groups);
     e.connection_state = conn->state();
     e.subprotocol = protocol;
-    e.reliable = conn->protocol() == ClientProtocol::kJsonReliable;
+    e.reliable = conn->codec().reliable();
     e.node_id = registry_->node_id();
     std::string upgrade =
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"

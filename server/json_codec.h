@@ -9,8 +9,9 @@
 //   - a valid message.
 #pragma once
 
-#include "base/status.h"
 #include "base/shared_bytes.h"
+#include "base/status.h"
+#include "server/client_message.h"
 #include "storage/entry.h"
 
 #include <cstdint>
@@ -19,30 +20,6 @@
 #include <string_view>
 
 namespace hubcast::server {
-
-enum class ClientMessageType {
-  kJoinGroup,
-  kLeaveGroup,
-  kSendToGroup,
-  kEvent,
-  kSequenceAck,
-  kPing,
-  kUnknown,  // any other type: BadRequest if it has an ackId
-};
-
-struct ClientMessage {
-  ClientMessageType type = ClientMessageType::kUnknown;
-  std::string type_name;
-  std::optional<uint64_t> ack_id;
-  std::string group;
-  std::string event;
-  bool no_echo = false;
-  storage::DataType data_type = storage::DataType::kJson;
-  std::string data;  // json: compact JSON text; text: the string; binary/protobuf: raw bytes
-  uint64_t sequence_id = 0;
-  // Set when the message is well-formed JSON but invalid for its type (BadRequest).
-  std::optional<std::string> invalid_reason;
-};
 
 // Fails (kInvalidArgument) only for malformed frames (the 1003 case).
 Result<ClientMessage> DecodeClientMessage(std::string_view text);

@@ -59,7 +59,8 @@ void Gateway::RestoreSessions() {
       ClientConnection::Init init;
       init.id = rec.id;
       init.user_id = rec.user_id;
-      init.protocol = ProtocolKind(rec.subprotocol);
+      const SubprotocolCodec& codec = CodecByName(rec.subprotocol);
+      init.protocol = codec.protocol();
       init.subprotocol = rec.subprotocol;
       init.state = rec.state;
       auto conn = NewConnection(hub, std::move(init));
@@ -71,7 +72,9 @@ void Gateway::RestoreSessions() {
         auto replay = storage::ReplayConnection(
             *store, hub->name().str(), rec, rec.checkpoints.front(), hub->replayable_position(),
             rec.acked, [&](uint64_t seq, uint64_t, const storage::Entry& e) {
-              unacked.emplace_back(seq, SharedBytes(EncodeMessageBody(e)));
+              EncodedMessage m;
+              codec.Encode(e, &m);
+              unacked.emplace_back(seq, codec.Shared(m));
             });
         if (!replay.ok()) {
           can_hold = false;
@@ -108,16 +111,14 @@ void Gateway::Recover(HTTPServerRequest& req, HTTPServerResponse& resp,
   ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 
   // The frame is built on this thread; the loop only writes it (or attaches the socket).
-  std::string reject_frame;
-  if (!protocol.empty())
-    reject_frame = WsFrame(WsOpcode::kText, EncodeDisconnected(kCannotRecover));
+  std::string reject_frame = CodecByName(protocol).Disconnected(kCannotRecover);
   reject_frame += WsCloseFrame(1008, kCannotRecover);
   auto reject = [](int fd, const std::string& frame) {
     (void)!::write(fd, frame.data(), frame.size());
     ::close(fd);
   };
   uint64_t handle = 0;
-  if (hub && protocol == kJsonReliableProtocol &&
+  if (hub && CodecByName(protocol).reliable() &&
       VerifyReconnectionToken(*hub, connection_id, token)) {
     if (auto rec = hub->view().GetConnection(connection_id)) handle = rec->local_handle;
   }
