@@ -248,9 +248,9 @@ using Impl = ServiceClient::Impl;
 // A future that is already satisfied, for calls refused before sending.
 template <typename T = void>
 ServiceFuture<T> Fail(ServiceError error) {
-  std::promise<ServiceResult<T>> promise;
-  promise.set_value(ServiceResult<T>(std::move(error)));
-  return promise.get_future();
+  auto state = std::make_shared<detail::FutureState<T>>();
+  state->Set(std::move(error));
+  return ServiceFuture<T>(std::move(state));
 }
 
 // Sends `request` and turns the reply into a result with `map` (which runs on a cpprestsdk
@@ -258,21 +258,22 @@ ServiceFuture<T> Fail(ServiceError error) {
 template <typename T>
 ServiceFuture<T> Run(std::shared_ptr<const Impl> impl, const Request& request,
                      std::function<ServiceResult<T>(const Reply&)> map) {
-  auto promise = std::make_shared<std::promise<ServiceResult<T>>>();
-  ServiceFuture<T> future = promise->get_future();
+  auto state = std::make_shared<detail::FutureState<T>>();
   // `impl` rides along so that the HTTP client outlives its request.
-  impl->Send(request).then([impl, promise, map = std::move(map)](Outcome o) {
+  impl->Send(request).then([impl, state, map = std::move(map)](Outcome o) {
     if (o.error) {
-      promise->set_value(ServiceResult<T>(std::move(*o.error)));
+      state->Set(std::move(*o.error));
       return;
     }
+    std::optional<ServiceResult<T>> result;
     try {
-      promise->set_value(map(o.reply));
+      result.emplace(map(o.reply));
     } catch (const std::exception& e) {
-      promise->set_value(ServiceResult<T>(InvalidResponse(e.what())));
+      result.emplace(InvalidResponse(e.what()));
     }
+    state->Set(std::move(*result));
   });
-  return future;
+  return ServiceFuture<T>(std::move(state));
 }
 
 ServiceFuture<void> RunExpectingSuccess(std::shared_ptr<const Impl> impl, const Request& request) {

@@ -10,9 +10,10 @@
 // error body (see ServiceError for the three families of errors).
 //
 // Asynchronous and blocking forms: each network operation `Foo` has `FooAsync`, which returns
-// at once with a std::future, and `Foo`, which waits for it. Requests run on cpprestsdk's shared
-// thread pool. Calling a blocking form from inside that pool (for example from a cpprestsdk
-// continuation) can starve it; use the Async form there.
+// at once with a ServiceFuture (take the result with get(), or have it handed to a callback
+// with Then()), and `Foo`, which waits for it. Requests run on cpprestsdk's shared thread pool.
+// Waiting inside that pool (a blocking form or get() in a cpprestsdk handler or a Then
+// callback) can starve it; use Then there.
 //
 // Thread-safety: a ServiceClient is an immutable handle; all methods are const and may be called
 // concurrently from any number of threads. Copies share one HTTP connection pool. In-flight
@@ -27,9 +28,11 @@
 #pragma once
 
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
-#include <future>
+#include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -109,8 +112,101 @@ class [[nodiscard]] ServiceResult<void> {
   std::optional<ServiceError> error_;
 };
 
+namespace detail {
+// The state a ServiceFuture shares with the request that will satisfy it.
 template <typename T>
-using ServiceFuture = std::future<ServiceResult<T>>;
+class FutureState {
+ public:
+  // Called once by the SDK: runs the callback if one is waiting, else keeps the result.
+  void Set(ServiceResult<T> result) {
+    std::function<void(ServiceResult<T>)> callback;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!callback_) {
+        result_.emplace(std::move(result));
+        cv_.notify_all();
+        return;
+      }
+      callback = std::move(callback_);
+    }
+    Call(callback, std::move(result));
+  }
+
+  ServiceResult<T> Take() {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [this] { return result_.has_value() || taken_; });
+    if (taken_) return TakenTwice();
+    taken_ = true;
+    return std::move(*result_);
+  }
+
+  bool WaitFor(std::chrono::nanoseconds timeout) {
+    std::unique_lock<std::mutex> lock(mu_);
+    return cv_.wait_for(lock, timeout, [this] { return result_.has_value() || taken_; });
+  }
+
+  void Then(std::function<void(ServiceResult<T>)> callback) {
+    std::unique_lock<std::mutex> lock(mu_);
+    if (taken_) {
+      lock.unlock();
+      Call(callback, TakenTwice());
+    } else if (result_) {
+      taken_ = true;
+      ServiceResult<T> result = std::move(*result_);
+      lock.unlock();
+      Call(callback, std::move(result));
+    } else {
+      taken_ = true;
+      callback_ = std::move(callback);
+    }
+  }
+
+ private:
+  // A callback may not throw; if it does, the exception stops here rather than in the
+  // SDK's thread pool.
+  static void Call(const std::function<void(ServiceResult<T>)>& callback, ServiceResult<T> r) {
+    try {
+      callback(std::move(r));
+    } catch (...) {
+    }
+  }
+
+  static ServiceResult<T> TakenTwice() {
+    return ServiceError{0, "InvalidArgument", "The result of this future was already taken.", ""};
+  }
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::optional<ServiceResult<T>> result_;
+  std::function<void(ServiceResult<T>)> callback_;
+  bool taken_ = false;  // by get() or Then()
+};
+}  // namespace detail
+
+// The pending result of an asynchronous operation. Take it once, either way:
+//   - get() waits for it (wait_for() waits a bounded time first);
+//   - Then(callback) hands it to `callback` exactly once: at once, on the calling thread, if it
+//     is already there, else on the SDK's thread that receives the answer (keep the callback
+//     short and non-blocking: it runs on cpprestsdk's pool). The callback must not throw; an
+//     exception it throws is caught and discarded.
+// A second get() or Then() yields an InvalidArgument error instead of a result. The future may
+// be dropped without taking the result; the request still completes.
+template <typename T>
+class [[nodiscard]] ServiceFuture {
+ public:
+  explicit ServiceFuture(std::shared_ptr<detail::FutureState<T>> state)
+      : state_(std::move(state)) {}
+
+  ServiceResult<T> get() { return state_->Take(); }
+  template <typename Rep, typename Period>
+  bool wait_for(std::chrono::duration<Rep, Period> timeout) {
+    return state_->WaitFor(std::chrono::duration_cast<std::chrono::nanoseconds>(timeout));
+  }
+  void Then(std::function<void(ServiceResult<T>)> callback) { state_->Then(std::move(callback)); }
+
+ private:
+  std::shared_ptr<detail::FutureState<T>> state_;
+};
 
 // How a message's bytes reach clients: JSON-subprotocol clients get dataType "json" (the JSON
 // value), "text" or "binary" (base64); plain WebSocket clients get a text frame for json and

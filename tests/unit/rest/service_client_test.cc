@@ -9,8 +9,9 @@
 
 #include <chrono>
 #include <cstdint>
-#include <future>
+#include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace hubcast {
@@ -46,7 +47,7 @@ void ExpectInvalid(const ServiceError& e) {
 // A call refused before sending is answered at once, without waiting on the network.
 template <typename T>
 ServiceError RefusedAtOnce(ServiceFuture<T> future) {
-  EXPECT_EQ(future.wait_for(std::chrono::seconds(0)), std::future_status::ready);
+  EXPECT_TRUE(future.wait_for(std::chrono::seconds(0)));
   ServiceResult<T> result = future.get();
   EXPECT_FALSE(result.ok());
   return result.error();
@@ -183,6 +184,45 @@ TEST(ServiceResultTest, CarriesAValueOrAnError) {
   EXPECT_TRUE(done.ok());
   ServiceResult<void> refused(ServiceError{0, "InvalidArgument", "empty group", ""});
   EXPECT_EQ(refused.error().ToString(), "InvalidArgument: empty group");
+}
+
+TEST(ServiceFutureTest, GetWaitsForTheResultAndTakesItOnce) {
+  auto state = std::make_shared<detail::FutureState<int>>();
+  ServiceFuture<int> future(state);
+  EXPECT_FALSE(future.wait_for(std::chrono::milliseconds(1)));
+  std::thread setter([state] { state->Set(42); });
+  ServiceResult<int> result = future.get();
+  setter.join();
+  ASSERT_TRUE(result.ok());
+  EXPECT_EQ(*result, 42);
+  ServiceResult<int> again = future.get();
+  ASSERT_FALSE(again.ok());
+  EXPECT_EQ(again.error().code, "InvalidArgument");
+}
+
+TEST(ServiceFutureTest, ThenRunsOnceWhetherTheResultCameBeforeOrAfter) {
+  std::vector<std::string> seen;
+  auto early = std::make_shared<detail::FutureState<void>>();
+  early->Set(ServiceError{404, "NotFound", "early", ""});
+  ServiceFuture<void>(early).Then(
+      [&](ServiceResult<void> r) { seen.push_back("early " + r.error().message); });
+  ASSERT_EQ(seen, std::vector<std::string>{"early early"});  // at once, on this thread
+
+  auto late = std::make_shared<detail::FutureState<void>>();
+  ServiceFuture<void> future(late);
+  future.Then([&](ServiceResult<void> r) { seen.push_back(r.ok() ? "late ok" : "late error"); });
+  EXPECT_EQ(seen.size(), 1u);
+  late->Set({});
+  EXPECT_EQ(seen, (std::vector<std::string>{"early early", "late ok"}));
+  ServiceResult<void> taken = future.get();  // already handed to the callback
+  EXPECT_FALSE(taken.ok());
+}
+
+TEST(ServiceFutureTest, AThrowingCallbackDoesNotEscape) {
+  auto state = std::make_shared<detail::FutureState<bool>>();
+  ServiceFuture<bool>(state).Then([](ServiceResult<bool>) { throw std::runtime_error("app bug"); });
+  state->Set(true);  // must not throw into the SDK's thread
+  SUCCEED();
 }
 
 }  // namespace
