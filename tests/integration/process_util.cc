@@ -1,11 +1,14 @@
 #include "tests/integration/process_util.h"
 
+#include <gtest/gtest.h>
+
 #include <arpa/inet.h>
 #include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
 #include <fstream>
+#include <iostream>
 #include <netinet/in.h>
 #include <signal.h>
 #include <spawn.h>
@@ -381,6 +384,20 @@ HttpResponse HttpRequest(int port, const std::string& method, const std::string&
   }
   close(fd);
   return response;
+}
+
+FailureReporter::~FailureReporter() {
+  if (!::testing::Test::HasFailure()) {
+    std::error_code ignored;
+    std::filesystem::remove_all(dir_, ignored);
+    return;
+  }
+  for (const auto& [name, path] : logs_) {
+    std::cerr << "----- " << name << " log " << path << " -----\n"
+              << ReadFile(path).value_or("(missing)") << "\n----- end of " << name << " log -----"
+              << std::endl;
+  }
+  std::cerr << "work directory kept: " << dir_ << std::endl;
 }
 
 }  // namespace hubcast::testing
