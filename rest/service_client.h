@@ -5,9 +5,9 @@
 // access key. Installed as <hubcast/service_client.h> (library Hubcast::service_client,
 // pkg-config `hubcast`); this header includes only the standard library.
 //
-// Errors: no exception leaves this API. Every operation returns a ServiceResult<T>: a value, or
-// a ServiceError carrying the HTTP status, the service's error code and message, and its raw
-// error body (see ServiceError for the three families of errors).
+// Errors: no exception leaves this API. Every operation's result is a ServiceResult<T>: a
+// value, or a ServiceError carrying the HTTP status, the service's error code and message, and
+// its raw error body (see ServiceError for the three families of errors).
 //
 // Asynchronous and blocking forms: each network operation `Foo` has `FooAsync`, which returns
 // at once with a ServiceFuture (take the result with get(), or have it handed to a callback
@@ -19,12 +19,12 @@
 // concurrently from any number of threads. Copies share one HTTP connection pool. In-flight
 // requests keep what they need alive, so a client may be destroyed while its futures are pending.
 //
-// Example:
+// Needs C++17; the example uses C++20's designated initializers:
 //   auto service = hubcast::ServiceClient::FromConnectionString(connection_string, "chat");
-//   if (!service) return Fail(service.error().ToString());
-//   auto access = service->GetClientAccessUrl({.user_id = "alice"});   // hand access->url out
-//   auto sent = service->SendToAll(hubcast::Message::Text("hello"));
-//   if (!sent) std::cerr << sent.error().ToString() << "\n";
+//   if (!service) return Fail(service.error());  // bad connection string or hub
+//   auto access = service->GetClientAccessUrl({.user_id = "alice"});  // for alice: access->url
+//   auto sent = service->SendToAll(hubcast::Message::Text("hello"));  // or ...Async(m).Then(f)
+//   if (!sent) std::cerr << sent.error().ToString() << "\n";  // "401 Unauthorized: ..."
 #pragma once
 
 #include <chrono>

@@ -23,6 +23,7 @@
 #include <memory>
 #include <netinet/in.h>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <sys/socket.h>
 #include <thread>
@@ -213,7 +214,22 @@ TEST_F(SdkPackage, InstalledPackageDrivesARealServer) {
   ASSERT_TRUE(RunStep("build", HUBCAST_CMAKE_COMMAND, {"--build", consumer_build, "-j2"}, {},
                       seconds(480)));
 
-  // 3. One file with nothing but pkg-config's flags.
+  // 3. One file with nothing but pkg-config's flags: the README's example, every line of it.
+  const std::optional<std::string> readme = ReadFile(HUBCAST_SOURCE_DIR "/README.md");
+  const std::optional<std::string> example =
+      ReadFile(HUBCAST_SOURCE_DIR "/tests/integration/sdk_consumer/readme_example.cc");
+  ASSERT_TRUE(readme && example);
+  const size_t section = readme->find("## Use it from C++");
+  const size_t block = readme->find("```cpp\n", section);
+  ASSERT_NE(block, std::string::npos) << "README: no C++ example";
+  std::istringstream lines(readme->substr(block + 7, readme->find("```", block + 7) - block - 7));
+  int code_lines = 0;
+  for (std::string line; std::getline(lines, line);) {
+    if (line.empty() || line.rfind("#include", 0) == 0) continue;
+    ++code_lines;
+    EXPECT_NE(example->find(line), std::string::npos) << "README line not in the example: " << line;
+  }
+  EXPECT_EQ(code_lines, 5) << "the README's example is five lines";
   const fs::path readme_example = dir_ / "readme_example";
   ASSERT_TRUE(
       RunStep("pkg-config build", "/bin/sh",
