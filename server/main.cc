@@ -1,8 +1,10 @@
 // hubcast: the server executable. `hubcast serve` runs a single node on its embedded default
-// (LocalLog, state in the data dir).
+// (LocalLog, state in the data dir); `hubcast token` and `hubcast send` are app-server verbs on
+// the service SDK (server/cli.h).
 #include "base/log.h"
 #include "base/random.h"
 #include "replication/hub.h"
+#include "server/cli.h"
 #include "server/config.h"
 #include "server/gateway.h"
 #include "server/hub_settings.h"
@@ -10,6 +12,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -233,9 +236,19 @@ int Serve(const std::vector<std::string>& args) {
 int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
   if (args.empty() || args[0] == "help" || args[0] == "--help") {
-    std::cout << "usage: hubcast serve [options]   (hubcast serve --help for the options)\n";
+    std::cout << "usage: hubcast serve [options]   run a node (hubcast serve --help)\n"
+                 "       hubcast token [options]   print a client access URL (--help)\n"
+                 "       hubcast send [options] TEXT|@FILE|-   send a message (--help)\n";
     return args.empty() ? 2 : 0;
   }
   if (args[0] == "serve") return Serve({args.begin() + 1, args.end()});
-  return Fail("unknown command '" + args[0] + "' (try: hubcast serve --help)");
+  if (args[0] == "token" || args[0] == "send") {
+    const char* cs = std::getenv("HUBCAST_CONNECTION_STRING");
+    hubcast::server::CliIo io{std::cin, std::cout, std::cerr,
+                              cs ? std::optional<std::string>(cs) : std::nullopt};
+    const std::vector<std::string> rest(args.begin() + 1, args.end());
+    return args[0] == "token" ? hubcast::server::RunTokenCommand(rest, io)
+                              : hubcast::server::RunSendCommand(rest, io);
+  }
+  return Fail("unknown command '" + args[0] + "' (try: hubcast --help)");
 }

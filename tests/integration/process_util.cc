@@ -1,11 +1,14 @@
 #include "tests/integration/process_util.h"
 
+#include <gtest/gtest.h>
+
 #include <arpa/inet.h>
 #include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
 #include <fstream>
+#include <iostream>
 #include <netinet/in.h>
 #include <signal.h>
 #include <spawn.h>
@@ -418,6 +421,20 @@ std::unique_ptr<HubcastServer> HubcastServer::Start(const std::string& work_dir,
   }
   server->port_ = *port;
   return server;
+}
+
+FailureReporter::~FailureReporter() {
+  if (!::testing::Test::HasFailure()) {
+    std::error_code ignored;
+    std::filesystem::remove_all(dir_, ignored);
+    return;
+  }
+  for (const auto& [name, path] : logs_) {
+    std::cerr << "----- " << name << " log " << path << " -----\n"
+              << ReadFile(path).value_or("(missing)") << "\n----- end of " << name << " log -----"
+              << std::endl;
+  }
+  std::cerr << "work directory kept: " << dir_ << std::endl;
 }
 
 }  // namespace hubcast::testing
