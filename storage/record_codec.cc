@@ -80,6 +80,7 @@ std::string EncodeConnectionRecord(const ConnectionRecord& r) {
   }
   PutVarint64(&out, r.state ? 1 : 0);
   if (r.state) PutString(&out, *r.state);
+  PutVarint64(&out, ZigZagEncode(r.held_until_ms));
   return out;
 }
 
@@ -140,6 +141,11 @@ Result<ConnectionRecord> DecodeConnectionRecord(std::string_view bytes) {
       r.state.emplace();
       in.Str(&*r.state);
     }
+  }
+  if (version >= 3) {
+    uint64_t held = 0;
+    in.U64(&held);
+    r.held_until_ms = ZigZagDecode(held);
   }
   if (!in.ok() || !in.done()) return Status::InvalidArgument("corrupt connection record");
   return r;
