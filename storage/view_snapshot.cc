@@ -1,44 +1,10 @@
 #include "storage/view_snapshot.h"
 
+#include "storage/byte_reader.h"
 #include "storage/entry_codec.h"
 #include "storage/record_codec.h"
 
 namespace hubcast::storage {
-namespace {
-
-void PutString(std::string* out, std::string_view s) {
-  PutVarint64(out, s.size());
-  out->append(s);
-}
-
-class Reader {
- public:
-  explicit Reader(std::string_view in) : in_(in) {}
-  bool U64(uint64_t* v) { return ok_ = ok_ && GetVarint64(&in_, v); }
-  bool I64(int64_t* v) {
-    uint64_t u = 0;
-    if (!U64(&u)) return false;
-    *v = ZigZagDecode(u);
-    return true;
-  }
-  bool Str(std::string* s) {
-    uint64_t n = 0;
-    if (!U64(&n) || n > in_.size()) return ok_ = false;
-    s->assign(in_.data(), n);
-    in_.remove_prefix(n);
-    return true;
-  }
-  // A count of items that each take at least one byte: never more than what is left.
-  bool Count(uint64_t* n) { return U64(n) && (*n <= in_.size() || (ok_ = false)); }
-  bool ok() const { return ok_; }
-  bool done() const { return in_.empty(); }
-
- private:
-  std::string_view in_;
-  bool ok_ = true;
-};
-
-}  // namespace
 
 std::string EncodeViewState(const ViewState& s) {
   std::string out;
@@ -49,7 +15,7 @@ std::string EncodeViewState(const ViewState& s) {
   for (const ConnectionState& c : s.connections) {
     ConnectionRecord r = c.record;
     r.local_handle = 0;
-    PutString(&out, EncodeConnectionRecord(r));
+    PutLengthPrefixed(&out, EncodeConnectionRecord(r));
     PutVarint64(&out, c.acks.size());
     for (const AckRecord& a : c.acks) {
       PutVarint64(&out, a.ack_id);
@@ -58,8 +24,8 @@ std::string EncodeViewState(const ViewState& s) {
   }
   PutVarint64(&out, s.user_groups.size());
   for (const UserGroupRecord& ug : s.user_groups) {
-    PutString(&out, ug.user_id);
-    PutString(&out, ug.group);
+    PutLengthPrefixed(&out, ug.user_id);
+    PutLengthPrefixed(&out, ug.group);
     PutVarint64(&out, ZigZagEncode(ug.expires_at_ms));
   }
   return out;
@@ -73,7 +39,7 @@ Result<ViewState> DecodeViewState(std::string_view bytes) {
     return Status::InvalidArgument("view snapshot written by a newer format (version " +
                                    std::to_string(version) + ")");
   }
-  Reader in(bytes.substr(1));
+  ByteReader in(bytes.substr(1));
   ViewState s;
   uint64_t n = 0;
   in.U64(&s.applied_position);
