@@ -84,6 +84,14 @@ class Cell:
 
 
 def default_cells(conns_list, smoke, full):
+    """The cells of each block, keyed by (conns, reliable); a group cell needs a group size
+    that divides the connection count (every group is full)."""
+    blocks = matrix(conns_list, smoke, full)
+    return {key: [c for c in cells if c.to != "group" or c.conns % c.size == 0]
+            for key, cells in blocks.items()}
+
+
+def matrix(conns_list, smoke, full):
     """The cells of each block, keyed by (conns, reliable)."""
     blocks = {}
     if smoke:
@@ -102,8 +110,7 @@ def default_cells(conns_list, smoke, full):
                 for pub in ("rest", "client"):
                     for size in (1, 10, 100, 1000):
                         for payload in (100, 2048):
-                            if size <= n:
-                                cells.append(Cell(n, pub=pub, mode=mode, size=size, payload=payload))
+                            cells.append(Cell(n, pub=pub, mode=mode, size=size, payload=payload))
                 for to in ("connection", "user"):
                     cells.append(Cell(n, to=to, mode=mode))
             blocks[(n, False)] = cells
@@ -125,6 +132,7 @@ def default_cells(conns_list, smoke, full):
                 Cell(n, size=100, mode="rate"),
                 Cell(n, size=100, pub="client", mode="rate"),
                 Cell(n, to="connection"),
+                Cell(n, to="connection", mode="rate"),
                 Cell(n, to="user"),
             ]
         elif n == conns_list[-1]:
@@ -139,7 +147,7 @@ def default_cells(conns_list, smoke, full):
                 Cell(n, size=1000),
                 Cell(n, size=100, mode="rate"),
             ]
-        blocks[(n, False)] = [c for c in cells if c.size <= n]
+        blocks[(n, False)] = cells
     n = conns_list[0]
     blocks[(n, True)] = [Cell(n, size=100, reliable=True), Cell(n, size=100, mode="rate", reliable=True)]
     return blocks
@@ -728,7 +736,7 @@ def parse_args(argv):
     p = argparse.ArgumentParser(prog="compare.sh", description=__doc__.split("\n\n")[0])
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--smoke", action="store_true", help="about 30 s: 200 members, 3+1 cells, 1 run")
-    mode.add_argument("--full", action="store_true", help="the whole cross product (hours)")
+    mode.add_argument("--full", action="store_true", help="the whole cross product (about two hours)")
     p.add_argument("--reps", type=int, help="repetitions (default 3; --smoke: 1)")
     p.add_argument("--servers", default=",".join(SERVERS), help="comma list of " + ",".join(SERVERS))
     p.add_argument("--conns", help="comma list of connection counts (default 2000,10000,19000)")
@@ -744,6 +752,7 @@ def parse_args(argv):
     p.add_argument("--loadgen", default=os.environ.get("HUBCAST_BENCH_LOADGEN", ""),
                    help="bench_loadgen binary")
     p.add_argument("--only", help="run only the cells whose name matches this regular expression")
+    p.add_argument("--list", action="store_true", help="print the cells and exit")
     p.add_argument("--no-pin", action="store_true", help="do not pin with taskset")
     p.add_argument("--nice", type=int, default=0,
                    help="run servers and generators at this nice value (e.g. -10 as root, to "
@@ -761,6 +770,11 @@ def parse_args(argv):
         p.error(f"--conns: not a comma list of numbers: {conns}")
     if any(n < 1 or n > 19500 for n in args.conns):
         p.error("--conns: each count must be 1..19500 (each server holds them all)")
+    if args.only:
+        try:
+            re.compile(args.only)
+        except re.error as e:
+            p.error(f"--only: not a regular expression: {e}")
     args.servers = [s for s in args.servers.split(",") if s]
     if not args.servers or any(s not in SERVERS for s in args.servers):
         p.error(f"--servers: choose from {','.join(SERVERS)}")
@@ -809,6 +823,14 @@ def preflight(args):
 
 def main(argv):
     args = parse_args(argv)
+    blocks = default_cells(args.conns, args.smoke, args.full)
+    if args.only:
+        blocks = {key: [c for c in cells if re.search(args.only, c.name())]
+                  for key, cells in blocks.items()}
+    blocks = {key: cells for key, cells in blocks.items() if cells}
+    if args.list:
+        print("\n".join(c.name() for cells in blocks.values() for c in cells))
+        return 0
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     atexit.register(CHILDREN.stop_all)
@@ -822,11 +844,6 @@ def main(argv):
     started = time.monotonic()
     try:
         preflight(args)
-        blocks = default_cells(args.conns, args.smoke, args.full)
-        if args.only:
-            blocks = {key: [c for c in cells if re.search(args.only, c.name())]
-                      for key, cells in blocks.items()}
-            blocks = {key: cells for key, cells in blocks.items() if cells}
         cells_in_order = [c.name() for cells in blocks.values() for c in cells]
         mode = "smoke" if args.smoke else "full" if args.full else "default"
         n_runs = sum(len(cells) * len([k for k in args.servers if not key[1] or k in

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Hubcast against nats-server, Socket.IO and ws on this machine, in one command:
 #
-#   tests/bench/compare.sh            # the default matrix (3 repetitions, about 20 minutes)
+#   tests/bench/compare.sh            # the default matrix (3 repetitions, about 17 minutes)
 #   tests/bench/compare.sh --smoke    # about 30 seconds (what ctest -L bench runs)
-#   tests/bench/compare.sh --full     # the whole cross product (hours)
+#   tests/bench/compare.sh --full     # the whole cross product (about two hours)
 #
 # Installs what is missing (deploy/install-deps.sh: nats-server, Node.js, npm ci in
 # tests/bench/peers), builds the two binaries it needs (hubcast, bench_loadgen) in build/ (or
