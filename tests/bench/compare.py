@@ -560,6 +560,33 @@ def log(text):
     print(text, flush=True)
 
 
+def environment(args):
+    """One line: what ran, on what."""
+    def output(argv):
+        try:
+            return subprocess.run(argv, capture_output=True, text=True, timeout=10).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return "?"
+
+    def package(name):
+        try:
+            with open(os.path.join(HERE, "peers", "node_modules", name, "package.json")) as f:
+                return json.load(f)["version"]
+        except (OSError, ValueError, KeyError):
+            return "?"
+
+    cpu = "?"
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(l.split(":", 1)[1].strip() for l in f if l.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    rev = output(["git", "-C", HERE, "describe", "--always", "--dirty"]) or "?"
+    return (f"hubcast {rev}, {output(['nats-server', '--version'])}, node "
+            f"{output(['node', '--version'])}, socket.io {package('socket.io')}, ws "
+            f"{package('ws')}; {os.cpu_count()} x {cpu}, Linux {os.uname().release}")
+
+
 # ---------------------------------------------------------------------------------------------
 # Reporting
 
@@ -900,6 +927,7 @@ def main(argv):
               f"{'pinned: server core 0, generators core 1' if getattr(args, 'pinned', False) else 'not pinned'}, "
               f"nice {args.nice}, "
               f"{time.monotonic() - started:.0f} s in all")
+    header += "\n" + environment(args)
     tabs = tables(summary, mem, kinds, header)
     text = render_text(tabs)
     log("")
