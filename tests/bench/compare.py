@@ -447,14 +447,17 @@ def percentiles(sparse_list, quantiles):
     return out
 
 
-def quiesce(servers, limit=5.0):
-    """Waits (at most `limit` s) until no server is busy, e.g. flushing after the last cell."""
+def quiesce(servers, limit=10.0, quiet_windows=3):
+    """Waits (at most `limit` s) until no server of the block has been busy for `quiet_windows`
+    windows of 0.2 s in a row: a server may go on working after its run (a Node server's
+    garbage collection, Hubcast's log compaction), which would disturb the next run."""
     deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
+    quiet = 0
+    while time.monotonic() < deadline and quiet < quiet_windows:
         before = {s.pid: cpu_seconds(s.pid) for s in servers}
         time.sleep(0.2)
-        if all(cpu_seconds(s.pid) - before[s.pid] < 0.02 for s in servers):
-            return
+        busy = any(cpu_seconds(s.pid) - before[s.pid] > 0.01 for s in servers)
+        quiet = 0 if busy else quiet + 1
 
 
 def run_cell(cell, server, block, args):
@@ -482,7 +485,7 @@ def run_cell(cell, server, block, args):
     gen_cpu0 = sum(cpu_seconds(g.pid) for g in gens)
     core0 = core_busy_seconds(args.cores[0]) if args.cores else 0.0
     softirq0 = cpu_seconds(args.ksoftirqd) if args.ksoftirqd else 0.0
-    idle0 = sum(cpu_seconds(s.pid) for s in block if s is not server)
+    idle0 = {s.kind: cpu_seconds(s.pid) for s in block if s is not server}
     delay0 = run_delay_seconds(server.pid), sum(run_delay_seconds(g.pid) for g in gens)
     time.sleep(args.seconds)
     for g in gens:
@@ -491,7 +494,7 @@ def run_cell(cell, server, block, args):
     gen_cpu1 = sum(cpu_seconds(g.pid) for g in gens)
     core1 = core_busy_seconds(args.cores[0]) if args.cores else 0.0
     softirq1 = cpu_seconds(args.ksoftirqd) if args.ksoftirqd else 0.0
-    idle1 = sum(cpu_seconds(s.pid) for s in block if s is not server)
+    idle1 = {s.kind: cpu_seconds(s.pid) for s in block if s is not server}
     delay1 = run_delay_seconds(server.pid), sum(run_delay_seconds(g.pid) for g in gens)
     wall1 = time.monotonic()
     results = [json.loads(g.expect("result", 90)) for g in gens]
@@ -509,7 +512,8 @@ def run_cell(cell, server, block, args):
     # server leaves idle, so then only the block's servers can disturb a run.
     softirq = (softirq1 - softirq0) / wall
     other = max(0.0, (core1 - core0) - server_cpu - (softirq1 - softirq0)) / wall
-    idle_servers = (idle1 - idle0) / wall
+    idle_by_kind = {k: (idle1[k] - idle0[k]) / wall for k in idle0}
+    idle_servers = sum(idle_by_kind.values())
     quiet = idle_servers <= DISTURBANCE_LIMIT and (args.nice < 0 or other <= DISTURBANCE_LIMIT)
     p50, p99, p999 = percentiles([r["latency_ns"] for r in results], [0.5, 0.99, 0.999])
     row = {
@@ -521,6 +525,7 @@ def run_cell(cell, server, block, args):
         "p50_ms": p50, "p99_ms": p99, "p999_ms": p999,
         "other_cpu_pct": 100 * other,
         "idle_servers_cpu_pct": 100 * idle_servers,
+        "idle_servers": " ".join(f"{k}:{100 * v:.1f}" for k, v in idle_by_kind.items()),
         "ksoftirqd_cpu_pct": 100 * softirq,
         "server_wait_pct": 100 * (delay1[0] - delay0[0]) / wall,
         "generator_wait_pct": 100 * (delay1[1] - delay0[1]) / wall,
