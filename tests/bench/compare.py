@@ -13,7 +13,8 @@ tests/bench/README.md for what every column means. In short:
   * A cell: "phase" to every generator, a warm-up, then a measurement window over which the
     server's and the generators' CPU time is read from /proc/<pid>/stat, then "stop" and the
     generators' results (after their drain). A run whose generators used more than 80% of their
-    core is marked invalid: the generator, not the server, may have been the limit.
+    core is marked invalid: the generator, not the server, may have been the limit; one where
+    something else took more than 10% of the server's core is marked disturbed.
   * Medians over the repetitions, Hubcast/peer ratios, and the raw runs go to a results folder
     (runs.csv, summary.csv, summary.md) and the summary to stdout.
 
@@ -633,6 +634,9 @@ def summarize(runs, memory, cells_in_order, kinds):
                         "generator_cpu_pct", "other_cpu_pct", "server_us_per_publish",
                         "server_us_per_delivery", "p50_ms", "p99_ms", "p999_ms"):
                 row[key] = median(r[key] for r in rs)
+            values = [r["deliveries_per_s"] for r in rs if r["deliveries_per_s"]]
+            row["deliveries_spread_pct"] = (100 * (max(values) - min(values)) / min(values)
+                                            if len(values) > 1 else None)
             for key in ("lost", "duplicates", "strays", "corrupt", "errors", "disconnects"):
                 row[key] = sum(r[key] for r in rs)
             summary.append(row)
@@ -675,6 +679,9 @@ def tables(summary, mem, kinds, header):
     rate = lambda c: not closed(c)
     metric_table("Throughput, closed loop", closed, "deliveries_per_s", 0,
                  "deliveries/s, median; ratio > 1: Hubcast delivers more")
+    metric_table("Throughput spread, closed loop", closed, "deliveries_spread_pct", 0,
+                 "(max - min) / min of the repetitions, %; ratios well away from 1 survive it",
+                 ratios=False)
     metric_table("Publishes, closed loop", closed, "publishes_per_s", 0,
                  "acknowledged publishes/s, median")
     for key, label in (("p50_ms", "p50"), ("p99_ms", "p99"), ("p999_ms", "p99.9")):

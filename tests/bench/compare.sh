@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Hubcast against nats-server, Socket.IO and ws on this machine, in one command:
 #
-#   tests/bench/compare.sh            # the default matrix (3 repetitions, about 17 minutes)
+#   tests/bench/compare.sh            # the default matrix (3 repetitions, about 20 minutes)
 #   tests/bench/compare.sh --smoke    # about 30 seconds (what ctest -L bench runs)
 #   tests/bench/compare.sh --full     # the whole cross product (about two hours)
 #
