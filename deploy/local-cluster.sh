@@ -52,7 +52,9 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --wan-delay-ms)
       [ $# -ge 2 ] || die "--wan-delay-ms needs a value"
-      [[ "$2" =~ ^[0-9]+$ ]] && [ "$2" -le 10000 ] || die "--wan-delay-ms must be 0..10000, not '$2'"
+      if ! [[ "$2" =~ ^[0-9]+$ ]] || [ "$2" -gt 10000 ]; then
+        die "--wan-delay-ms must be 0..10000, not '$2'"
+      fi
       wan_delay_ms=$2
       shift 2
       ;;
@@ -243,8 +245,9 @@ up() {
   [ -x "$NATS" ] || die "nats-server not found (deploy/install-deps.sh installs it)"
   [ $nats_only -eq 1 ] || [ -x "$HUBCAST" ] || die "$HUBCAST not found: run deploy/build.sh"
   [ "$wan_delay_ms" -eq 0 ] || [ -x "$PROXY" ] || die "$PROXY not found: run deploy/build.sh"
-  command -v curl >/dev/null && command -v python3 >/dev/null ||
+  if ! command -v curl >/dev/null || ! command -v python3 >/dev/null; then
     die "needs curl and python3 (deploy/install-deps.sh installs them)"
+  fi
 
   mkdir -p "$state"
   printf 'regions: %s\nwan-delay-ms: %s\n' "${REGIONS[*]}" "$wan_delay_ms" >"$state/$MARKER"
@@ -260,9 +263,9 @@ up() {
       failed_log="$state/proxy-${REGIONS[$i]}/proxy.log"
       # One proxy in front of each server's route port, and the server advertises the proxy:
       # every route (configured or learnt by gossip) between two regions crosses one proxy.
-      advertised[$i]=$(start_proxy "${REGIONS[$i]}" "${cluster_ports[$i]}")
+      advertised[i]=$(start_proxy "${REGIONS[$i]}" "${cluster_ports[$i]}")
     else
-      advertised[$i]=${cluster_ports[$i]}
+      advertised[i]=${cluster_ports[$i]}
     fi
   done
   local routes="" advertise=""

@@ -17,6 +17,7 @@
 #include <csignal>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <map>
 #include <memory>
 #include <netinet/in.h>
@@ -498,6 +499,8 @@ TEST(LocalCluster, NatsHalfComesUpAcrossDelayedRoutesAndGoesDownByPid) {
     auto took = client.Append("chat", "message " + std::to_string(i), &error);
     ASSERT_TRUE(took.has_value()) << error;
     EXPECT_GE(*took, milliseconds(2 * kDelayMs)) << "append " << i << " did not cross a region";
+    std::cout << "append " << i << " acknowledged after "
+              << std::chrono::duration_cast<milliseconds>(*took).count() << " ms\n";
   }
 
   // `down` stops exactly the processes `up` recorded, and removes the state.
