@@ -142,7 +142,7 @@ struct HubRegistryOptions {
   size_t max_hubs = 1000;
   // Cluster: whether this node does a hub's time-driven work (sweeps, snapshots); nullptr:
   // always (a single node).
-  std::function<bool(const HubName&)> is_owner;
+  std::function<bool(const HubName&)> is_owner = nullptr;
   // Cluster: where hub views are saved for joining nodes, and how often the owner saves one.
   SnapshotStore* snapshots = nullptr;
   std::chrono::milliseconds snapshot_interval{60000};
