@@ -12,12 +12,19 @@ constexpr const char* kHeartbeatSubject = "hubcast.nodes.heartbeat";
 
 // FNV-1a: stable across processes and builds (std::hash is not), so every node computes the
 // same owner.
-uint64_t Fnv1a(std::string_view s) {
+// FNV-1a, then a 64-bit finalizer: FNV alone leaves the high bits of keys that differ only in
+// their last bytes too alike for rendezvous hashing (one node of four owned half the hubs).
+uint64_t Score(std::string_view s) {
   uint64_t h = 1469598103934665603ull;
   for (unsigned char c : s) {
     h ^= c;
     h *= 1099511628211ull;
   }
+  h ^= h >> 33;
+  h *= 0xff51afd7ed558ccdull;
+  h ^= h >> 33;
+  h *= 0xc4ceb9fe1a85ec53ull;
+  h ^= h >> 33;
   return h;
 }
 
@@ -29,9 +36,8 @@ ClusterMembership::ClusterMembership(NatsConnection* connection, ClusterOptions 
 ClusterMembership::~ClusterMembership() { Stop(); }
 
 Status ClusterMembership::Start() {
-  Status s = connection_->Subscribe(kHeartbeatSubject, [this](std::string_view, std::string_view d) {
-    OnHeartbeat(d);
-  });
+  Status s = connection_->Subscribe(
+      kHeartbeatSubject, [this](std::string_view, std::string_view d) { OnHeartbeat(d); });
   if (!s.ok()) return s;
   thread_ = std::thread([this] { Run(); });
   return Status::Ok();
@@ -81,7 +87,8 @@ std::vector<NodeInfo> ClusterMembership::Nodes() const {
   std::lock_guard lock(mu_);
   std::vector<NodeInfo> out;
   auto now = std::chrono::steady_clock::now();
-  if (connection_->connected()) out.push_back({options_.node_id, options_.region, incarnation_, {}});
+  if (connection_->connected())
+    out.push_back({options_.node_id, options_.region, incarnation_, {}});
   for (const auto& [id, seen] : nodes_) {
     if (seen.dead) continue;
     out.push_back({id, seen.region, seen.incarnation,
@@ -95,7 +102,7 @@ std::string ClusterMembership::OwnerAmong(const std::vector<std::string>& nodes,
   std::string best;
   uint64_t best_score = 0;
   for (const auto& n : nodes) {
-    uint64_t score = Fnv1a(n + "\n" + key);
+    uint64_t score = Score(n + "\n" + key);
     if (best.empty() || score > best_score || (score == best_score && n < best)) {
       best = n;
       best_score = score;
@@ -110,9 +117,18 @@ bool ClusterMembership::IsOwner(const std::string& hub) const {
   return OwnerAmong(LiveIds(), hub) == options_.node_id;
 }
 
+bool ClusterMembership::IsDead(const std::string& node) const {
+  if (node == options_.node_id || !connection_->connected()) return false;
+  std::lock_guard lock(mu_);
+  auto it = nodes_.find(node);
+  if (it != nodes_.end()) return it->second.dead;
+  return listening_since_ &&
+         std::chrono::steady_clock::now() - *listening_since_ > options_.node_timeout;
+}
+
 void ClusterMembership::Run() {
-  const std::string beat = options_.node_id + "\t" + options_.region + "\t" +
-                           std::to_string(incarnation_);
+  const std::string beat =
+      options_.node_id + "\t" + options_.region + "\t" + std::to_string(incarnation_);
   std::unique_lock lock(mu_);
   bool was_connected = false;
   while (!stopping_) {
@@ -124,7 +140,9 @@ void ClusterMembership::Run() {
     if (connected && !was_connected) {
       // Back on the network: silence seen while this node was cut off proves nothing.
       for (auto& [id, seen] : nodes_) seen.last = now;
+      listening_since_ = now;
     }
+    if (!connected) listening_since_.reset();
     was_connected = connected;
     std::vector<std::pair<std::string, uint64_t>> died;
     for (auto& [id, seen] : nodes_) {
@@ -139,9 +157,8 @@ void ClusterMembership::Run() {
       bool report = !live.empty() && live.front() == options_.node_id;
       lock.unlock();
       for (const auto& [id, incarnation] : died) {
-        Logger("cluster").Warn("node ", id, " is silent for over ",
-                               options_.node_timeout.count(), " ms: dead",
-                               report ? "; this node reports it" : "");
+        Logger("cluster").Warn("node ", id, " is silent for over ", options_.node_timeout.count(),
+                               " ms: dead", report ? "; this node reports it" : "");
         if (on_death_) on_death_(id, incarnation, report);
       }
       lock.lock();

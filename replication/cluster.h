@@ -26,6 +26,7 @@
 #include <functional>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -63,6 +64,9 @@ class ClusterMembership {
   std::vector<NodeInfo> Nodes() const;
   // Whether this node does `hub`'s time-driven work now.
   bool IsOwner(const std::string& hub) const;
+  // Whether `node` is known dead: silent past the node timeout, or never heard from although
+  // this node has listened (connected) for a whole node timeout. Never this node.
+  bool IsDead(const std::string& node) const;
   uint64_t incarnation() const { return incarnation_; }
   const std::string& node_id() const { return options_.node_id; }
 
@@ -78,6 +82,8 @@ class ClusterMembership {
   };
   void OnHeartbeat(std::string_view data);
   void Run();
+  // When this node's current stretch of being connected began (mu_); unset while cut off.
+  std::optional<std::chrono::steady_clock::time_point> listening_since_;
   std::vector<std::string> LiveIds() const;  // under mu_
 
   NatsConnection* const connection_;

@@ -71,8 +71,9 @@ void Hub::Append(storage::Entry entry, AppendCallbacks cb) {
   if (!registry_->Admit(this, bytes)) {
     if (cb.durable) {
       RunOn(ex, [d = std::move(cb.durable)] {
-        d(Status::Unavailable("The service is busy: too many commands are waiting to be "
-                              "applied. Retry later."));
+        d(
+            Status::Unavailable("The service is busy: too many commands are waiting to be "
+                                "applied. Retry later."));
       });
     }
     return;
@@ -81,8 +82,7 @@ void Hub::Append(storage::Entry entry, AppendCallbacks cb) {
     if (!r.ok()) Release(bytes);
     if (d) RunOn(ex, [d, r = std::move(r)] { d(r); });
   };
-  AppliedFn applied = [this, bytes, ex, a = std::move(cb.applied)](uint64_t pos,
-                                                                    const Status& s) {
+  AppliedFn applied = [this, bytes, ex, a = std::move(cb.applied)](uint64_t pos, const Status& s) {
     Release(bytes);
     if (a) RunOn(ex, [a, pos, s] { a(pos, s); });
   };
@@ -113,6 +113,8 @@ Status Hub::AppendAndWait(storage::Entry entry) {
   return future.get();
 }
 
+const std::string& Hub::node_id() const { return registry_->node_id(); }
+
 Status Hub::Barrier() {
   assert(!OnNonBlockingThread() && "an event loop must never wait for the log");
   auto head = log_->Head();
@@ -136,8 +138,8 @@ void Hub::Apply(LogRecord& rec, storage::ApplyBatch* batch, DeliverySink* sink) 
     if (position <= applied_) {
       // A log that hands over an entry twice or out of order would make this node's view
       // differ from every other: stop, and let the restart re-apply from the store.
-      Logger("applier").Error("hub ", name_.str(), ": entry ", position,
-                              " arrived after entry ", applied_, "; stopping the node");
+      Logger("applier").Error("hub ", name_.str(), ": entry ", position, " arrived after entry ",
+                              applied_, "; stopping the node");
       std::abort();
     }
   }
@@ -147,8 +149,8 @@ void Hub::Apply(LogRecord& rec, storage::ApplyBatch* batch, DeliverySink* sink) 
     if (batch) batch->Add(name_.str(), position, *rec.entry, result, rec.encoded);
   } catch (const std::exception& e) {
     // The view may be half-changed: serving it would answer from a state no log produced.
-    Logger("applier").Error("hub ", name_.str(), ": entry ", position,
-                            " failed to apply (", e.what(), "); stopping the node");
+    Logger("applier").Error("hub ", name_.str(), ": entry ", position, " failed to apply (",
+                            e.what(), "); stopping the node");
     std::abort();
   }
   try {
@@ -199,6 +201,39 @@ void Hub::SweepExpiredHeld(int64_t now_ms) {
   }
 }
 
+void Hub::AppendNodeDown(const std::string& node, const std::string& request_id, int64_t now_ms) {
+  storage::Entry e;
+  e.kind = storage::EntryKind::kNodeDown;
+  e.timestamp_ms = now_ms;
+  e.target = node;
+  e.node_id = registry_->node_id();
+  e.hold_until_ms = now_ms + registry_->options_.node_down_hold_ms;
+  AppendCallbacks cb;
+  cb.request_id = request_id;
+  cb.durable = [node, name = name_.str()](Result<uint64_t> r) {
+    if (!r.ok() && r.status().code() != StatusCode::kDuplicate) {
+      Logger("cluster").Warn("hub ", name, ": could not report node ", node,
+                             " down (the hub owner retries): ", r.status().message());
+    }
+  };
+  Append(std::move(e), std::move(cb));
+}
+
+void Hub::SweepDeadNodes(int64_t now_ms) {
+  const auto& is_dead = registry_->options_.is_dead;
+  if (!is_dead) return;
+  for (const auto& node : view_->ConnectionNodes()) {
+    if (!is_dead(node)) continue;
+    // Named after what the hub had applied: a retry while nothing changed is one entry, and a
+    // later death of the same node is a new one.
+    Logger("cluster").Info("hub ", name_.str(), ": node ", node,
+                           " is dead and still serves connections here; reporting it down");
+    AppendNodeDown(node,
+                   "down-" + node + "-at-" + std::to_string(applied_position()) + "-" + name_.str(),
+                   now_ms);
+  }
+}
+
 void Hub::SaveSnapshot() {
   SnapshotStore* snapshots = registry_->options_.snapshots;
   if (!snapshots || applied_position() == snapshot_position_) return;
@@ -209,8 +244,9 @@ void Hub::SaveSnapshot() {
     return;
   }
   snapshot_position_ = snap.position;
-  Logger("snapshot").Debug("hub ", name_.str(), ": saved at position ", snap.position, " (",
-                           snap.bytes.size(), " bytes)");
+  Logger("snapshot")
+      .Debug("hub ", name_.str(), ": saved at position ", snap.position, " (", snap.bytes.size(),
+             " bytes)");
 }
 
 Status Hub::InstallState(storage::ViewState state) {
@@ -263,9 +299,9 @@ HubRegistry::HubRegistry(HubRegistryOptions options, DeliverySink* sink)
     owned_logs_ = LocalLogProvider::New(options_.store);
     logs_ = owned_logs_.get();
   }
-  appliers_ = std::make_unique<ApplierPool>(options_.appliers, options_.store, sink_,
-                                            options_.max_pending_per_node + 1024,
-                                            options_.lazy_commit);
+  appliers_ =
+      std::make_unique<ApplierPool>(options_.appliers, options_.store, sink_,
+                                    options_.max_pending_per_node + 1024, options_.lazy_commit);
   retention_ = std::thread([this] { RunRetention(); });
 }
 
@@ -302,8 +338,8 @@ Result<std::shared_ptr<Hub>> HubRegistry::CreateHub(const HubName& name, bool cr
     if (!state.ok()) return state.status();
     for (const auto& id : uncountable) {
       // Its entries left retention: it cannot be recovered (start-up ends it).
-      Logger("registry").Warn("hub ", hub, ": connection ", id,
-                              " cannot be recounted; it will not be recovered");
+      Logger("registry")
+          .Warn("hub ", hub, ": connection ", id, " cannot be recounted; it will not be recovered");
     }
     view->ImportState(std::move(state).value());
   }
@@ -320,8 +356,8 @@ Result<std::shared_ptr<Hub>> HubRegistry::CreateHub(const HubName& name, bool cr
     }
     auto state = storage::DecodeViewState((*snap)->bytes);
     if (!state.ok()) return state.status();
-    Logger("registry").Info("hub ", hub, ": starting from the snapshot at position ",
-                            state->applied_position);
+    Logger("registry")
+        .Info("hub ", hub, ": starting from the snapshot at position ", state->applied_position);
     if (Status s = h->InstallState(std::move(state).value()); !s.ok()) return s;
     started = h->log_->Start(h->applied_position());
   }
@@ -342,8 +378,8 @@ Result<std::shared_ptr<Hub>> HubRegistry::Get(const HubName& name) {
   }
   auto created = CreateHub(name, /*create=*/true);
   if (!created.ok()) {
-    Logger("registry").Error("hub ", name.str(), " cannot be created: ",
-                             created.status().message());
+    Logger("registry")
+        .Error("hub ", name.str(), " cannot be created: ", created.status().message());
     return Status::Unavailable("The hub cannot be created: " + created.status().message());
   }
   hubs_.emplace(name.str(), *created);
@@ -351,41 +387,36 @@ Result<std::shared_ptr<Hub>> HubRegistry::Get(const HubName& name) {
 }
 
 std::shared_ptr<Hub> HubRegistry::Find(const HubName& name) {
+  auto hub = Open(name);
+  return hub.ok() ? *hub : nullptr;
+}
+
+Result<std::shared_ptr<Hub>> HubRegistry::Open(const HubName& name) {
   std::lock_guard lock(hubs_mu_);
   auto it = hubs_.find(name.str());
   if (it != hubs_.end()) return it->second;
-  if (stopping() || hubs_.size() >= options_.max_hubs) return nullptr;
+  if (stopping()) return Status::Unavailable("The service is shutting down.");
+  if (hubs_.size() >= options_.max_hubs) {
+    return Status::NotFound("Hub '" + name.str() + "' is not served here.");
+  }
   // Another node may have created it: open it if its log exists, never create one.
   auto opened = CreateHub(name, /*create=*/false);
   if (!opened.ok()) {
     if (opened.status().code() != StatusCode::kNotFound) {
       Logger("registry").Warn("hub ", name.str(), ": ", opened.status().message());
+      return Status::Unavailable(opened.status().message());
     }
-    return nullptr;
+    return opened.status();
   }
   hubs_.emplace(name.str(), *opened);
   return *opened;
 }
 
-void HubRegistry::ReportNodeDown(const std::string& node, uint64_t incarnation,
-                                 int64_t hold_ms) {
+void HubRegistry::ReportNodeDown(const std::string& node, uint64_t incarnation) {
   int64_t now = SystemClock::Get().NowUnixMs();
   for (auto& hub : AllHubs()) {
-    storage::Entry e;
-    e.kind = storage::EntryKind::kNodeDown;
-    e.timestamp_ms = now;
-    e.target = node;
-    e.node_id = options_.node_id;
-    e.hold_until_ms = now + hold_ms;
-    AppendCallbacks cb;
-    cb.request_id = "down-" + node + "-" + std::to_string(incarnation) + "-" + hub->name().str();
-    cb.durable = [node, name = hub->name().str()](Result<uint64_t> r) {
-      if (!r.ok()) {
-        Logger("cluster").Error("hub ", name, ": could not report node ", node,
-                                " down: ", r.status().message());
-      }
-    };
-    hub->Append(std::move(e), std::move(cb));
+    hub->AppendNodeDown(
+        node, "down-" + node + "-" + std::to_string(incarnation) + "-" + hub->name().str(), now);
   }
 }
 
@@ -456,6 +487,7 @@ void HubRegistry::RunRetention() {
       if (options_.is_owner && !options_.is_owner(h->name())) continue;
       h->SweepExpiredMemberships(now);
       h->SweepExpiredHeld(now);
+      h->SweepDeadNodes(now);
       if (snapshot_round) h->SaveSnapshot();
     }
   }

@@ -65,6 +65,8 @@ class Hub : public std::enable_shared_from_this<Hub> {
       HubRegistry* registry, int applier);
 
   const HubName& name() const { return name_; }
+  // This node's id (what entries name as their node).
+  const std::string& node_id() const;
   const storage::HubView& view() const { return *view_; }
   uint64_t epoch() const { return log_->epoch(); }
 
@@ -101,6 +103,11 @@ class Hub : public std::enable_shared_from_this<Hub> {
   void SweepExpiredMemberships(int64_t now_ms);
   // Appends expiring closes for held sessions whose hold ran out.
   void SweepExpiredHeld(int64_t now_ms);
+  // Appends `node down` for every node that still serves connections here but is known dead
+  // (options_.is_dead): a report that failed or never came is made good by the owner.
+  void SweepDeadNodes(int64_t now_ms);
+  // Appends that `node` is dead: its reliable sessions are held until now + node_down_hold_ms.
+  void AppendNodeDown(const std::string& node, const std::string& request_id, int64_t now_ms);
   // Saves the view into the snapshot store when it moved since the last one.
   void SaveSnapshot();
   // Before Start only: replaces the view (and the store's copy) with a snapshot's state.
@@ -143,6 +150,10 @@ struct HubRegistryOptions {
   // Cluster: whether this node does a hub's time-driven work (sweeps, snapshots); nullptr:
   // always (a single node).
   std::function<bool(const HubName&)> is_owner = nullptr;
+  // Cluster: whether a node is known dead (nullptr: none is), and how long its reliable
+  // sessions are held for their clients to resume them on another node.
+  std::function<bool(const std::string& node)> is_dead = nullptr;
+  int64_t node_down_hold_ms = 60000;
   // Cluster: where hub views are saved for joining nodes, and how often the owner saves one.
   SnapshotStore* snapshots = nullptr;
   std::chrono::milliseconds snapshot_interval{60000};
@@ -168,6 +179,9 @@ class HubRegistry {
   Result<std::shared_ptr<Hub>> Get(const HubName& name);
   // The hub if it exists (nullptr otherwise): reads never create anything.
   std::shared_ptr<Hub> Find(const HubName& name);
+  // Find that tells why not: kNotFound (no such hub) or kUnavailable (its log cannot be
+  // reached now; asking again later may succeed).
+  Result<std::shared_ptr<Hub>> Open(const HubName& name);
   // Start-up: loads every hub the logs know, catching each view up with its log. Call
   // before serving. Fails on unreadable state.
   Status LoadAll();
@@ -176,9 +190,10 @@ class HubRegistry {
   const HubRegistryOptions& options() const { return options_; }
   bool stopping() const { return stopping_.load(std::memory_order_acquire); }
   // Cluster: appends, to every hub, that `node` (that incarnation of it) is dead; its reliable
-  // sessions are held until now + hold_ms. The request ids make another node's report of the
-  // same death one entry, not two.
-  void ReportNodeDown(const std::string& node, uint64_t incarnation, int64_t hold_ms);
+  // sessions are held for options.node_down_hold_ms. The request ids make another node's
+  // report of the same death one entry, not two; a report that fails is made good by the
+  // hub owner's dead-node sweep.
+  void ReportNodeDown(const std::string& node, uint64_t incarnation);
   // Refuses new appends, makes durable and applies everything accepted, then stops the
   // threads.
   void Stop();

@@ -65,6 +65,7 @@ class ConnectionImpl final : public Connection {
     // consumer per hub would otherwise mean a thread per hub).
     natsOptions_UseGlobalMessageDelivery(opts.get(), true);
     natsOptions_SetDisconnectedCB(opts.get(), &ConnectionImpl::OnDisconnected, this);
+    natsOptions_SetErrorHandler(opts.get(), &ConnectionImpl::OnError, this);
     natsOptions_SetReconnectedCB(opts.get(), &ConnectionImpl::OnReconnected, this);
     natsOptions_SetRetryOnFailedConnect(opts.get(), true, &ConnectionImpl::OnReconnected, this);
     s = natsConnection_Connect(&nc_, opts.get());
@@ -138,6 +139,10 @@ class ConnectionImpl final : public Connection {
     std::lock_guard lock(mu_);
     ack_handler_ = std::move(handler);
   }
+  void SetSubscriptionErrorHandler(SubscriptionErrorHandler handler) override {
+    std::lock_guard lock(mu_);
+    sub_error_handler_ = std::move(handler);
+  }
   const NatsConnectionOptions& options() const override { return options_; }
 
  private:
@@ -147,6 +152,15 @@ class ConnectionImpl final : public Connection {
     const char* data = natsMsg_GetData(msg);
     (*handler)(natsMsg_GetSubject(msg),
                std::string_view(data ? data : "", static_cast<size_t>(natsMsg_GetDataLength(msg))));
+  }
+  static void OnError(natsConnection*, natsSubscription* sub, natsStatus error, void* closure) {
+    auto* self = static_cast<ConnectionImpl*>(closure);
+    SubscriptionErrorHandler handler;
+    {
+      std::lock_guard lock(self->mu_);
+      handler = self->sub_error_handler_;
+    }
+    if (handler && sub) handler(sub, error);
   }
   static void OnDisconnected(natsConnection*, void* closure) {
     static_cast<ConnectionImpl*>(closure)->Changed(false);
@@ -192,6 +206,7 @@ class ConnectionImpl final : public Connection {
   std::vector<std::pair<natsSubscription*, Handler*>> subs_;
   std::vector<std::function<void(bool)>> watchers_;
   AckHandler ack_handler_;
+  SubscriptionErrorHandler sub_error_handler_;
 };
 
 }  // namespace

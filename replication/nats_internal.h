@@ -21,6 +21,10 @@ class Connection : public NatsConnection {
   // Runs on a nats.c thread; must destroy `msg` (nats.c's contract).
   using AckHandler = std::function<void(natsMsg* msg, jsPubAck* ack, jsPubAckErr* error)>;
   virtual void SetAckHandler(AckHandler handler) = 0;
+  // Asynchronous subscription errors (missed heartbeats, slow consumer): nats_log.cc repairs
+  // the hub consumer they name. Runs on a nats.c thread.
+  using SubscriptionErrorHandler = std::function<void(natsSubscription* sub, natsStatus error)>;
+  virtual void SetSubscriptionErrorHandler(SubscriptionErrorHandler handler) = 0;
   virtual const NatsConnectionOptions& options() const = 0;
 };
 

@@ -1,12 +1,16 @@
 #include "replication/nats_log.h"
 
 #include "base/log.h"
+#include "base/random.h"
 #include "replication/nats_internal.h"
 #include "storage/entry_codec.h"
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdio>
 #include <mutex>
+#include <set>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
@@ -57,10 +61,19 @@ class NatsLog final : public HubLog {
   uint64_t epoch() const override { return epoch_; }
 
   void Stop();
+  // Replaces the consumer with a new one that starts after the last entry handed over: the
+  // old one stopped delivering (its server died, its heartbeats stopped). Repair thread only.
+  Status Restart();
+  bool Owns(natsSubscription* sub) {
+    std::lock_guard lock(mu_);
+    return sub_ == sub;
+  }
+  const std::string& hub() const { return hub_; }
 
  private:
   static void OnMsg(natsConnection*, natsSubscription*, natsMsg* msg, void* closure);
   void Handle(natsMsg* msg);
+  Status Subscribe(uint64_t after);
 
   Provider* const provider_;
   const std::string hub_, stream_, subject_;
@@ -68,20 +81,26 @@ class NatsLog final : public HubLog {
   Consumer consumer_;
   std::mutex mu_;
   natsSubscription* sub_ = nullptr;
-  uint64_t last_handed_ = 0;  // delivery thread only (one subscription, in order)
+  // Delivery is in order on one subscription, but a replaced one may still be finishing a
+  // callback while its successor starts: handing over is serialized.
+  std::mutex handle_mu_;
+  uint64_t last_handed_ = 0;
 };
 
 class Provider final : public NatsLogProvider {
  public:
   Provider(NatsConnection* connection, storage::Store* store, NatsLogOptions options)
       : conn_(nats::Internal(*connection)), store_(store), options_(std::move(options)) {
-    conn_.SetAckHandler([this](natsMsg* msg, jsPubAck* ack, jsPubAckErr* error) {
-      OnAck(msg, ack, error);
-    });
+    conn_.SetAckHandler(
+        [this](natsMsg* msg, jsPubAck* ack, jsPubAckErr* error) { OnAck(msg, ack, error); });
+    conn_.SetSubscriptionErrorHandler(
+        [this](natsSubscription* sub, natsStatus error) { OnSubscriptionError(sub, error); });
+    repair_ = std::thread([this] { RunRepairs(); });
   }
   ~Provider() override {
     Stop();
     conn_.SetAckHandler({});
+    conn_.SetSubscriptionErrorHandler({});
   }
 
   Result<std::vector<std::string>> Hubs() override {
@@ -130,6 +149,8 @@ class Provider final : public NatsLogProvider {
 
   void Stop() override {
     if (stopping_.exchange(true)) return;
+    repair_cv_.notify_all();
+    if (repair_.joinable()) repair_.join();
     std::vector<NatsLog*> logs;
     {
       std::lock_guard lock(mu_);
@@ -157,8 +178,8 @@ class Provider final : public NatsLogProvider {
   }
 
   // --- for NatsLog ---
-  void Publish(NatsLog* log, const std::string& subject, storage::EntryPtr entry,
-               DurableFn durable, AppliedFn applied, const std::string& request_id) {
+  void Publish(NatsLog* log, const std::string& subject, storage::EntryPtr entry, DurableFn durable,
+               AppliedFn applied, const std::string& request_id) {
     if (stopping_.load()) {
       durable(Status::Unavailable("The service is shutting down."));
       return;
@@ -168,9 +189,8 @@ class Provider final : public NatsLogProvider {
       return;
     }
     std::string bytes = storage::EncodeEntry(*entry);
-    std::string id = !request_id.empty()
-                         ? request_id
-                         : options_.node_id + "-" + std::to_string(next_id_.fetch_add(1) + 1);
+    std::string id =
+        !request_id.empty() ? request_id : id_prefix_ + std::to_string(next_id_.fetch_add(1) + 1);
     bool added;
     {
       std::lock_guard lock(mu_);
@@ -215,12 +235,60 @@ class Provider final : public NatsLogProvider {
   NatsConnection& connection() { return conn_; }
   storage::Store* store() const { return store_; }
   const NatsLogOptions& options() const { return options_; }
+  // Before the log goes: waits out a repair of it in progress.
   void Forget(NatsLog* log) {
+    std::lock_guard repairing(repair_mu_);
     std::lock_guard lock(mu_);
     logs_.erase(std::remove(logs_.begin(), logs_.end(), log), logs_.end());
+    broken_.erase(log);
   }
 
  private:
+  // A consumer whose heartbeats stopped (its server died or lost the stream) delivers nothing
+  // more, and nats.c's own reset may fail while JetStream elects leaders: the repair thread
+  // re-creates it, retrying every second, from the last entry handed over.
+  void OnSubscriptionError(natsSubscription* sub, natsStatus error) {
+    if (error != NATS_MISSED_HEARTBEAT && error != NATS_SLOW_CONSUMER && error != NATS_MISMATCH) {
+      return;
+    }
+    std::lock_guard lock(mu_);
+    for (NatsLog* log : logs_) {
+      if (!log->Owns(sub)) continue;
+      if (broken_.insert(log).second) {
+        Logger("nats").Warn("hub ", log->hub(), ": its consumer stopped (",
+                            natsStatus_GetText(error), "); re-creating it");
+      }
+      repair_cv_.notify_all();
+      return;
+    }
+  }
+
+  void RunRepairs() {
+    std::unique_lock lock(mu_);
+    while (!stopping_.load()) {
+      repair_cv_.wait_for(lock, std::chrono::seconds(1));
+      std::vector<NatsLog*> broken(broken_.begin(), broken_.end());
+      lock.unlock();
+      for (NatsLog* log : broken) {
+        if (stopping_.load()) break;
+        std::lock_guard repairing(repair_mu_);
+        {
+          std::lock_guard still(mu_);
+          if (!broken_.count(log)) continue;  // forgotten meanwhile
+        }
+        Status s = log->Restart();
+        std::lock_guard still(mu_);
+        if (s.ok()) {
+          broken_.erase(log);
+          Logger("nats").Info("hub ", log->hub(), ": consumer re-created");
+        } else {
+          Logger("nats").Debug("hub ", log->hub(), ": consumer not re-created yet: ", s.message());
+        }
+      }
+      lock.lock();
+    }
+  }
+
   struct Pending {
     NatsLog* log = nullptr;
     DurableFn durable;
@@ -289,7 +357,8 @@ class Provider final : public NatsLogProvider {
     cfg.MaxAge = options_.max_age_ms * 1000000;  // ns
     cfg.MaxBytes = options_.max_bytes;
     cfg.MaxMsgSize = static_cast<int32_t>(options_.max_message_bytes + 64 * 1024);
-    cfg.Duplicates = int64_t{2} * 60 * 1000000000;  // the de-duplication window: 2 min
+    // The de-duplication window: 2 min, never longer than the retention (JetStream's rule).
+    cfg.Duplicates = std::min<int64_t>(int64_t{2} * 60 * 1000000000, cfg.MaxAge);
     cfg.DenyDelete = true;
     cfg.AllowDirect = true;
     jsPlacement placement;
@@ -307,8 +376,8 @@ class Provider final : public NatsLogProvider {
     jsOptions_Init(&o);
     natsStatus s = js_AddStream(&si, conn_.js(), &cfg, &o, &code);
     if (s == NATS_OK) {
-      Logger("nats").Info("hub ", hub, ": created stream ", name, " (replicas ",
-                          options_.replicas, ")");
+      Logger("nats").Info("hub ", hub, ": created stream ", name, " (replicas ", options_.replicas,
+                          ")");
       return StreamInfoPtr(si);
     }
     // Another node created it first (with another config, the add fails): use it.
@@ -321,15 +390,23 @@ class Provider final : public NatsLogProvider {
   storage::Store* const store_;
   const NatsLogOptions options_;
   std::atomic<bool> stopping_{false};
+  // Message ids are this process's: a restarted node that counted from 1 again under its old
+  // prefix would have its new commands taken for duplicates of its old ones (acknowledged,
+  // and never appended).
+  const std::string id_prefix_ = options_.node_id + "-" + RandomHex(6) + "-";
   std::atomic<uint64_t> next_id_{0};
   mutable std::mutex mu_;
   std::unordered_map<std::string, Pending> pending_;
   std::vector<NatsLog*> logs_;
+  std::set<NatsLog*> broken_;  // consumers to re-create (mu_)
+  std::condition_variable repair_cv_;
+  std::mutex repair_mu_;  // held while a consumer is re-created (Forget waits for it)
+  std::thread repair_;
 };
 
 NatsLog::~NatsLog() {
+  provider_->Forget(this);  // first: no repair re-subscribes it after Stop
   Stop();
-  provider_->Forget(this);
 }
 
 void NatsLog::Stop() {
@@ -358,11 +435,34 @@ Status NatsLog::Start(uint64_t after) {
     return Status::NotFound("hub " + hub_ + ": entries " + std::to_string(after + 1) + ".." +
                             std::to_string(first - 1) + " have left the stream's retention");
   }
-  last_handed_ = after;
+  {
+    std::lock_guard lock(handle_mu_);
+    last_handed_ = after;
+  }
+  return Subscribe(after);
+}
+
+Status NatsLog::Restart() {
+  Stop();
+  uint64_t after;
+  {
+    std::lock_guard lock(handle_mu_);
+    after = last_handed_;
+  }
+  return Subscribe(after);
+}
+
+Status NatsLog::Subscribe(uint64_t after) {
+  auto& conn = nats::Internal(provider_->connection());
+  jsOptions o;
+  jsOptions_Init(&o);
+  jsErrCode code{};
   jsSubOptions so;
   jsSubOptions_Init(&so);
   so.Stream = stream_.c_str();
   so.Ordered = true;
+  // Frequent idle heartbeats: a consumer lost with its server is noticed in seconds.
+  so.Config.Heartbeat = int64_t{1000} * 1000000;
   if (after > 0) {
     so.Config.DeliverPolicy = js_DeliverByStartSequence;
     so.Config.OptStartSeq = after + 1;
@@ -370,7 +470,8 @@ Status NatsLog::Start(uint64_t after) {
     so.Config.DeliverPolicy = js_DeliverAll;
   }
   natsSubscription* sub = nullptr;
-  s = js_Subscribe(&sub, conn.js(), subject_.c_str(), &NatsLog::OnMsg, this, &o, &so, &code);
+  natsStatus s =
+      js_Subscribe(&sub, conn.js(), subject_.c_str(), &NatsLog::OnMsg, this, &o, &so, &code);
   if (s != NATS_OK) return FromNats(s, "hub " + hub_ + ": consuming its stream", code);
   std::lock_guard lock(mu_);
   sub_ = sub;
@@ -408,11 +509,16 @@ void NatsLog::Handle(natsMsg* msg) {
   if (natsMsg_GetMetaData(&meta, msg) != NATS_OK) return;  // not a stream message
   uint64_t position = meta->Sequence.Stream;
   jsMsgMetaData_Destroy(meta);
+  std::lock_guard lock(handle_mu_);
   // An ordered consumer that was reset may hand over again what it already did.
-  if (position <= last_handed_) return;
+  if (position <= last_handed_) {
+    Logger("nats").Debug("hub ", hub_, ": stream position ", position, " again (at ", last_handed_,
+                         ")");
+    return;
+  }
   if (position != last_handed_ + 1) {
-    Logger("nats").Warn("hub ", hub_, ": stream position ", position, " follows ",
-                        last_handed_, " (entries in between were removed from the stream)");
+    Logger("nats").Warn("hub ", hub_, ": stream position ", position, " follows ", last_handed_,
+                        " (entries in between were removed from the stream)");
   }
   last_handed_ = position;
   std::string_view bytes(natsMsg_GetData(msg) ? natsMsg_GetData(msg) : "",
@@ -420,8 +526,9 @@ void NatsLog::Handle(natsMsg* msg) {
   LogRecord rec;
   rec.position = position;
   auto decoded = storage::DecodeEntry(bytes);
-  Status valid = decoded.ok() ? storage::CheckEntry(*decoded, provider_->options().max_message_bytes)
-                              : decoded.status();
+  Status valid = decoded.ok()
+                     ? storage::CheckEntry(*decoded, provider_->options().max_message_bytes)
+                     : decoded.status();
   if (valid.ok()) {
     rec.entry = std::make_shared<const storage::Entry>(std::move(decoded).value());
     rec.encoded.assign(bytes);

@@ -42,8 +42,7 @@ std::optional<ChunkHeader> ParseHeader(natsMsg* msg) {
 
 class JetStreamSnapshots final : public SnapshotStore {
  public:
-  explicit JetStreamSnapshots(NatsConnection* connection)
-      : conn_(nats::Internal(*connection)) {}
+  explicit JetStreamSnapshots(NatsConnection* connection) : conn_(nats::Internal(*connection)) {}
 
   Status Init(const JetStreamSnapshotOptions& options) {
     const char* subjects[] = {"hubcast.snapshot.>"};
@@ -84,9 +83,9 @@ class JetStreamSnapshots final : public SnapshotStore {
       return Status::Ok();
     }
     const char* why = nats_GetLastError(nullptr);
-    return FromNats(s, std::string("creating the snapshot stream") + (why ? ": " : "") +
-                           (why ? why : ""),
-                    add_code);
+    return FromNats(
+        s, std::string("creating the snapshot stream") + (why ? ": " : "") + (why ? why : ""),
+        add_code);
   }
 
   Status Save(const std::string& hub, const Snapshot& snap) override {

@@ -49,14 +49,15 @@ void Gateway::Deliver(replication::Hub& hub, uint64_t position, const storage::E
     case storage::EntryKind::kConnectionClose:
     case storage::EntryKind::kCloseConnections:
     case storage::EntryKind::kNodeDown: {
-      const std::string& me = registry_->node_id();
+      // Deliveries start during LoadAll's catch-up, before the gateway has the registry.
+      const std::string& me = hub.node_id();
       for (const auto& rec : r.closed_records) {
         // `disconnected` fires once per logical connection, from one node: the one that held
         // it; for a dead node's connections and for held sessions (no node), the node that
         // appended the entry.
-        const std::string& firer =
-            e.kind == storage::EntryKind::kNodeDown || rec.node_id.empty() ? e.node_id
-                                                                            : rec.node_id;
+        const std::string& firer = e.kind == storage::EntryKind::kNodeDown || rec.node_id.empty()
+                                       ? e.node_id
+                                       : rec.node_id;
         if (firer == me) {
           std::string body = "{\"reason\":";
           json::AppendQuoted(body, e.kind == storage::EntryKind::kNodeDown
@@ -90,7 +91,7 @@ void Gateway::Deliver(replication::Hub& hub, uint64_t position, const storage::E
     }
     case storage::EntryKind::kConnectionMoved: {
       ReleaseSockets(r);
-      if (!r.moved || e.node_id != registry_->node_id()) return;
+      if (!r.moved || e.node_id != hub.node_id()) return;
       auto moving = TakeMoving(e.target);
       if (!moving) return;  // moved here by an earlier attempt, or by another process
       hub.AttachLocal(e.target, moving->handle);

@@ -176,7 +176,7 @@ class Gateway final : public replication::DeliverySink {
                        std::string body);
   // `hub` is nullptr when it does not exist (then recovery fails like any other).
   void Recover(Poco::Net::HTTPServerRequest& request, Poco::Net::HTTPServerResponse& response,
-               const std::shared_ptr<replication::Hub>& hub, const std::string& protocol,
+               const Result<std::shared_ptr<replication::Hub>>& hub, const std::string& protocol,
                const std::string& connection_id, const std::string& token);
 
   GatewayOptions options_;

@@ -243,7 +243,7 @@ void Gateway::HandleClient(HTTPServerRequest& req, HTTPServerResponse& resp) {
     auto token_param = param("awps_reconnection_token");
     if (conn_param && token_param) {
       // A hub that does not exist has nothing to recover: nothing is created.
-      Recover(req, resp, registry_->Find(*hub_name), protocol, *conn_param, *token_param);
+      Recover(req, resp, registry_->Open(*hub_name), protocol, *conn_param, *token_param);
       return;
     }
 

@@ -104,8 +104,17 @@ struct Cluster {
     lo.placement_tag = cfg.stream_placement;
     lo.max_age_ms = cfg.stream_max_age_seconds * 1000;
     logs = r::NatsLogProvider::New(connection.get(), store, lo);
-    auto snaps = r::NewJetStreamSnapshots(connection.get(), {cfg.stream_replicas,
-                                                             cfg.stream_placement});
+    // JetStream may still be electing its leaders (a cluster that is starting or lost a
+    // server): its first answers time out. Asked again until the same deadline.
+    auto snaps =
+        r::NewJetStreamSnapshots(connection.get(), {cfg.stream_replicas, cfg.stream_placement});
+    while (!snaps.ok() && snaps.status().code() == hubcast::StatusCode::kUnavailable &&
+           std::chrono::steady_clock::now() < deadline) {
+      hubcast::Logger("main").Warn("JetStream is not ready: ", snaps.status().message());
+      std::this_thread::sleep_for(std::chrono::milliseconds(500));
+      snaps =
+          r::NewJetStreamSnapshots(connection.get(), {cfg.stream_replicas, cfg.stream_placement});
+    }
     if (!snaps.ok()) return snaps.status();
     snapshots = std::move(snaps).value();
     r::ClusterOptions co;
@@ -126,15 +135,14 @@ struct Cluster {
     ro->is_owner = [m = membership.get()](const hubcast::HubName& hub) {
       return m->IsOwner(hub.str());
     };
+    ro->is_dead = [m = membership.get()](const std::string& node) { return m->IsDead(node); };
+    ro->node_down_hold_ms = int64_t{cfg.reliable_hold_seconds} * 1000;
   }
 
-  Status Start(hubcast::replication::HubRegistry* registry,
-               const hubcast::server::ServerConfig& cfg) {
+  Status Start(hubcast::replication::HubRegistry* registry) {
     if (!connection) return Status::Ok();
-    int64_t hold_ms = int64_t{cfg.reliable_hold_seconds} * 1000;
-    membership->OnNodeDeath([registry, hold_ms](const std::string& node, uint64_t incarnation,
-                                                bool report) {
-      if (report) registry->ReportNodeDown(node, incarnation, hold_ms);
+    membership->OnNodeDeath([registry](const std::string& node, uint64_t incarnation, bool report) {
+      if (report) registry->ReportNodeDown(node, incarnation);
     });
     return membership->Start();
   }
@@ -266,7 +274,7 @@ int Serve(const std::vector<std::string>& args) {
   ro.max_hubs = static_cast<size_t>(cfg.max_hubs);
   cluster.Configure(&ro, cfg);
   hubcast::replication::HubRegistry registry(ro, &gateway);
-  if (Status s = cluster.Start(&registry, cfg); !s.ok()) return Fail(s.message());
+  if (Status s = cluster.Start(&registry); !s.ok()) return Fail(s.message());
   if (auto loaded = registry.LoadAll(); !loaded.ok()) {
     return Fail("cannot load the state in " + cfg.data_dir + ": " + loaded.message());
   }

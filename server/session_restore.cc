@@ -11,8 +11,8 @@
 #include <Poco/Net/WebSocket.h>
 
 #include <fcntl.h>
-#include <thread>
 #include <netinet/tcp.h>
+#include <thread>
 #include <unistd.h>
 
 namespace hubcast::server {
@@ -100,10 +100,26 @@ void Gateway::RestoreSessions() {
 }
 
 void Gateway::Recover(HTTPServerRequest& req, HTTPServerResponse& resp,
-                      const std::shared_ptr<replication::Hub>& hub, const std::string& protocol,
-                      const std::string& connection_id, const std::string& token) {
+                      const Result<std::shared_ptr<replication::Hub>>& opened,
+                      const std::string& protocol, const std::string& connection_id,
+                      const std::string& token) {
   // Recovery failure is "accept, then close 1008" (PROTOCOL.md 3.6): an HTTP error would
-  // leave the official client retrying for 30 s.
+  // leave the official client retrying for 30 s. That is right while the answer may change:
+  // the hub's log is out of reach (an election after a lost server) or this node is still
+  // catching up; the session then is not lost, only not reachable yet.
+  std::shared_ptr<replication::Hub> hub = opened.ok() ? *opened : nullptr;
+  bool verified = hub && CodecByName(protocol).reliable() &&
+                  VerifyReconnectionToken(*hub, connection_id, token);
+  Status ready = !opened.ok() && opened.status().code() == StatusCode::kUnavailable
+                     ? opened.status()
+                 : verified ? hub->Barrier()
+                            : Status::Ok();
+  if (!ready.ok()) {
+    resp.set("Retry-After", "1");
+    SendError(resp, Poco::Net::HTTPResponse::HTTP_SERVICE_UNAVAILABLE, "ServiceUnavailable",
+              ready.message());
+    return;
+  }
   if (!protocol.empty()) resp.set("Sec-WebSocket-Protocol", protocol);
   Poco::Net::WebSocket ws(req, resp);
   int fd = ::dup(ws.impl()->sockfd());
@@ -120,12 +136,9 @@ void Gateway::Recover(HTTPServerRequest& req, HTTPServerResponse& resp,
     ::close(fd);
   };
   std::optional<storage::ConnectionRecord> rec;
-  if (hub && CodecByName(protocol).reliable() &&
-      VerifyReconnectionToken(*hub, connection_id, token) && hub->Barrier().ok()) {
-    rec = hub->view().GetConnection(connection_id);
-  }
-  if (!rec || !rec->reliable || CodecByName(rec->subprotocol).protocol() !=
-                                    CodecByName(protocol).protocol()) {
+  if (verified) rec = hub->view().GetConnection(connection_id);
+  if (!rec || !rec->reliable ||
+      CodecByName(rec->subprotocol).protocol() != CodecByName(protocol).protocol()) {
     reject(fd, reject_frame);
     return;
   }
@@ -193,13 +206,13 @@ void Gateway::ResumeMoved(std::shared_ptr<replication::Hub> hub, uint64_t positi
     if (!hub->store() || rec.checkpoints.empty()) {
       failed = Status::NotFound("no replay log");
     } else {
-      auto replay = storage::ReplayConnection(
-          *hub->store(), hub->name().str(), rec, rec.checkpoints.front(), position, rec.acked,
-          [&](uint64_t seq, uint64_t, const storage::Entry& e) {
-            EncodedMessage m;
-            codec.Encode(e, &m);
-            replayed.emplace_back(seq, codec.Shared(m));
-          });
+      auto replay = storage::ReplayConnection(*hub->store(), hub->name().str(), rec,
+                                              rec.checkpoints.front(), position, rec.acked,
+                                              [&](uint64_t seq, uint64_t, const storage::Entry& e) {
+                                                EncodedMessage m;
+                                                codec.Encode(e, &m);
+                                                replayed.emplace_back(seq, codec.Shared(m));
+                                              });
       if (!replay.ok()) {
         failed = replay.status();
       } else if (replay->seq != rec.seq) {
@@ -216,8 +229,9 @@ void Gateway::ResumeMoved(std::shared_ptr<replication::Hub> hub, uint64_t positi
         return;
       }
       if (!failed.ok()) {
-        Logger("recover").With("id", conn->id()).Warn("cannot resume the moved session: ",
-                                                      failed.message());
+        Logger("recover")
+            .With("id", conn->id())
+            .Warn("cannot resume the moved session: ", failed.message());
         (void)!::write(moving.fd, moving.reject_frame.data(), moving.reject_frame.size());
         ::close(moving.fd);
         conn->EndRestored("The connection's messages could not be replayed.");

@@ -3,11 +3,11 @@
 #include "storage/targeting.h"
 
 #include <algorithm>
-#include <tuple>
 #include <deque>
 #include <map>
 #include <mutex>
 #include <shared_mutex>
+#include <tuple>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -242,6 +242,19 @@ class MemoryView final : public HubView {
       if (r.node_id.empty() && r.held_until_ms != 0 && r.held_until_ms <= now_ms) {
         out.push_back(id);
         if (out.size() >= limit) break;
+      }
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+  }
+
+  std::vector<std::string> ConnectionNodes() const override {
+    std::shared_lock lock(mu_);
+    std::vector<std::string> out;
+    for (const auto& [id, conn] : conns_) {
+      const std::string& node = conn->rec.node_id;
+      if (!node.empty() && std::find(out.begin(), out.end(), node) == out.end()) {
+        out.push_back(node);
       }
     }
     std::sort(out.begin(), out.end());

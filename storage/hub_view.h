@@ -204,6 +204,9 @@ class HubView {
   // Reliable connections held with no node (kNodeDown) whose hold ended by now_ms: the hub's
   // owner closes them with expiring kConnectionClose entries.
   virtual std::vector<std::string> ExpiredHeld(int64_t now_ms, size_t limit) const = 0;
+  // The nodes serving at least one connection, sorted: the hub's owner reports those it knows
+  // dead (a node-down report that failed, or a reporter that died before it could report).
+  virtual std::vector<std::string> ConnectionNodes() const = 0;
   // Sets a connection's local_handle (no-op when it does not exist). Any thread.
   virtual void SetLocalHandle(const std::string& connection_id, uint64_t handle) = 0;
 

@@ -73,7 +73,7 @@ export async function startDelayProxy(targetPort, delayMs, listenPort = 0) {
   };
 }
 
-function serverConfig({ name, region, port, clusterPort, routes, storeDir, monitorPort }) {
+function serverConfig({ name, region, port, clusterPort, routes, storeDir, monitorPort, advertise }) {
   return `
 server_name: ${name}
 listen: 127.0.0.1:${port}
@@ -89,14 +89,15 @@ jetstream {
 cluster {
   name: hubcast-test
   listen: 127.0.0.1:${clusterPort}
+  ${advertise ? `advertise: "${advertise}"` : ""}
   routes: [${routes.map((r) => `"nats-route://127.0.0.1:${r}"`).join(", ")}]
 }
 `;
 }
 
 /**
- * Starts one nats-server per region in one JetStream cluster. With wanDelayMs, the route from
- * each server to every other one goes through a delay proxy.
+ * Starts one nats-server per region in one JetStream cluster. With wanDelayMs, every route
+ * between two servers goes through a delay proxy.
  */
 export async function startNatsCluster({ regions = ["r1"], wanDelayMs = 0 } = {}) {
   const dir = mkdtempSync(join(tmpdir(), "hubcast-nats-"));
@@ -110,26 +111,29 @@ export async function startNatsCluster({ regions = ["r1"], wanDelayMs = 0 } = {}
       monitorPort: await freePort(),
     });
   }
+  // With a WAN delay, one proxy stands in front of each server's route port and the server
+  // advertises it: every route to that server, whoever opens it, crosses the proxy.
   const proxies = [];
-  for (const spec of specs) {
-    spec.routes = [];
-    for (const other of specs) {
-      if (other === spec) continue;
-      if (wanDelayMs > 0) {
-        const p = await startDelayProxy(other.clusterPort, wanDelayMs);
-        proxies.push(p);
-        spec.routes.push(p.port);
-      } else {
-        spec.routes.push(other.clusterPort);
-      }
+  if (wanDelayMs > 0) {
+    for (const spec of specs) {
+      const p = await startDelayProxy(spec.clusterPort, wanDelayMs);
+      proxies.push(p);
+      spec.routePort = p.port;
+      spec.advertise = `127.0.0.1:${p.port}`;
     }
+  } else {
+    for (const spec of specs) spec.routePort = spec.clusterPort;
+  }
+  for (const spec of specs) {
+    spec.routes = specs.filter((o) => o !== spec).map((o) => o.routePort);
     spec.storeDir = join(dir, spec.name);
     mkdirSync(spec.storeDir, { recursive: true });
     spec.configFile = join(dir, `${spec.name}.conf`);
     writeFileSync(spec.configFile, specs.length > 1 ? serverConfig(spec) : singleConfig(spec));
   }
   const servers = specs.map((spec) => makeServer(spec));
-  for (const s of servers) await s.start();
+  // All at once: a JetStream cluster is healthy only once a quorum of its servers runs.
+  await Promise.all(servers.map((s) => s.start()));
   if (specs.length > 1) await waitForMetaLeader(servers);
   return {
     servers,
@@ -174,12 +178,12 @@ function makeServer(spec) {
           r();
         }),
       );
-      const deadline = Date.now() + 15000;
+      const deadline = Date.now() + 30000;
       while (Date.now() < deadline) {
         if (await healthy(spec.monitorPort)) return;
         await sleep(100);
       }
-      throw new Error(`nats-server ${spec.name} did not become healthy:\n${log}`);
+      throw new Error(`nats-server ${spec.name} did not become healthy:\n${log.slice(-4000)}`);
     },
     async kill9() {
       if (!child) return;

@@ -107,7 +107,7 @@ function findPort(value) {
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-export async function startServer({ args = [], env = {}, keys, port: fixedPort = 0, dataDir } = {}) {
+export async function startServer({ args = [], env = {}, keys, port: fixedPort = 0, dataDir, startTimeout = 15000 } = {}) {
   const binary = process.env.HUBCAST_BINARY;
   if (!binary) throw new Error("HUBCAST_BINARY is not set (path to the hubcast executable)");
   const accessKeys = keys && keys.length ? keys : [newAccessKey()];
@@ -149,7 +149,7 @@ export async function startServer({ args = [], env = {}, keys, port: fixedPort =
   const output = () =>
     `--- hubcast ${argv.join(" ")}\n--- stdout:\n${stdout}\n--- stderr:\n${stderr}\n--- exit: ${JSON.stringify(exitInfo)}`;
 
-  const deadline = Date.now() + 15000;
+  const deadline = Date.now() + startTimeout;
   let port = null;
   while (Date.now() < deadline) {
     if (exitInfo) break;
@@ -174,7 +174,7 @@ export async function startServer({ args = [], env = {}, keys, port: fixedPort =
     await Promise.race([exited, sleep(2000)]);
     const msg = exitInfo && !exitInfo.signal
       ? "hubcast exited before writing its ports file"
-      : "hubcast wrote no usable ports file within 15 s";
+      : `hubcast wrote no usable ports file within ${startTimeout / 1000} s`;
     console.error(output());
     rmSync(dir, { recursive: true, force: true });
     throw new Error(`${msg}\n${output()}`);

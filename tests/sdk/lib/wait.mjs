@@ -15,7 +15,8 @@ export async function withDeadline(promise, ms, what) {
   }
 }
 
-/** Polls fn (sync or async) until it returns a truthy value; returns that value. */
+/** Polls fn (sync or async) until it returns a truthy value; returns that value. `what` may be a
+ * function: it is called at the deadline, so the message tells the state then. */
 export async function waitUntil(fn, { timeout = 10000, interval = 50, what = "condition" } = {}) {
   const deadline = Date.now() + timeout;
   let last;
@@ -27,7 +28,7 @@ export async function waitUntil(fn, { timeout = 10000, interval = 50, what = "co
       last = err;
     }
     if (Date.now() > deadline) {
-      throw new Error(`timed out after ${timeout} ms waiting for ${what} (last: ${last instanceof Error ? last.message : JSON.stringify(last)})`);
+      throw new Error(`timed out after ${timeout} ms waiting for ${typeof what === "function" ? what() : what} (last: ${last instanceof Error ? last.message : JSON.stringify(last)})`);
     }
     await sleep(interval);
   }
