@@ -16,4 +16,11 @@ const char* DataTypeName(DataType t) {
   return "binary";
 }
 
+bool IsKnownEntryKind(uint64_t value) {
+  return (value >= static_cast<uint64_t>(EntryKind::kConnectionOpen) &&
+          value <= static_cast<uint64_t>(EntryKind::kConnectionState)) ||
+         value == static_cast<uint64_t>(EntryKind::kGroupState) ||
+         value == static_cast<uint64_t>(EntryKind::kGroupStateSubscription);
+}
+
 }  // namespace hubcast::storage

@@ -30,7 +30,13 @@ enum class EntryKind : uint8_t {
   kClientAck = 9,         // a client action that only needs an ack (e.g. a rejected one)
   kCheckpoint = 10,       // reliable connections' acknowledged sequence ids (see hub_view.h)
   kConnectionState = 11,  // an event handler set the connection's state (`target`)
+  // 12..19: reserved for the cluster's kinds. Client SDK 1.1 group state (presence):
+  kGroupState = 20,              // the origin sets (or clears) its state in group `target`
+  kGroupStateSubscription = 21,  // the origin subscribes to (or unsubscribes from) `target`
 };
+
+// True for the kinds this build knows (the values are not contiguous).
+bool IsKnownEntryKind(uint64_t value);
 
 // Which connections an entry selects. Resolved against the view at apply time.
 enum class Scope : uint8_t {
@@ -91,6 +97,21 @@ struct Entry {
 
   // kCheckpoint: (connection id, highest sequenceId the client acknowledged).
   std::vector<std::pair<std::string, uint64_t>> acks;
+
+  // kSend of a group stream's message (client SDK 1.1 `sendToGroup` with `stream`): the
+  // stream's id, the message's number in it (1, 2, ...; the end takes the next number),
+  // whether it ends the stream, and the end's error (name, message, user error code), if any.
+  std::string stream_id;
+  uint64_t stream_sequence_id = 0;
+  bool stream_end = false;
+  std::optional<std::string> stream_error_name;
+  std::string stream_error_message;
+  std::string stream_user_error_code;
+
+  // kGroupState: the state (a compact JSON object of strings) the origin connection sets in
+  // group `target`; nullopt clears it. kGroupStateSubscription: subscribe, or unsubscribe.
+  std::optional<std::string> group_state;
+  bool subscribe = false;
 
   // kGrant / kRevoke (`target` is the connection). Also the group a client action's
   // required_permission is checked on.

@@ -43,7 +43,16 @@ enum Field : uint64_t {
   kFieldMembershipTtl = 26,     // presence, zigzag
   kFieldExpiring = 27,
   kFieldConnectionState = 28,  // presence
-  kLastKnownField = 28,
+  // 29..39: reserved for the cluster's fields. Client SDK 1.1 streams and group state:
+  kFieldStreamId = 40,
+  kFieldStreamSequenceId = 41,
+  kFieldStreamEnd = 42,
+  kFieldStreamErrorName = 43,  // presence
+  kFieldStreamErrorMessage = 44,
+  kFieldStreamUserErrorCode = 45,
+  kFieldGroupState = 46,  // presence
+  kFieldSubscribe = 47,
+  kLastKnownField = 47,
   // 26..1023: reserved for future Entry members, assigned in order, each an optional field
   // whose absence means its default (so version-1 readers may skip it). 1024..(2^29 - 1):
   // reserved, unassigned. See ENTRY_FORMAT.md before adding one.
@@ -118,6 +127,9 @@ constexpr WireType WireOf(uint64_t field) {
     case kFieldPermission:
     case kFieldMembershipTtl:
     case kFieldExpiring:
+    case kFieldStreamSequenceId:
+    case kFieldStreamEnd:
+    case kFieldSubscribe:
       return kVarint;
     default:
       return kLengthDelimited;
@@ -302,6 +314,14 @@ std::string EncodeEntry(const Entry& e) {
   }
   if (e.expiring) PutVarintField(&out, kFieldExpiring, 1);
   if (e.connection_state) PutBytesField(&out, kFieldConnectionState, *e.connection_state);
+  PutStringIfNotEmpty(&out, kFieldStreamId, e.stream_id);
+  if (e.stream_sequence_id != 0) PutVarintField(&out, kFieldStreamSequenceId, e.stream_sequence_id);
+  if (e.stream_end) PutVarintField(&out, kFieldStreamEnd, 1);
+  if (e.stream_error_name) PutBytesField(&out, kFieldStreamErrorName, *e.stream_error_name);
+  PutStringIfNotEmpty(&out, kFieldStreamErrorMessage, e.stream_error_message);
+  PutStringIfNotEmpty(&out, kFieldStreamUserErrorCode, e.stream_user_error_code);
+  if (e.group_state) PutBytesField(&out, kFieldGroupState, *e.group_state);
+  if (e.subscribe) PutVarintField(&out, kFieldSubscribe, 1);
   return out;
 }
 
@@ -356,9 +376,8 @@ Result<Entry> DecodeEntry(std::string_view bytes) {
     };
     switch (field) {
       case kFieldKind: {
-        auto k = ToEnum(v, EntryKind::kConnectionOpen, EntryKind::kConnectionState);
-        if (!k) return bad_value();
-        e.kind = *k;
+        if (!IsKnownEntryKind(v)) return bad_value();
+        e.kind = static_cast<EntryKind>(v);
         break;
       }
       case kFieldTimestampMs:
@@ -473,6 +492,32 @@ Result<Entry> DecodeEntry(std::string_view bytes) {
         break;
       case kFieldConnectionState:
         e.connection_state.emplace(s);
+        break;
+      case kFieldStreamId:
+        e.stream_id.assign(s);
+        break;
+      case kFieldStreamSequenceId:
+        e.stream_sequence_id = v;
+        break;
+      case kFieldStreamEnd:
+        if (v > 1) return bad_value();
+        e.stream_end = v == 1;
+        break;
+      case kFieldStreamErrorName:
+        e.stream_error_name.emplace(s);
+        break;
+      case kFieldStreamErrorMessage:
+        e.stream_error_message.assign(s);
+        break;
+      case kFieldStreamUserErrorCode:
+        e.stream_user_error_code.assign(s);
+        break;
+      case kFieldGroupState:
+        e.group_state.emplace(s);
+        break;
+      case kFieldSubscribe:
+        if (v > 1) return bad_value();
+        e.subscribe = v == 1;
         break;
       default:
         break;  // unreachable: every field in 1..kLastKnownField has a case

@@ -80,6 +80,13 @@ std::string EncodeConnectionRecord(const ConnectionRecord& r) {
   }
   PutVarint64(&out, r.state ? 1 : 0);
   if (r.state) PutString(&out, *r.state);
+  PutVarint64(&out, r.group_states.size());
+  for (const auto& [group, value] : r.group_states) {
+    PutString(&out, group);
+    PutString(&out, value.state);
+    PutVarint64(&out, static_cast<uint64_t>(value.updated_at_ms));
+  }
+  PutStrings(&out, r.state_subscriptions);
   return out;
 }
 
@@ -140,6 +147,22 @@ Result<ConnectionRecord> DecodeConnectionRecord(std::string_view bytes) {
       r.state.emplace();
       in.Str(&*r.state);
     }
+  }
+  if (version >= 3) {
+    in.List([&] {
+      std::string group;
+      GroupStateValue value;
+      uint64_t at = 0;
+      in.Str(&group);
+      in.Str(&value.state);
+      in.U64(&at);
+      value.updated_at_ms = static_cast<int64_t>(at);
+      r.group_states[std::move(group)] = std::move(value);
+    });
+    in.List([&] {
+      std::string g;
+      if (in.Str(&g)) r.state_subscriptions.insert(std::move(g));
+    });
   }
   if (!in.ok() || !in.done()) return Status::InvalidArgument("corrupt connection record");
   return r;

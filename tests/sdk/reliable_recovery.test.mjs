@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 
-import { WebPubSubClient } from "@azure/web-pubsub-client";
+import { WebPubSubClient } from "./lib/sdk.mjs";
 
 import { newAccessKey, startServer, uniqueHub, uniqueName } from "./lib/server.mjs";
 import { sleep, waitUntil, withDeadline } from "./lib/wait.mjs";

@@ -58,6 +58,15 @@ void ExpectSameEntry(const Entry& want, const Entry& got) {
   EXPECT_EQ(want.permission, got.permission);
   EXPECT_EQ(want.permission_target, got.permission_target);
   EXPECT_EQ(want.acks, got.acks);
+  EXPECT_EQ(want.connection_state, got.connection_state);
+  EXPECT_EQ(want.stream_id, got.stream_id);
+  EXPECT_EQ(want.stream_sequence_id, got.stream_sequence_id);
+  EXPECT_EQ(want.stream_end, got.stream_end);
+  EXPECT_EQ(want.stream_error_name, got.stream_error_name);
+  EXPECT_EQ(want.stream_error_message, got.stream_error_message);
+  EXPECT_EQ(want.stream_user_error_code, got.stream_user_error_code);
+  EXPECT_EQ(want.group_state, got.group_state);
+  EXPECT_EQ(want.subscribe, got.subscribe);
 }
 
 Entry RoundTrip(const Entry& e) {
@@ -77,11 +86,19 @@ void ExpectCorrupt(std::string_view bytes, std::string_view detail = "") {
 }
 
 constexpr EntryKind kAllKinds[] = {
-    EntryKind::kConnectionOpen,   EntryKind::kConnectionClose,
-    EntryKind::kCloseConnections, EntryKind::kAddToGroups,
-    EntryKind::kRemoveFromGroups, EntryKind::kGrant,
-    EntryKind::kRevoke,           EntryKind::kSend,
-    EntryKind::kClientAck,        EntryKind::kCheckpoint,
+    EntryKind::kConnectionOpen,
+    EntryKind::kConnectionClose,
+    EntryKind::kCloseConnections,
+    EntryKind::kAddToGroups,
+    EntryKind::kRemoveFromGroups,
+    EntryKind::kGrant,
+    EntryKind::kRevoke,
+    EntryKind::kSend,
+    EntryKind::kClientAck,
+    EntryKind::kCheckpoint,
+    EntryKind::kConnectionState,
+    EntryKind::kGroupState,
+    EntryKind::kGroupStateSubscription,
 };
 
 // Every member set to a non-default value.
@@ -112,6 +129,15 @@ Entry FullEntry(EntryKind kind) {
   e.permission = Permission::kJoinLeaveGroup;
   e.permission_target = "room";
   e.acks = {{"c1", 5}, {"c2", 0}};
+  e.connection_state = "state";
+  e.stream_id = "stream-1";
+  e.stream_sequence_id = 12;
+  e.stream_end = true;
+  e.stream_error_name = "UserError";
+  e.stream_error_message = "stopped";
+  e.stream_user_error_code = "E42";
+  e.group_state = R"({"k":"v"})";
+  e.subscribe = true;
   return e;
 }
 
@@ -199,6 +225,56 @@ constexpr std::string_view kGoldenCheckpointHex =
     "01080a1090eeabfef962aa01066e6f64652d61ca010b0a06636f6e6e2d3110ac02ca01080a06636f"
     "6e6e2d32ca01130a06636f6e6e2d3310ffffffffffffffffff01";
 
+// Added with client SDK 1.1 support (fields 40..47, kinds 20 and 21), still format version 1.
+// The last message of a group stream, ended by its publisher with an error.
+Entry GoldenStreamEnd() {
+  Entry e;
+  e.kind = EntryKind::kSend;
+  e.target = "g";
+  e.from = MessageFrom::kGroup;
+  e.stream_id = "s";
+  e.stream_sequence_id = 2;
+  e.stream_end = true;
+  e.stream_error_name = "UserError";
+  e.stream_error_message = "m";
+  e.stream_user_error_code = "E";
+  return e;
+}
+constexpr std::string_view kGoldenStreamEndHex =
+    "01"                        // version
+    "0808"                      // kind Send
+    "220167"                    // target "g"
+    "5801"                      // from Group
+    "c2020173"                  // 40 stream_id "s"
+    "c80202"                    // 41 stream_sequence_id 2
+    "d00201"                    // 42 stream_end
+    "da0209557365724572726f72"  // 43 stream_error_name "UserError"
+    "e202016d"                  // 44 stream_error_message "m"
+    "ea020145";                 // 45 stream_user_error_code "E"
+
+// A connection setting its (empty) state in group "g", with an ackId.
+Entry GoldenGroupState() {
+  Entry e;
+  e.kind = EntryKind::kGroupState;
+  e.target = "g";
+  e.origin_connection = "c";
+  e.ack_id = 5;
+  e.group_state = "{}";
+  return e;
+}
+constexpr std::string_view kGoldenGroupStateHex = "0108142201674201634805f202027b7d";
+
+// A subscription to group "g"'s state.
+Entry GoldenStateSubscription() {
+  Entry e;
+  e.kind = EntryKind::kGroupStateSubscription;
+  e.target = "g";
+  e.origin_connection = "c";
+  e.subscribe = true;
+  return e;
+}
+constexpr std::string_view kGoldenStateSubscriptionHex = "010815220167420163f80201";
+
 struct Golden {
   const char* name;
   Entry (*entry)();
@@ -209,6 +285,9 @@ const Golden kGoldens[] = {
     {"connection_open", GoldenConnectionOpen, kGoldenConnectionOpenHex},
     {"revoke", GoldenRevoke, kGoldenRevokeHex},
     {"checkpoint", GoldenCheckpoint, kGoldenCheckpointHex},
+    {"stream_end", GoldenStreamEnd, kGoldenStreamEndHex},
+    {"group_state", GoldenGroupState, kGoldenGroupStateHex},
+    {"state_subscription", GoldenStateSubscription, kGoldenStateSubscriptionHex},
 };
 
 TEST(EntryCodecTest, GoldenVectorsStillDecodeToTheirEntries) {
@@ -567,6 +646,10 @@ TEST(EntryCodecTest, RejectsEnumAndBoolValuesOutOfRange) {
   } cases[] = {
       {"010800", "kind 0"},
       {"01080c", "kind 12"},
+      {"010813", "kind 19"},
+      {"010816", "kind 22"},
+      {"010808d00202", "stream_end 2"},
+      {"010808f80202", "subscribe 2"},
       {"0108081804", "scope 4"},
       {"0108085802", "from 2"},
       {"0108086802", "no_echo 2"},
