@@ -70,6 +70,10 @@ void ClientConnection::Attach(int fd) {
     return;
   }
   if (recovering) {
+    // A fresh `connected` first (same id, a new token): the client keeps the token, and client
+    // SDK 1.1 resumes its outbound group streams only on this message.
+    SendControl(codec_->Connected(init_.user_id, init_.id,
+                                  gateway_->ReconnectionToken(*hub_, init_.id)));
     // Everything the client has not acknowledged, in order, with its original numbers.
     for (const auto& u : unacked_) EnqueueReliable(u);
     ResendAfterRecovery();

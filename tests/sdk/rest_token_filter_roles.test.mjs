@@ -67,8 +67,8 @@ test("row 59: :generateToken through the SDK's generated operation, defaults and
   // Hubcast does not serve, and the handshake says so.
   const { url } = await sc.getClientAccessToken({ clientProtocol: "mqtt" });
   assert.match(url, /\/clients\/mqtt\/hubs\//);
-  const res = await fetch(url.replace(/^ws/, "http"));
-  assert.equal(res.status, 404);
+  const handshake = await fetch(url.replace(/^ws/, "http"));
+  assert.equal(handshake.status, 404);
   const dflt = await srv.rest("POST", `/api/hubs/${hub}/:generateToken`, { query: { clientType: "Default" } });
   assert.equal(dflt.status, 200, dflt.text);
   const anon = await srv.rest("POST", `/api/hubs/${hub}/:generateToken`);
