@@ -72,8 +72,8 @@ void ClientConnection::Attach(int fd) {
   if (recovering) {
     // A fresh `connected` first (same id, a new token): the client keeps the token, and client
     // SDK 1.1 resumes its outbound group streams only on this message.
-    SendControl(codec_->Connected(init_.user_id, init_.id,
-                                  gateway_->ReconnectionToken(*hub_, init_.id)));
+    SendControl(
+        codec_->Connected(init_.user_id, init_.id, gateway_->ReconnectionToken(*hub_, init_.id)));
     // Everything the client has not acknowledged, in order, with its original numbers.
     for (const auto& u : unacked_) EnqueueReliable(u);
     ResendAfterRecovery();
@@ -137,7 +137,10 @@ void ClientConnection::Enqueue(std::string head, SharedBytes body, int64_t expir
 }
 
 void ClientConnection::CloseByService(uint16_t code, const std::string& reason, bool log_closed) {
-  if (log_closed) log_closed_ = true;
+  if (log_closed) {
+    log_closed_ = true;
+    EndAllStreams(true);
+  }
   if (state_ == State::kHeld || state_ == State::kNew) {
     End(reason);
     return;
@@ -737,9 +740,13 @@ void ClientConnection::End(const std::string& reason) {
 }
 
 void ClientConnection::AppendClose(const std::string& reason) {
-  if (log_closed_ || close_appended_) return;
+  if (log_closed_) {
+    EndAllStreams(true);  // the log removed this connection already (a REST close)
+    return;
+  }
+  if (close_appended_) return;
   close_appended_ = true;
-  EndAllStreams();  // their last messages go before the close that removes their publisher
+  EndAllStreams(false);  // their last messages go before the close that removes their publisher
   storage::Entry e;
   e.kind = storage::EntryKind::kConnectionClose;
   e.timestamp_ms = NowMs();

@@ -205,22 +205,25 @@ class ClientConnection final : public IoHandler {
     std::chrono::steady_clock::time_point last_activity;
   };
   void HandleStream(ClientMessage& m);
+  // The open stream `id`, or nullptr after telling the publisher it is not open.
+  GroupStream* OpenStream(const std::string& id);
   void StartStream(ClientMessage& m);
   void StreamStarted(const std::string& id, uint64_t serial, const Status& status);
   void StreamData(ClientMessage& m);
   void StreamApplied(const std::string& id, uint64_t serial, uint64_t seq, const Status& status);
   void EndStream(ClientMessage& m);
-  // Closes an open stream: the publisher gets streamClosed (with `error`, if any) and, unless
-  // group_error is "", the group the stream's last message carrying group_error.
+  // Closes an open stream: the publisher gets streamClosed (with `error`, if any) and, with
+  // tell_group, the group gets the stream's last message carrying group_error.
   void CloseStream(const std::string& id, const std::optional<StreamError>& error,
                    const std::optional<StreamError>& group_error, bool tell_group);
-  // Appends a stream's last message (endOfStream, numbered `expected`) to its group.
+  // Appends a stream's last message (endOfStream, numbered `expected`) to its group; when the
+  // log no longer holds this connection (origin_gone), as a message without an origin.
   void AppendStreamEnd(const GroupStream& s, const std::string& id,
                        const std::optional<StreamError>& error, std::string user_error_code,
-                       replication::AppendCallbacks cb = {});
+                       replication::AppendCallbacks cb = {}, bool origin_gone = false);
   void CheckStreamIdle(std::chrono::steady_clock::time_point now);
   // The connection is ending: every open stream ends for its group.
-  void EndAllStreams();
+  void EndAllStreams(bool origin_gone);
   // After a recovery: where each stream stands, and the state of subscribed groups (what was
   // sent while the socket was gone is lost: these frames are not numbered).
   void ResendAfterRecovery();

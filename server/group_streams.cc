@@ -105,15 +105,19 @@ void ClientConnection::StreamStarted(const std::string& id, uint64_t serial, con
   SendControl(codec_->StreamAck(id, s.acked));
 }
 
+ClientConnection::GroupStream* ClientConnection::OpenStream(const std::string& id) {
+  auto it = streams_.find(id);
+  if (it != streams_.end()) return &it->second;
+  SendControl(codec_->StreamClosed(
+      id, StreamError{"StreamNotFound", "Stream '" + id + "' is not open on this connection."}));
+  return nullptr;
+}
+
 void ClientConnection::StreamData(ClientMessage& m) {
   const std::string id = m.stream_id;
-  auto it = streams_.find(id);
-  if (it == streams_.end()) {
-    SendControl(codec_->StreamClosed(
-        id, StreamError{"StreamNotFound", "Stream '" + id + "' is not open on this connection."}));
-    return;
-  }
-  GroupStream& s = it->second;
+  GroupStream* open = OpenStream(id);
+  if (!open) return;
+  GroupStream& s = *open;
   if (m.invalid_reason) {
     StreamError error{"BadRequest", *m.invalid_reason};
     CloseStream(id, error, error, true);
@@ -162,19 +166,15 @@ void ClientConnection::StreamApplied(const std::string& id, uint64_t serial, uin
 
 void ClientConnection::EndStream(ClientMessage& m) {
   const std::string id = m.stream_id;
-  auto it = streams_.find(id);
-  if (it == streams_.end()) {
-    SendControl(codec_->StreamClosed(
-        id, StreamError{"StreamNotFound", "Stream '" + id + "' is not open on this connection."}));
-    return;
-  }
+  GroupStream* open = OpenStream(id);
+  if (!open) return;
   if (m.invalid_reason) {
     StreamError error{"BadRequest", *m.invalid_reason};
     CloseStream(id, error, error, true);
     return;
   }
-  GroupStream s = std::move(it->second);
-  streams_.erase(it);
+  GroupStream s = std::move(*open);
+  streams_.erase(id);
   std::optional<StreamError> error;
   if (m.stream_error) error = StreamError{"UserError", m.stream_error_message};
   // streamClosed once the end is applied: after it, nothing of the stream is pending.
@@ -198,8 +198,8 @@ void ClientConnection::CloseStream(const std::string& id, const std::optional<St
 
 void ClientConnection::AppendStreamEnd(const GroupStream& s, const std::string& id,
                                        const std::optional<StreamError>& error,
-                                       std::string user_error_code,
-                                       replication::AppendCallbacks cb) {
+                                       std::string user_error_code, replication::AppendCallbacks cb,
+                                       bool origin_gone) {
   // Clients drop a group message without a dataType: the end carries empty text.
   storage::Entry e = GroupMessage(s.group, s.no_echo, storage::DataType::kText, "");
   e.stream_id = id;
@@ -209,6 +209,12 @@ void ClientConnection::AppendStreamEnd(const GroupStream& s, const std::string& 
     e.stream_error_name = error->name;
     e.stream_error_message = error->message;
     e.stream_user_error_code = std::move(user_error_code);
+  }
+  if (origin_gone) {
+    // A client action of a connection the log has removed would be refused: the service
+    // ends the stream itself.
+    e.origin_connection.clear();
+    e.required_permission.reset();
   }
   hub_->Append(std::move(e), std::move(cb));
 }
@@ -224,10 +230,10 @@ void ClientConnection::CheckStreamIdle(std::chrono::steady_clock::time_point now
   }
 }
 
-void ClientConnection::EndAllStreams() {
+void ClientConnection::EndAllStreams(bool origin_gone) {
   StreamError error{"ConnectionClosed", "The publisher's connection ended."};
   for (const auto& [id, s] : streams_) {
-    if (s.started) AppendStreamEnd(s, id, error, "");
+    if (s.started) AppendStreamEnd(s, id, error, "", {}, origin_gone);
   }
   streams_.clear();
 }

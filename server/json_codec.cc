@@ -193,7 +193,11 @@ Result<ClientMessage> DecodeClientMessage(std::string_view text) {
     RequireString(obj, "group", m.group, m);
   } else if (t == "sendToGroup") {
     m.type = ClientMessageType::kSendToGroup;
-    if (RequireString(obj, "group", m.group, m)) {
+    // A stream start first: whatever else is wrong with it is answered about the stream.
+    const json::Value* stream = obj.Find("stream");
+    const bool starts_stream = stream != nullptr && !stream->is_null();
+    if (starts_stream) DecodeStreamStart(*stream, m);
+    if (RequireString(obj, "group", m.group, m) && !m.invalid_reason) {
       if (const json::Value* ne = obj.Find("noEcho"); ne != nullptr && !ne->is_null()) {
         if (!ne->is_bool()) {
           m.invalid_reason = "noEcho must be a boolean.";
@@ -201,13 +205,10 @@ Result<ClientMessage> DecodeClientMessage(std::string_view text) {
           m.no_echo = ne->as_bool();
         }
       }
-      if (const json::Value* stream = obj.Find("stream"); stream && !stream->is_null()) {
-        if (!m.invalid_reason) DecodeStreamStart(*stream, m);
-        if (!m.invalid_reason && (HasMember(obj, "data") || HasMember(obj, "dataType"))) {
-          m.invalid_reason = "A stream start carries no data.";
-        }
-      } else if (!m.invalid_reason) {
-        DecodePayload(obj, m);
+      if (!starts_stream) {
+        if (!m.invalid_reason) DecodePayload(obj, m);
+      } else if (!m.invalid_reason && (HasMember(obj, "data") || HasMember(obj, "dataType"))) {
+        m.invalid_reason = "A stream start carries no data.";
       }
     }
   } else if (t == "event") {

@@ -146,6 +146,34 @@ test("invokeEvent: cancellation stops the wait; the late answer is dropped and t
   assert.match(err.message, /cancel/i);
 });
 
+test("invocations and streams are bounded per connection: 128 invocations in flight, 64 open streams; ids are unique", T, async () => {
+  const mounted = mountedHandler(HUB_INVOKE);
+  let release;
+  const gate = new Promise((r) => (release = r));
+  mounted.script.handleUserEvent = async (req, res) => {
+    if (req.data === "hold") await gate;
+    return res.success("ok", "text");
+  };
+  const sock = await srv.rawClient(HUB_INVOKE, { userId: "bounded", roles: ROLES }, JSON_PROTOCOL);
+  const invoke = (id) => sock.sendJson({ type: "invoke", invocationId: id, target: "event", event: "hold", dataType: "text", data: "hold" });
+  for (let i = 1; i <= 128; i++) await invoke(`i${i}`);
+  await invoke("i1");
+  const dup = await sock.waitJson((m) => m.type === "invokeResponse" && m.invocationId === "i1");
+  assert.equal(dup.error.name, "BadRequest", "an id already waiting");
+  await invoke("i129");
+  const over = await sock.waitJson((m) => m.type === "invokeResponse" && m.invocationId === "i129");
+  assert.equal(over.error.name, "TooManyRequests");
+  release();
+  await waitUntil(() => sock.jsons().filter((m) => m.type === "invokeResponse" && m.success).length === 128, { what: "the 128 answers" });
+
+  for (let i = 1; i <= 65; i++) {
+    await sock.sendJson({ type: "sendToGroup", group: "g", noEcho: false, stream: { streamId: `s${i}` } });
+  }
+  const refused = await sock.waitJson((m) => m.type === "streamClosed" && m.streamId === "s65");
+  assert.equal(refused.error.name, "BadRequest");
+  await waitUntil(() => sock.jsons().filter((m) => m.type === "streamAck").length === 64, { what: "64 open streams" });
+});
+
 // --- group streams ----------------------------------------------------------------------------
 
 test("group stream: 10,000 messages from one client reach 50 members in order across a cut of every socket", { ...T, timeout: 300000 }, async () => {
@@ -266,6 +294,15 @@ test("group stream: a publisher's connection that ends ends its streams for the 
   const end = await member.waitJson((m) => m.type === "message" && m.stream.endOfStream);
   assert.equal(end.stream.error.name, "ConnectionClosed");
   assert.equal(end.stream.streamSequenceId, 2);
+
+  // Closed by the app server (REST): the service ends the stream itself.
+  const pub2 = await srv.rawClient(hub, { userId: "pub2", roles: ROLES }, JSON_PROTOCOL);
+  await pub2.sendJson({ type: "sendToGroup", group, noEcho: false, stream: { streamId: "s2" } });
+  await pub2.waitJson((m) => m.type === "streamAck");
+  await srv.serviceClient(hub).closeConnection(pub2.connectionId, { reason: "bye" });
+  const end2 = await member.waitJson((m) => m.type === "message" && m.stream.streamId === "s2" && m.stream.endOfStream);
+  assert.equal(end2.stream.error.name, "ConnectionClosed");
+  assert.equal(end2.stream.streamSequenceId, 1);
 });
 
 // --- group state ------------------------------------------------------------------------------

@@ -7,6 +7,7 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/unit/testing/entries.h"
 #include "tests/unit/testing/ws_frames.h"
 #include <string>
 
@@ -14,15 +15,7 @@ namespace hubcast::server {
 namespace {
 
 storage::Entry GroupMessage(std::string data, storage::DataType type) {
-  storage::Entry e;
-  e.kind = storage::EntryKind::kSend;
-  e.scope = storage::Scope::kGroup;
-  e.target = "room";
-  e.from = storage::MessageFrom::kGroup;
-  e.from_user_id = "alice";
-  e.data_type = type;
-  e.data = std::move(data);
-  return e;
+  return hubcast::testing::GroupMessage("room", "alice", type, std::move(data));
 }
 
 using hubcast::testing::Unframe;

@@ -718,6 +718,10 @@ TEST(JsonCodecDecode, StreamStartDataAndEnd) {
   DecodeInvalid(R"({"type":"sendToGroup","group":"g","stream":{"streamId":""}})");
   DecodeInvalid(R"({"type":"sendToGroup","group":"g","stream":{"streamId":"s"},"data":"x"})");
   DecodeInvalid(R"({"type":"sendToGroup","group":"g","stream":"s"})");
+  // Without a group it is still a stream start (answered with streamClosed, not ignored).
+  ClientMessage groupless = DecodeInvalid(R"({"type":"sendToGroup","stream":{"streamId":"s"}})");
+  EXPECT_TRUE(groupless.stream_start);
+  EXPECT_EQ(groupless.stream_id, "s");
 
   ClientMessage data = DecodeValid(
       R"({"type":"streamData","streamId":"s","streamSequenceId":3,"dataType":"binary","data":"AQI="})");

@@ -12,6 +12,7 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/unit/testing/entries.h"
 #include "tests/unit/testing/ws_frames.h"
 #include <random>
 #include <string>
@@ -46,15 +47,7 @@ std::string AnyBytes(const std::string& type_url, const std::string& value) {
 }
 
 storage::Entry GroupMessage(DataType type, std::string data) {
-  storage::Entry e;
-  e.kind = storage::EntryKind::kSend;
-  e.scope = storage::Scope::kGroup;
-  e.target = "room";
-  e.from = storage::MessageFrom::kGroup;
-  e.from_user_id = "alice";
-  e.data_type = type;
-  e.data = std::move(data);
-  return e;
+  return hubcast::testing::GroupMessage("room", "alice", type, std::move(data));
 }
 
 TEST(ProtobufCodec, NegotiatedByNameAndReliableOnlyForTheReliableOne) {
