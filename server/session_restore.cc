@@ -1,3 +1,4 @@
+#include "base/clock.h"
 #include "base/log.h"
 #include "rest/jwt.h"
 #include "server/gateway.h"
@@ -10,6 +11,7 @@
 #include <Poco/Net/WebSocket.h>
 
 #include <fcntl.h>
+#include <thread>
 #include <netinet/tcp.h>
 #include <unistd.h>
 
@@ -117,18 +119,112 @@ void Gateway::Recover(HTTPServerRequest& req, HTTPServerResponse& resp,
     (void)!::write(fd, frame.data(), frame.size());
     ::close(fd);
   };
-  uint64_t handle = 0;
+  std::optional<storage::ConnectionRecord> rec;
   if (hub && CodecByName(protocol).reliable() &&
-      VerifyReconnectionToken(*hub, connection_id, token)) {
-    if (auto rec = hub->view().GetConnection(connection_id)) handle = rec->local_handle;
+      VerifyReconnectionToken(*hub, connection_id, token) && hub->Barrier().ok()) {
+    rec = hub->view().GetConnection(connection_id);
   }
-  if (handle == 0) {
+  if (!rec || !rec->reliable || CodecByName(rec->subprotocol).protocol() !=
+                                    CodecByName(protocol).protocol()) {
     reject(fd, reject_frame);
     return;
   }
-  LoopOf(handle)->Post([this, handle, fd, reject, reject_frame = std::move(reject_frame)] {
-    ClientConnection* conn = Lookup(handle);
-    if (!conn || !conn->Recover(fd)) reject(fd, reject_frame);
+  if (rec->node_id == registry_->node_id() && rec->local_handle != 0) {
+    uint64_t handle = rec->local_handle;
+    LoopOf(handle)->Post([this, handle, fd, reject, reject_frame = std::move(reject_frame)] {
+      ClientConnection* conn = Lookup(handle);
+      if (!conn || !conn->Recover(fd)) reject(fd, reject_frame);
+    });
+    return;
+  }
+  // The session is held by another node, or by none (its node died): it moves here through
+  // the log, and every node (its old one included) learns so when the move is applied.
+  ClientConnection::Init init;
+  init.id = rec->id;
+  init.user_id = rec->user_id;
+  init.protocol = CodecByName(rec->subprotocol).protocol();
+  init.subprotocol = rec->subprotocol;
+  init.state = rec->state;
+  auto conn = NewConnection(hub, std::move(init));
+  {
+    std::lock_guard lock(opening_mu_);
+    moving_[rec->id] = Moving{conn->handle(), fd, reject_frame};
+  }
+  storage::Entry e;
+  e.kind = storage::EntryKind::kConnectionMoved;
+  e.timestamp_ms = SystemClock::Get().NowUnixMs();
+  e.target = rec->id;
+  e.node_id = registry_->node_id();
+  replication::AppendCallbacks cb;
+  cb.executor = conn->loop();
+  cb.durable = [this, id = rec->id, reject](Result<uint64_t> r) {
+    if (r.ok()) return;
+    if (auto moving = TakeMoving(id)) {
+      Unregister(moving->handle);
+      reject(moving->fd, moving->reject_frame);
+    }
+  };
+  hub->Append(std::move(e), std::move(cb));
+}
+
+std::optional<Gateway::Moving> Gateway::TakeMoving(const std::string& connection_id) {
+  std::lock_guard lock(opening_mu_);
+  auto it = moving_.find(connection_id);
+  if (it == moving_.end()) return std::nullopt;
+  Moving m = std::move(it->second);
+  moving_.erase(it);
+  return m;
+}
+
+void Gateway::ResumeMoved(std::shared_ptr<replication::Hub> hub, uint64_t position,
+                          storage::ConnectionRecord rec, Moving moving) {
+  // Off the applier and the loops: the replay reads the store, once every entry before the
+  // move is there.
+  recovery_->Execute([this, hub = std::move(hub), position, rec = std::move(rec),
+                      moving = std::move(moving)]() mutable {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (hub->replayable_position() + 1 < position &&
+           std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    const SubprotocolCodec& codec = CodecByName(rec.subprotocol);
+    std::vector<std::pair<uint64_t, SharedBytes>> replayed;
+    Status failed;
+    if (!hub->store() || rec.checkpoints.empty()) {
+      failed = Status::NotFound("no replay log");
+    } else {
+      auto replay = storage::ReplayConnection(
+          *hub->store(), hub->name().str(), rec, rec.checkpoints.front(), position, rec.acked,
+          [&](uint64_t seq, uint64_t, const storage::Entry& e) {
+            EncodedMessage m;
+            codec.Encode(e, &m);
+            replayed.emplace_back(seq, codec.Shared(m));
+          });
+      if (!replay.ok()) {
+        failed = replay.status();
+      } else if (replay->seq != rec.seq) {
+        failed = Status::Internal("replay numbered " + std::to_string(replay->seq) +
+                                  " messages, the view " + std::to_string(rec.seq));
+      }
+    }
+    uint64_t handle = moving.handle;
+    LoopOf(handle)->Post([this, handle, failed, replayed = std::move(replayed), acked = rec.acked,
+                          moving = std::move(moving)]() mutable {
+      ClientConnection* conn = Lookup(handle);
+      if (!conn) {
+        ::close(moving.fd);
+        return;
+      }
+      if (!failed.ok()) {
+        Logger("recover").With("id", conn->id()).Warn("cannot resume the moved session: ",
+                                                      failed.message());
+        (void)!::write(moving.fd, moving.reject_frame.data(), moving.reject_frame.size());
+        ::close(moving.fd);
+        conn->EndRestored("The connection's messages could not be replayed.");
+        return;
+      }
+      conn->StartMoved(moving.fd, std::move(replayed), acked);
+    });
   });
 }
 

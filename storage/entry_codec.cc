@@ -43,7 +43,8 @@ enum Field : uint64_t {
   kFieldMembershipTtl = 26,     // presence, zigzag
   kFieldExpiring = 27,
   kFieldConnectionState = 28,  // presence
-  // 29..39: reserved for the cluster's fields. Client SDK 1.1 streams and group state:
+  kFieldHoldUntilMs = 29,      // zigzag
+  // 30..39: unassigned (readers skip them). Client SDK 1.1 streams and group state:
   kFieldStreamId = 40,
   kFieldStreamSequenceId = 41,
   kFieldStreamEnd = 42,
@@ -53,7 +54,7 @@ enum Field : uint64_t {
   kFieldGroupState = 46,  // presence
   kFieldSubscribe = 47,
   kLastKnownField = 47,
-  // 26..1023: reserved for future Entry members, assigned in order, each an optional field
+  // 30..39, 48..1023: reserved for future Entry members, assigned in order, each an optional field
   // whose absence means its default (so version-1 readers may skip it). 1024..(2^29 - 1):
   // reserved, unassigned. See ENTRY_FORMAT.md before adding one.
 };
@@ -76,14 +77,6 @@ constexpr MessageFrom kDefaultFrom = MessageFrom::kServer;
 constexpr DataType kDefaultDataType = DataType::kText;
 constexpr int kDefaultMessageTtlSeconds = 0;
 constexpr Permission kDefaultPermission = Permission::kSendToGroup;
-
-uint64_t ZigZagEncode(int64_t v) {
-  return (static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63);
-}
-
-int64_t ZigZagDecode(uint64_t v) {
-  return static_cast<int64_t>(v >> 1) ^ -static_cast<int64_t>(v & 1);
-}
 
 void PutTag(std::string* out, uint64_t field, WireType wire) {
   PutVarint64(out, (field << 3) | wire);
@@ -111,7 +104,13 @@ uint64_t EnumValue(E e) {
 
 Status Corrupt(std::string what) { return Status::InvalidArgument("corrupt entry: " + what); }
 
-// The wire type of each known field (1..kLastKnownField).
+// Fields this build knows: 1..29 and 40..47 (30..39 are unassigned, unknown here).
+constexpr bool IsKnownField(uint64_t field) {
+  return (field >= kFieldKind && field <= kFieldHoldUntilMs) ||
+         (field >= kFieldStreamId && field <= kLastKnownField);
+}
+
+// The wire type of each known field (IsKnownField).
 constexpr WireType WireOf(uint64_t field) {
   switch (field) {
     case kFieldKind:
@@ -127,6 +126,7 @@ constexpr WireType WireOf(uint64_t field) {
     case kFieldPermission:
     case kFieldMembershipTtl:
     case kFieldExpiring:
+    case kFieldHoldUntilMs:
     case kFieldStreamSequenceId:
     case kFieldStreamEnd:
     case kFieldSubscribe:
@@ -314,6 +314,7 @@ std::string EncodeEntry(const Entry& e) {
   }
   if (e.expiring) PutVarintField(&out, kFieldExpiring, 1);
   if (e.connection_state) PutBytesField(&out, kFieldConnectionState, *e.connection_state);
+  if (e.hold_until_ms != 0) PutVarintField(&out, kFieldHoldUntilMs, ZigZagEncode(e.hold_until_ms));
   PutStringIfNotEmpty(&out, kFieldStreamId, e.stream_id);
   if (e.stream_sequence_id != 0) PutVarintField(&out, kFieldStreamSequenceId, e.stream_sequence_id);
   if (e.stream_end) PutVarintField(&out, kFieldStreamEnd, 1);
@@ -359,7 +360,7 @@ Result<Entry> DecodeEntry(std::string_view bytes) {
     const uint64_t v = raw.varint;
     const std::string_view s = raw.bytes;
 
-    if (field > kLastKnownField) continue;  // a field from a later writer: skipped
+    if (!IsKnownField(field)) continue;  // a field from a later writer: skipped
     if (wire != WireOf(field)) {
       return fail("wire type " + std::to_string(wire) + " (expected " +
                   std::to_string(static_cast<uint64_t>(WireOf(field))) + ") in field " +
@@ -376,8 +377,9 @@ Result<Entry> DecodeEntry(std::string_view bytes) {
     };
     switch (field) {
       case kFieldKind: {
-        if (!IsKnownEntryKind(v)) return bad_value();
-        e.kind = static_cast<EntryKind>(v);
+        auto k = ToEnum(v, EntryKind::kConnectionOpen, EntryKind::kGroupStateSubscription);
+        if (!k) return bad_value();
+        e.kind = *k;
         break;
       }
       case kFieldTimestampMs:
@@ -493,6 +495,9 @@ Result<Entry> DecodeEntry(std::string_view bytes) {
       case kFieldConnectionState:
         e.connection_state.emplace(s);
         break;
+      case kFieldHoldUntilMs:
+        e.hold_until_ms = ZigZagDecode(v);
+        break;
       case kFieldStreamId:
         e.stream_id.assign(s);
         break;
@@ -520,11 +525,19 @@ Result<Entry> DecodeEntry(std::string_view bytes) {
         e.subscribe = v == 1;
         break;
       default:
-        break;  // unreachable: every field in 1..kLastKnownField has a case
+        break;  // unreachable: every known field has a case
     }
   }
   if ((seen & (uint64_t{1} << kFieldKind)) == 0) return Corrupt("missing kind (field 1)");
   return e;
+}
+
+uint64_t ZigZagEncode(int64_t v) {
+  return (static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63);
+}
+
+int64_t ZigZagDecode(uint64_t v) {
+  return static_cast<int64_t>(v >> 1) ^ -static_cast<int64_t>(v & 1);
 }
 
 }  // namespace hubcast::storage

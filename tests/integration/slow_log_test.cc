@@ -44,9 +44,10 @@ class DelayedLogs : public replication::LogProvider {
         : owner_(owner), inner_(std::move(inner)) {}
     void SetConsumer(Consumer c) override { inner_->SetConsumer(std::move(c)); }
     Status Start(uint64_t after) override { return inner_->Start(after); }
-    void Append(storage::EntryPtr e, replication::DurableFn d, replication::AppliedFn a) override {
-      owner_->Later([this, e = std::move(e), d = std::move(d), a = std::move(a)]() mutable {
-        inner_->Append(std::move(e), std::move(d), std::move(a));
+    void Append(storage::EntryPtr e, replication::DurableFn d, replication::AppliedFn a,
+                const std::string& id) override {
+      owner_->Later([this, e = std::move(e), d = std::move(d), a = std::move(a), id]() mutable {
+        inner_->Append(std::move(e), std::move(d), std::move(a), id);
       });
     }
     Result<uint64_t> Head() override { return inner_->Head(); }

@@ -159,12 +159,14 @@ TEST_F(GroupStateTest, StateAndSubscriptionsSurviveARestoreThroughTheRecordCodec
   Apply(Open("w", "watcher", {"room"}));
   Apply(SetState("a", "room", R"({"k":"v"})", 42));
   Apply(Subscribe("w", "room"));
-  auto restored = NewMemoryView();
-  for (const ConnectionRecord& rec : view_->AllConnections()) {
-    auto decoded = DecodeConnectionRecord(EncodeConnectionRecord(rec));
+  ViewState state = view_->ExportState();
+  for (ConnectionState& cs : state.connections) {
+    auto decoded = DecodeConnectionRecord(EncodeConnectionRecord(cs.record));
     ASSERT_TRUE(decoded.ok());
-    restored->Restore(*decoded, {});
+    cs.record = std::move(decoded).value();
   }
+  auto restored = NewMemoryView();
+  restored->ImportState(std::move(state));
   auto items = restored->GroupState("room");
   ASSERT_EQ(items.size(), 1u);
   EXPECT_EQ(items[0].updated_at_ms, 42);
