@@ -14,6 +14,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PACKAGES=(
   build-essential cmake pkg-config clang-format
   libpoco-dev librocksdb-dev libnats-dev nats-server libcpprest-dev libssl-dev libgtest-dev
+  libprotobuf-dev protobuf-compiler
   curl procps python3 ca-certificates
 )
 

@@ -1033,14 +1033,17 @@ Result<Reply> Exchange::GenerateClientToken() {
     }
     minutes = *v;
   }
-  std::string client_path = "/client/hubs/";
+  const std::string client_path = "/client/hubs/";
   if (const std::string* type = First("clientType")) {
     const std::string t = ToLower(*type);
-    if (t == "mqtt") {
-      client_path = "/clients/mqtt/hubs/";
-    } else if (t == "socketio") {
-      client_path = "/clients/socketio/hubs/";
-    } else if (t != "default") {
+    // A token for an endpoint Hubcast does not serve would fail only when the client connects.
+    if (t == "mqtt" || t == "socketio") {
+      return Status::InvalidArgument(
+          "clientType '" + *type +
+          "' is not supported: Hubcast serves WebSocket clients on /client/hubs/{hub} only "
+          "(no MQTT or Socket.IO endpoint). Use clientType=Default.");
+    }
+    if (t != "default") {
       return Status::InvalidArgument("'clientType' must be Default, MQTT or SocketIO.");
     }
   }
@@ -1123,8 +1126,8 @@ Result<Reply> Exchange::ListConnectionsInGroup(const std::string& group) {
   if (!paging.ok()) return paging.status();
   auto read = ReadView();
   if (!read.ok()) return read.status();
-  const std::vector<storage::ConnectionSummary> page = (*read)->ListGroupConnections(
-      group, paging->after, static_cast<size_t>(paging->limit()));
+  const std::vector<storage::ConnectionSummary> page =
+      (*read)->ListGroupConnections(group, paging->after, static_cast<size_t>(paging->limit()));
 
   std::string body = "{\"value\":[";
   for (size_t i = 0; i < page.size(); ++i) {

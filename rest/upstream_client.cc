@@ -43,6 +43,7 @@ using Headers = std::vector<std::pair<std::string, std::string>>;
 
 UpstreamResponse Failure(std::string error) {
   UpstreamResponse r;
+  r.timed_out = error == kTimedOut;
   r.error = std::move(error);
   return r;
 }

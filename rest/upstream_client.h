@@ -64,6 +64,7 @@ struct UpstreamResponse {
   // The ce-connectionState response header when present (may be empty: "set to empty").
   std::optional<std::string> connection_state;
   std::string error;
+  bool timed_out = false;  // no answer within the timeout (`error` says so too)
   bool ok() const { return status >= 200 && status < 300; }
 };
 

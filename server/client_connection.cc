@@ -70,8 +70,13 @@ void ClientConnection::Attach(int fd) {
     return;
   }
   if (recovering) {
+    // A fresh `connected` first (same id, a new token): the client keeps the token, and client
+    // SDK 1.1 resumes its outbound group streams only on this message.
+    SendControl(
+        codec_->Connected(init_.user_id, init_.id, gateway_->ReconnectionToken(*hub_, init_.id)));
     // Everything the client has not acknowledged, in order, with its original numbers.
     for (const auto& u : unacked_) EnqueueReliable(u);
+    ResendAfterRecovery();
   }
   // Frames queued before the socket arrived (the `connected` message, early deliveries).
   if (!out_.empty()) loop_->RequestFlush(this);
@@ -80,6 +85,11 @@ void ClientConnection::Attach(int fd) {
 void ClientConnection::SendControl(std::string frame) {
   if (!Accepting() || frame.empty()) return;
   Enqueue(std::move(frame));
+}
+
+void ClientConnection::SendShared(const SharedBytes& frame) {
+  if (!Accepting() || !frame || frame.size() == 0) return;
+  Enqueue({}, frame);
 }
 
 void ClientConnection::DeliverMessage(const EncodedMessage& m, uint64_t seq) {
@@ -127,7 +137,10 @@ void ClientConnection::Enqueue(std::string head, SharedBytes body, int64_t expir
 }
 
 void ClientConnection::CloseByService(uint16_t code, const std::string& reason, bool log_closed) {
-  if (log_closed) log_closed_ = true;
+  if (log_closed) {
+    log_closed_ = true;
+    EndAllStreams(true);
+  }
   if (state_ == State::kHeld || state_ == State::kNew) {
     End(reason);
     return;
@@ -223,9 +236,9 @@ const char* ContentTypeFor(storage::DataType t) {
   return "application/octet-stream";
 }
 
-// The data type of an event handler's answer, from its Content-Type (parameters ignored);
-// a missing or unknown type is binary (PROTOCOL.md 5.5).
-storage::DataType DataTypeOfAnswer(const std::string& content_type, const std::string& body) {
+}  // namespace
+
+storage::DataType AnswerDataType(const std::string& content_type, const std::string& body) {
   std::string media = content_type.substr(0, content_type.find(';'));
   while (!media.empty() && media.back() == ' ') media.pop_back();
   for (auto& ch : media) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
@@ -237,15 +250,13 @@ storage::DataType DataTypeOfAnswer(const std::string& content_type, const std::s
   return storage::DataType::kBinary;
 }
 
-}  // namespace
-
 void ClientConnection::StartUserEvent(const std::string& event, storage::DataType type,
                                       std::string data, std::optional<uint64_t> ack_id) {
-  const std::string& hub = hub_->name().str();
-  // Held for as long as `handler` is used: a SIGHUP may replace the settings meanwhile.
-  std::shared_ptr<const HubSettings> settings = gateway_->settings();
-  const EventHandlerSettings* handler = settings->ForUserEvent(hub, event);
-  if (!handler) {
+  bool called = CallEventHandler(event, type, std::move(data),
+                                 [event, ack_id](ClientConnection& c, const UpstreamAnswer& a) {
+                                   c.FinishUserEvent(event, ack_id, a);
+                                 });
+  if (!called) {
     if (init_.protocol == ClientProtocol::kRaw) {
       // A raw client's frames are the `message` user event; with no event handler to take
       // them the service closes the connection (PROTOCOL.md 3.1).
@@ -256,28 +267,62 @@ void ClientConnection::StartUserEvent(const std::string& event, storage::DataTyp
     }
     return;
   }
+  Pause();
+}
+
+bool ClientConnection::CallEventHandler(const std::string& event, storage::DataType type,
+                                        std::string data, AnswerFn done) {
+  const std::string& hub = hub_->name().str();
+  // Held for as long as `handler` is used: a SIGHUP may replace the settings meanwhile.
+  std::shared_ptr<const HubSettings> settings = gateway_->settings();
+  const EventHandlerSettings* handler = settings->ForUserEvent(hub, event);
+  if (!handler) return false;
   rest::UpstreamRequest request = NewUpstreamRequest(*handler, hub, event, false, init_.id,
                                                      init_.user_id, init_.subprotocol, init_.state);
   request.event_id = RandomHex(8);
   request.content_type = ContentTypeFor(type);
   request.body = std::move(data);
-  Pause();
   std::weak_ptr<ClientConnection> weak =
       std::static_pointer_cast<ClientConnection>(shared_from_this());
   EventLoop* loop = loop_;
   gateway_->upstream()->Call(std::move(request),
-                             [weak, loop, event, ack_id](rest::UpstreamResponse r) {
+                             [weak, loop, done = std::move(done)](rest::UpstreamResponse r) {
                                UpstreamAnswer a{r.ok(),
                                                 r.status,
+                                                r.timed_out,
                                                 std::move(r.error),
                                                 std::move(r.content_type),
                                                 std::move(r.body),
                                                 std::move(r.connection_state)};
-                               loop->Post([weak, event, ack_id, a = std::move(a)] {
-                                 if (auto self = weak.lock())
-                                   self->FinishUserEvent(event, ack_id, a);
+                               loop->Post([weak, done, a = std::move(a)] {
+                                 if (auto self = weak.lock()) done(*self, a);
                                });
                              });
+  return true;
+}
+
+void ClientConnection::ApplyAnswerState(const UpstreamAnswer& a) {
+  if (!a.ok || !a.state) return;
+  // What the answer changes goes through the log: durable, and the same on every node.
+  init_.state = a.state->empty() ? std::nullopt : a.state;
+  storage::Entry s;
+  s.kind = storage::EntryKind::kConnectionState;
+  s.timestamp_ms = NowMs();
+  s.target = init_.id;
+  s.connection_state = init_.state;
+  AppendCommand(std::move(s));
+}
+
+void ClientConnection::LogIgnored(const ClientMessage& m, const std::string& why) {
+  constexpr int kMaxLogged = 8;  // per connection: a misbehaving client must not flood the log
+  if (ignored_logged_ >= kMaxLogged) return;
+  if (++ignored_logged_ == kMaxLogged) {
+    Logger("conn")
+        .With("id", init_.id)
+        .Info("ignored a '", m.type_name, "' message: ", why, " (further ones are not logged)");
+    return;
+  }
+  Logger("conn").With("id", init_.id).Info("ignored a '", m.type_name, "' message: ", why);
 }
 
 void ClientConnection::FinishUserEvent(const std::string& event, std::optional<uint64_t> ack_id,
@@ -294,16 +339,7 @@ void ClientConnection::FinishUserEvent(const std::string& event, std::optional<u
     Resume();
     return;
   }
-  // What the answer changes goes through the log: durable, and the same on every node.
-  if (a.state) {
-    init_.state = a.state->empty() ? std::nullopt : a.state;
-    storage::Entry s;
-    s.kind = storage::EntryKind::kConnectionState;
-    s.timestamp_ms = NowMs();
-    s.target = init_.id;
-    s.connection_state = init_.state;
-    AppendCommand(std::move(s));
-  }
+  ApplyAnswerState(a);
   storage::Entry e;
   e.timestamp_ms = NowMs();
   e.origin_connection = init_.id;
@@ -314,7 +350,7 @@ void ClientConnection::FinishUserEvent(const std::string& event, std::optional<u
     e.scope = storage::Scope::kConnection;
     e.target = init_.id;
     e.from = storage::MessageFrom::kServer;
-    e.data_type = DataTypeOfAnswer(a.content_type, a.body);
+    e.data_type = AnswerDataType(a.content_type, a.body);
     e.data = a.body;
     AppendCommand(std::move(e));
   } else if (e.ack_id) {
@@ -370,8 +406,36 @@ void ClientConnection::Handle(ClientMessage& m) {
     return;
   }
   auto reject = [&](const Status& s) {
-    if (m.ack_id) SendControl(codec_->Ack(*m.ack_id, s));
+    if (m.ack_id) {
+      SendControl(codec_->Ack(*m.ack_id, s));
+    } else {
+      LogIgnored(m, s.message());
+    }
   };
+  switch (m.type) {
+    case ClientMessageType::kInvoke:
+      HandleInvoke(m);
+      return;
+    case ClientMessageType::kCancelInvocation:
+      if (m.invalid_reason) {
+        LogIgnored(m, *m.invalid_reason);
+      } else {
+        invocations_.erase(m.invocation_id);  // its answer, when it comes, is dropped
+      }
+      return;
+    case ClientMessageType::kStreamData:
+    case ClientMessageType::kStreamEnd:
+      HandleStream(m);
+      return;
+    case ClientMessageType::kSendToGroup:
+      if (m.stream_start) {
+        HandleStream(m);
+        return;
+      }
+      break;
+    default:
+      break;
+  }
   if (m.invalid_reason) {
     reject(Status::InvalidArgument(*m.invalid_reason));
     return;
@@ -412,16 +476,8 @@ void ClientConnection::Handle(ClientMessage& m) {
         reject(s);
         return;
       }
-      e.kind = storage::EntryKind::kSend;
-      e.scope = storage::Scope::kGroup;
-      e.target = m.group;
-      e.from = storage::MessageFrom::kGroup;
-      e.from_user_id = init_.user_id.value_or("");
-      e.no_echo = m.no_echo;
-      e.data_type = m.data_type;
-      e.data = std::move(m.data);
-      e.required_permission = storage::Permission::kSendToGroup;
-      e.permission_target = m.group;
+      e = GroupMessage(m.group, m.no_echo, m.data_type, std::move(m.data));
+      e.ack_id = m.ack_id;
       break;
     }
     case ClientMessageType::kEvent:
@@ -433,9 +489,18 @@ void ClientConnection::Handle(ClientMessage& m) {
       }
       StartUserEvent(m.event, m.data_type, std::move(m.data), m.ack_id);
       return;
+    case ClientMessageType::kSetGroupState:
+    case ClientMessageType::kSubscribeGroupState:
+    case ClientMessageType::kUnsubscribeGroupState:
+      HandleGroupState(m);
+      return;
     case ClientMessageType::kUnknown:
       reject(Status::InvalidArgument("Unknown message type '" + m.type_name + "'."));
       return;
+    case ClientMessageType::kInvoke:
+    case ClientMessageType::kCancelInvocation:
+    case ClientMessageType::kStreamData:
+    case ClientMessageType::kStreamEnd:
     case ClientMessageType::kRawData:
       return;  // handled above
   }
@@ -448,20 +513,40 @@ void ClientConnection::HandleRaw(ClientMessage& m) {
     StartUserEvent("message", m.data_type, std::move(m.data), std::nullopt);
     return;
   }
+  AppendCommand(
+      GroupMessage(*init_.raw_publish_group, init_.raw_no_echo, m.data_type, std::move(m.data)));
+}
+
+storage::Entry ClientConnection::GroupMessage(const std::string& group, bool no_echo,
+                                              storage::DataType type, std::string data) const {
   storage::Entry e;
   e.kind = storage::EntryKind::kSend;
   e.timestamp_ms = NowMs();
   e.origin_connection = init_.id;
   e.scope = storage::Scope::kGroup;
-  e.target = *init_.raw_publish_group;
+  e.target = group;
   e.from = storage::MessageFrom::kGroup;
   e.from_user_id = init_.user_id.value_or("");
-  e.no_echo = init_.raw_no_echo;
-  e.data_type = m.data_type;
-  e.data = std::move(m.data);
+  e.no_echo = no_echo;
+  e.data_type = type;
+  e.data = std::move(data);
   e.required_permission = storage::Permission::kSendToGroup;
-  e.permission_target = e.target;
-  AppendCommand(std::move(e));
+  e.permission_target = group;
+  return e;
+}
+
+replication::AppendCallbacks ClientConnection::OnLoop(StatusFn done) {
+  replication::AppendCallbacks cb;
+  auto weak = weak_from_this();
+  cb.executor = loop_;
+  cb.durable = [weak, done](Result<uint64_t> r) {
+    if (r.ok()) return;
+    if (auto self = weak.lock()) done(static_cast<ClientConnection&>(*self), r.status());
+  };
+  cb.applied = [weak, done](uint64_t, const Status& status) {
+    if (auto self = weak.lock()) done(static_cast<ClientConnection&>(*self), status);
+  };
+  return cb;
 }
 
 void ClientConnection::AppendCommand(storage::Entry entry) {
@@ -470,21 +555,8 @@ void ClientConnection::AppendCommand(storage::Entry entry) {
     // The ack comes back to this loop: an error ack when the command could not be appended
     // (a full queue, a full disk), else the apply status once it was applied and delivered
     // (so an echo of the client's own message arrives before its ack).
-    auto weak = weak_from_this();
-    cb.executor = loop_;
-    cb.durable = [weak, ack](Result<uint64_t> r) {
-      if (r.ok()) return;
-      if (auto self = weak.lock()) {
-        auto& conn = static_cast<ClientConnection&>(*self);
-        conn.SendControl(conn.codec_->Ack(*ack, r.status()));
-      }
-    };
-    cb.applied = [weak, ack](uint64_t, const Status& s) {
-      if (auto self = weak.lock()) {
-        auto& conn = static_cast<ClientConnection&>(*self);
-        conn.SendControl(conn.codec_->Ack(*ack, s));
-      }
-    };
+    cb = OnLoop(
+        [ack](ClientConnection& c, const Status& s) { c.SendControl(c.codec_->Ack(*ack, s)); });
   }
   hub_->Append(std::move(entry), std::move(cb));
 }
@@ -591,6 +663,8 @@ void ClientConnection::RestoreHeld(std::vector<std::pair<uint64_t, SharedBytes>>
 void ClientConnection::Release() {
   if (state_ == State::kEnded) return;
   auto self = shared_from_this();
+  // Stream state lives here, not in the log: the streams end rather than move with the session.
+  EndAllStreams(false);
   if (state_ == State::kHeld) loop_->RemoveTicker(this);
   log_closed_ = true;
   DetachSocket();
@@ -633,6 +707,9 @@ void ClientConnection::OnTick(std::chrono::steady_clock::time_point now) {
     gateway_->QueueCheckpoint(loop_->index(), hub_, init_.id, acked_seq_);
     checkpointed_ = acked_seq_;
     next_checkpoint_ = now + limits_.checkpoint_interval;
+  }
+  if (!streams_.empty() && (state_ == State::kOpen || state_ == State::kHeld)) {
+    CheckStreamIdle(now);
   }
   switch (state_) {
     case State::kHeld:
@@ -703,8 +780,13 @@ void ClientConnection::End(const std::string& reason) {
 }
 
 void ClientConnection::AppendClose(const std::string& reason) {
-  if (log_closed_ || close_appended_) return;
+  if (log_closed_) {
+    EndAllStreams(true);  // the log removed this connection already (a REST close)
+    return;
+  }
+  if (close_appended_) return;
   close_appended_ = true;
+  EndAllStreams(false);  // their last messages go before the close that removes their publisher
   storage::Entry e;
   e.kind = storage::EntryKind::kConnectionClose;
   e.timestamp_ms = NowMs();

@@ -17,6 +17,12 @@
 //   4. The Gateway drops the connection from its loop's table when the close entry is
 //      applied (or when the close could not be appended).
 //
+// Client SDK 1.1 (invocations.cc, group_streams.cc): invocations in flight (an `invoke`
+// waits for the event handler without pausing the connection, so `cancelInvocation` and
+// other frames keep flowing) and the group streams this connection publishes (each message
+// a log entry to the group, acknowledged to the publisher once applied; see group_streams.cc
+// for the numbering rules).
+//
 // Outbound frames are queued as (per-connection head, shared body) pairs: a message body is
 // encoded once per subprotocol and shared by every recipient; only the WebSocket header and
 // the reliable `{"sequenceId":N,` prefix are per connection. Everything queued during one
@@ -31,9 +37,12 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
+#include <unordered_set>
 
 namespace hubcast::server {
 
@@ -43,11 +52,16 @@ class Gateway;
 struct UpstreamAnswer {
   bool ok = false;
   int status = 0;
+  bool timed_out = false;
   std::string error;
   std::string content_type;
   std::string body;
   std::optional<std::string> state;  // ce-connectionState header, when present
 };
+
+// The data type of an event handler's answer, from its Content-Type (parameters ignored); a
+// missing or unknown type is binary, and JSON that does not parse is text (PROTOCOL.md 5.5).
+storage::DataType AnswerDataType(const std::string& content_type, const std::string& body);
 
 struct ConnectionLimits {
   size_t max_message_bytes = 1024 * 1024;
@@ -100,6 +114,8 @@ class ClientConnection final : public IoHandler {
   // A whole frame that is not a data message (system, ack, pong; from codec()): never
   // sequenced. An empty frame (a subprotocol without that message) sends nothing.
   void SendControl(std::string frame);
+  // The same, for a frame shared by several connections (group state updates).
+  void SendShared(const SharedBytes& frame);
   const SubprotocolCodec& codec() const { return *codec_; }
   // `seq` is the sequenceId the view assigned (reliable connections), else 0.
   void DeliverMessage(const EncodedMessage& message, uint64_t seq);
@@ -157,12 +173,71 @@ class ClientConnection final : public IoHandler {
   void AppendClose(const std::string& reason);
   void CloseWith(uint16_t code, const std::string& reason);  // protocol error from the client
   void AppendCommand(storage::Entry entry);
+  // A client's message to a group (sendToGroup, a raw client's frame, a stream's message).
+  storage::Entry GroupMessage(const std::string& group, bool no_echo, storage::DataType type,
+                              std::string data) const;
+  using StatusFn = std::function<void(ClientConnection&, const Status&)>;
+  // Append completions that run `done` once on this loop, with the apply status or why the
+  // entry was not appended (unless the connection is gone by then).
+  replication::AppendCallbacks OnLoop(StatusFn done);
   // A user event to the app's event handler (PROTOCOL.md 5.5). Frames of this connection
   // wait until the answer is back: blocking events are processed one at a time.
   void StartUserEvent(const std::string& event, storage::DataType type, std::string data,
                       std::optional<uint64_t> ack_id);
   void FinishUserEvent(const std::string& event, std::optional<uint64_t> ack_id,
                        const UpstreamAnswer& answer);
+  using AnswerFn = std::function<void(ClientConnection&, const UpstreamAnswer&)>;
+  // Calls the event handler for a user event; `done` runs on this loop (unless the connection
+  // is gone by then). False when no handler takes the event.
+  bool CallEventHandler(const std::string& event, storage::DataType type, std::string data,
+                        AnswerFn done);
+  // A state the answer set (ce-connectionState) goes through the log.
+  void ApplyAnswerState(const UpstreamAnswer& answer);
+  // A message that is dropped without an answer: say so in the log (a few per connection).
+  void LogIgnored(const ClientMessage& m, const std::string& why);
+
+  // Client SDK 1.1: invocations (invocations.cc).
+  void HandleInvoke(ClientMessage& m);
+  void FinishInvocation(const std::string& invocation_id, const std::string& event,
+                        const UpstreamAnswer& answer);
+  // Client SDK 1.1: group streams (group_streams.cc).
+  struct GroupStream {
+    uint64_t serial = 0;  // tells a reopened stream of the same id from the old one
+    std::string group;
+    bool no_echo = false;
+    bool started = false;   // the permission check passed
+    uint64_t expected = 1;  // the next sequence id accepted
+    uint64_t durable = 1;   // every message below it is applied
+    uint64_t acked = 0;     // the last expectedSequenceId the publisher was sent
+    size_t in_flight = 0;   // appended, not yet applied
+    std::chrono::milliseconds idle_timeout{300000};
+    std::chrono::steady_clock::time_point last_activity;
+  };
+  void HandleStream(ClientMessage& m);
+  // The open stream `id`, or nullptr after telling the publisher it is not open.
+  GroupStream* OpenStream(const std::string& id);
+  void StartStream(ClientMessage& m);
+  void StreamStarted(const std::string& id, uint64_t serial, const Status& status);
+  void StreamData(ClientMessage& m);
+  void StreamApplied(const std::string& id, uint64_t serial, uint64_t seq, const Status& status);
+  void EndStream(ClientMessage& m);
+  // Closes an open stream: the publisher gets streamClosed (with `error`, if any) and, with
+  // tell_group, the group gets the stream's last message carrying group_error.
+  void CloseStream(const std::string& id, const std::optional<StreamError>& error,
+                   const std::optional<StreamError>& group_error, bool tell_group);
+  // Appends a stream's last message (endOfStream, numbered `expected`) to its group; when the
+  // log no longer holds this connection (origin_gone), as a message without an origin.
+  void AppendStreamEnd(const GroupStream& s, const std::string& id,
+                       const std::optional<StreamError>& error, std::string user_error_code,
+                       replication::AppendCallbacks cb = {}, bool origin_gone = false);
+  void CheckStreamIdle(std::chrono::steady_clock::time_point now);
+  // The connection is ending: every open stream ends for its group.
+  void EndAllStreams(bool origin_gone);
+  // After a recovery: where each stream stands, and the state of subscribed groups (what was
+  // sent while the socket was gone is lost: these frames are not numbered).
+  void ResendAfterRecovery();
+  // Client SDK 1.1: group state (setGroupState, subscribeGroupState, unsubscribeGroupState).
+  void HandleGroupState(ClientMessage& m);
   uint32_t Interest() const;  // the epoll events to watch now
   void Pause();
   void Resume();
@@ -195,6 +270,12 @@ class ClientConnection final : public IoHandler {
   std::chrono::steady_clock::time_point next_checkpoint_;
   std::deque<Unacked> unacked_;
   size_t unacked_bytes_ = 0;
+
+  // Client SDK 1.1.
+  std::unordered_set<std::string> invocations_;  // in flight; cancelled ones are removed
+  std::map<std::string, GroupStream> streams_;   // by stream id
+  uint64_t stream_serial_ = 0;
+  int ignored_logged_ = 0;
 };
 
 }  // namespace hubcast::server

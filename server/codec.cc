@@ -1,6 +1,7 @@
 #include "server/codec.h"
 
 #include "server/json_codec.h"
+#include "server/protobuf_codec.h"
 
 namespace hubcast::server {
 
@@ -49,6 +50,24 @@ class JsonCodec final : public SubprotocolCodec {
     return TextFrame(EncodeAck(ack_id, status));
   }
   std::string Pong() const override { return TextFrame(EncodePong()); }
+  std::string InvokeResponse(std::string_view id, const InvokeResult& r) const override {
+    return TextFrame(EncodeInvokeResponse(id, r));
+  }
+  std::string StreamAck(std::string_view id, uint64_t expected) const override {
+    return TextFrame(EncodeStreamAck(id, expected));
+  }
+  std::string StreamNack(std::string_view id, uint64_t expected, std::string_view name,
+                         std::string_view message) const override {
+    return TextFrame(EncodeStreamNack(id, expected, name, message));
+  }
+  std::string StreamClosed(std::string_view id,
+                           const std::optional<StreamError>& error) const override {
+    return TextFrame(EncodeStreamClosed(id, error));
+  }
+  std::string GroupState(bool snapshot, std::string_view group,
+                         const std::vector<storage::GroupStateItem>& items) const override {
+    return TextFrame(EncodeGroupState(snapshot, group, items));
+  }
 
   Result<ClientMessage> Decode(WsMessage& frame) const override {
     if (frame.opcode != WsOpcode::kText) {
@@ -80,6 +99,19 @@ class RawCodec final : public SubprotocolCodec {
   std::string Disconnected(std::string_view) const override { return {}; }
   std::string Ack(uint64_t, const Status&) const override { return {}; }
   std::string Pong() const override { return {}; }
+  std::string InvokeResponse(std::string_view, const InvokeResult&) const override { return {}; }
+  std::string StreamAck(std::string_view, uint64_t) const override { return {}; }
+  std::string StreamNack(std::string_view, uint64_t, std::string_view,
+                         std::string_view) const override {
+    return {};
+  }
+  std::string StreamClosed(std::string_view, const std::optional<StreamError>&) const override {
+    return {};
+  }
+  std::string GroupState(bool, std::string_view,
+                         const std::vector<storage::GroupStateItem>&) const override {
+    return {};
+  }
 
   Result<ClientMessage> Decode(WsMessage& frame) const override {
     ClientMessage m;
@@ -103,6 +135,10 @@ const SubprotocolCodec& CodecFor(ClientProtocol protocol) {
       return kJson;
     case ClientProtocol::kJsonReliable:
       return kJsonReliable;
+    case ClientProtocol::kProtobuf:
+      return ProtobufCodec(false);
+    case ClientProtocol::kProtobufReliable:
+      return ProtobufCodec(true);
     case ClientProtocol::kRaw:
       break;
   }
@@ -117,7 +153,8 @@ const SubprotocolCodec& CodecByName(std::string_view subprotocol) {
 const SubprotocolCodec* Negotiate(const std::vector<std::string>& offered) {
   for (const auto& name : offered) {
     for (const SubprotocolCodec* c : {static_cast<const SubprotocolCodec*>(&kJson),
-                                      static_cast<const SubprotocolCodec*>(&kJsonReliable)}) {
+                                      static_cast<const SubprotocolCodec*>(&kJsonReliable),
+                                      &ProtobufCodec(false), &ProtobufCodec(true)}) {
       if (c->name() == name) return c;
     }
   }

@@ -6,11 +6,13 @@
 //   - Downstream: a data message is encoded once per subprotocol into an EncodedMessage that
 //     every recipient of that subprotocol shares; a reliable subprotocol adds only a small
 //     per-recipient head (the WebSocket header and the sequence number) before the shared
-//     body. Service messages (connected, disconnected, ack, pong) are whole frames; a
-//     subprotocol without them (raw) returns empty strings.
+//     body. Service messages (connected, disconnected, ack, pong, and client SDK 1.1's
+//     invokeResponse, stream acks and group state) are whole frames; a subprotocol without
+//     them (raw) returns empty strings.
 //
-// Implementations: JSON and reliable JSON (json_codec.cc), raw (raw_codec.cc). Codecs are
-// stateless singletons: every method is const and thread-safe.
+// Implementations: JSON and reliable JSON, raw (codec.cc over json_codec.h), protobuf and
+// reliable protobuf (protobuf_codec.cc). Codecs are stateless singletons: every method is const
+// and thread-safe.
 #pragma once
 
 #include "base/shared_bytes.h"
@@ -18,6 +20,7 @@
 #include "server/client_message.h"
 #include "server/ws_frame.h"
 #include "storage/entry.h"
+#include "storage/hub_view.h"
 
 #include <array>
 #include <cstdint>
@@ -29,11 +32,35 @@
 namespace hubcast::server {
 
 // One value per codec; kept in connection handles (8 bits) and as an array index.
-enum class ClientProtocol : uint8_t { kRaw = 0, kJson = 1, kJsonReliable = 2 };
-inline constexpr size_t kProtocolCount = 3;
+enum class ClientProtocol : uint8_t {
+  kRaw = 0,
+  kJson = 1,
+  kJsonReliable = 2,
+  kProtobuf = 3,
+  kProtobufReliable = 4,
+};
+inline constexpr size_t kProtocolCount = 5;
 
 inline constexpr const char* kJsonProtocol = "json.webpubsub.azure.v1";
 inline constexpr const char* kJsonReliableProtocol = "json.reliable.webpubsub.azure.v1";
+inline constexpr const char* kProtobufProtocol = "protobuf.webpubsub.azure.v1";
+inline constexpr const char* kProtobufReliableProtocol = "protobuf.reliable.webpubsub.azure.v1";
+
+// The answer to an invoke (client SDK 1.1 invokeEvent): the event handler's answer (data
+// optional), or a failure with an error name.
+struct InvokeResult {
+  bool success = false;
+  std::optional<storage::DataType> data_type;  // nullopt: no data
+  std::string data;
+  std::string error_name;
+  std::string error_message;
+};
+
+// Why a group stream was closed, as its publisher is told (streamClosed).
+struct StreamError {
+  std::string name;
+  std::string message;
+};
 
 // A data message as each subprotocol sends it, encoded once and shared by every recipient.
 struct EncodedMessage {
@@ -66,8 +93,21 @@ class SubprotocolCodec {
   virtual std::string Disconnected(std::string_view reason) const = 0;
   virtual std::string Ack(uint64_t ack_id, const Status& status) const = 0;
   virtual std::string Pong() const = 0;
+  virtual std::string InvokeResponse(std::string_view invocation_id,
+                                     const InvokeResult& result) const = 0;
+  // To a stream's publisher: the next sequence id the service expects (everything before it
+  // is durable), a refused message, or the stream's end (error: why, if it failed).
+  virtual std::string StreamAck(std::string_view stream_id, uint64_t expected) const = 0;
+  virtual std::string StreamNack(std::string_view stream_id, uint64_t expected,
+                                 std::string_view name, std::string_view message) const = 0;
+  virtual std::string StreamClosed(std::string_view stream_id,
+                                   const std::optional<StreamError>& error) const = 0;
+  // groupStateSnapshot (snapshot) or groupStateUpdate.
+  virtual std::string GroupState(bool snapshot, std::string_view group,
+                                 const std::vector<storage::GroupStateItem>& items) const = 0;
 
   // A text or binary frame. kInvalidArgument: the frame is malformed (close 1003).
+  // `frame.payload` may be moved from.
   virtual Result<ClientMessage> Decode(WsMessage& frame) const = 0;
 };
 

@@ -3,6 +3,8 @@
 #include "server/gateway.h"
 #include "server/json_codec.h"
 
+#include <array>
+
 namespace hubcast::server {
 namespace {
 
@@ -16,6 +18,39 @@ struct LoopBatch {
 
 void Gateway::Deliver(replication::Hub& hub, uint64_t position, const storage::Entry& e,
                       const storage::ApplyResult& r) {
+  DeliverEntry(hub, position, e, r);
+  if (!r.group_states.empty()) DeliverGroupState(r);
+  if (!r.membership.empty()) FireGroupEvents(hub, position, r);
+}
+
+void Gateway::DeliverGroupState(const storage::ApplyResult& r) {
+  for (const auto& d : r.group_states) {
+    // Encoded once per subprotocol, shared by every recipient of that subprotocol.
+    auto frames = std::make_shared<std::array<SharedBytes, kProtocolCount>>();
+    std::vector<std::vector<uint64_t>> per_loop(loops_.size());
+    for (const storage::ConnectionRecord* rec : d.recipients) {
+      uint64_t handle = LocalHandle(*rec);
+      if (handle == 0) continue;  // held by another node
+      ClientProtocol p = HandleProtocol(handle);
+      auto& frame = (*frames)[static_cast<size_t>(p)];
+      if (!frame) frame = SharedBytes(CodecFor(p).GroupState(d.snapshot, d.group, d.items));
+      per_loop[HandleLoop(handle)].push_back(handle);
+    }
+    for (size_t i = 0; i < per_loop.size(); ++i) {
+      if (per_loop[i].empty()) continue;
+      loops_[i]->loop->PostBounded([this, frames, handles = std::move(per_loop[i])] {
+        for (uint64_t handle : handles) {
+          if (ClientConnection* c = Lookup(handle)) {
+            c->SendShared((*frames)[static_cast<size_t>(HandleProtocol(handle))]);
+          }
+        }
+      });
+    }
+  }
+}
+
+void Gateway::DeliverEntry(replication::Hub& hub, uint64_t position, const storage::Entry& e,
+                           const storage::ApplyResult& r) {
   switch (e.kind) {
     case storage::EntryKind::kConnectionOpen: {
       uint64_t handle = TakeOpening(e.origin_connection);

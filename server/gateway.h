@@ -170,7 +170,16 @@ class Gateway final : public replication::DeliverySink {
   // Start-up: this node's connections that were open when the process stopped.
   void RestoreSessions();
   void FlushCheckpoints(int loop);
-  // Fires a non-blocking system event (connected, disconnected) if a handler wants it.
+  // Deliver's parts: the entry's own effect; group state snapshots and updates (client SDK
+  // 1.1); azure.webpubsub.gp.joined / gp.left for this node's connections whose memberships
+  // the entry changed, when a handler of the hub asks for them.
+  void DeliverEntry(replication::Hub& hub, uint64_t position, const storage::Entry& entry,
+                    const storage::ApplyResult& result);
+  void DeliverGroupState(const storage::ApplyResult& result);
+  void FireGroupEvents(replication::Hub& hub, uint64_t position,
+                       const storage::ApplyResult& result);
+  // Fires a non-blocking system event (connected, disconnected, joined, left) if a handler
+  // wants it.
   void FireSystemEvent(SystemEvent event, const std::string& hub,
                        const storage::ConnectionRecord& connection, std::string event_id,
                        std::string body);

@@ -159,9 +159,10 @@ Status ParseUserPattern(std::string_view value, std::string_view pattern,
   return Status::Ok();
 }
 
-// system=LIST: a comma-separated subset of connect,connected,disconnected; empty means none.
+// system=LIST: a comma-separated subset of connect,connected,disconnected,joined,left; empty
+// means none.
 Status ParseSystemList(std::string_view value, std::string_view list, EventHandlerSettings* h) {
-  h->connect = h->connected = h->disconnected = false;
+  h->connect = h->connected = h->disconnected = h->joined = h->left = false;
   if (list.empty()) return Status::Ok();
   for (std::string_view part : Split(list, ',')) {
     std::string_view name = Trim(part);
@@ -171,10 +172,14 @@ Status ParseSystemList(std::string_view value, std::string_view list, EventHandl
       h->connected = true;
     } else if (EqualsIgnoreCase(name, "disconnected")) {
       h->disconnected = true;
+    } else if (EqualsIgnoreCase(name, "joined")) {
+      h->joined = true;
+    } else if (EqualsIgnoreCase(name, "left")) {
+      h->left = true;
     } else {
       return Invalid(kEventHandler, value,
                      "unknown system event '" + std::string(name) +
-                         "' (allowed: connect, connected, disconnected)");
+                         "' (allowed: connect, connected, disconnected, joined, left)");
     }
   }
   return Status::Ok();
@@ -258,6 +263,10 @@ bool EventHandlerSettings::HandlesSystemEvent(SystemEvent e) const {
       return connected;
     case SystemEvent::kDisconnected:
       return disconnected;
+    case SystemEvent::kGroupJoined:
+      return joined;
+    case SystemEvent::kGroupLeft:
+      return left;
   }
   return false;
 }

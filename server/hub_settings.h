@@ -7,7 +7,9 @@
 //   event-handler = HUB=URL_TEMPLATE[;user=PATTERN][;system=LIST]
 //       URL_TEMPLATE may contain {hub} and {event} (not in the host part); PATTERN is "*",
 //       a comma-separated list or one name (case-insensitive), default "*"; LIST is a
-//       comma-separated subset of connect,connected,disconnected, default all three.
+//       comma-separated subset of connect,connected,disconnected,joined,left, default
+//       connect,connected,disconnected (group events, azure.webpubsub.gp.joined / gp.left, are
+//       sent only to handlers that name them, as Azure sends them only when configured).
 //       Handlers of a hub keep the order of the options; the first match handles an event.
 //   anonymous-connect = HUB=allow|deny          (default deny)
 //   hub-keepalive-seconds = HUB=N               (1-120, default: --keepalive-seconds)
@@ -28,7 +30,7 @@
 
 namespace hubcast::server {
 
-enum class SystemEvent { kConnect, kConnected, kDisconnected };
+enum class SystemEvent { kConnect, kConnected, kDisconnected, kGroupJoined, kGroupLeft };
 
 struct EventHandlerSettings {
   std::string url_template;
@@ -36,6 +38,8 @@ struct EventHandlerSettings {
   bool connect = true;
   bool connected = true;
   bool disconnected = true;
+  bool joined = false;  // azure.webpubsub.gp.joined
+  bool left = false;    // azure.webpubsub.gp.left
 
   bool HandlesUserEvent(std::string_view event) const;  // case-insensitive
   bool HandlesSystemEvent(SystemEvent e) const;

@@ -2,6 +2,7 @@
 
 #include "base/base64.h"
 #include "base/json.h"
+#include "server/protobuf_codec.h"
 #include "server/ws_frame.h"
 
 namespace hubcast::server {
@@ -54,6 +55,11 @@ bool DecodePayload(const json::Value& obj, ClientMessage& m) {
         m.invalid_reason = "data is not valid base64.";
         return false;
       }
+      // Protobuf clients receive it inside their own message: it must parse there.
+      if (m.data_type == storage::DataType::kProtobuf && !IsProtobufAny(*bytes)) {
+        m.invalid_reason = "data is not a serialized google.protobuf.Any.";
+        return false;
+      }
       m.data = std::move(*bytes);
       return true;
     }
@@ -69,6 +75,98 @@ bool RequireString(const json::Value& obj, const char* key, std::string& out, Cl
   }
   out = v->str();
   return true;
+}
+
+bool RequireNonEmpty(const json::Value& obj, const char* key, std::string& out, ClientMessage& m) {
+  if (!RequireString(obj, key, out, m)) return false;
+  if (!out.empty()) return true;
+  m.invalid_reason = std::string(key) + " must not be empty.";
+  return false;
+}
+
+// An optional unsigned member: absent or null leaves `out` unset; anything but a uint64 is
+// invalid.
+bool OptionalUint(const json::Value& obj, const char* key, std::optional<uint64_t>& out,
+                  ClientMessage& m) {
+  const json::Value* v = obj.Find(key);
+  if (v == nullptr || v->is_null()) return true;
+  auto n = v->as_uint64();
+  if (!n) {
+    m.invalid_reason = std::string(key) + " must be an unsigned integer.";
+    return false;
+  }
+  out = *n;
+  return true;
+}
+
+bool HasMember(const json::Value& obj, const char* key) {
+  const json::Value* v = obj.Find(key);
+  return v != nullptr && !v->is_null();
+}
+
+// sendToGroup with `stream` (client SDK 1.1): opens a group stream; it carries no data.
+void DecodeStreamStart(const json::Value& stream, ClientMessage& m) {
+  m.stream_start = true;
+  if (!stream.is_object()) {
+    m.invalid_reason = "stream must be an object.";
+    return;
+  }
+  if (!RequireNonEmpty(stream, "streamId", m.stream_id, m)) return;
+  OptionalUint(stream, "idleTimeoutMs", m.idle_timeout_ms, m);
+}
+
+void DecodeStreamData(const json::Value& obj, ClientMessage& m) {
+  if (!RequireNonEmpty(obj, "streamId", m.stream_id, m)) return;
+  if (!OptionalUint(obj, "streamSequenceId", m.stream_sequence_id, m)) return;
+  if (!m.stream_sequence_id) return;  // a keep-alive: any payload is ignored
+  if (*m.stream_sequence_id == 0) {
+    m.invalid_reason = "streamSequenceId starts at 1.";
+    return;
+  }
+  if (!HasMember(obj, "dataType") || !HasMember(obj, "data")) {
+    m.invalid_reason = "A stream message with a streamSequenceId needs dataType and data.";
+    return;
+  }
+  DecodePayload(obj, m);
+}
+
+void DecodeStreamEnd(const json::Value& obj, ClientMessage& m) {
+  if (!RequireNonEmpty(obj, "streamId", m.stream_id, m)) return;
+  const json::Value* error = obj.Find("error");
+  if (error == nullptr || error->is_null()) return;
+  if (!error->is_object()) {
+    m.invalid_reason = "error must be an object.";
+    return;
+  }
+  m.stream_error = true;
+  for (auto [key, out] : {std::pair{"message", &m.stream_error_message},
+                          std::pair{"userErrorCode", &m.stream_user_error_code}}) {
+    const json::Value* v = error->Find(key);
+    if (v == nullptr || v->is_null()) continue;
+    if (!v->is_string()) {
+      m.invalid_reason = std::string("error.") + key + " must be a string.";
+      return;
+    }
+    *out = v->str();
+  }
+}
+
+// setGroupState: `state` absent or null clears; else an object of string values.
+void DecodeGroupState(const json::Value& obj, ClientMessage& m) {
+  const json::Value* state = obj.Find("state");
+  if (state == nullptr || state->is_null()) return;
+  if (!state->is_object()) {
+    m.invalid_reason = "state must be an object of strings.";
+    return;
+  }
+  auto& out = m.group_state.emplace();
+  for (const auto& [key, value] : state->members()) {
+    if (!value.is_string()) {
+      m.invalid_reason = "state must be an object of strings ('" + key + "' is not a string).";
+      return;
+    }
+    out[key] = value.str();
+  }
 }
 
 }  // namespace
@@ -95,7 +193,11 @@ Result<ClientMessage> DecodeClientMessage(std::string_view text) {
     RequireString(obj, "group", m.group, m);
   } else if (t == "sendToGroup") {
     m.type = ClientMessageType::kSendToGroup;
-    if (RequireString(obj, "group", m.group, m)) {
+    // A stream start first: whatever else is wrong with it is answered about the stream.
+    const json::Value* stream = obj.Find("stream");
+    const bool starts_stream = stream != nullptr && !stream->is_null();
+    if (starts_stream) DecodeStreamStart(*stream, m);
+    if (RequireString(obj, "group", m.group, m) && !m.invalid_reason) {
       if (const json::Value* ne = obj.Find("noEcho"); ne != nullptr && !ne->is_null()) {
         if (!ne->is_bool()) {
           m.invalid_reason = "noEcho must be a boolean.";
@@ -103,7 +205,11 @@ Result<ClientMessage> DecodeClientMessage(std::string_view text) {
           m.no_echo = ne->as_bool();
         }
       }
-      if (!m.invalid_reason) DecodePayload(obj, m);
+      if (!starts_stream) {
+        if (!m.invalid_reason) DecodePayload(obj, m);
+      } else if (!m.invalid_reason && (HasMember(obj, "data") || HasMember(obj, "dataType"))) {
+        m.invalid_reason = "A stream start carries no data.";
+      }
     }
   } else if (t == "event") {
     m.type = ClientMessageType::kEvent;
@@ -122,6 +228,32 @@ Result<ClientMessage> DecodeClientMessage(std::string_view text) {
     }
   } else if (t == "ping") {
     m.type = ClientMessageType::kPing;
+  } else if (t == "invoke") {
+    m.type = ClientMessageType::kInvoke;
+    if (!RequireNonEmpty(obj, "invocationId", m.invocation_id, m)) return m;
+    const json::Value* target = obj.Find("target");
+    if (target != nullptr && !target->is_null() &&
+        !(target->is_string() && target->str() == "event")) {
+      m.invalid_reason = "target must be \"event\".";
+      return m;
+    }
+    if (RequireNonEmpty(obj, "event", m.event, m)) DecodePayload(obj, m);
+  } else if (t == "cancelInvocation") {
+    m.type = ClientMessageType::kCancelInvocation;
+    RequireNonEmpty(obj, "invocationId", m.invocation_id, m);
+  } else if (t == "streamData") {
+    m.type = ClientMessageType::kStreamData;
+    DecodeStreamData(obj, m);
+  } else if (t == "streamEnd") {
+    m.type = ClientMessageType::kStreamEnd;
+    DecodeStreamEnd(obj, m);
+  } else if (t == "setGroupState" || t == "subscribeGroupState" || t == "unsubscribeGroupState") {
+    m.type = t == "setGroupState"         ? ClientMessageType::kSetGroupState
+             : t == "subscribeGroupState" ? ClientMessageType::kSubscribeGroupState
+                                          : ClientMessageType::kUnsubscribeGroupState;
+    if (RequireString(obj, "group", m.group, m) && m.type == ClientMessageType::kSetGroupState) {
+      DecodeGroupState(obj, m);
+    }
   } else {
     m.type = ClientMessageType::kUnknown;
     m.invalid_reason = "Unknown message type '" + t + "'.";
@@ -190,6 +322,119 @@ std::string EncodeAck(uint64_t ack_id, const Status& status) {
 
 std::string EncodePong() { return R"({"type":"pong"})"; }
 
+namespace {
+void AppendError(std::string& out, std::string_view name, std::string_view message) {
+  out += "\"error\":{\"name\":";
+  json::AppendQuoted(out, name);
+  out += ",\"message\":";
+  json::AppendQuoted(out, message);
+  out += '}';
+}
+
+// `{"type":"<type>","streamId":"<id>"`, the common start of the stream service messages.
+std::string StreamMessageStart(const char* type, std::string_view stream_id) {
+  std::string out = "{\"type\":\"";
+  out += type;
+  out += "\",\"streamId\":";
+  json::AppendQuoted(out, stream_id);
+  return out;
+}
+}  // namespace
+
+std::string EncodeInvokeResponse(std::string_view invocation_id, const InvokeResult& r) {
+  std::string out = R"({"type":"invokeResponse","invocationId":)";
+  json::AppendQuoted(out, invocation_id);
+  if (r.success) {
+    out += ",\"success\":true";
+    if (r.data_type) {
+      out += ",\"dataType\":\"";
+      out += storage::DataTypeName(*r.data_type);
+      out += "\",\"data\":";
+      AppendData(out, *r.data_type, r.data);
+    }
+  } else {
+    out += ",\"success\":false,";
+    AppendError(out, r.error_name, r.error_message);
+  }
+  out += '}';
+  return out;
+}
+
+std::string EncodeStreamAck(std::string_view stream_id, uint64_t expected) {
+  std::string out = StreamMessageStart("streamAck", stream_id);
+  out += ",\"expectedSequenceId\":" + std::to_string(expected) + "}";
+  return out;
+}
+
+std::string EncodeStreamNack(std::string_view stream_id, uint64_t expected, std::string_view name,
+                             std::string_view message) {
+  std::string out = StreamMessageStart("streamNack", stream_id);
+  out += ",\"expectedSequenceId\":" + std::to_string(expected) + ",\"name\":";
+  json::AppendQuoted(out, name);
+  out += ",\"message\":";
+  json::AppendQuoted(out, message);
+  out += '}';
+  return out;
+}
+
+std::string EncodeStreamClosed(std::string_view stream_id,
+                               const std::optional<StreamError>& error) {
+  std::string out = StreamMessageStart("streamClosed", stream_id);
+  if (error) {
+    out += ',';
+    AppendError(out, error->name, error->message);
+  }
+  out += '}';
+  return out;
+}
+
+std::string EncodeGroupState(bool snapshot, std::string_view group,
+                             const std::vector<storage::GroupStateItem>& items) {
+  std::string out = snapshot ? R"({"type":"groupStateSnapshot","group":)"
+                             : R"({"type":"groupStateUpdate","group":)";
+  json::AppendQuoted(out, group);
+  out += ",\"items\":[";
+  for (size_t i = 0; i < items.size(); ++i) {
+    const auto& item = items[i];
+    if (i) out += ',';
+    out += "{\"connectionId\":";
+    json::AppendQuoted(out, item.connection_id);
+    if (item.user_id) {
+      out += ",\"userId\":";
+      json::AppendQuoted(out, *item.user_id);
+    }
+    if (item.state) {
+      out += ",\"state\":";
+      out += *item.state;  // canonical compact JSON (GroupStateJson)
+    }
+    out += ",\"updatedAt\":" + std::to_string(item.updated_at_ms) + "}";
+  }
+  out += "]}";
+  return out;
+}
+
+std::string GroupStateJson(const std::map<std::string, std::string>& state) {
+  std::string out = "{";
+  for (const auto& [key, value] : state) {
+    if (out.size() > 1) out += ',';
+    json::AppendQuoted(out, key);
+    out += ':';
+    json::AppendQuoted(out, value);
+  }
+  out += '}';
+  return out;
+}
+
+std::map<std::string, std::string> ParseGroupStateJson(std::string_view text) {
+  std::map<std::string, std::string> out;
+  auto parsed = json::Parse(text);
+  if (!parsed.ok() || !parsed->is_object()) return out;
+  for (const auto& [key, value] : parsed->members()) {
+    if (value.is_string()) out[key] = value.str();
+  }
+  return out;
+}
+
 void AppendData(std::string& out, storage::DataType type, std::string_view data) {
   switch (type) {
     case storage::DataType::kJson:
@@ -223,6 +468,25 @@ void AppendMessageBody(std::string& out, const storage::Entry& e) {
   out += storage::DataTypeName(e.data_type);
   out += "\",\"data\":";
   AppendData(out, e.data_type, e.data);
+  if (!e.stream_id.empty()) {
+    out += ",\"stream\":{\"streamId\":";
+    json::AppendQuoted(out, e.stream_id);
+    out += ",\"streamSequenceId\":";
+    out += std::to_string(e.stream_sequence_id);
+    out += e.stream_end ? ",\"endOfStream\":true" : ",\"endOfStream\":false";
+    if (e.stream_error_name) {
+      out += ",\"error\":{\"name\":";
+      json::AppendQuoted(out, *e.stream_error_name);
+      out += ",\"message\":";
+      json::AppendQuoted(out, e.stream_error_message);
+      if (!e.stream_user_error_code.empty()) {
+        out += ",\"userErrorCode\":";
+        json::AppendQuoted(out, e.stream_user_error_code);
+      }
+      out += '}';
+    }
+    out += '}';
+  }
   out += '}';
 }
 

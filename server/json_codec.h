@@ -12,12 +12,15 @@
 #include "base/shared_bytes.h"
 #include "base/status.h"
 #include "server/client_message.h"
+#include "server/codec.h"
 #include "storage/entry.h"
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace hubcast::server {
 
@@ -31,10 +34,24 @@ std::string EncodeConnected(const std::optional<std::string>& user_id,
 std::string EncodeDisconnected(std::string_view reason);
 std::string EncodeAck(uint64_t ack_id, const Status& status);
 std::string EncodePong();
+std::string EncodeInvokeResponse(std::string_view invocation_id, const InvokeResult& result);
+std::string EncodeStreamAck(std::string_view stream_id, uint64_t expected);
+std::string EncodeStreamNack(std::string_view stream_id, uint64_t expected, std::string_view name,
+                             std::string_view message);
+std::string EncodeStreamClosed(std::string_view stream_id, const std::optional<StreamError>& error);
+std::string EncodeGroupState(bool snapshot, std::string_view group,
+                             const std::vector<storage::GroupStateItem>& items);
+
+// Group state (client SDK 1.1 setGroupState) as the log and the JSON protocol carry it: a
+// compact JSON object of strings with sorted keys, so every subprotocol produces the same
+// bytes. ParseGroupStateJson reads it back (for the protobuf codec).
+std::string GroupStateJson(const std::map<std::string, std::string>& state);
+std::map<std::string, std::string> ParseGroupStateJson(std::string_view text);
 // The name an ack error carries for a status (Forbidden, Duplicate, BadRequest, ...).
 const char* AckErrorName(StatusCode code);
 
-// A data message without its opening brace: `"type":"message","from":...,"data":...}`.
+// A data message without its opening brace: `"type":"message","from":...,"data":...}`, with
+// `"stream":{...}` for a group stream's message.
 // A JSON frame is "{" + body; a reliable frame is `{"sequenceId":N,` + body, so the body is
 // encoded once and shared by every recipient.
 std::string EncodeMessageBody(const storage::Entry& entry);

@@ -1,3 +1,4 @@
+#include "base/json.h"
 #include "base/log.h"
 #include "server/gateway.h"
 
@@ -29,9 +30,28 @@ void Gateway::FireSystemEvent(SystemEvent event, const std::string& hub,
   std::shared_ptr<const HubSettings> settings = this->settings();
   const EventHandlerSettings* handler = settings->ForSystemEvent(hub, event);
   if (!handler) return;
-  const char* name = event == SystemEvent::kConnected ? "connected" : "disconnected";
+  const char* name = "connected";
+  bool group_event = false;
+  switch (event) {
+    case SystemEvent::kConnect:  // blocking: handshake.cc
+    case SystemEvent::kConnected:
+      break;
+    case SystemEvent::kDisconnected:
+      name = "disconnected";
+      break;
+    case SystemEvent::kGroupJoined:
+      name = "joined";
+      group_event = true;
+      break;
+    case SystemEvent::kGroupLeft:
+      name = "left";
+      group_event = true;
+      break;
+  }
   rest::UpstreamRequest request =
       NewUpstreamRequest(*handler, hub, name, true, c.id, c.user_id, c.subprotocol, c.state);
+  // Group events have their own CloudEvents type (azure.webpubsub.gp.*, express 1.1).
+  if (group_event) request.ce_type = std::string("azure.webpubsub.gp.") + name;
   request.event_id = std::move(event_id);
   request.content_type = "application/json; charset=utf-8";
   request.body = std::move(body);
@@ -44,6 +64,34 @@ void Gateway::FireSystemEvent(SystemEvent event, const std::string& hub,
           .Warn(name, " event failed: ", r.status ? std::to_string(r.status) : r.error);
     }
   });
+}
+
+void Gateway::FireGroupEvents(replication::Hub& hub, uint64_t position,
+                              const storage::ApplyResult& r) {
+  const std::string& name = hub.name().str();
+  std::shared_ptr<const HubSettings> settings = this->settings();
+  const bool joined = settings->ForSystemEvent(name, SystemEvent::kGroupJoined) != nullptr;
+  const bool left = settings->ForSystemEvent(name, SystemEvent::kGroupLeft) != nullptr;
+  if (!joined && !left) return;
+  for (size_t i = 0; i < r.membership.size(); ++i) {
+    const auto& m = r.membership[i];
+    if (m.joined ? !joined : !left) continue;
+    // The connection as it is now, or as it was when this entry closed it.
+    const storage::ConnectionRecord* rec = nullptr;
+    for (const auto* t : r.touched) {
+      if (t->id == m.connection_id) rec = t;
+    }
+    for (const auto& c : r.closed_records) {
+      if (!rec && c.id == m.connection_id) rec = &c;
+    }
+    // Once per membership change, from the node that holds the connection.
+    if (!rec || rec->node_id != registry_->node_id()) continue;
+    std::string body = "{\"group\":";
+    json::AppendQuoted(body, m.group);
+    body += '}';
+    FireSystemEvent(m.joined ? SystemEvent::kGroupJoined : SystemEvent::kGroupLeft, name, *rec,
+                    std::to_string(position) + "." + std::to_string(i), std::move(body));
+  }
 }
 
 }  // namespace hubcast::server

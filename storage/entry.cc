@@ -47,6 +47,16 @@ Status CheckEntry(const Entry& e, size_t max_data_bytes) {
     return bad("membership TTL");
   }
   if (e.hold_until_ms < 0) return bad("hold time");
+  // Client SDK 1.1: a stream's names as long as other names; group state within the limits
+  // the gateway enforces (server/group_state.cc) with room to spare.
+  for (const std::string* s : {&e.stream_id, &e.stream_user_error_code}) {
+    if (s->size() > kMaxName) return bad("stream name over 1024 bytes");
+  }
+  if (e.stream_error_name && e.stream_error_name->size() > kMaxName) {
+    return bad("stream error name over 1024 bytes");
+  }
+  if (e.stream_error_message.size() > 64 * 1024) return bad("stream error over 64 KiB");
+  if (e.group_state && e.group_state->size() > 64 * 1024) return bad("group state over 64 KiB");
   if (e.kind == EntryKind::kConnectionOpen && e.origin_connection.empty()) {
     return bad("opening no connection");
   }

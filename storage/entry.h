@@ -36,6 +36,9 @@ enum class EntryKind : uint8_t {
   kNodeDown = 12,
   // Reliable connection `target` resumed on node `node_id` (its old node lets the socket go).
   kConnectionMoved = 13,
+  // Client SDK 1.1 group state (presence):
+  kGroupState = 14,              // the origin sets (or clears) its state in group `target`
+  kGroupStateSubscription = 15,  // the origin subscribes to (or unsubscribes from) `target`
 };
 
 // Which connections an entry selects. Resolved against the view at apply time.
@@ -103,6 +106,21 @@ struct Entry {
 
   // kCheckpoint: (connection id, highest sequenceId the client acknowledged).
   std::vector<std::pair<std::string, uint64_t>> acks;
+
+  // kSend of a group stream's message (client SDK 1.1 `sendToGroup` with `stream`): the
+  // stream's id, the message's number in it (1, 2, ...; the end takes the next number),
+  // whether it ends the stream, and the end's error (name, message, user error code), if any.
+  std::string stream_id;
+  uint64_t stream_sequence_id = 0;
+  bool stream_end = false;
+  std::optional<std::string> stream_error_name;
+  std::string stream_error_message;
+  std::string stream_user_error_code;
+
+  // kGroupState: the state (a compact JSON object of strings) the origin connection sets in
+  // group `target`; nullopt clears it. kGroupStateSubscription: subscribe, or unsubscribe.
+  std::optional<std::string> group_state;
+  bool subscribe = false;
 
   // kGrant / kRevoke (`target` is the connection). Also the group a client action's
   // required_permission is checked on.

@@ -44,8 +44,17 @@ enum Field : uint64_t {
   kFieldExpiring = 27,
   kFieldConnectionState = 28,  // presence
   kFieldHoldUntilMs = 29,      // zigzag
-  kLastKnownField = 29,
-  // 26..1023: reserved for future Entry members, assigned in order, each an optional field
+  // 30..39: unassigned (readers skip them). Client SDK 1.1 streams and group state:
+  kFieldStreamId = 40,
+  kFieldStreamSequenceId = 41,
+  kFieldStreamEnd = 42,
+  kFieldStreamErrorName = 43,  // presence
+  kFieldStreamErrorMessage = 44,
+  kFieldStreamUserErrorCode = 45,
+  kFieldGroupState = 46,  // presence
+  kFieldSubscribe = 47,
+  kLastKnownField = 47,
+  // 30..39, 48..1023: reserved for future Entry members, assigned in order, each an optional field
   // whose absence means its default (so version-1 readers may skip it). 1024..(2^29 - 1):
   // reserved, unassigned. See ENTRY_FORMAT.md before adding one.
 };
@@ -68,7 +77,6 @@ constexpr MessageFrom kDefaultFrom = MessageFrom::kServer;
 constexpr DataType kDefaultDataType = DataType::kText;
 constexpr int kDefaultMessageTtlSeconds = 0;
 constexpr Permission kDefaultPermission = Permission::kSendToGroup;
-
 
 void PutTag(std::string* out, uint64_t field, WireType wire) {
   PutVarint64(out, (field << 3) | wire);
@@ -96,7 +104,13 @@ uint64_t EnumValue(E e) {
 
 Status Corrupt(std::string what) { return Status::InvalidArgument("corrupt entry: " + what); }
 
-// The wire type of each known field (1..kLastKnownField).
+// Fields this build knows: 1..29 and 40..47 (30..39 are unassigned, unknown here).
+constexpr bool IsKnownField(uint64_t field) {
+  return (field >= kFieldKind && field <= kFieldHoldUntilMs) ||
+         (field >= kFieldStreamId && field <= kLastKnownField);
+}
+
+// The wire type of each known field (IsKnownField).
 constexpr WireType WireOf(uint64_t field) {
   switch (field) {
     case kFieldKind:
@@ -113,6 +127,9 @@ constexpr WireType WireOf(uint64_t field) {
     case kFieldMembershipTtl:
     case kFieldExpiring:
     case kFieldHoldUntilMs:
+    case kFieldStreamSequenceId:
+    case kFieldStreamEnd:
+    case kFieldSubscribe:
       return kVarint;
     default:
       return kLengthDelimited;
@@ -298,6 +315,14 @@ std::string EncodeEntry(const Entry& e) {
   if (e.expiring) PutVarintField(&out, kFieldExpiring, 1);
   if (e.connection_state) PutBytesField(&out, kFieldConnectionState, *e.connection_state);
   if (e.hold_until_ms != 0) PutVarintField(&out, kFieldHoldUntilMs, ZigZagEncode(e.hold_until_ms));
+  PutStringIfNotEmpty(&out, kFieldStreamId, e.stream_id);
+  if (e.stream_sequence_id != 0) PutVarintField(&out, kFieldStreamSequenceId, e.stream_sequence_id);
+  if (e.stream_end) PutVarintField(&out, kFieldStreamEnd, 1);
+  if (e.stream_error_name) PutBytesField(&out, kFieldStreamErrorName, *e.stream_error_name);
+  PutStringIfNotEmpty(&out, kFieldStreamErrorMessage, e.stream_error_message);
+  PutStringIfNotEmpty(&out, kFieldStreamUserErrorCode, e.stream_user_error_code);
+  if (e.group_state) PutBytesField(&out, kFieldGroupState, *e.group_state);
+  if (e.subscribe) PutVarintField(&out, kFieldSubscribe, 1);
   return out;
 }
 
@@ -335,7 +360,7 @@ Result<Entry> DecodeEntry(std::string_view bytes) {
     const uint64_t v = raw.varint;
     const std::string_view s = raw.bytes;
 
-    if (field > kLastKnownField) continue;  // a field from a later writer: skipped
+    if (!IsKnownField(field)) continue;  // a field from a later writer: skipped
     if (wire != WireOf(field)) {
       return fail("wire type " + std::to_string(wire) + " (expected " +
                   std::to_string(static_cast<uint64_t>(WireOf(field))) + ") in field " +
@@ -352,7 +377,7 @@ Result<Entry> DecodeEntry(std::string_view bytes) {
     };
     switch (field) {
       case kFieldKind: {
-        auto k = ToEnum(v, EntryKind::kConnectionOpen, EntryKind::kConnectionMoved);
+        auto k = ToEnum(v, EntryKind::kConnectionOpen, EntryKind::kGroupStateSubscription);
         if (!k) return bad_value();
         e.kind = *k;
         break;
@@ -473,8 +498,34 @@ Result<Entry> DecodeEntry(std::string_view bytes) {
       case kFieldHoldUntilMs:
         e.hold_until_ms = ZigZagDecode(v);
         break;
+      case kFieldStreamId:
+        e.stream_id.assign(s);
+        break;
+      case kFieldStreamSequenceId:
+        e.stream_sequence_id = v;
+        break;
+      case kFieldStreamEnd:
+        if (v > 1) return bad_value();
+        e.stream_end = v == 1;
+        break;
+      case kFieldStreamErrorName:
+        e.stream_error_name.emplace(s);
+        break;
+      case kFieldStreamErrorMessage:
+        e.stream_error_message.assign(s);
+        break;
+      case kFieldStreamUserErrorCode:
+        e.stream_user_error_code.assign(s);
+        break;
+      case kFieldGroupState:
+        e.group_state.emplace(s);
+        break;
+      case kFieldSubscribe:
+        if (v > 1) return bad_value();
+        e.subscribe = v == 1;
+        break;
       default:
-        break;  // unreachable: every field in 1..kLastKnownField has a case
+        break;  // unreachable: every known field has a case
     }
   }
   if ((seen & (uint64_t{1} << kFieldKind)) == 0) return Corrupt("missing kind (field 1)");

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <deque>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <shared_mutex>
@@ -116,6 +117,12 @@ class MemoryView final : public HubView {
         Touch(it->second.get());
         break;
       }
+      case EntryKind::kGroupState:
+        ApplyGroupState(e, r);
+        break;
+      case EntryKind::kGroupStateSubscription:
+        ApplyStateSubscription(e, r);
+        break;
     }
     applied_ = position;
     last_timestamp_ms_ = now_;
@@ -165,6 +172,7 @@ class MemoryView final : public HubView {
     groups_.clear();
     users_.clear();
     user_groups_.clear();
+    state_subs_.clear();
     for (ConnectionState& cs : state.connections) {
       auto c = std::make_unique<Conn>();
       std::set<std::string> groups = std::move(cs.record.groups);
@@ -175,6 +183,7 @@ class MemoryView final : public HubView {
       conns_[raw->rec.id] = std::move(c);
       if (raw->rec.user_id) users_[*raw->rec.user_id].insert(raw);
       for (const auto& g : groups) Join(raw, g);
+      for (const auto& g : raw->rec.state_subscriptions) state_subs_[g].insert(raw);
     }
     for (const UserGroupRecord& ug : state.user_groups) {
       user_groups_[ug.user_id][ug.group] = ug.expires_at_ms;
@@ -183,6 +192,11 @@ class MemoryView final : public HubView {
     last_timestamp_ms_ = state.last_timestamp_ms;
     touched_.clear();
     touched_set_.clear();
+  }
+
+  std::vector<GroupStateItem> GroupState(const std::string& group) const override {
+    std::shared_lock lock(mu_);
+    return StateItems(group);
   }
 
   std::vector<UserGroup> ListUserGroups(const std::string& user, const std::string& after,
@@ -497,7 +511,8 @@ class MemoryView final : public HubView {
 
   // Dedupe and permission check of a client action. Returns false (with r.status set) when
   // the action must not take effect.
-  bool CheckClientAction(const Entry& e, ApplyResult& r) {
+  bool CheckClientAction(const Entry& e, ApplyResult& r,
+                         const std::function<Status(const Conn&)>& precondition = nullptr) {
     if (e.origin_connection.empty()) return true;
     auto it = conns_.find(e.origin_connection);
     if (it == conns_.end()) {
@@ -517,6 +532,12 @@ class MemoryView final : public HubView {
           (*e.required_permission == Permission::kSendToGroup ? "send to" : "join or leave") +
           " group '" + e.permission_target.value_or("") + "'.");
       return false;
+    }
+    if (precondition) {
+      if (Status s = precondition(*origin); !s.ok()) {
+        r.status = s;
+        return false;
+      }
     }
     if (e.ack_id) {
       r.ack_remembered = *e.ack_id;
@@ -604,6 +625,10 @@ class MemoryView final : public HubView {
   void Leave(Conn* c, const std::string& g) {
     if (!c->rec.groups.erase(g)) return;
     Touch(c);
+    // A member's state lives only while it is in the group.
+    if (c->rec.group_states.erase(g)) {
+      PushStateChange(g, {c->rec.id, c->rec.user_id, std::nullopt, now_});
+    }
     if (result_) result_->membership.push_back({c->rec.id, g, false});
     auto it = groups_.find(g);
     if (it == groups_.end()) return;
@@ -617,6 +642,13 @@ class MemoryView final : public HubView {
     Conn* c = it->second.get();
     c->removing = true;
     if (result_) result_->closed_records.push_back(c->rec);
+    // No longer a subscriber (before leaving, so it is not told about its own departure).
+    for (const auto& g : c->rec.state_subscriptions) {
+      auto sub = state_subs_.find(g);
+      if (sub == state_subs_.end()) continue;
+      sub->second.erase(c);
+      if (sub->second.empty()) state_subs_.erase(sub);
+    }
     std::vector<std::string> gs(c->rec.groups.begin(), c->rec.groups.end());
     for (const auto& g : gs) Leave(c, g);
     if (c->rec.user_id) {
@@ -632,6 +664,93 @@ class MemoryView final : public HubView {
     return true;
   }
 
+  // Client SDK 1.1 group state (presence). The origin must be a member of the group.
+  void ApplyGroupState(const Entry& e, ApplyResult& r) {
+    auto member = [&](const Conn& c) {
+      if (c.rec.groups.count(e.target)) return Status::Ok();
+      return Status::NotFound("The connection is not a member of group '" + e.target + "'.");
+    };
+    if (e.origin_connection.empty()) {
+      r.status = Status::InvalidArgument("Group state is set by a connection.");
+      return;
+    }
+    if (!CheckClientAction(e, r, member)) return;
+    Conn* c = conns_.at(e.origin_connection).get();
+    if (e.group_state) {
+      c->rec.group_states[e.target] = {*e.group_state, now_};
+    } else if (!c->rec.group_states.erase(e.target)) {
+      return;  // nothing was set: nothing changes
+    }
+    Touch(c);
+    PushStateChange(e.target, {c->rec.id, c->rec.user_id, e.group_state, now_});
+  }
+
+  // Subscribing reveals who is in a group: a member may, and so may a connection allowed to
+  // join it.
+  void ApplyStateSubscription(const Entry& e, ApplyResult& r) {
+    auto allowed = [&](const Conn& c) {
+      if (!e.subscribe || c.rec.groups.count(e.target) ||
+          c.rec.permissions.Allowed(Permission::kJoinLeaveGroup, e.target)) {
+        return Status::Ok();
+      }
+      return Status::Forbidden("The connection is neither a member of group '" + e.target +
+                               "' nor allowed to join it.");
+    };
+    if (e.origin_connection.empty()) {
+      r.status = Status::InvalidArgument("Group state is subscribed to by a connection.");
+      return;
+    }
+    if (!CheckClientAction(e, r, allowed)) return;
+    Conn* c = conns_.at(e.origin_connection).get();
+    if (!e.subscribe) {
+      if (!c->rec.state_subscriptions.erase(e.target)) return;
+      auto sub = state_subs_.find(e.target);
+      if (sub != state_subs_.end()) {
+        sub->second.erase(c);
+        if (sub->second.empty()) state_subs_.erase(sub);
+      }
+      Touch(c);
+      return;
+    }
+    if (c->rec.state_subscriptions.insert(e.target).second) {
+      state_subs_[e.target].insert(c);
+      Touch(c);
+    }
+    r.group_states.push_back({e.target, true, StateItems(e.target), {&c->rec}});
+  }
+
+  std::vector<GroupStateItem> StateItems(const std::string& group) const {
+    std::vector<GroupStateItem> items;
+    auto it = groups_.find(group);
+    if (it == groups_.end()) return items;
+    for (const Conn* m : it->second) {
+      auto st = m->rec.group_states.find(group);
+      if (st == m->rec.group_states.end()) continue;
+      items.push_back({m->rec.id, m->rec.user_id, st->second.state, st->second.updated_at_ms});
+    }
+    std::sort(items.begin(), items.end(),
+              [](const auto& a, const auto& b) { return a.connection_id < b.connection_id; });
+    return items;
+  }
+
+  // Adds a changed item to this entry's update for the group's subscribers (one update per
+  // group and entry, however many members changed).
+  void PushStateChange(const std::string& group, GroupStateItem item) {
+    if (!result_) return;
+    auto sub = state_subs_.find(group);
+    if (sub == state_subs_.end()) return;
+    for (auto& d : result_->group_states) {
+      if (!d.snapshot && d.group == group) {
+        d.items.push_back(std::move(item));
+        return;
+      }
+    }
+    ApplyResult::GroupStateDelivery d{group, false, {std::move(item)}, {}};
+    d.recipients.reserve(sub->second.size());
+    for (const Conn* c : sub->second) d.recipients.push_back(&c->rec);
+    result_->group_states.push_back(std::move(d));
+  }
+
   // Connections changed during one Apply, in first-touch order.
   std::vector<Conn*> touched_;
   std::unordered_set<Conn*> touched_set_;
@@ -644,6 +763,8 @@ class MemoryView final : public HubView {
   std::unordered_map<std::string, std::unique_ptr<Conn>> conns_;
   std::unordered_map<std::string, std::unordered_set<Conn*>> groups_;
   std::unordered_map<std::string, std::unordered_set<Conn*>> users_;
+  // group -> connections subscribed to its state
+  std::unordered_map<std::string, std::unordered_set<Conn*>> state_subs_;
   // user -> group -> expiry (Unix ms; kNever without ttl).
   std::unordered_map<std::string, std::map<std::string, int64_t>> user_groups_;
 };

@@ -1,7 +1,8 @@
 // HubView: the state of one hub, materialised by applying its log entries in order.
 //
-// It holds the connections (user, roles and runtime permissions, groups, subprotocol), the
-// group and user indexes, and each connection's processed ackIds. Apply decides everything
+// It holds the connections (user, roles and runtime permissions, groups, subprotocol, group
+// state and state subscriptions), the group, user and subscriber indexes, and each
+// connection's processed ackIds. Apply decides everything
 // from the entry and the current state (never from the local clock), so every node that
 // applies the same entries in the same order holds the same view and computes the same
 // recipients.
@@ -27,6 +28,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <set>
@@ -43,6 +45,14 @@ struct Checkpoint {
   uint64_t seq = 0;
   std::vector<std::string> groups;
   bool operator==(const Checkpoint&) const = default;
+};
+
+// A connection's state in one group (client SDK 1.1 setGroupState): a compact JSON object of
+// strings, and when it was set (the setting entry's timestamp, so every node agrees).
+struct GroupStateValue {
+  std::string state;
+  int64_t updated_at_ms = 0;
+  bool operator==(const GroupStateValue&) const = default;
 };
 
 struct ConnectionRecord {
@@ -65,6 +75,10 @@ struct ConnectionRecord {
   // A reliable connection whose node died (kNodeDown) waits, with no node (node_id empty),
   // for its client until this time (Unix ms); 0 when it is not held that way.
   int64_t held_until_ms = 0;
+  // Group state (presence): this connection's state in groups it is a member of, and the
+  // groups whose state it subscribed to (kept until it unsubscribes or closes).
+  std::map<std::string, GroupStateValue> group_states;
+  std::set<std::string> state_subscriptions;
   // Node-local and opaque to storage: the socket layer's handle for a connection whose socket
   // this node holds (0: none here). Never encoded, replicated or compared; set through
   // HubView::SetLocalHandle and read with LocalHandle().
@@ -76,6 +90,15 @@ inline uint64_t LocalHandle(const ConnectionRecord& c) {
   return std::atomic_ref<uint64_t>(const_cast<uint64_t&>(c.local_handle))
       .load(std::memory_order_relaxed);
 }
+
+// One item of a group's state as clients receive it: a member's state, or (state nullopt)
+// the news that it cleared it, left the group or closed.
+struct GroupStateItem {
+  std::string connection_id;
+  std::optional<std::string> user_id;
+  std::optional<std::string> state;  // compact JSON object of strings
+  int64_t updated_at_ms = 0;
+};
 
 struct ApplyResult {
   // The time apply used (the entry's, or the latest applied if that is later).
@@ -125,6 +148,16 @@ struct ApplyResult {
   // kConnectionMoved: the connection, now on node entry.node_id (same validity as
   // recipients).
   const ConnectionRecord* moved = nullptr;
+  // Group state to deliver: a snapshot for a new subscriber (kGroupStateSubscription), or the
+  // items that changed in a group (kGroupState, and any entry that removed members holding
+  // state) for its subscribers. Recipients have the validity of `recipients`.
+  struct GroupStateDelivery {
+    std::string group;
+    bool snapshot = false;
+    std::vector<GroupStateItem> items;
+    std::vector<const ConnectionRecord*> recipients;
+  };
+  std::vector<GroupStateDelivery> group_states;
 };
 
 struct ConnectionSummary {
@@ -196,6 +229,8 @@ class HubView {
   virtual std::vector<UserGroup> ListUserGroups(const std::string& user_id,
                                                 const std::string& after, size_t limit,
                                                 int64_t now_ms) const = 0;
+  // The group's state items (members that set a state), ordered by connection id.
+  virtual std::vector<GroupStateItem> GroupState(const std::string& group) const = 0;
   // Groups with at least one connection, ordered by name, after `after` (exclusive).
   virtual std::vector<std::string> ListGroups(const std::string& after, size_t limit) const = 0;
   // Remembered memberships whose expiry is at or before now_ms (for the expiry sweep).

@@ -45,6 +45,13 @@ std::string EncodeConnectionRecord(const ConnectionRecord& r) {
   PutVarint64(&out, r.state ? 1 : 0);
   if (r.state) PutLengthPrefixed(&out, *r.state);
   PutVarint64(&out, ZigZagEncode(r.held_until_ms));
+  PutVarint64(&out, r.group_states.size());
+  for (const auto& [group, value] : r.group_states) {
+    PutLengthPrefixed(&out, group);
+    PutLengthPrefixed(&out, value.state);
+    PutVarint64(&out, ZigZagEncode(value.updated_at_ms));
+  }
+  PutStrings(&out, r.state_subscriptions);
   return out;
 }
 
@@ -110,6 +117,20 @@ Result<ConnectionRecord> DecodeConnectionRecord(std::string_view bytes) {
     uint64_t held = 0;
     in.U64(&held);
     r.held_until_ms = ZigZagDecode(held);
+  }
+  if (version >= 4) {
+    in.List([&] {
+      std::string group;
+      GroupStateValue value;
+      in.Str(&group);
+      in.Str(&value.state);
+      in.I64(&value.updated_at_ms);
+      r.group_states[std::move(group)] = std::move(value);
+    });
+    in.List([&] {
+      std::string g;
+      if (in.Str(&g)) r.state_subscriptions.insert(std::move(g));
+    });
   }
   if (!in.ok() || !in.done()) return Status::InvalidArgument("corrupt connection record");
   return r;

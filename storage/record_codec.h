@@ -6,6 +6,7 @@
 //   roles[] groups[] (for sendToGroup, joinLeaveGroup: granted_all deny_all granted[] revoked[])
 //   seq acked checkpoints[](position seq groups[])
 // Version 2 appends: state_present [state]. Version 3 appends: held_until_ms (zigzag).
+// Version 4 appends: group_states[](group state updated_at_ms(zigzag)) state_subscriptions[].
 // Pure functions; thread-safe.
 #pragma once
 
@@ -17,7 +18,7 @@
 
 namespace hubcast::storage {
 
-inline constexpr uint8_t kRecordFormatVersion = 3;
+inline constexpr uint8_t kRecordFormatVersion = 4;
 
 std::string EncodeConnectionRecord(const ConnectionRecord& record);
 // kInvalidArgument for corrupt bytes or a newer version; never reads out of bounds.

@@ -5,7 +5,7 @@
 // Layout (byte 0 the format version; integers varints, signed ones zigzag; strings and
 // lists length-prefixed):
 //   version(1) applied_position last_timestamp_ms
-//   connections[]( record(bytes: record_codec) acks[](ack_id position) )
+//   connections[]( record(bytes: record_codec, with group state) acks[](ack_id position) )
 //   user_groups[]( user group expires_at_ms )
 // Decoding is strict and total: malformed or truncated input is kInvalidArgument, never a
 // crash, and a snapshot written by a newer format is refused. Pure functions; thread-safe.

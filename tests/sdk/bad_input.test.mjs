@@ -73,7 +73,7 @@ test("bad input: client handshake with a missing, expired, wrong-key or wrong-au
   }
   // The SDK client's start() fails too.
   const sc = srv.serviceClient(hub, { connectionString: `Endpoint=${srv.endpoint};AccessKey=${newAccessKey()};Version=1.0;` });
-  const { WebPubSubClient } = await import("@azure/web-pubsub-client");
+  const { WebPubSubClient } = await import("./lib/sdk.mjs");
   const client = new WebPubSubClient({ getClientAccessUrl: async () => (await sc.getClientAccessToken({ userId: "x" })).url });
   await assert.rejects(client.start());
   client.stop();

@@ -9,7 +9,7 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, afterEach, before, test } from "node:test";
 
-import { WebPubSubClient } from "@azure/web-pubsub-client";
+import { WebPubSubClient } from "./lib/sdk.mjs";
 
 import { syncClient, toBuf } from "./lib/checks.mjs";
 import { decodeJwt } from "./lib/jwt.mjs";

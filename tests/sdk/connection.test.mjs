@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { after, afterEach, before, test } from "node:test";
 
-import { WebPubSubJsonProtocol } from "@azure/web-pubsub-client";
+import { WebPubSubJsonProtocol } from "./lib/sdk.mjs";
 
 import { syncRaw } from "./lib/checks.mjs";
 import { clientToken } from "./lib/jwt.mjs";

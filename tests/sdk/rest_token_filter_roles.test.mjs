@@ -56,9 +56,21 @@ test("row 59: :generateToken through the SDK's generated operation, defaults and
   assert.equal(payload.sub, "sdk-gen");
   const now = Math.floor(Date.now() / 1000);
   assert.ok(Math.abs(payload.exp - (now + 3600)) <= 30, `default expiry is 60 minutes (exp ${payload.exp})`);
-  const mqtt = await srv.rest("POST", `/api/hubs/${hub}/:generateToken`, { query: { clientType: "mqtt" } });
-  assert.equal(mqtt.status, 200, mqtt.text);
-  assert.match(new URL(decodeJwt(mqtt.json.token).payload.aud).pathname.toLowerCase(), new RegExp(`^/clients/mqtt/hubs/${hub.toLowerCase()}/?$`));
+  // Hubcast serves no MQTT or Socket.IO endpoint: no token for one (README compatibility table).
+  for (const clientType of ["MQTT", "mqtt", "SocketIO"]) {
+    const refused = await srv.rest("POST", `/api/hubs/${hub}/:generateToken`, { query: { clientType } });
+    assert.equal(refused.status, 400, refused.text);
+    assert.equal(refused.json.code, "BadRequest");
+    assert.match(refused.json.message, /not supported/);
+  }
+  // With an access key the SDK signs an MQTT URL locally (no request): it names an endpoint
+  // Hubcast does not serve, and the handshake says so.
+  const { url } = await sc.getClientAccessToken({ clientProtocol: "mqtt" });
+  assert.match(url, /\/clients\/mqtt\/hubs\//);
+  const handshake = await fetch(url.replace(/^ws/, "http"));
+  assert.equal(handshake.status, 404);
+  const dflt = await srv.rest("POST", `/api/hubs/${hub}/:generateToken`, { query: { clientType: "Default" } });
+  assert.equal(dflt.status, 200, dflt.text);
   const anon = await srv.rest("POST", `/api/hubs/${hub}/:generateToken`);
   assert.equal(anon.status, 200, anon.text);
   assert.equal(decodeJwt(anon.json.token).payload.sub, undefined, "no userId, no sub");

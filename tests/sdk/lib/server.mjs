@@ -20,7 +20,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 
 import { WebPubSubServiceClient } from "@azure/web-pubsub";
-import { WebPubSubClient, WebPubSubJsonProtocol } from "@azure/web-pubsub-client";
+import { WebPubSubClient, WebPubSubJsonProtocol } from "./sdk.mjs";
 
 import { signJwt } from "./jwt.mjs";
 import { openRaw } from "./raw.mjs";

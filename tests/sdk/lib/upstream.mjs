@@ -12,7 +12,8 @@
 // (method, URL, all headers, arrival time) in up.requests and in the matching handler's
 // h.requests, and lets h.script.intercept(req, res, entry) answer a request itself (return true)
 // before the SDK sees it (503s for retries, slow answers, ...). The SDK callbacks record
-// {kind: "connect"|"connected"|"disconnected"|"user", request: <the SDK's request object>,
+// {kind: "connect"|"connected"|"disconnected"|"user"|"joined"|"left", request: <the SDK's
+// request object>,
 // http: <the recorded entry of the HTTP request that carried it>} in h.rec under their kind and
 // under "event"; the HTTP entry is found through AsyncLocalStorage, so headers and parsed
 // payload always belong together.
@@ -25,7 +26,7 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import { once } from "node:events";
 
-import { WebPubSubEventHandler } from "@azure/web-pubsub-express";
+import { WebPubSubEventHandler } from "./sdk.mjs";
 import express from "express";
 
 import { Recorder } from "./wait.mjs";
@@ -166,6 +167,9 @@ export async function startUpstream({ name = "upstream", port: fixedPort = 0 } =
           if (h.script.handleUserEvent) return h.script.handleUserEvent(req, res);
           return res.success();
         };
+        // Group events (azure.webpubsub.gp.joined / gp.left): express 1.1 only.
+        options.onGroupJoined = (req) => record("joined", req);
+        options.onGroupLeft = (req) => record("left", req);
       }
       const sdk = new WebPubSubEventHandler(hub, options);
       h.sdk = sdk;

@@ -767,8 +767,7 @@ TEST_F(RestApiTest, GenerateTokenDefaultsAndClientTypes) {
   };
   for (const Case& c : std::vector<Case>{{"", "/client/hubs/chat"},
                                          {"?clientType=Default", "/client/hubs/chat"},
-                                         {"?clientType=mqtt", "/clients/mqtt/hubs/chat"},
-                                         {"?clientType=SocketIO", "/clients/socketio/hubs/chat"}}) {
+                                         {"?clientType=default", "/client/hubs/chat"}}) {
     HttpResult r = Do("POST", "/api/hubs/chat/:generateToken" + c.query);
     ASSERT_EQ(r.status, 200) << c.query;
     Result<TokenClaims> claims = VerifyToken(r.Json().Find("token")->str(), {kKey}, kNowSeconds);
@@ -783,6 +782,17 @@ TEST_F(RestApiTest, GenerateTokenDefaultsAndClientTypes) {
                             "?group=%20", "?userId="}) {
     ExpectError(Do("POST", std::string("/api/hubs/chat/:generateToken") + query), 400,
                 "BadRequest");
+  }
+}
+
+// Hubcast serves no MQTT or Socket.IO endpoint: a token for one would only fail when the
+// client connects, so the request fails now, saying why.
+TEST_F(RestApiTest, GenerateTokenRefusesClientTypesHubcastDoesNotServe) {
+  for (const char* query :
+       {"?clientType=MQTT", "?clientType=mqtt", "?clientType=SocketIO", "?clientType=socketio"}) {
+    HttpResult r = Do("POST", std::string("/api/hubs/chat/:generateToken") + query);
+    ExpectError(r, 400, "BadRequest");
+    EXPECT_NE(r.body.find("not supported"), std::string::npos) << r.body;
   }
 }
 

@@ -7,40 +7,18 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/unit/testing/entries.h"
+#include "tests/unit/testing/ws_frames.h"
 #include <string>
 
 namespace hubcast::server {
 namespace {
 
 storage::Entry GroupMessage(std::string data, storage::DataType type) {
-  storage::Entry e;
-  e.kind = storage::EntryKind::kSend;
-  e.scope = storage::Scope::kGroup;
-  e.target = "room";
-  e.from = storage::MessageFrom::kGroup;
-  e.from_user_id = "alice";
-  e.data_type = type;
-  e.data = std::move(data);
-  return e;
+  return hubcast::testing::GroupMessage("room", "alice", type, std::move(data));
 }
 
-// Reads one whole server frame back with the project's own reader (server frames are
-// unmasked: the reader wants masked client frames, so decode the header here).
-std::pair<WsOpcode, std::string> Unframe(std::string_view frame) {
-  EXPECT_GE(frame.size(), 2u);
-  auto opcode = static_cast<WsOpcode>(static_cast<uint8_t>(frame[0]) & 0x0f);
-  size_t len = static_cast<uint8_t>(frame[1]) & 0x7f, at = 2;
-  if (len == 126) {
-    len = (size_t(uint8_t(frame[2])) << 8) | uint8_t(frame[3]);
-    at = 4;
-  } else if (len == 127) {
-    len = 0;
-    for (int i = 0; i < 8; ++i) len = (len << 8) | uint8_t(frame[2 + i]);
-    at = 10;
-  }
-  EXPECT_EQ(frame.size(), at + len);
-  return {opcode, std::string(frame.substr(at))};
-}
+using hubcast::testing::Unframe;
 
 TEST(Codec, NegotiationPicksTheFirstOfferedSubprotocolTheServiceSpeaks) {
   const SubprotocolCodec* c = Negotiate({"mqtt", kJsonReliableProtocol, kJsonProtocol});

@@ -104,6 +104,23 @@ TEST(HubSettingsParse, SystemListSelectsSubsetCaseInsensitively) {
   EXPECT_EQ(s.ForSystemEvent("chat", SystemEvent::kConnected), nullptr);
 }
 
+// Group events (azure.webpubsub.gp.joined / gp.left) only for handlers that name them, as
+// Azure sends them only when an event handler is configured for them.
+TEST(HubSettingsParse, GroupEventsOnlyWhenTheSystemListNamesThem) {
+  HubSettings bare = MustParse({"chat=http://h/x"});
+  EXPECT_EQ(bare.ForSystemEvent("chat", SystemEvent::kGroupJoined), nullptr);
+  EXPECT_EQ(bare.ForSystemEvent("chat", SystemEvent::kGroupLeft), nullptr);
+  HubSettings s = MustParse({"chat=http://h/x;system=connected,Joined,LEFT"});
+  const EventHandlerSettings* h = s.ForSystemEvent("chat", SystemEvent::kGroupJoined);
+  ASSERT_NE(h, nullptr);
+  EXPECT_TRUE(h->joined);
+  EXPECT_TRUE(h->left);
+  EXPECT_FALSE(h->connect);
+  EXPECT_NE(s.ForSystemEvent("chat", SystemEvent::kGroupLeft), nullptr);
+  HubSettings only_left = MustParse({"chat=http://h/x;system=left"});
+  EXPECT_EQ(only_left.ForSystemEvent("chat", SystemEvent::kGroupJoined), nullptr);
+}
+
 TEST(HubSettingsParse, EmptySystemListMeansNoSystemEvents) {
   HubSettings s = MustParse({"chat=http://h/x;system="});
   EXPECT_EQ(s.ForSystemEvent("chat", SystemEvent::kConnect), nullptr);

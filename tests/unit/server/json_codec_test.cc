@@ -396,9 +396,9 @@ TEST(JsonCodecDecode, BadSequenceIdIsInvalid) {
 }
 
 TEST(JsonCodecDecode, UnknownTypeKeepsAckIdAndName) {
-  ClientMessage m = DecodeInvalid(R"({"type":"invoke","ackId":9,"invocationId":"x"})");
+  ClientMessage m = DecodeInvalid(R"({"type":"subscribe","ackId":9,"invocationId":"x"})");
   EXPECT_EQ(m.type, ClientMessageType::kUnknown);
-  EXPECT_EQ(m.type_name, "invoke");
+  EXPECT_EQ(m.type_name, "subscribe");
   EXPECT_EQ(m.ack_id, std::optional<uint64_t>(9));
 
   ClientMessage no_ack = DecodeInvalid(R"({"type":"JoinGroup","group":"g"})");
@@ -675,6 +675,165 @@ TEST(JsonCodecEncode, DecodedSendRoundTripsThroughMessageBody) {
   ClientMessage j = DecodeValid(R"({"type":"sendToGroup","group":"g","data":{"n":1.50}})");
   json::Value jv = MessageFrame(GroupMessage("g", "u", j.data_type, j.data));
   EXPECT_EQ(json::Serialize(*jv.Find("data")), R"({"n":1.50})");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Client SDK 1.1 messages (the frames @azure/web-pubsub-client 1.1.0's writeMessage produces)
+
+TEST(JsonCodecDecode, Invoke) {
+  ClientMessage m = DecodeValid(
+      R"({"type":"invoke","invocationId":"7","target":"event","event":"ask","dataType":"text","data":"q"})");
+  EXPECT_EQ(m.type, ClientMessageType::kInvoke);
+  EXPECT_EQ(m.invocation_id, "7");
+  EXPECT_EQ(m.event, "ask");
+  EXPECT_EQ(m.data_type, DataType::kText);
+  EXPECT_EQ(m.data, "q");
+  // Without data (the SDK leaves both out): JSON null, like an event.
+  m = DecodeValid(R"({"type":"invoke","invocationId":"8","target":"event","event":"ask"})");
+  EXPECT_EQ(m.data, "null");
+  EXPECT_EQ(DecodeInvalid(R"({"type":"invoke","invocationId":"9","target":"x","event":"e"})")
+                .invocation_id,
+            "9");
+  EXPECT_TRUE(DecodeInvalid(R"({"type":"invoke","event":"e"})").invocation_id.empty());
+  DecodeInvalid(R"({"type":"invoke","invocationId":"9","event":""})");
+}
+
+TEST(JsonCodecDecode, CancelInvocation) {
+  ClientMessage m = DecodeValid(R"({"type":"cancelInvocation","invocationId":"7"})");
+  EXPECT_EQ(m.type, ClientMessageType::kCancelInvocation);
+  EXPECT_EQ(m.invocation_id, "7");
+  DecodeInvalid(R"({"type":"cancelInvocation"})");
+}
+
+TEST(JsonCodecDecode, StreamStartDataAndEnd) {
+  ClientMessage start = DecodeValid(
+      R"({"type":"sendToGroup","group":"g","noEcho":true,"stream":{"streamId":"s","idleTimeoutMs":2000}})");
+  EXPECT_EQ(start.type, ClientMessageType::kSendToGroup);
+  EXPECT_TRUE(start.stream_start);
+  EXPECT_EQ(start.stream_id, "s");
+  EXPECT_EQ(start.idle_timeout_ms, std::optional<uint64_t>(2000));
+  EXPECT_TRUE(start.no_echo);
+  EXPECT_FALSE(DecodeValid(R"({"type":"sendToGroup","group":"g","stream":{"streamId":"s"}})")
+                   .idle_timeout_ms);
+  DecodeInvalid(R"({"type":"sendToGroup","group":"g","stream":{"streamId":""}})");
+  DecodeInvalid(R"({"type":"sendToGroup","group":"g","stream":{"streamId":"s"},"data":"x"})");
+  DecodeInvalid(R"({"type":"sendToGroup","group":"g","stream":"s"})");
+  // Without a group it is still a stream start (answered with streamClosed, not ignored).
+  ClientMessage groupless = DecodeInvalid(R"({"type":"sendToGroup","stream":{"streamId":"s"}})");
+  EXPECT_TRUE(groupless.stream_start);
+  EXPECT_EQ(groupless.stream_id, "s");
+
+  ClientMessage data = DecodeValid(
+      R"({"type":"streamData","streamId":"s","streamSequenceId":3,"dataType":"binary","data":"AQI="})");
+  EXPECT_EQ(data.type, ClientMessageType::kStreamData);
+  EXPECT_EQ(data.stream_sequence_id, std::optional<uint64_t>(3));
+  EXPECT_EQ(data.data_type, DataType::kBinary);
+  EXPECT_EQ(data.data, "\x01\x02");
+  ClientMessage keepalive = DecodeValid(R"({"type":"streamData","streamId":"s"})");
+  EXPECT_EQ(keepalive.stream_sequence_id, std::nullopt);
+  DecodeInvalid(
+      R"({"type":"streamData","streamId":"s","streamSequenceId":0,"dataType":"text","data":"x"})");
+  DecodeInvalid(R"({"type":"streamData","streamId":"s","streamSequenceId":1})");
+  DecodeInvalid(
+      R"({"type":"streamData","streamId":"s","streamSequenceId":-1,"dataType":"text","data":"x"})");
+
+  ClientMessage end = DecodeValid(R"({"type":"streamEnd","streamId":"s"})");
+  EXPECT_EQ(end.type, ClientMessageType::kStreamEnd);
+  EXPECT_FALSE(end.stream_error);
+  end = DecodeValid(
+      R"({"type":"streamEnd","streamId":"s","error":{"message":"m","userErrorCode":"E1"}})");
+  EXPECT_TRUE(end.stream_error);
+  EXPECT_EQ(end.stream_error_message, "m");
+  EXPECT_EQ(end.stream_user_error_code, "E1");
+  DecodeInvalid(R"({"type":"streamEnd","streamId":"s","error":{"message":5}})");
+}
+
+TEST(JsonCodecDecode, GroupStateMessages) {
+  ClientMessage set =
+      DecodeValid(R"({"type":"setGroupState","group":"g","ackId":2,"state":{"b":"2","a":"1"}})");
+  EXPECT_EQ(set.type, ClientMessageType::kSetGroupState);
+  EXPECT_EQ(set.ack_id, std::optional<uint64_t>(2));
+  ASSERT_TRUE(set.group_state);
+  EXPECT_EQ(GroupStateJson(*set.group_state), R"({"a":"1","b":"2"})") << "keys sorted";
+  EXPECT_FALSE(DecodeValid(R"({"type":"setGroupState","group":"g"})").group_state) << "clears";
+  DecodeInvalid(R"({"type":"setGroupState","group":"g","state":{"n":1}})");
+  DecodeInvalid(R"({"type":"setGroupState","group":"g","state":["x"]})");
+  EXPECT_EQ(DecodeValid(R"({"type":"subscribeGroupState","group":"g","ackId":1})").type,
+            ClientMessageType::kSubscribeGroupState);
+  EXPECT_EQ(DecodeValid(R"({"type":"unsubscribeGroupState","group":"g"})").type,
+            ClientMessageType::kUnsubscribeGroupState);
+  DecodeInvalid(R"({"type":"subscribeGroupState","ackId":1})");
+}
+
+TEST(JsonCodecEncode, ClientSdk11ServiceMessages) {
+  InvokeResult ok;
+  ok.success = true;
+  ok.data_type = DataType::kJson;
+  ok.data = R"({"answer":42})";
+  json::Value v = ParseFrame(EncodeInvokeResponse("7", ok));
+  EXPECT_EQ(Str(v, "type"), "invokeResponse");
+  EXPECT_EQ(Str(v, "invocationId"), "7");
+  EXPECT_EQ(Bool(v, "success"), true);
+  EXPECT_EQ(Str(v, "dataType"), "json");
+  EXPECT_EQ(v.Find("data")->Find("answer")->str(), "42");
+  v = ParseFrame(EncodeInvokeResponse("8", InvokeResult{true, {}, "", "", ""}));
+  EXPECT_EQ(v.Find("dataType"), nullptr) << "no data, no dataType";
+  v = ParseFrame(EncodeInvokeResponse("9", InvokeResult{false, {}, "", "Timeout", "slow"}));
+  EXPECT_EQ(Bool(v, "success"), false);
+  EXPECT_EQ(Str(*v.Find("error"), "name"), "Timeout");
+  EXPECT_EQ(Str(*v.Find("error"), "message"), "slow");
+
+  v = ParseFrame(EncodeStreamAck("s", 5));
+  EXPECT_EQ(Str(v, "type"), "streamAck");
+  EXPECT_EQ(U64(v, "expectedSequenceId"), 5u);
+  v = ParseFrame(EncodeStreamNack("s", 5, "InvalidSequenceId", "m"));
+  EXPECT_EQ(Str(v, "name"), "InvalidSequenceId");
+  EXPECT_EQ(U64(v, "expectedSequenceId"), 5u);
+  v = ParseFrame(EncodeStreamClosed("s", std::nullopt));
+  EXPECT_EQ(Str(v, "type"), "streamClosed");
+  EXPECT_EQ(v.Find("error"), nullptr);
+  v = ParseFrame(EncodeStreamClosed("s", StreamError{"IdleTimeout", "quiet"}));
+  EXPECT_EQ(Str(*v.Find("error"), "name"), "IdleTimeout");
+
+  std::vector<storage::GroupStateItem> items = {{"c1", std::string("u"), R"({"k":"v"})", 5},
+                                                {"c2", std::nullopt, std::nullopt, 6}};
+  v = ParseFrame(EncodeGroupState(true, "g", items));
+  EXPECT_EQ(Str(v, "type"), "groupStateSnapshot");
+  EXPECT_EQ(Str(v, "group"), "g");
+  const auto& list = v.Find("items")->items();
+  ASSERT_EQ(list.size(), 2u);
+  EXPECT_EQ(Str(list[0], "userId"), "u");
+  EXPECT_EQ(Str(*list[0].Find("state"), "k"), "v");
+  EXPECT_EQ(U64(list[0], "updatedAt"), 5u);
+  EXPECT_EQ(list[1].Find("userId"), nullptr);
+  EXPECT_EQ(list[1].Find("state"), nullptr);
+  EXPECT_EQ(Str(ParseFrame(EncodeGroupState(false, "g", {})), "type"), "groupStateUpdate");
+}
+
+TEST(JsonCodecEncode, GroupStreamMessageCarriesStream) {
+  storage::Entry e = GroupMessage("g", "u", DataType::kText, "chunk");
+  e.stream_id = "s";
+  e.stream_sequence_id = 3;
+  json::Value v = MessageFrame(e);
+  const json::Value* stream = v.Find("stream");
+  ASSERT_NE(stream, nullptr);
+  EXPECT_EQ(Str(*stream, "streamId"), "s");
+  EXPECT_EQ(U64(*stream, "streamSequenceId"), 3u);
+  EXPECT_EQ(Bool(*stream, "endOfStream"), false);
+  EXPECT_EQ(stream->Find("error"), nullptr);
+  e.stream_end = true;
+  e.data.clear();
+  e.stream_error_name = "UserError";
+  e.stream_error_message = "stop";
+  e.stream_user_error_code = "E2";
+  v = MessageFrame(e);
+  EXPECT_EQ(Str(v, "dataType"), "text") << "the SDK drops group messages without a dataType";
+  EXPECT_EQ(Bool(*v.Find("stream"), "endOfStream"), true);
+  const json::Value* error = v.Find("stream")->Find("error");
+  ASSERT_NE(error, nullptr);
+  EXPECT_EQ(Str(*error, "name"), "UserError");
+  EXPECT_EQ(Str(*error, "userErrorCode"), "E2");
+  EXPECT_EQ(MessageFrame(GroupMessage("g", "u", DataType::kText, "x")).Find("stream"), nullptr);
 }
 
 }  // namespace

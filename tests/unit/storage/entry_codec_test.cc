@@ -58,6 +58,16 @@ void ExpectSameEntry(const Entry& want, const Entry& got) {
   EXPECT_EQ(want.permission, got.permission);
   EXPECT_EQ(want.permission_target, got.permission_target);
   EXPECT_EQ(want.acks, got.acks);
+  EXPECT_EQ(want.connection_state, got.connection_state);
+  EXPECT_EQ(want.hold_until_ms, got.hold_until_ms);
+  EXPECT_EQ(want.stream_id, got.stream_id);
+  EXPECT_EQ(want.stream_sequence_id, got.stream_sequence_id);
+  EXPECT_EQ(want.stream_end, got.stream_end);
+  EXPECT_EQ(want.stream_error_name, got.stream_error_name);
+  EXPECT_EQ(want.stream_error_message, got.stream_error_message);
+  EXPECT_EQ(want.stream_user_error_code, got.stream_user_error_code);
+  EXPECT_EQ(want.group_state, got.group_state);
+  EXPECT_EQ(want.subscribe, got.subscribe);
 }
 
 Entry RoundTrip(const Entry& e) {
@@ -77,11 +87,21 @@ void ExpectCorrupt(std::string_view bytes, std::string_view detail = "") {
 }
 
 constexpr EntryKind kAllKinds[] = {
-    EntryKind::kConnectionOpen,   EntryKind::kConnectionClose,
-    EntryKind::kCloseConnections, EntryKind::kAddToGroups,
-    EntryKind::kRemoveFromGroups, EntryKind::kGrant,
-    EntryKind::kRevoke,           EntryKind::kSend,
-    EntryKind::kClientAck,        EntryKind::kCheckpoint,
+    EntryKind::kConnectionOpen,
+    EntryKind::kConnectionClose,
+    EntryKind::kCloseConnections,
+    EntryKind::kAddToGroups,
+    EntryKind::kRemoveFromGroups,
+    EntryKind::kGrant,
+    EntryKind::kRevoke,
+    EntryKind::kSend,
+    EntryKind::kClientAck,
+    EntryKind::kCheckpoint,
+    EntryKind::kConnectionState,
+    EntryKind::kNodeDown,
+    EntryKind::kConnectionMoved,
+    EntryKind::kGroupState,
+    EntryKind::kGroupStateSubscription,
 };
 
 // Every member set to a non-default value.
@@ -112,6 +132,16 @@ Entry FullEntry(EntryKind kind) {
   e.permission = Permission::kJoinLeaveGroup;
   e.permission_target = "room";
   e.acks = {{"c1", 5}, {"c2", 0}};
+  e.connection_state = "state";
+  e.hold_until_ms = 1'700'000'030'000;
+  e.stream_id = "stream-1";
+  e.stream_sequence_id = 12;
+  e.stream_end = true;
+  e.stream_error_name = "UserError";
+  e.stream_error_message = "stopped";
+  e.stream_user_error_code = "E42";
+  e.group_state = R"({"k":"v"})";
+  e.subscribe = true;
   return e;
 }
 
@@ -199,6 +229,56 @@ constexpr std::string_view kGoldenCheckpointHex =
     "01080a1090eeabfef962aa01066e6f64652d61ca010b0a06636f6e6e2d3110ac02ca01080a06636f"
     "6e6e2d32ca01130a06636f6e6e2d3310ffffffffffffffffff01";
 
+// Added with client SDK 1.1 support (fields 40..47, kinds 14 and 15), still format version 1.
+// The last message of a group stream, ended by its publisher with an error.
+Entry GoldenStreamEnd() {
+  Entry e;
+  e.kind = EntryKind::kSend;
+  e.target = "g";
+  e.from = MessageFrom::kGroup;
+  e.stream_id = "s";
+  e.stream_sequence_id = 2;
+  e.stream_end = true;
+  e.stream_error_name = "UserError";
+  e.stream_error_message = "m";
+  e.stream_user_error_code = "E";
+  return e;
+}
+constexpr std::string_view kGoldenStreamEndHex =
+    "01"                        // version
+    "0808"                      // kind Send
+    "220167"                    // target "g"
+    "5801"                      // from Group
+    "c2020173"                  // 40 stream_id "s"
+    "c80202"                    // 41 stream_sequence_id 2
+    "d00201"                    // 42 stream_end
+    "da0209557365724572726f72"  // 43 stream_error_name "UserError"
+    "e202016d"                  // 44 stream_error_message "m"
+    "ea020145";                 // 45 stream_user_error_code "E"
+
+// A connection setting its (empty) state in group "g", with an ackId.
+Entry GoldenGroupState() {
+  Entry e;
+  e.kind = EntryKind::kGroupState;
+  e.target = "g";
+  e.origin_connection = "c";
+  e.ack_id = 5;
+  e.group_state = "{}";
+  return e;
+}
+constexpr std::string_view kGoldenGroupStateHex = "01080e2201674201634805f202027b7d";
+
+// A subscription to group "g"'s state.
+Entry GoldenStateSubscription() {
+  Entry e;
+  e.kind = EntryKind::kGroupStateSubscription;
+  e.target = "g";
+  e.origin_connection = "c";
+  e.subscribe = true;
+  return e;
+}
+constexpr std::string_view kGoldenStateSubscriptionHex = "01080f220167420163f80201";
+
 struct Golden {
   const char* name;
   Entry (*entry)();
@@ -209,6 +289,9 @@ const Golden kGoldens[] = {
     {"connection_open", GoldenConnectionOpen, kGoldenConnectionOpenHex},
     {"revoke", GoldenRevoke, kGoldenRevokeHex},
     {"checkpoint", GoldenCheckpoint, kGoldenCheckpointHex},
+    {"stream_end", GoldenStreamEnd, kGoldenStreamEndHex},
+    {"group_state", GoldenGroupState, kGoldenGroupStateHex},
+    {"state_subscription", GoldenStateSubscription, kGoldenStateSubscriptionHex},
 };
 
 TEST(EntryCodecTest, GoldenVectorsStillDecodeToTheirEntries) {
@@ -483,6 +566,24 @@ TEST(EntryCodecTest, UnknownFieldsAreSkipped) {
   EXPECT_TRUE(DecodeEntry(high).ok());
 }
 
+TEST(EntryCodecTest, TheUnassignedFields30To39AreSkippedLikeUnknownOnes) {
+  Entry e;
+  e.kind = EntryKind::kSend;
+  e.stream_id = "s";
+  std::string bytes = EncodeEntry(e);
+  for (uint64_t field = 30; field <= 39; ++field) {
+    std::string with = bytes;
+    PutVarint64(&with, field << 3);  // a varint
+    PutVarint64(&with, 7);
+    PutVarint64(&with, (field << 3) | 2);  // and bytes
+    PutVarint64(&with, 1);
+    with += 'x';
+    Result<Entry> got = DecodeEntry(with);
+    ASSERT_TRUE(got.ok()) << field << ": " << got.status().message();
+    ExpectSameEntry(e, got.value());
+  }
+}
+
 TEST(EntryCodecTest, FieldsAreAcceptedInAnyOrder) {
   // kind last, target first.
   const std::string bytes = "\x01\x22\x02hi\x08\x04"s;
@@ -566,7 +667,9 @@ TEST(EntryCodecTest, RejectsEnumAndBoolValuesOutOfRange) {
     const char* what;
   } cases[] = {
       {"010800", "kind 0"},
-      {"01080e", "kind 14"},
+      {"010810", "kind 16"},
+      {"010808d00202", "stream_end 2"},
+      {"010808f80202", "subscribe 2"},
       {"0108081804", "scope 4"},
       {"0108085802", "from 2"},
       {"0108086802", "no_echo 2"},

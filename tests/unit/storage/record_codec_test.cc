@@ -57,6 +57,9 @@ void ExpectSameRecord(const ConnectionRecord& want, const ConnectionRecord& got)
   EXPECT_EQ(want.acked, got.acked);
   EXPECT_EQ(want.checkpoints, got.checkpoints);
   EXPECT_EQ(want.state, got.state);
+  EXPECT_EQ(want.held_until_ms, got.held_until_ms);
+  EXPECT_EQ(want.group_states, got.group_states);
+  EXPECT_EQ(want.state_subscriptions, got.state_subscriptions);
 }
 
 ConnectionRecord RoundTrip(const ConnectionRecord& r) {
@@ -85,6 +88,9 @@ ConnectionRecord FullRecord() {
   r.acked = 250;
   r.checkpoints = {{100, 250, {"room"}}, {150, 280, {"room", "lobby"}}, {200, 300, {}}};
   r.state = std::string("{\"cart\":[1,2]}") + '\0' + "binary";
+  r.held_until_ms = 1'700'000'090'000;
+  r.group_states = {{"room", {R"({"mood":"busy"})", 1'700'000'000'123}}, {"lobby", {"{}", 7}}};
+  r.state_subscriptions = {"room", "elsewhere"};
   return r;
 }
 
@@ -314,6 +320,47 @@ TEST(RecordCodec, GoldenVersion1RecordReencodesInTheCurrentVersion) {
   std::string bytes = EncodeConnectionRecord(*decoded);
   EXPECT_EQ(static_cast<uint8_t>(bytes[0]), kRecordFormatVersion);
   ExpectSameRecord(GoldenRecord(), RoundTrip(*decoded));
+}
+
+// Version 2 (the connection state appended) also keeps decoding: the golden version-1 bytes
+// with version byte 2 and "state absent" appended.
+TEST(RecordCodec, GoldenVersion2VectorStillDecodesWithoutGroupState) {
+  std::string v2 = "02" + std::string(kGoldenV1Hex).substr(2) + "00";
+  Result<ConnectionRecord> decoded = DecodeConnectionRecord(FromHex(v2));
+  ASSERT_TRUE(decoded.ok()) << decoded.status().message();
+  ExpectSameRecord(GoldenRecord(), *decoded);
+  EXPECT_TRUE(decoded->group_states.empty());
+  EXPECT_TRUE(decoded->state_subscriptions.empty());
+}
+
+TEST(RecordCodec, GoldenVersion3VectorDecodesWithoutGroupState) {
+  // Version 3 appends held_until_ms (zigzag): 1000 -> 2000 = d0 0f.
+  std::string v3 = "03" + std::string(kGoldenV1Hex).substr(2) + "00" + "d00f";
+  Result<ConnectionRecord> decoded = DecodeConnectionRecord(FromHex(v3));
+  ASSERT_TRUE(decoded.ok()) << decoded.status().message();
+  ConnectionRecord want = GoldenRecord();
+  want.held_until_ms = 1000;
+  ExpectSameRecord(want, *decoded);
+  EXPECT_TRUE(decoded->group_states.empty());
+}
+
+TEST(RecordCodec, GoldenVersion4VectorDecodesGroupState) {
+  // Version 4 appends group states (group, state, updated_at zigzag) and state subscriptions.
+  std::string v4 = "04" + std::string(kGoldenV1Hex).substr(2) +
+                   "00"       // state absent
+                   "00"       // held_until_ms 0
+                   "01"       // 1 group state:
+                   "0167"     //   group "g"
+                   "027b7d"   //   state "{}"
+                   "0e"       //   updated at 7 (zigzag 14)
+                   "01016b";  // subscriptions ["k"]
+  Result<ConnectionRecord> decoded = DecodeConnectionRecord(FromHex(v4));
+  ASSERT_TRUE(decoded.ok()) << decoded.status().message();
+  ConnectionRecord want = GoldenRecord();
+  want.group_states = {{"g", {"{}", 7}}};
+  want.state_subscriptions = {"k"};
+  ExpectSameRecord(want, *decoded);
+  EXPECT_EQ(EncodeConnectionRecord(*decoded), FromHex(v4));
 }
 
 }  // namespace

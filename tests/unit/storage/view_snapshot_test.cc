@@ -1,6 +1,7 @@
 // Tests of storage/view_snapshot.h and of apply's determinism: one recorded stream applied on
 // three fresh views - straight through, through a snapshot halfway, and through a RocksDB
-// store reloaded twice (a node restarting) - gives byte-identical views.
+// store reloaded twice (a node restarting) - gives byte-identical views, and each tells
+// group-state subscribers the same things after every entry.
 #include "storage/view_snapshot.h"
 
 #include "storage/entry.h"
@@ -11,9 +12,12 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/unit/testing/entries.h"
 #include "tests/unit/testing/test_util.h"
 #include <algorithm>
+#include <optional>
 #include <random>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -21,7 +25,8 @@ namespace hubcast::storage {
 namespace {
 
 // A random but reproducible history of every entry kind a hub sees, with clocks that jitter
-// backwards (nodes disagree by seconds), duplicate ackIds, node failures and moves.
+// backwards (nodes disagree by seconds), duplicate ackIds, node failures and moves, and
+// group state (client SDK 1.1) set, cleared and subscribed to.
 std::vector<Entry> RecordedStream(uint32_t seed, int n) {
   std::mt19937 rng(seed);
   auto pick = [&](int k) { return static_cast<int>(rng() % static_cast<uint32_t>(k)); };
@@ -46,7 +51,7 @@ std::vector<Entry> RecordedStream(uint32_t seed, int n) {
     Entry e;
     e.timestamp_ms = clock + pick(8000) - 6000;  // up to 6 s behind the leader's clock
     std::string conn = conns.empty() ? "none" : conns[static_cast<size_t>(pick(int(conns.size())))];
-    switch (pick(16)) {
+    switch (pick(18)) {
       case 0:
       case 1: {
         e.kind = EntryKind::kConnectionOpen;
@@ -131,6 +136,20 @@ std::vector<Entry> RecordedStream(uint32_t seed, int n) {
         e.target = conn;
         e.connection_state = "st" + std::to_string(pick(3));
         break;
+      case 15:
+      case 16: {  // group state, mostly of the steady clients (who outlive the churn)
+        const bool from_steady = pick(3) != 0;
+        e.kind = pick(3) ? EntryKind::kGroupState : EntryKind::kGroupStateSubscription;
+        e.origin_connection = from_steady ? steady[static_cast<size_t>(pick(3))] : conn;
+        e.target = from_steady && pick(4) ? "steady" : groups[static_cast<size_t>(pick(3))];
+        if (e.kind == EntryKind::kGroupStateSubscription) {
+          e.subscribe = pick(5) != 0;
+        } else if (pick(5)) {
+          e.group_state = R"({"k":")" + std::to_string(i) + R"("})";
+        }
+        if (pick(2)) e.ack_id = static_cast<uint64_t>(pick(400));
+        break;
+      }
       default:
         e.kind = EntryKind::kCloseConnections;
         e.scope = Scope::kGroup;
@@ -144,6 +163,26 @@ std::vector<Entry> RecordedStream(uint32_t seed, int n) {
 
 std::string Canonical(const HubView& view) { return EncodeViewState(view.ExportState()); }
 
+// What an apply tells group-state subscribers, in a canonical text (recipients sorted): a view
+// whose subscriber index was rebuilt wrongly from a snapshot tells different connections.
+std::string GroupStateDeliveries(const ApplyResult& r) {
+  std::string out;
+  for (const auto& d : r.group_states) {
+    out += d.group + (d.snapshot ? " snapshot:" : " update:");
+    for (const GroupStateItem& item : d.items) {
+      out += " " + item.connection_id + "=" + item.state.value_or("-") + "@" +
+             std::to_string(item.updated_at_ms);
+    }
+    std::vector<std::string> to;
+    for (const ConnectionRecord* c : d.recipients) to.push_back(c->id);
+    std::sort(to.begin(), to.end());
+    out += " ->";
+    for (const std::string& id : to) out += " " + id;
+    out += "\n";
+  }
+  return out;
+}
+
 class Determinism : public ::testing::TestWithParam<uint32_t> {};
 
 TEST_P(Determinism, ThreeFreshViewsApplyingOneStreamAreIdenticalByteForByte) {
@@ -152,7 +191,10 @@ TEST_P(Determinism, ThreeFreshViewsApplyingOneStreamAreIdenticalByteForByte) {
 
   // 1: straight through.
   auto straight = NewMemoryView();
-  for (size_t i = 0; i < stream.size(); ++i) straight->Apply(i + 1, stream[i]);
+  std::vector<std::string> deliveries;
+  for (size_t i = 0; i < stream.size(); ++i) {
+    deliveries.push_back(GroupStateDeliveries(straight->Apply(i + 1, stream[i])));
+  }
 
   // 2: a snapshot halfway, encoded and decoded, into a fresh view that goes on.
   auto first = NewMemoryView();
@@ -161,7 +203,9 @@ TEST_P(Determinism, ThreeFreshViewsApplyingOneStreamAreIdenticalByteForByte) {
   ASSERT_TRUE(decoded.ok()) << decoded.status().message();
   auto from_snapshot = NewMemoryView();
   from_snapshot->ImportState(std::move(decoded).value());
-  for (size_t i = half; i < stream.size(); ++i) from_snapshot->Apply(i + 1, stream[i]);
+  for (size_t i = half; i < stream.size(); ++i) {
+    ASSERT_EQ(GroupStateDeliveries(from_snapshot->Apply(i + 1, stream[i])), deliveries[i]) << i;
+  }
 
   // 3: every run of 37 entries committed to RocksDB; the node restarts twice (its view is
   // reloaded from the store alone).
@@ -173,6 +217,7 @@ TEST_P(Determinism, ThreeFreshViewsApplyingOneStreamAreIdenticalByteForByte) {
   const size_t restart1 = stream.size() / 3 / 37 * 37, restart2 = 2 * stream.size() / 3 / 37 * 37;
   for (size_t i = 0; i < stream.size(); ++i) {
     ApplyResult r = restarted->Apply(i + 1, stream[i]);
+    ASSERT_EQ(GroupStateDeliveries(r), deliveries[i]) << i;
     // With the entry itself, as a node applying a replicated log keeps its replay log.
     batch->Add("chat", i + 1, stream[i], r, EncodeEntry(stream[i]));
     if ((i + 1) % 37 == 0 || i + 1 == stream.size()) {
@@ -201,6 +246,17 @@ TEST_P(Determinism, ThreeFreshViewsApplyingOneStreamAreIdenticalByteForByte) {
     most_acks = std::max(most_acks, c.acks.size());
   }
   EXPECT_GE(most_acks, 3u) << "the stream should remember several ackIds per client";
+  size_t states = 0, subscriptions = 0;
+  for (const auto& c : straight->ExportState().connections) {
+    states += c.record.group_states.size();
+    subscriptions += c.record.state_subscriptions.size();
+  }
+  EXPECT_GT(states, 0u) << "the stream should leave group state behind";
+  EXPECT_GT(subscriptions, 0u) << "the stream should leave state subscriptions behind";
+  EXPECT_GT(std::count_if(deliveries.begin() + static_cast<std::ptrdiff_t>(half), deliveries.end(),
+                          [](const std::string& d) { return d.find("update") != d.npos; }),
+            0)
+      << "the second half should tell subscribers of changes";
   EXPECT_EQ(Canonical(*from_snapshot), expected);
   EXPECT_EQ(Canonical(*restarted), expected);
   EXPECT_EQ(Canonical(*from_store), expected);
@@ -221,6 +277,8 @@ ViewState SampleState() {
   c.record.seq = 9;
   c.record.held_until_ms = 77;
   c.record.checkpoints = {{3, 1, {"a"}}};
+  c.record.group_states = {{"a", {R"({"k":"v"})", -3}}, {"b", {"{}", 1'700'000'000'000}}};
+  c.record.state_subscriptions = {"a", "z"};
   c.acks = {{5, 10}, {2, 11}};
   s.user_groups = {{"u", "g", kNever}, {"u", "h", 1}};
   return s;
@@ -238,6 +296,8 @@ TEST(ViewSnapshot, EveryFieldRoundTrips) {
   EXPECT_EQ(r.groups, s.connections[0].record.groups);
   EXPECT_EQ(r.held_until_ms, 77);
   EXPECT_EQ(r.checkpoints, s.connections[0].record.checkpoints);
+  EXPECT_EQ(r.group_states, s.connections[0].record.group_states);
+  EXPECT_EQ(r.state_subscriptions, s.connections[0].record.state_subscriptions);
   EXPECT_EQ(d->connections[0].acks, s.connections[0].acks);
   EXPECT_EQ(d->user_groups, s.user_groups);
   EXPECT_EQ(EncodeViewState(*d), EncodeViewState(s));
@@ -257,6 +317,54 @@ TEST(ViewSnapshot, EveryTruncationAndANewerVersionAreRefused) {
   // Huge counts with nothing behind them are refused without allocating for them.
   std::string liar = bytes.substr(0, 1) + std::string("\x01\x01\xff\xff\xff\xff\x0f", 7);
   EXPECT_FALSE(DecodeViewState(liar).ok());
+}
+
+// A node that joins a cluster from a snapshot must see the group state a node that replayed
+// the whole log sees, and tell the same subscribers about later changes.
+TEST(ViewSnapshot, AViewLoadedFromASnapshotHoldsAndDeliversTheSameGroupState) {
+  using hubcast::testing::Open;
+  auto set_state = [](const std::string& conn, std::optional<std::string> state) {
+    Entry e;
+    e.kind = EntryKind::kGroupState;
+    e.origin_connection = conn;
+    e.target = "room";
+    e.group_state = std::move(state);
+    e.timestamp_ms = 500;
+    return e;
+  };
+  Entry subscribe;
+  subscribe.kind = EntryKind::kGroupStateSubscription;
+  subscribe.origin_connection = "w";
+  subscribe.target = "room";
+  subscribe.subscribe = true;
+  const std::vector<Entry> before = {Open("a", "alice", {"room"}), Open("w", "watcher", {"room"}),
+                                     set_state("a", R"({"k":"v"})"), subscribe};
+  auto replayed = NewMemoryView();
+  uint64_t pos = 0;
+  for (const Entry& e : before) ASSERT_TRUE(replayed->Apply(++pos, e).status.ok());
+
+  auto decoded = DecodeViewState(Canonical(*replayed));
+  ASSERT_TRUE(decoded.ok()) << decoded.status().message();
+  auto joined = NewMemoryView();
+  joined->ImportState(std::move(decoded).value());
+
+  auto items = joined->GroupState("room");
+  ASSERT_EQ(items.size(), 1u);
+  EXPECT_EQ(items[0].connection_id, "a");
+  EXPECT_EQ(items[0].user_id, std::optional<std::string>("alice"));
+  EXPECT_EQ(items[0].state, std::optional<std::string>(R"({"k":"v"})"));
+  EXPECT_EQ(items[0].updated_at_ms, 500);
+  EXPECT_EQ(joined->GetConnection("w")->state_subscriptions, std::set<std::string>{"room"});
+
+  std::string told;
+  for (const Entry& e : {Open("b", "bob", {"room"}), set_state("b", "{}"), set_state("a", {})}) {
+    ++pos;
+    std::string want = GroupStateDeliveries(replayed->Apply(pos, e));
+    told = GroupStateDeliveries(joined->Apply(pos, e));
+    EXPECT_EQ(told, want);
+  }
+  EXPECT_EQ(told, "room update: a=-@500 -> w\n");  // a cleared its state; w is told
+  EXPECT_EQ(Canonical(*joined), Canonical(*replayed));
 }
 
 }  // namespace

@@ -45,4 +45,18 @@ inline storage::Entry Permit(storage::EntryKind kind, const std::string& connect
   return e;
 }
 
+// A client's message to a group, as the codecs encode it.
+inline storage::Entry GroupMessage(std::string group, std::string from_user, storage::DataType type,
+                                   std::string data) {
+  storage::Entry e;
+  e.kind = storage::EntryKind::kSend;
+  e.scope = storage::Scope::kGroup;
+  e.target = std::move(group);
+  e.from = storage::MessageFrom::kGroup;
+  e.from_user_id = std::move(from_user);
+  e.data_type = type;
+  e.data = std::move(data);
+  return e;
+}
+
 }  // namespace hubcast::testing
