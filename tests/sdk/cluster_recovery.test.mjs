@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 
 import { startCluster } from "./lib/cluster.mjs";
+import { startDelayProxy } from "./lib/nats.mjs";
 import { uniqueHub } from "./lib/server.mjs";
 import { sleep, waitUntil } from "./lib/wait.mjs";
 
@@ -121,5 +122,48 @@ test("with NATS gone, writes fail within a second and change nothing; the nodes 
     console.log(`[ nats outage ] first 503 after ${first503} ms`);
   } finally {
     await cluster.stop();
+  }
+});
+
+test("a node cut off from NATS past the node timeout is declared dead; when the partition heals it drops its sockets, and its reliable client resumes with nothing lost", T, async () => {
+  const cluster = await startCluster({ regions: ["r1"], nodesPerRegion: 1, replicas: 1 });
+  let proxy;
+  try {
+    const a = cluster.nodes[0].srv;
+    proxy = await startDelayProxy(cluster.nats.servers[0].port, 0);
+    const c = (await cluster.addNode("r1-cut", 0, { natsUrl: `nats://127.0.0.1:${proxy.port}` })).srv;
+    const hub = uniqueHub("partition");
+    const sc = a.serviceClient(hub);
+    await sc.sendToAll("create", TEXT);
+    const reliable = await c.newClient(hub, { userId: "rel", groups: ["g"] });
+    const plain = await c.newClient(hub, { userId: "plain", groups: ["g"] }, { protocol: "json" });
+    await sc.group("g").sendToAll("m0", TEXT);
+    await reliable.rec.wait("group", (m) => m.data === "m0", 15000);
+    await plain.rec.wait("group", (m) => m.data === "m0", 15000);
+
+    proxy.block();
+    // Past the node timeout (3 s) the other node reports the cut one down; sends go on.
+    const sent = [];
+    for (let i = 1; i <= 40; ++i) {
+      await sc.group("g").sendToAll(`m${i}`, TEXT);
+      sent.push(`m${i}`);
+      await sleep(200);
+    }
+    proxy.unblock();
+    // Back on NATS, the cut node applies its own `node down`: the plain client's socket goes,
+    // the reliable client resumes (its session was held) and has every message exactly once.
+    await plain.rec.wait("disconnected", () => true, 30000);
+    await waitUntil(() => sent.every((d) => reliable.rec.all("group").some((m) => m.data === d)), {
+      timeout: 30000,
+      what: () => `the reliable client to have m1..m40 (has ${reliable.rec.all("group").length})`,
+    });
+    const data = reliable.rec.all("group").map((m) => m.data);
+    assert.deepEqual(data, ["m0", ...sent], "in order, exactly once");
+    const seqs = reliable.rec.all("group").map((m) => m.sequenceId);
+    for (let k = 1; k < seqs.length; ++k) assert.equal(seqs[k], seqs[k - 1] + 1);
+    assert.equal(reliable.rec.all("connected").length, 1, "the reliable session was not replaced");
+  } finally {
+    await cluster.stop();
+    if (proxy) await proxy.close();
   }
 });

@@ -24,9 +24,8 @@ export async function startCluster({
   const dir = mkdtempSync(join(tmpdir(), "hubcast-cluster-"));
   const nodes = [];
   const streamReplicas = String(replicas ?? Math.min(3, regions.length));
-  const makeNode = (id, r) => {
+  const makeNode = (id, r, natsUrl = nats.servers[r].url) => {
       const region = regions[r];
-      const natsUrl = nats.servers[r].url;
       const node = {
         id,
         region,
@@ -66,9 +65,10 @@ export async function startCluster({
     key,
     nodes,
     node: (id) => nodes.find((n) => n.id === id),
-    /** A node that joins later, with an empty data dir, in region `regions[r]`. */
-    async addNode(id, r = 0) {
-      const node = makeNode(id, r);
+    /** A node that joins later, with an empty data dir, in region `regions[r]`; `natsUrl`
+     * replaces its region's server (a proxy in front of it, say). */
+    async addNode(id, r = 0, { natsUrl } = {}) {
+      const node = makeNode(id, r, natsUrl);
       nodes.push(node);
       await node.start();
       return node;

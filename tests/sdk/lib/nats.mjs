@@ -40,11 +40,17 @@ export function freePort() {
 
 /**
  * A TCP proxy that forwards every chunk, in each direction, `delayMs` later (order kept).
- * Returns {port, close(), cutAll()}.
+ * Returns {port, close(), cutAll(), block(), unblock()}: block() cuts every connection and
+ * refuses new ones until unblock() (a network partition).
  */
 export async function startDelayProxy(targetPort, delayMs, listenPort = 0) {
   const sockets = new Set();
+  let blocked = false;
   const server = createServer((client) => {
+    if (blocked) {
+      client.destroy();
+      return;
+    }
     const upstream = createConnection({ port: targetPort, host: "127.0.0.1" });
     sockets.add(client);
     sockets.add(upstream);
@@ -65,6 +71,13 @@ export async function startDelayProxy(targetPort, delayMs, listenPort = 0) {
     port: server.address().port,
     cutAll() {
       for (const s of sockets) s.destroy();
+    },
+    block() {
+      blocked = true;
+      for (const s of sockets) s.destroy();
+    },
+    unblock() {
+      blocked = false;
     },
     close() {
       for (const s of sockets) s.destroy();
