@@ -69,13 +69,6 @@ bool IsBlank(std::string_view s) {
                      [](char c) { return std::isspace(static_cast<unsigned char>(c)); });
 }
 
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
 // Decodes %XX escapes once. A '%' not followed by two hex digits stays as it is (lenient, as
 // ASP.NET is). plus_is_space applies to query strings only: in a path '+' is a plain '+'.
 std::string PercentDecode(std::string_view s, bool plus_is_space) {
@@ -84,8 +77,8 @@ std::string PercentDecode(std::string_view s, bool plus_is_space) {
   for (size_t i = 0; i < s.size(); ++i) {
     const char c = s[i];
     if (c == '%' && i + 2 < s.size()) {
-      const int hi = HexValue(s[i + 1]);
-      const int lo = HexValue(s[i + 2]);
+      const int hi = HexDigitValue(s[i + 1]);
+      const int lo = HexDigitValue(s[i + 2]);
       if (hi >= 0 && lo >= 0) {
         out.push_back(static_cast<char>(hi * 16 + lo));
         i += 2;
