@@ -32,15 +32,33 @@ class ClientHandler : public Poco::Net::HTTPRequestHandler {
   Gateway* gw_;
 };
 
+// Until the front moves off POCO: a POCO request as the transport-neutral type.
 class RestHandler : public Poco::Net::HTTPRequestHandler {
  public:
-  explicit RestHandler(rest::RestApi* api) : api_(api) {}
+  RestHandler(rest::RestApi* api, size_t max_body) : api_(api), max_body_(max_body) {}
   void handleRequest(HTTPServerRequest& req, HTTPServerResponse& resp) override {
-    api_->Handle(req, resp);
+    rest::HttpRequest request;
+    request.method = req.getMethod();
+    request.target = req.getURI();
+    for (const auto& [name, value] : req) request.headers.Add(name, value);
+    request.host = req.getHost().empty() ? req.serverAddress().toString() : req.getHost();
+    std::istream& in = req.stream();
+    char buffer[16 * 1024];
+    while (in.good() && request.body.size() <= max_body_) {
+      in.read(buffer, sizeof buffer);
+      request.body.append(buffer, static_cast<size_t>(in.gcount()));
+    }
+    if (request.body.size() > max_body_) resp.setKeepAlive(false);
+    rest::HttpResponse response = api_->Handle(request);
+    resp.setStatusAndReason(static_cast<HTTPResponse::HTTPStatus>(response.status));
+    for (const auto& [name, value] : response.headers) resp.set(name, value);
+    resp.setContentLength64(static_cast<Poco::Int64>(response.body.size()));
+    resp.send() << response.body << std::flush;
   }
 
  private:
   rest::RestApi* api_;
+  size_t max_body_;
 };
 
 class NotFoundHandler : public Poco::Net::HTTPRequestHandler {
@@ -60,7 +78,9 @@ class Factory : public Poco::Net::HTTPRequestHandlerFactory {
     if (starts("/client/") || uri == "/client" || starts("/client?")) {
       return new ClientHandler(gw_);
     }
-    if (starts("/api/") || uri == "/api") return new RestHandler(gw_->rest());
+    if (starts("/api/") || uri == "/api") {
+      return new RestHandler(gw_->rest(), gw_->max_message_bytes());
+    }
     return new NotFoundHandler();
   }
 

@@ -95,6 +95,7 @@ class Gateway final : public replication::DeliverySink {
   // HTTP worker entry point for /client requests.
   void HandleClient(Poco::Net::HTTPServerRequest& request, Poco::Net::HTTPServerResponse& response);
   rest::RestApi* rest() { return rest_.get(); }
+  size_t max_message_bytes() const { return options_.limits.max_message_bytes; }
 
   // Hub settings, replaced as a whole on SIGHUP (connections stay).
   std::shared_ptr<const HubSettings> settings() const;
