@@ -5,7 +5,8 @@
 // messages the client has not acknowledged yet.
 //
 // Lifecycle (every step on the owning loop's thread):
-//   1. Attach(fd): start serving a socket, either new or recovering a held session.
+//   1. Attach(transport): start serving an upgraded connection (plain or TLS, see
+//      server/transport.h), either new or recovering a held session.
 //   2. Client frames become log commands (Hub::Append); acks and deliveries come back from
 //      the applier through the Gateway as posted tasks (SendControl, DeliverMessage).
 //   3. The socket ends: by a client close, a drop, a slow-consumer overflow or a service close.
@@ -23,6 +24,7 @@
 
 #include "replication/hub.h"
 #include "server/event_loop.h"
+#include "server/transport.h"
 #include "server/ws_frame.h"
 
 #include <chrono>
@@ -99,10 +101,12 @@ class ClientConnection final : public IoHandler {
   const std::shared_ptr<replication::Hub>& hub() const { return hub_; }
 
   // --- loop thread only ---
-  void Attach(int fd);
-  // Resumes a reliable session on a new socket: a held one, or an open one whose old socket
-  // the server has not seen die yet (the new socket takes over). False if the session ended.
-  bool Recover(int fd);
+  // `early_bytes`: what the client sent right behind its upgrade request (WebSocket frames).
+  void Attach(std::unique_ptr<Transport> transport, std::string early_bytes = {});
+  // Resumes a reliable session on a new connection: a held one, or an open one whose old
+  // socket the server has not seen die yet (the new one takes over). False if the session
+  // ended; the transport is taken only on success.
+  bool Recover(std::unique_ptr<Transport>& transport, std::string early_bytes);
   // A frame that is not a data message (system, ack, pong): never sequenced.
   void SendControl(std::string json_text);
   // `seq` is the sequenceId the view assigned (reliable connections), else 0.
@@ -143,6 +147,7 @@ class ClientConnection final : public IoHandler {
   void Enqueue(std::string head, std::shared_ptr<const std::string> body, int64_t expire = 0);
   void EnqueueReliable(const Unacked& u);
   void WriteSome();
+  void WaitWritable();  // the transport is full: watch EPOLLOUT
   // The socket is gone without a normal close: hold a reliable session, else end.
   void Lost(const std::string& why);
   // Closes the socket now (after a best-effort final write) and ends the logical connection.
@@ -169,7 +174,7 @@ class ClientConnection final : public IoHandler {
   const ConnectionLimits& limits_;
 
   State state_ = State::kNew;
-  int fd_ = -1;
+  std::unique_ptr<Transport> transport_;  // while a socket is attached
   WsReader reader_;
   std::deque<OutItem> out_;
   size_t out_bytes_ = 0;

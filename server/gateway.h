@@ -1,11 +1,13 @@
 // Gateway: the process's network front. One port serves both /client/... (WebSocket) and
-// /api/... (REST), like the cloud service.
+// /api/... (REST), like the cloud service, over plain TCP or TLS.
 //
-// POCO's HTTP server accepts connections and parses requests on a fixed pool of worker
-// threads. A WebSocket upgrade is completed there, then the socket is handed to one of the
-// EventLoops (round-robin) and never touched by a worker again. The Gateway is also the
-// DeliverySink: the applier calls Deliver for every applied entry, and the Gateway posts the
-// encoded frames to the loops that own the recipients.
+// The HTTP front (server/http_front.h) reads requests on the EventLoops and hands complete
+// ones to a fixed pool of workers: /api/ goes to the REST API, /client/ to the handshake
+// (handshake.cc), anything else is a JSON 404. An accepted upgrade writes the 101 on the
+// connection's loop, and its transport becomes a ClientConnection on one of the loops
+// (round-robin). The Gateway is also the DeliverySink: the applier calls Deliver for every
+// applied entry, and the Gateway posts the encoded frames to the loops that own the
+// recipients.
 //
 // Thread-safety: Deliver runs on the applier thread; handshakes on HTTP workers; Forget and
 // the connection map are guarded by a mutex. ClientConnection objects are touched only on
@@ -18,6 +20,7 @@
 #include "rest/upstream_client.h"
 #include "server/client_connection.h"
 #include "server/event_loop.h"
+#include "server/http_front.h"
 #include "server/hub_settings.h"
 
 #include <atomic>
@@ -28,15 +31,6 @@
 #include <unordered_map>
 #include <vector>
 
-namespace Poco {
-class ThreadPool;
-}
-namespace Poco::Net {
-class HTTPServer;
-class HTTPServerRequest;
-class HTTPServerResponse;
-}  // namespace Poco::Net
-
 namespace hubcast::server {
 
 struct ConnectOutcome;  // what a connect handler answered (gateway.cc)
@@ -45,7 +39,10 @@ struct GatewayOptions {
   std::string bind = "127.0.0.1";
   int port = 8080;
   int event_loops = 2;
-  int http_threads = 16;
+  int http_threads = 16;  // workers for complete requests (REST calls, handshakes)
+  // A keep-alive HTTP connection idle between requests for this long is closed.
+  std::chrono::seconds http_idle_timeout{60};
+  std::shared_ptr<TlsContext> tls;  // null: plain TCP
   std::vector<std::string> access_keys;
   bool allow_anonymous = false;
   ConnectionLimits limits;
@@ -55,6 +52,7 @@ struct GatewayOptions {
   // Event handlers (WebHook-Request-Origin host and per-call timeout).
   std::string origin = "localhost";
   std::chrono::milliseconds upstream_timeout{10000};
+  std::string upstream_ca;  // PEM CAs for https:// event handlers, besides the system's
   std::shared_ptr<const HubSettings> settings = std::make_shared<HubSettings>();
 };
 
@@ -92,10 +90,9 @@ class Gateway final : public replication::DeliverySink {
                        const std::string& connection_id, uint64_t acked);
   size_t connection_count() const;
 
-  // HTTP worker entry point for /client requests.
-  void HandleClient(Poco::Net::HTTPServerRequest& request, Poco::Net::HTTPServerResponse& response);
+  // HTTP worker entry point for every complete request (routes by path).
+  void Route(const std::shared_ptr<HttpExchange>& exchange);
   rest::RestApi* rest() { return rest_.get(); }
-  size_t max_message_bytes() const { return options_.limits.max_message_bytes; }
 
   // Hub settings, replaced as a whole on SIGHUP (connections stay).
   std::shared_ptr<const HubSettings> settings() const;
@@ -120,8 +117,10 @@ class Gateway final : public replication::DeliverySink {
     std::vector<std::string> groups;
     std::string protocol;  // chosen before the connect handler (it may choose another)
     std::string accept;    // Sec-WebSocket-Accept
-    int fd = -1;           // detached from POCO, still blocking
+    std::shared_ptr<HttpExchange> exchange;  // answered with the 101 or an error
   };
+  // Worker thread: a /client request (the handshake up to the connect event).
+  void HandleClient(const std::shared_ptr<HttpExchange>& exchange);
   void FinishHandshake(const std::shared_ptr<Handshake>& hs, const ConnectOutcome& outcome);
   // Start-up: this node's connections that were open when the process stopped.
   void RestoreSessions();
@@ -130,9 +129,12 @@ class Gateway final : public replication::DeliverySink {
   void FireSystemEvent(SystemEvent event, const std::string& hub,
                        const storage::ConnectionRecord& connection, std::string event_id,
                        std::string body);
-  void Recover(Poco::Net::HTTPServerRequest& request, Poco::Net::HTTPServerResponse& response,
+  // Worker thread: a recovery handshake of a reliable session (`accept`: the checked key's
+  // Sec-WebSocket-Accept).
+  void Recover(const std::shared_ptr<HttpExchange>& exchange,
                const std::shared_ptr<replication::Hub>& hub, const std::string& protocol,
-               const std::string& connection_id, const std::string& token);
+               const std::string& accept, const std::string& connection_id,
+               const std::string& token);
 
   GatewayOptions options_;
   replication::HubRegistry* registry_ = nullptr;
@@ -142,8 +144,7 @@ class Gateway final : public replication::DeliverySink {
   std::shared_ptr<const HubSettings> settings_;
   std::vector<std::unique_ptr<EventLoop>> loops_;
   std::atomic<size_t> next_loop_{0};
-  std::unique_ptr<Poco::ThreadPool> http_pool_;
-  std::unique_ptr<Poco::Net::HTTPServer> http_;
+  std::unique_ptr<HttpFront> front_;
 
   // Per loop (touched only on that loop's thread): pending checkpoint entries by hub.
   std::vector<std::unordered_map<replication::Hub*,

@@ -5,21 +5,11 @@
 #include "server/json_codec.h"
 #include "storage/replay.h"
 
-#include <Poco/Net/HTTPServerRequest.h>
-#include <Poco/Net/HTTPServerResponse.h>
-#include <Poco/Net/WebSocket.h>
-
-#include <fcntl.h>
-#include <netinet/tcp.h>
-#include <unistd.h>
-
 namespace hubcast::server {
 
 namespace {
 
 constexpr const char* kCannotRecover = "The connection cannot be recovered.";
-using Poco::Net::HTTPServerRequest;
-using Poco::Net::HTTPServerResponse;
 
 }  // namespace
 
@@ -97,39 +87,35 @@ void Gateway::RestoreSessions() {
   }
 }
 
-void Gateway::Recover(HTTPServerRequest& req, HTTPServerResponse& resp,
+void Gateway::Recover(const std::shared_ptr<HttpExchange>& exchange,
                       const std::shared_ptr<replication::Hub>& hub, const std::string& protocol,
-                      const std::string& connection_id, const std::string& token) {
+                      const std::string& accept, const std::string& connection_id,
+                      const std::string& token) {
   // Recovery failure is "accept, then close 1008" (PROTOCOL.md 3.6): an HTTP error would
   // leave the official client retrying for 30 s.
-  if (!protocol.empty()) resp.set("Sec-WebSocket-Protocol", protocol);
-  Poco::Net::WebSocket ws(req, resp);
-  int fd = ::dup(ws.impl()->sockfd());
-  if (fd < 0) return;
-  ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
-  int one = 1;
-  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-
-  // The frame is built on this thread; the loop only writes it (or attaches the socket).
+  // The frame is built on this thread; the loops only write it (or attach the connection).
   std::string reject_frame;
   if (!protocol.empty())
     reject_frame = WsFrame(WsOpcode::kText, EncodeDisconnected(kCannotRecover));
   reject_frame += WsCloseFrame(1008, kCannotRecover);
-  auto reject = [](int fd, const std::string& frame) {
-    (void)!::write(fd, frame.data(), frame.size());
-    ::close(fd);
-  };
   std::shared_ptr<ClientConnection> conn;
   if (protocol == kJsonReliableProtocol && VerifyReconnectionToken(*hub, connection_id, token)) {
     conn = Find(connection_id);
   }
-  if (!conn || conn->hub() != hub) {
-    reject(fd, reject_frame);
-    return;
-  }
-  conn->loop()->Post([conn, fd, reject, reject_frame = std::move(reject_frame)] {
-    if (!conn->Recover(fd)) reject(fd, reject_frame);
-  });
+  if (conn && conn->hub() != hub) conn.reset();
+  exchange->Upgrade(
+      SwitchingProtocols(accept, protocol),
+      [conn, reject_frame](std::unique_ptr<Transport> transport, std::string early_bytes) {
+        if (!transport) return;
+        if (!conn) {
+          WriteAndClose(std::move(transport), reject_frame);
+          return;
+        }
+        auto box = std::make_shared<std::unique_ptr<Transport>>(std::move(transport));
+        conn->loop()->Post([conn, box, reject_frame, early = std::move(early_bytes)] {
+          if (!conn->Recover(*box, early)) WriteAndClose(std::move(*box), reject_frame);
+        });
+      });
 }
 
 }  // namespace hubcast::server
