@@ -62,6 +62,9 @@ Gateway::Gateway(GatewayOptions options) : options_(std::move(options)) {
 Gateway::~Gateway() {
   front_.reset();  // stops accepting and the workers before the loops go
   for (auto& l : loops_) l->Stop();
+  // Pending event-handler calls finish now, while the loops they post to (stopped: the posts
+  // are dropped) and every member their callbacks touch still exist.
+  upstream_.reset();
 }
 
 void Gateway::SetRegistry(replication::HubRegistry* registry) {
