@@ -157,6 +157,18 @@ const std::vector<Option>& Options() {
              [](ServerConfig& c, const std::string& v) {
                return ParseBytes("replay-max-bytes", v, &c.replay_max_bytes);
              }},
+      INT_OPT("appliers", appliers, "0", 0, 64,
+              "threads applying log entries to hub views; each hub is pinned to one (0: cores)"),
+      INT_OPT("max-pending-per-hub", max_pending_per_hub, "65536", 1, 16777216,
+              "commands of one hub accepted but not yet applied; past it: 503 / error acks"),
+      INT_OPT("max-pending", max_pending, "262144", 1, 67108864,
+              "commands of all hubs accepted but not yet applied; past it: 503 / error acks"),
+      INT_OPT("max-pending-mib", max_pending_mib, "256", 1, 65536,
+              "payload MiB of all commands accepted but not yet applied; past it: 503"),
+      INT_OPT("loop-inbox", loop_inbox, "65536", 16, 16777216,
+              "tasks an event loop's inbox holds before deliveries to it wait (slowing appliers)"),
+      INT_OPT("max-hubs", max_hubs, "1000", 1, 1000000,
+              "hubs this node serves; a request that would create one more gets 503"),
       INT_OPT("checkpoint-seconds", checkpoint_seconds, "5", 1, 3600,
               "how often reliable connections' acknowledgements are checkpointed to the log"),
       Option{"event-handler", "",

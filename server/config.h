@@ -41,6 +41,12 @@ struct ServerConfig {
   int64_t replay_max_age_seconds = 600;
   uint64_t replay_max_bytes = 512ull * 1024 * 1024;
   int checkpoint_seconds = 5;
+  int appliers = 0;  // 0: number of cores
+  int max_pending_per_hub = 65536;
+  int max_pending = 262144;
+  int max_pending_mib = 256;
+  int loop_inbox = 65536;
+  int max_hubs = 1000;
   // Hub settings (server/hub_settings.h); re-read from the file and environment on SIGHUP.
   std::vector<std::string> event_handlers;
   std::vector<std::string> anonymous_connect;

@@ -2,6 +2,8 @@
 
 #include "base/log.h"
 
+#include <algorithm>
+
 namespace hubcast::server {
 
 namespace {
@@ -52,16 +54,17 @@ Gateway::Gateway(GatewayOptions options) : options_(std::move(options)) {
   uo.timeout = options_.upstream_timeout;
   uo.ca_file = options_.upstream_ca;
   upstream_ = rest::NewUpstreamClient(std::move(uo));
-  for (int i = 0; i < std::max(1, options_.event_loops); ++i) {
-    loops_.push_back(std::make_unique<EventLoop>(i));
-    loops_.back()->SetTickHook([this, i] { FlushCheckpoints(i); });
+  for (int i = 0; i < std::clamp(options_.event_loops, 1, 255); ++i) {
+    auto state = std::make_unique<LoopState>();
+    state->loop = std::make_unique<EventLoop>(i, options_.max_loop_inbox);
+    state->loop->SetTickHook([this, i] { FlushCheckpoints(i); });
+    loops_.push_back(std::move(state));
   }
-  checkpoints_.resize(loops_.size());
 }
 
 Gateway::~Gateway() {
   front_.reset();  // stops accepting and the workers before the loops go
-  for (auto& l : loops_) l->Stop();
+  for (auto& l : loops_) l->loop->Stop();
   // Pending event-handler calls finish now, while the loops they post to (stopped: the posts
   // are dropped) and every member their callbacks touch still exist.
   upstream_.reset();
@@ -76,7 +79,7 @@ void Gateway::SetRegistry(replication::HubRegistry* registry) {
 }
 
 Result<int> Gateway::Start() {
-  for (auto& l : loops_) l->Start();
+  for (auto& l : loops_) l->loop->Start();
   RestoreSessions();
   HttpFrontOptions fo;
   fo.bind = options_.bind;
@@ -87,7 +90,7 @@ Result<int> Gateway::Start() {
   fo.workers = options_.http_threads;
   fo.tls = options_.tls;
   std::vector<EventLoop*> loops;
-  for (auto& l : loops_) loops.push_back(l.get());
+  for (auto& l : loops_) loops.push_back(l->loop.get());
   front_ = std::make_unique<HttpFront>(
       std::move(fo), std::move(loops),
       [this](const std::shared_ptr<HttpExchange>& exchange) { Route(exchange); });
@@ -96,40 +99,63 @@ Result<int> Gateway::Start() {
 
 void Gateway::Shutdown(const std::string& reason) {
   if (front_) front_->Stop();
-  std::vector<std::shared_ptr<ClientConnection>> all;
-  {
-    std::lock_guard lock(conns_mu_);
-    for (auto& [id, c] : conns_) all.push_back(c);
+  for (auto& l : loops_) {
+    l->loop->RunAndWait([&] {
+      for (auto& [handle, c] : l->conns) {
+        // 1001 "going away". A reliable session stays in the log, held for recovery against
+        // the restarted node; any other connection ends here, so its close (and
+        // `disconnected`) goes through the log.
+        bool keep = c->codec().reliable();
+        c->CloseByService(1001, reason, keep);
+      }
+    });
   }
-  for (auto& c : all) {
-    // 1001 "going away". A reliable session stays in the log, held for recovery against the
-    // restarted node; any other connection ends here, so its close (and `disconnected`) goes
-    // through the log.
-    bool keep = c->protocol() == ClientProtocol::kJsonReliable;
-    c->loop()->Post([c, reason, keep] { c->CloseByService(1001, reason, keep); });
-  }
-  // Two round trips through every loop: the first runs the closes, the second starts after
-  // the flush that followed them.
-  for (int i = 0; i < 2; ++i) {
-    for (auto& l : loops_) l->RunAndWait([] {});
-  }
-  for (auto& l : loops_) l->Stop();
+  // A second round trip starts after the flush that followed the closes.
+  for (auto& l : loops_) l->loop->RunAndWait([] {});
+  for (auto& l : loops_) l->loop->Stop();
 }
 
-std::shared_ptr<ClientConnection> Gateway::Find(const std::string& id) const {
-  std::lock_guard lock(conns_mu_);
-  auto it = conns_.find(id);
-  return it == conns_.end() ? nullptr : it->second;
+std::shared_ptr<ClientConnection> Gateway::NewConnection(std::shared_ptr<replication::Hub> hub,
+                                                         ClientConnection::Init init) {
+  size_t index = next_loop_++ % loops_.size();
+  LoopState& state = *loops_[index];
+  init.handle = (uint64_t{index} << 56) | (uint64_t{static_cast<uint8_t>(init.protocol)} << 48) |
+                (next_serial_++ & ((uint64_t{1} << 48) - 1));
+  auto conn = std::make_shared<ClientConnection>(this, state.loop.get(), std::move(hub),
+                                                 std::move(init), options_.limits);
+  // Registered before anything can be delivered to it: tasks run in posting order.
+  state.loop->Post([&state, conn] {
+    state.conns.emplace(conn->handle(), conn);
+    state.count.store(state.conns.size(), std::memory_order_relaxed);
+  });
+  return conn;
 }
 
-void Gateway::Forget(const std::string& id) {
-  std::lock_guard lock(conns_mu_);
-  conns_.erase(id);
+ClientConnection* Gateway::Lookup(uint64_t handle) {
+  LoopState& state = *loops_[HandleLoop(handle)];
+  auto it = state.conns.find(handle);
+  return it == state.conns.end() ? nullptr : it->second.get();
+}
+
+void Gateway::Unregister(uint64_t handle) {
+  LoopState& state = *loops_[HandleLoop(handle)];
+  state.conns.erase(handle);
+  state.count.store(state.conns.size(), std::memory_order_relaxed);
+}
+
+uint64_t Gateway::TakeOpening(const std::string& connection_id) {
+  std::lock_guard lock(opening_mu_);
+  auto it = opening_.find(connection_id);
+  if (it == opening_.end()) return 0;
+  uint64_t handle = it->second;
+  opening_.erase(it);
+  return handle;
 }
 
 size_t Gateway::connection_count() const {
-  std::lock_guard lock(conns_mu_);
-  return conns_.size();
+  size_t n = 0;
+  for (const auto& l : loops_) n += l->count.load(std::memory_order_relaxed);
+  return n;
 }
 
 }  // namespace hubcast::server

@@ -6,12 +6,6 @@
 
 namespace hubcast::server {
 
-ClientProtocol ProtocolKind(const std::string& subprotocol) {
-  if (subprotocol == kJsonReliableProtocol) return ClientProtocol::kJsonReliable;
-  if (subprotocol == kJsonProtocol) return ClientProtocol::kJson;
-  return ClientProtocol::kRaw;  // none, or a custom one a connect handler chose
-}
-
 void RefuseHandshake(const std::shared_ptr<HttpExchange>& exchange, int status, const char* code,
                      const std::string& message,
                      std::initializer_list<std::pair<const char*, const char*>> extra) {

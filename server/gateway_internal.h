@@ -1,10 +1,8 @@
-// Helpers shared by the gateway's files (handshake, session restore, fan-out): answers to a
-// WebSocket handshake, and the subprotocol of a negotiated name. Internal to server/; not part
-// of any module API.
+// Helpers shared by the gateway's files (handshake, session restore): answers to a WebSocket
+// handshake through the HTTP front. Internal to server/; not part of any module API.
 #pragma once
 
 #include "rest/http_message.h"
-#include "server/client_connection.h"
 #include "server/http_front.h"
 #include "server/transport.h"
 
@@ -14,8 +12,6 @@
 #include <utility>
 
 namespace hubcast::server {
-
-ClientProtocol ProtocolKind(const std::string& subprotocol);
 
 // Refuses a handshake: the JSON error body and x-ms-error-code, plus `extra` fields.
 void RefuseHandshake(const std::shared_ptr<HttpExchange>& exchange, int status, const char* code,

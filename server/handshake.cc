@@ -214,7 +214,7 @@ void Gateway::HandleClient(const std::shared_ptr<HttpExchange>& exchange) {
         const std::string p(Trim(item));
         if (p.empty()) continue;
         offered.push_back(p);
-        if (protocol.empty() && (p == kJsonProtocol || p == kJsonReliableProtocol)) protocol = p;
+        if (protocol.empty() && Negotiate({p})) protocol = p;
       }
     }
     std::shared_ptr<const HubSettings> settings = this->settings();
@@ -226,11 +226,11 @@ void Gateway::HandleClient(const std::shared_ptr<HttpExchange>& exchange) {
       return;
     }
 
-    auto hub = registry_->Get(*hub_name);
     auto conn_param = param("awps_connection_id");
     auto token_param = param("awps_reconnection_token");
     if (conn_param && token_param) {
-      Recover(exchange, hub, protocol, accept, *conn_param, *token_param);
+      // A hub that does not exist has nothing to recover: nothing is created.
+      Recover(exchange, registry_->Find(*hub_name), protocol, accept, *conn_param, *token_param);
       return;
     }
 
@@ -285,8 +285,14 @@ void Gateway::HandleClient(const std::shared_ptr<HttpExchange>& exchange) {
       }
       raw_group = g;
     }
+    // Only an authenticated client creates a hub (a stranger's request creates nothing).
+    auto hub = registry_->Get(*hub_name);
+    if (!hub.ok()) {
+      refuse(503, "ServiceUnavailable", hub.status().message());
+      return;
+    }
     auto hs = std::make_shared<Handshake>();
-    hs->hub = hub;
+    hs->hub = *hub;
     hs->hub_name = hub_name->str();
     hs->init.id = RandomHex(16);
     hs->init.user_id = claims.subject;
@@ -344,47 +350,54 @@ void Gateway::FinishHandshake(const std::shared_ptr<Handshake>& hs, const Connec
     init.state = outcome.state;
     if (outcome.subprotocol) protocol = *outcome.subprotocol;
     init.subprotocol = protocol;
-    init.protocol = ProtocolKind(protocol);
+    init.protocol = CodecByName(protocol).protocol();
     if (init.protocol != ClientProtocol::kRaw) init.raw_publish_group.reset();
 
     // The connection is in the log before the client sees the 101: whoever sees the upgrade
     // can address the connection at once. Frames for it wait in its queue until it attaches.
-    EventLoop* loop = loops_[next_loop_++ % loops_.size()].get();
-    auto conn = std::make_shared<ClientConnection>(this, loop, hs->hub, init, options_.limits);
+    std::string id = init.id;
+    auto conn = NewConnection(hs->hub, std::move(init));
     {
-      std::lock_guard lock(conns_mu_);
-      conns_[init.id] = conn;
+      std::lock_guard lock(opening_mu_);
+      opening_[id] = conn->handle();
     }
     storage::Entry e;
     e.kind = storage::EntryKind::kConnectionOpen;
     e.timestamp_ms = SystemClock::Get().NowUnixMs();
-    e.origin_connection = init.id;
-    e.user_id = init.user_id;
+    e.origin_connection = id;
+    e.user_id = conn->user_id();
     e.roles = std::move(roles);
     e.groups = std::move(groups);
-    e.connection_state = init.state;
+    e.connection_state = conn->state();
     e.subprotocol = protocol;
-    e.reliable = init.protocol == ClientProtocol::kJsonReliable;
+    e.reliable = conn->codec().reliable();
     e.node_id = registry_->node_id();
-    if (auto appended = hs->hub->Append(std::move(e)); !appended.ok()) {
-      Forget(init.id);
-      RefuseHandshake(hs->exchange, 503, "ServiceUnavailable", appended.status().message());
-      return;
-    }
-    // The 101 leaves on the HTTP connection's loop; then its transport moves to `loop`.
-    hs->exchange->Upgrade(
-        SwitchingProtocols(hs->accept, protocol),
-        [conn, loop](std::unique_ptr<Transport> transport, std::string early_bytes) {
-          if (!transport) {
-            loop->Post(
-                [conn] { conn->CloseByService(1011, "The WebSocket handshake failed.", false); });
-            return;
-          }
-          auto box = std::make_shared<std::unique_ptr<Transport>>(std::move(transport));
-          loop->Post([conn, box, early = std::move(early_bytes)] {
-            conn->Attach(std::move(*box), early);
+    replication::AppendCallbacks cb;
+    cb.executor = conn->loop();
+    cb.durable = [this, conn, hs, id, protocol](Result<uint64_t> r) {
+      if (!r.ok()) {
+        TakeOpening(id);
+        Unregister(conn->handle());
+        RefuseHandshake(hs->exchange, 503, "ServiceUnavailable", r.status().message());
+        return;
+      }
+      // The 101 leaves on the HTTP connection's loop; then its transport comes to this one.
+      EventLoop* loop = conn->loop();
+      hs->exchange->Upgrade(
+          SwitchingProtocols(hs->accept, protocol),
+          [conn, loop](std::unique_ptr<Transport> transport, std::string early_bytes) {
+            if (!transport) {
+              loop->Post(
+                  [conn] { conn->CloseByService(1011, "The WebSocket handshake failed.", false); });
+              return;
+            }
+            auto box = std::make_shared<std::unique_ptr<Transport>>(std::move(transport));
+            loop->Post([conn, box, early = std::move(early_bytes)] {
+              conn->Attach(std::move(*box), early);
+            });
           });
-        });
+    };
+    hs->hub->Append(std::move(e), std::move(cb));
   } catch (const std::exception& ex) {
     Logger("handshake").Error("finishing the handshake failed: ", ex.what());
     RefuseHandshake(hs->exchange, 500, "InternalServerError", "The handshake failed.");

@@ -1,16 +1,20 @@
 // hubcast: the server executable. `hubcast serve` runs a single node on its embedded default
-// (LocalLog, state in the data dir).
+// (LocalLog, state in the data dir); `hubcast token` and `hubcast send` are app-server verbs on
+// the service SDK (server/cli.h).
 #include "base/log.h"
 #include "base/random.h"
 #include "replication/hub.h"
 #include "rest/upstream_client.h"
+#include "server/cli.h"
 #include "server/config.h"
 #include "server/gateway.h"
 #include "server/hub_settings.h"
 #include "server/tls.h"
 #include "storage/store.h"
 
+#include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -115,8 +119,9 @@ int Serve(const std::vector<std::string>& args) {
   hubcast::server::GatewayOptions go;
   go.bind = cfg.bind;
   go.port = cfg.port;
-  go.event_loops =
-      cfg.event_loops > 0 ? cfg.event_loops : static_cast<int>(std::thread::hardware_concurrency());
+  const int cores = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  go.event_loops = cfg.event_loops > 0 ? cfg.event_loops : cores;
+  go.max_loop_inbox = static_cast<size_t>(cfg.loop_inbox);
   go.http_threads = cfg.http_threads;
   go.http_idle_timeout = std::chrono::seconds(cfg.http_idle_timeout_seconds);
   if (!cfg.tls_cert.empty()) {
@@ -172,6 +177,11 @@ int Serve(const std::vector<std::string>& args) {
   ro.store = store->get();
   ro.replay_max_age_ms = cfg.replay_max_age_seconds * 1000;
   ro.replay_max_bytes = cfg.replay_max_bytes;
+  ro.appliers = cfg.appliers > 0 ? cfg.appliers : cores;
+  ro.max_pending_per_hub = static_cast<size_t>(cfg.max_pending_per_hub);
+  ro.max_pending_per_node = static_cast<size_t>(cfg.max_pending);
+  ro.max_pending_bytes = static_cast<uint64_t>(cfg.max_pending_mib) << 20;
+  ro.max_hubs = static_cast<size_t>(cfg.max_hubs);
   hubcast::replication::HubRegistry registry(ro, &gateway);
   if (auto loaded = registry.LoadAll(); !loaded.ok()) {
     return Fail("cannot load the state in " + cfg.data_dir + ": " + loaded.message());
@@ -194,7 +204,7 @@ int Serve(const std::vector<std::string>& args) {
     if (ec) return Fail("cannot write ports file " + cfg.ports_file + ": " + ec.message());
   }
   log.Info("listening on ", cfg.bind, ":", *port, " node=", cfg.node_id,
-           " event-loops=", go.event_loops);
+           " event-loops=", go.event_loops, " appliers=", ro.appliers);
 
   // Touch the alive marker while serving; sigtimedwait doubles as the timer.
   int sig = 0;
@@ -246,9 +256,19 @@ int Serve(const std::vector<std::string>& args) {
 int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
   if (args.empty() || args[0] == "help" || args[0] == "--help") {
-    std::cout << "usage: hubcast serve [options]   (hubcast serve --help for the options)\n";
+    std::cout << "usage: hubcast serve [options]   run a node (hubcast serve --help)\n"
+                 "       hubcast token [options]   print a client access URL (--help)\n"
+                 "       hubcast send [options] TEXT|@FILE|-   send a message (--help)\n";
     return args.empty() ? 2 : 0;
   }
   if (args[0] == "serve") return Serve({args.begin() + 1, args.end()});
-  return Fail("unknown command '" + args[0] + "' (try: hubcast serve --help)");
+  if (args[0] == "token" || args[0] == "send") {
+    const char* cs = std::getenv("HUBCAST_CONNECTION_STRING");
+    hubcast::server::CliIo io{std::cin, std::cout, std::cerr,
+                              cs ? std::optional<std::string>(cs) : std::nullopt};
+    const std::vector<std::string> rest(args.begin() + 1, args.end());
+    return args[0] == "token" ? hubcast::server::RunTokenCommand(rest, io)
+                              : hubcast::server::RunSendCommand(rest, io);
+  }
+  return Fail("unknown command '" + args[0] + "' (try: hubcast --help)");
 }

@@ -49,29 +49,29 @@ void Gateway::RestoreSessions() {
       ClientConnection::Init init;
       init.id = rec.id;
       init.user_id = rec.user_id;
-      init.protocol = ProtocolKind(rec.subprotocol);
+      const SubprotocolCodec& codec = CodecByName(rec.subprotocol);
+      init.protocol = codec.protocol();
       init.subprotocol = rec.subprotocol;
       init.state = rec.state;
-      EventLoop* loop = loops_[next_loop_++ % loops_.size()].get();
-      auto conn = std::make_shared<ClientConnection>(this, loop, hub, init, options_.limits);
-      {
-        std::lock_guard lock(conns_mu_);
-        conns_[rec.id] = conn;
-      }
-      std::vector<std::pair<uint64_t, std::shared_ptr<const std::string>>> unacked;
+      auto conn = NewConnection(hub, std::move(init));
+      hub->AttachLocal(rec.id, conn->handle());
+      std::vector<std::pair<uint64_t, SharedBytes>> unacked;
       std::string why = "The service restarted.";
       bool can_hold = rec.reliable && store && !rec.checkpoints.empty() && until > steady_now;
       if (can_hold) {
         auto replay = storage::ReplayConnection(
-            *store, hub->name().str(), rec, rec.checkpoints.front(), hub->applied_position(),
+            *store, hub->name().str(), rec, rec.checkpoints.front(), hub->replayable_position(),
             rec.acked, [&](uint64_t seq, uint64_t, const storage::Entry& e) {
-              unacked.emplace_back(seq, std::make_shared<const std::string>(EncodeMessageBody(e)));
+              EncodedMessage m;
+              codec.Encode(e, &m);
+              unacked.emplace_back(seq, codec.Shared(m));
             });
         if (!replay.ok()) {
           can_hold = false;
           why = "The connection's messages left the replay log: " + replay.status().message();
         }
       }
+      EventLoop* loop = conn->loop();
       if (can_hold) {
         ++held;
         loop->RunAndWait([&] { conn->RestoreHeld(std::move(unacked), rec.acked, until); });
@@ -94,26 +94,25 @@ void Gateway::Recover(const std::shared_ptr<HttpExchange>& exchange,
   // Recovery failure is "accept, then close 1008" (PROTOCOL.md 3.6): an HTTP error would
   // leave the official client retrying for 30 s.
   // The frame is built on this thread; the loops only write it (or attach the connection).
-  std::string reject_frame;
-  if (!protocol.empty())
-    reject_frame = WsFrame(WsOpcode::kText, EncodeDisconnected(kCannotRecover));
+  std::string reject_frame = CodecByName(protocol).Disconnected(kCannotRecover);
   reject_frame += WsCloseFrame(1008, kCannotRecover);
-  std::shared_ptr<ClientConnection> conn;
-  if (protocol == kJsonReliableProtocol && VerifyReconnectionToken(*hub, connection_id, token)) {
-    conn = Find(connection_id);
+  uint64_t handle = 0;
+  if (hub && CodecByName(protocol).reliable() &&
+      VerifyReconnectionToken(*hub, connection_id, token)) {
+    if (auto rec = hub->view().GetConnection(connection_id)) handle = rec->local_handle;
   }
-  if (conn && conn->hub() != hub) conn.reset();
   exchange->Upgrade(
       SwitchingProtocols(accept, protocol),
-      [conn, reject_frame](std::unique_ptr<Transport> transport, std::string early_bytes) {
+      [this, handle, reject_frame](std::unique_ptr<Transport> transport, std::string early_bytes) {
         if (!transport) return;
-        if (!conn) {
+        if (handle == 0) {
           WriteAndClose(std::move(transport), reject_frame);
           return;
         }
         auto box = std::make_shared<std::unique_ptr<Transport>>(std::move(transport));
-        conn->loop()->Post([conn, box, reject_frame, early = std::move(early_bytes)] {
-          if (!conn->Recover(*box, early)) WriteAndClose(std::move(*box), reject_frame);
+        LoopOf(handle)->Post([this, handle, box, reject_frame, early = std::move(early_bytes)] {
+          ClientConnection* conn = Lookup(handle);
+          if (!conn || !conn->Recover(*box, early)) WriteAndClose(std::move(*box), reject_frame);
         });
       });
 }

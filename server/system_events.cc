@@ -25,7 +25,9 @@ rest::UpstreamRequest NewUpstreamRequest(const EventHandlerSettings& handler,
 void Gateway::FireSystemEvent(SystemEvent event, const std::string& hub,
                               const storage::ConnectionRecord& c, std::string event_id,
                               std::string body) {
-  const EventHandlerSettings* handler = settings()->ForSystemEvent(hub, event);
+  // Held for as long as `handler` is used: a SIGHUP may replace the settings meanwhile.
+  std::shared_ptr<const HubSettings> settings = this->settings();
+  const EventHandlerSettings* handler = settings->ForSystemEvent(hub, event);
   if (!handler) return;
   const char* name = event == SystemEvent::kConnected ? "connected" : "disconnected";
   rest::UpstreamRequest request =

@@ -182,6 +182,14 @@ class MemoryView final : public HubView {
     user_groups_[user][group] = expires_at_ms;
   }
 
+  void SetLocalHandle(const std::string& id, uint64_t handle) override {
+    std::unique_lock lock(mu_);
+    auto it = conns_.find(id);
+    if (it == conns_.end()) return;
+    std::atomic_ref<uint64_t>(it->second->rec.local_handle)
+        .store(handle, std::memory_order_relaxed);
+  }
+
   void RestoreAppliedPosition(uint64_t position) override {
     std::unique_lock lock(mu_);
     applied_ = position;

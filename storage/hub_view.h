@@ -21,6 +21,7 @@
 #include "storage/entry.h"
 #include "storage/permissions.h"
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -57,7 +58,17 @@ struct ConnectionRecord {
   std::vector<Checkpoint> checkpoints;
   // The state an event handler set (ce-connectionState); nullopt = none.
   std::optional<std::string> state;
+  // Node-local and opaque to storage: the socket layer's handle for a connection whose socket
+  // this node holds (0: none here). Never encoded, replicated or compared; set through
+  // HubView::SetLocalHandle and read with LocalHandle().
+  uint64_t local_handle = 0;
 };
+
+// Reads local_handle where another thread may be setting it (SetLocalHandle).
+inline uint64_t LocalHandle(const ConnectionRecord& c) {
+  return std::atomic_ref<uint64_t>(const_cast<uint64_t&>(c.local_handle))
+      .load(std::memory_order_relaxed);
+}
 
 struct ApplyResult {
   // OK, or why a client action / REST command had no effect: kForbidden, kDuplicate,
@@ -145,6 +156,8 @@ class HubView {
       int64_t now_ms, size_t limit) const = 0;
   virtual void RestoreUserGroup(const std::string& user_id, const std::string& group,
                                 int64_t expires_at_ms) = 0;
+  // Sets a connection's local_handle (no-op when it does not exist). Any thread.
+  virtual void SetLocalHandle(const std::string& connection_id, uint64_t handle) = 0;
 
   // Start-up only (before the first Apply): put back a connection loaded from disk with its
   // remembered ackIds (oldest first), and the applied position.

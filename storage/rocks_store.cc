@@ -14,6 +14,7 @@
 #include <cstdarg>
 #include <cstdio>
 #include <deque>
+#include <map>
 #include <mutex>
 #include <unordered_map>
 
@@ -77,6 +78,93 @@ class ForwardingLogger : public rocksdb::Logger {
   std::atomic<bool> enabled_{false};
 };
 
+// What a run of applied entries changed, as one RocksDB WriteBatch. The applied positions are
+// kept per hub and written once, by Finish, with the last position of each hub.
+class RocksApplyBatch final : public ApplyBatch {
+ public:
+  explicit RocksApplyBatch(const std::vector<rocksdb::ColumnFamilyHandle*>& cfs) : cfs_(cfs) {}
+
+  void Add(const std::string& hub, uint64_t pos, const Entry& e, const ApplyResult& r,
+           std::string_view log_entry) override {
+    size_t before = b_.Count();
+    if (!log_entry.empty()) {
+      b_.Put(cfs_[kLog], PosKey(hub, pos), rocksdb::Slice(log_entry.data(), log_entry.size()));
+      log_bytes_[hub] += log_entry.size();
+    }
+    for (const ConnectionRecord* c : r.touched) {
+      b_.Put(cfs_[kConns], hub + '\0' + c->id, EncodeConnectionRecord(*c));
+    }
+    for (const auto& m : r.membership) {
+      std::string key = Join3(hub, m.group, m.connection_id);
+      if (m.joined) {
+        b_.Put(cfs_[kMembers], key, "");
+      } else {
+        b_.Delete(cfs_[kMembers], key);
+      }
+    }
+    for (const auto& id : r.closed) {
+      b_.Delete(cfs_[kConns], hub + '\0' + id);
+      std::string from = Join3(hub, id, "");
+      std::string to = hub + '\0' + id + '\1';
+      b_.DeleteRange(cfs_[kAcks], from, to);
+    }
+    if (r.ack_remembered && !e.origin_connection.empty()) {
+      std::string k = Join3(hub, e.origin_connection, "");
+      PutFixed64BE(&k, *r.ack_remembered);
+      b_.Put(cfs_[kAcks], k, "");
+      if (r.ack_forgotten) {
+        std::string f = Join3(hub, e.origin_connection, "");
+        PutFixed64BE(&f, *r.ack_forgotten);
+        b_.Delete(cfs_[kAcks], f);
+      }
+    }
+    for (const auto& ug : r.user_groups) {
+      std::string key = Join3(hub, ug.user_id, ug.group);
+      if (ug.expires_at_ms) {
+        std::string v;
+        PutFixed64BE(&v, static_cast<uint64_t>(*ug.expires_at_ms));
+        b_.Put(cfs_[kUserGroups], key, v);
+      } else {
+        b_.Delete(cfs_[kUserGroups], key);
+      }
+    }
+    if (!r.status.ok()) {
+      b_.Put(cfs_[kOutcome], PosKey(hub, pos),
+             std::string(1, static_cast<char>(static_cast<uint8_t>(r.status.code()))));
+    }
+    if (b_.Count() != before) changes_state_ = true;
+    // Runs of one hub are the common case: skip the lookup when the hub repeats.
+    if (last_applied_ == nullptr || last_hub_ != hub) {
+      last_applied_ = &applied_[hub];
+      last_hub_ = hub;
+    }
+    *last_applied_ = pos;
+  }
+
+  bool changes_state() const override { return changes_state_; }
+  bool empty() const override { return applied_.empty(); }
+
+  // Adds the applied positions; call once, before writing.
+  void Finish() {
+    for (const auto& [hub, pos] : applied_) {
+      std::string v;
+      PutFixed64BE(&v, pos);
+      b_.Put(cfs_[kMeta], std::string("applied\0", 8) + hub, v);
+    }
+  }
+  rocksdb::WriteBatch& batch() { return b_; }
+  const std::unordered_map<std::string, uint64_t>& log_bytes() const { return log_bytes_; }
+
+ private:
+  const std::vector<rocksdb::ColumnFamilyHandle*>& cfs_;
+  rocksdb::WriteBatch b_;
+  std::unordered_map<std::string, uint64_t> applied_;
+  std::unordered_map<std::string, uint64_t> log_bytes_;
+  bool changes_state_ = false;
+  std::string last_hub_;
+  uint64_t* last_applied_ = nullptr;  // applied_[last_hub_] (stable: node-based map)
+};
+
 class RocksStore final : public Store {
  public:
   RocksStore(std::unique_ptr<rocksdb::DB> db, std::vector<rocksdb::ColumnFamilyHandle*> cfs,
@@ -131,13 +219,28 @@ class RocksStore final : public Store {
     return new_epoch;
   }
 
-  Status AppendLog(const std::string& hub, uint64_t pos, std::string_view entry) override {
-    // Seeded from disk before the write, so the new entry is counted once.
-    std::atomic<uint64_t>& bytes = LogBytesFor(hub);
+  Status AppendLog(const std::vector<LogAppend>& entries) override {
     rocksdb::WriteBatch b;
-    b.Put(cfs_[kLog], PosKey(hub, pos), rocksdb::Slice(entry.data(), entry.size()));
+    // Entries come in runs of one hub: count each run's bytes once.
+    std::vector<std::pair<std::atomic<uint64_t>*, uint64_t>> grown;
+    std::string_view last_hub;
+    std::string key;
+    for (const LogAppend& a : entries) {
+      if (grown.empty() || a.hub != last_hub) {
+        last_hub = a.hub;
+        // Seeded from disk before the write, so the new entries are counted once.
+        grown.emplace_back(&LogBytesFor(std::string(a.hub)), 0);
+      }
+      grown.back().second += a.entry.size();
+      key.assign(a.hub);
+      key += '\0';
+      PutFixed64BE(&key, a.position);
+      b.Put(cfs_[kLog], key, rocksdb::Slice(a.entry.data(), a.entry.size()));
+    }
     Status s = Write(&b, "append to the log");
-    if (s.ok()) bytes.fetch_add(entry.size(), std::memory_order_relaxed);
+    if (s.ok()) {
+      for (auto& [counter, bytes] : grown) counter->fetch_add(bytes, std::memory_order_relaxed);
+    }
     return s;
   }
 
@@ -203,65 +306,32 @@ class RocksStore final : public Store {
     return const_cast<RocksStore*>(this)->LogBytesFor(hub).load(std::memory_order_relaxed);
   }
 
-  Status CommitApply(const std::string& hub, uint64_t pos, const Entry& e,
-                     const ApplyResult& r) override {
-    rocksdb::WriteBatch b;
-    for (const ConnectionRecord* c : r.touched) {
-      b.Put(cfs_[kConns], hub + '\0' + c->id, EncodeConnectionRecord(*c));
-    }
-    for (const auto& m : r.membership) {
-      std::string key = Join3(hub, m.group, m.connection_id);
-      if (m.joined) {
-        b.Put(cfs_[kMembers], key, "");
-      } else {
-        b.Delete(cfs_[kMembers], key);
-      }
-    }
-    for (const auto& id : r.closed) {
-      b.Delete(cfs_[kConns], hub + '\0' + id);
-      std::string from = Join3(hub, id, "");
-      std::string to = hub + '\0' + id + '\1';
-      b.DeleteRange(cfs_[kAcks], from, to);
-    }
-    if (r.ack_remembered && !e.origin_connection.empty()) {
-      std::string k = Join3(hub, e.origin_connection, "");
-      PutFixed64BE(&k, *r.ack_remembered);
-      b.Put(cfs_[kAcks], k, "");
-      if (r.ack_forgotten) {
-        std::string f = Join3(hub, e.origin_connection, "");
-        PutFixed64BE(&f, *r.ack_forgotten);
-        b.Delete(cfs_[kAcks], f);
-      }
-    }
-    for (const auto& ug : r.user_groups) {
-      std::string key = Join3(hub, ug.user_id, ug.group);
-      if (ug.expires_at_ms) {
-        std::string v;
-        PutFixed64BE(&v, static_cast<uint64_t>(*ug.expires_at_ms));
-        b.Put(cfs_[kUserGroups], key, v);
-      } else {
-        b.Delete(cfs_[kUserGroups], key);
-      }
-    }
-    if (!r.status.ok()) {
-      b.Put(cfs_[kOutcome], PosKey(hub, pos),
-            std::string(1, static_cast<char>(static_cast<uint8_t>(r.status.code()))));
-    }
-    std::string applied;
-    PutFixed64BE(&applied, pos);
-    b.Put(cfs_[kMeta], std::string("applied\0", 8) + hub, applied);
-    // Batches are written in apply order. One that fails (a full disk) waits, with every
+  std::unique_ptr<ApplyBatch> NewApplyBatch() override {
+    return std::make_unique<RocksApplyBatch>(cfs_);
+  }
+
+  Status Commit(std::unique_ptr<ApplyBatch> batch) override {
+    auto* rb = static_cast<RocksApplyBatch*>(batch.get());
+    if (rb->empty()) return Status::Ok();
+    rb->Finish();
+    // Counted before the write like AppendLog, so a hub's counter is seeded from disk once.
+    std::vector<std::pair<std::atomic<uint64_t>*, uint64_t>> grown;
+    for (const auto& [hub, bytes] : rb->log_bytes()) grown.emplace_back(&LogBytesFor(hub), bytes);
+    // Batches are written in commit order. One that fails (a full disk) waits, with every
     // later one behind it, and is written first when a write succeeds again; the entries are
     // durable in the log, so a restart meanwhile re-applies from the last written position.
     std::lock_guard lock(commit_mu_);
-    deferred_.push_back(std::move(b));
+    deferred_.push_back({std::move(rb->batch()), std::move(grown)});
     while (!deferred_.empty()) {
       // Never fsync'd: the log entry is (with --sync-writes), and the WAL is recovered as a
       // prefix, so a lost apply batch is re-applied from the log at start-up.
-      Status s = Write(&deferred_.front(), "apply", /*sync=*/false);
+      Status s = Write(&deferred_.front().batch, "apply", /*sync=*/false);
       if (!s.ok()) {
         return Status::Unavailable(s.message() + " (" + std::to_string(deferred_.size()) +
-                                   " applied entries wait to be written)");
+                                   " apply batches wait to be written)");
+      }
+      for (auto& [counter, bytes] : deferred_.front().log_bytes) {
+        counter->fetch_add(bytes, std::memory_order_relaxed);
       }
       deferred_.pop_front();
     }
@@ -348,8 +418,12 @@ class RocksStore final : public Store {
     return Convert(s, what);
   }
 
+  struct Deferred {
+    rocksdb::WriteBatch batch;
+    std::vector<std::pair<std::atomic<uint64_t>*, uint64_t>> log_bytes;  // replay-log growth
+  };
   std::mutex commit_mu_;
-  std::deque<rocksdb::WriteBatch> deferred_;  // apply batches not written yet, in order
+  std::deque<Deferred> deferred_;  // apply batches not written yet, in order
   std::mutex resume_mu_;
   std::chrono::steady_clock::time_point last_resume_{};
   std::unique_ptr<rocksdb::DB> db_;
@@ -392,6 +466,9 @@ Result<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) {
   cf_opts.write_buffer_size = 2 << 20;
   rocksdb::ColumnFamilyOptions log_opts = cf_opts;
   log_opts.write_buffer_size = 8 << 20;
+  // The log takes every append: room for memtables to wait for their flush without stalling
+  // writes under a burst.
+  log_opts.max_write_buffer_number = 4;
 
   // An existing store must have every column family: creating a missing one would hide a
   // damaged MANIFEST (and drop its WAL records). The format is checked read-only first, so a

@@ -8,8 +8,9 @@
 //   members  hub \0 group \0 connection id -> "" (group membership index)
 //   acks     hub \0 connection id \0 ackId(BE64) -> "" (processed ackIds, bounded history)
 //   user_groups hub \0 user \0 group -> expiry(BE64 Unix ms) (remembered memberships)
-// Everything an applied entry changes is written in one atomic WriteBatch together with the
-// hub's applied position, so a crash never leaves a half-applied entry.
+// What applied entries change is written in one atomic WriteBatch per applier run together
+// with the hubs' applied positions, so a crash never leaves a half-applied entry: start-up
+// re-applies from the last committed applied position.
 //
 // Durability: every write goes through RocksDB's WAL, which survives the process being
 // killed; with sync_writes each write also fsyncs, which survives power loss.
@@ -37,6 +38,20 @@ struct StoreOptions {
   bool sync_writes = false;
 };
 
+// What applying a run of entries changed, gathered for one write. Filled by one thread.
+class ApplyBatch {
+ public:
+  virtual ~ApplyBatch() = default;
+  // Adds what applying `entry` at `position` changed (`result` is read during the call only)
+  // and the hub's new applied position. `log_entry`: the encoded entry, for a log that did not
+  // write the node's replay log itself (a replicated log); empty when it is there already.
+  virtual void Add(const std::string& hub, uint64_t position, const Entry& entry,
+                   const ApplyResult& result, std::string_view log_entry = {}) = 0;
+  // True when the batch holds more than applied positions (replay or queries need it).
+  virtual bool changes_state() const = 0;
+  virtual bool empty() const = 0;
+};
+
 class Store {
  public:
   virtual ~Store() = default;
@@ -49,8 +64,18 @@ class Store {
   virtual std::vector<std::string> Hubs() const = 0;
   virtual Result<uint64_t> Epoch(const std::string& hub, uint64_t new_epoch) = 0;
 
-  // The log. AppendLog is durable when it returns OK (kUnavailable when the disk is full).
-  virtual Status AppendLog(const std::string& hub, uint64_t position, std::string_view entry) = 0;
+  // The log. AppendLog writes every entry in one atomic write (group commit: one fsync with
+  // sync_writes, however many hubs and entries) and is durable when it returns OK
+  // (kUnavailable when the disk is full; then nothing was written).
+  struct LogAppend {
+    std::string_view hub;
+    uint64_t position;
+    std::string_view entry;
+  };
+  virtual Status AppendLog(const std::vector<LogAppend>& entries) = 0;
+  Status AppendLog(const std::string& hub, uint64_t position, std::string_view entry) {
+    return AppendLog({LogAppend{hub, position, entry}});
+  }
   // 0 when the hub's log is empty.
   virtual uint64_t FirstLogPosition(const std::string& hub) const = 0;
   virtual uint64_t LastLogPosition(const std::string& hub) const = 0;
@@ -63,11 +88,20 @@ class Store {
   virtual Status TrimLogBefore(const std::string& hub, uint64_t position) = 0;
   virtual uint64_t LogBytes(const std::string& hub) const = 0;
 
-  // The view. CommitApply writes what applying `entry` at `position` changed. When the write
-  // fails (a full disk) it returns kUnavailable but keeps the batch and writes it, before any
-  // later one, on a later call: the caller never has to block or retry.
-  virtual Status CommitApply(const std::string& hub, uint64_t position, const Entry& entry,
-                             const ApplyResult& result) = 0;
+  // The view. An applier gathers what a run of applied entries changed (of any hubs) into
+  // one ApplyBatch and commits it in one write. Commit never fsyncs: the entries are durable
+  // in the log, and start-up re-applies everything after the last committed applied position.
+  // When the write fails (a full disk) Commit returns kUnavailable but keeps the batch and
+  // writes it, before any later one, on a later call: the caller never has to block or retry.
+  virtual std::unique_ptr<ApplyBatch> NewApplyBatch() = 0;
+  virtual Status Commit(std::unique_ptr<ApplyBatch> batch) = 0;
+  // One entry's changes in a batch of their own.
+  Status CommitApply(const std::string& hub, uint64_t position, const Entry& entry,
+                     const ApplyResult& result) {
+    auto batch = NewApplyBatch();
+    batch->Add(hub, position, entry, result);
+    return Commit(std::move(batch));
+  }
   virtual uint64_t AppliedPosition(const std::string& hub) const = 0;
   virtual Status LoadUserGroups(
       const std::string& hub,
