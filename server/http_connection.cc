@@ -192,8 +192,11 @@ void HttpConnection::Dispatch() {
       std::make_shared<HttpExchange>(std::static_pointer_cast<HttpConnection>(shared_from_this()),
                                      loop_, ++sequence_, std::move(request));
   if (!front_->Dispatch(exchange)) {
-    exchange->Respond(rest::ErrorResponse(503, "ServiceUnavailable",
-                                          "Too many requests are waiting; retry later."));
+    // Every worker busy and the queue full: pushed back like any other full queue.
+    rest::HttpResponse busy = rest::ErrorResponse(503, "ServiceUnavailable",
+                                                  "Too many requests are waiting; retry later.");
+    busy.headers.Set("Retry-After", "1");
+    exchange->Respond(std::move(busy));
   }
 }
 
