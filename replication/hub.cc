@@ -188,8 +188,9 @@ void Hub::Trim(int64_t now_ms, int64_t max_age_ms, uint64_t max_bytes) {
   storage::Store* store = this->store();
   if (!store) return;
   const std::string& hub = name_.str();
-  uint64_t first = store->FirstLogPosition(hub);
-  if (first == 0) return;
+  auto first_or = store->FirstLogPosition(hub);
+  if (!first_or.ok() || *first_or == 0) return;
+  uint64_t first = *first_or;
   // Never drop what a restart would have to re-apply.
   uint64_t limit = committed_position() + 1;
   uint64_t bytes = store->LogBytes(hub);
@@ -255,26 +256,15 @@ Result<std::shared_ptr<Hub>> HubRegistry::CreateHub(const HubName& name, bool cr
   auto view = storage::NewMemoryView();
   const std::string& hub = name.str();
   if (store) {
-    uint64_t applied = store->AppliedPosition(hub);
-    Status load = store->LoadConnections(
-        hub, [&](storage::ConnectionRecord rec, std::vector<uint64_t> acks) {
-          if (rec.reliable && !rec.checkpoints.empty()) {
-            // The stored record's count is only as fresh as its last write: count forward
-            // from the newest checkpoint to where the view stands.
-            auto counted =
-                storage::ReplayConnection(*store, hub, rec, rec.checkpoints.back(), applied,
-                                          UINT64_MAX, [](uint64_t, uint64_t, auto&) {});
-            if (counted.ok()) rec.seq = counted->seq;
-          }
-          view->Restore(std::move(rec), acks);
-        });
-    if (!load.ok()) return load;
-    load = store->LoadUserGroups(
-        hub, [&](const std::string& user, const std::string& group, int64_t expiry) {
-          view->RestoreUserGroup(user, group, expiry);
-        });
-    if (!load.ok()) return load;
-    view->RestoreAppliedPosition(applied);
+    std::vector<std::string> uncountable;
+    auto state = storage::LoadViewForStart(*store, hub, &uncountable);
+    if (!state.ok()) return state.status();
+    for (const auto& id : uncountable) {
+      // Its entries left retention: it cannot be recovered (start-up ends it).
+      Logger("registry").Warn("hub ", hub, ": connection ", id,
+                              " cannot be recounted; it will not be recovered");
+    }
+    view->ImportState(std::move(state).value());
   }
   int applier = next_applier_.fetch_add(1) % appliers_->size();
   auto h = std::make_shared<Hub>(name, std::move(log).value(), std::move(view), this, applier);

@@ -191,7 +191,11 @@ class Provider final : public LocalLogProvider {
     }
     auto epoch = store_->Epoch(hub, RandomU64());
     if (!epoch.ok()) return epoch.status();
-    uint64_t last = std::max(store_->LastLogPosition(hub), store_->AppliedPosition(hub));
+    auto logged = store_->LastLogPosition(hub);
+    if (!logged.ok()) return logged.status();
+    auto applied = store_->AppliedPosition(hub);
+    if (!applied.ok()) return applied.status();
+    uint64_t last = std::max(*logged, *applied);
     return std::unique_ptr<HubLog>(std::make_unique<LocalLog>(&writer_, store_, hub, *epoch, last));
   }
 

@@ -18,6 +18,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <sched.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <thread>
@@ -119,7 +120,12 @@ int Serve(const std::vector<std::string>& args) {
   hubcast::server::GatewayOptions go;
   go.bind = cfg.bind;
   go.port = cfg.port;
-  const int cores = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  // The cores this process may run on (taskset, cgroups), not the machine's.
+  cpu_set_t affinity;
+  CPU_ZERO(&affinity);
+  const int cores = sched_getaffinity(0, sizeof affinity, &affinity) == 0
+                        ? std::max(1, CPU_COUNT(&affinity))
+                        : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
   go.event_loops = cfg.event_loops > 0 ? cfg.event_loops : cores;
   go.max_loop_inbox = static_cast<size_t>(cfg.loop_inbox);
   go.http_threads = cfg.http_threads;

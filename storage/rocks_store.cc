@@ -40,6 +40,17 @@ std::string Join3(const std::string& a, const std::string& b, const std::string&
   return k;
 }
 
+// meta: "applied\0<hub>" -> position(BE64) time(BE64, two's complement); older stores wrote
+// the position alone.
+std::string AppliedKey(const std::string& hub) { return std::string("applied\0", 8) + hub; }
+std::string AppliedValue(uint64_t pos, int64_t time_ms) {
+  std::string v;
+  PutFixed64BE(&v, pos);
+  PutFixed64BE(&v, static_cast<uint64_t>(time_ms));
+  return v;
+}
+std::string EpochKey(const std::string& hub) { return std::string("epoch\0", 6) + hub; }
+
 // RocksDB's status converted at the boundary; a full disk is the one case callers retry.
 Status Convert(const rocksdb::Status& s, const char* what) {
   if (s.ok()) return Status::Ok();
@@ -111,7 +122,9 @@ class RocksApplyBatch final : public ApplyBatch {
     if (r.ack_remembered && !e.origin_connection.empty()) {
       std::string k = Join3(hub, e.origin_connection, "");
       PutFixed64BE(&k, *r.ack_remembered);
-      b_.Put(cfs_[kAcks], k, "");
+      std::string arrival;
+      PutFixed64BE(&arrival, pos);
+      b_.Put(cfs_[kAcks], k, arrival);
       if (r.ack_forgotten) {
         std::string f = Join3(hub, e.origin_connection, "");
         PutFixed64BE(&f, *r.ack_forgotten);
@@ -138,7 +151,7 @@ class RocksApplyBatch final : public ApplyBatch {
       last_applied_ = &applied_[hub];
       last_hub_ = hub;
     }
-    *last_applied_ = pos;
+    *last_applied_ = {pos, r.timestamp_ms};
   }
 
   bool changes_state() const override { return changes_state_; }
@@ -146,10 +159,8 @@ class RocksApplyBatch final : public ApplyBatch {
 
   // Adds the applied positions; call once, before writing.
   void Finish() {
-    for (const auto& [hub, pos] : applied_) {
-      std::string v;
-      PutFixed64BE(&v, pos);
-      b_.Put(cfs_[kMeta], std::string("applied\0", 8) + hub, v);
+    for (const auto& [hub, at] : applied_) {
+      b_.Put(cfs_[kMeta], AppliedKey(hub), AppliedValue(at.first, at.second));
     }
   }
   rocksdb::WriteBatch& batch() { return b_; }
@@ -158,11 +169,11 @@ class RocksApplyBatch final : public ApplyBatch {
  private:
   const std::vector<rocksdb::ColumnFamilyHandle*>& cfs_;
   rocksdb::WriteBatch b_;
-  std::unordered_map<std::string, uint64_t> applied_;
+  std::unordered_map<std::string, std::pair<uint64_t, int64_t>> applied_;  // position, time
   std::unordered_map<std::string, uint64_t> log_bytes_;
   bool changes_state_ = false;
   std::string last_hub_;
-  uint64_t* last_applied_ = nullptr;  // applied_[last_hub_] (stable: node-based map)
+  std::pair<uint64_t, int64_t>* last_applied_ = nullptr;  // applied_[last_hub_] (stable)
 };
 
 class RocksStore final : public Store {
@@ -207,7 +218,7 @@ class RocksStore final : public Store {
 
   Result<uint64_t> Epoch(const std::string& hub, uint64_t new_epoch) override {
     std::lock_guard lock(epoch_mu_);
-    std::string key = std::string("epoch\0", 6) + hub, v;
+    std::string key = EpochKey(hub), v;
     auto s = db_->Get(rocksdb::ReadOptions(), cfs_[kMeta], key, &v);
     if (s.ok() && v.size() == 8) return DecodeFixed64BE(v.data());
     if (!s.IsNotFound()) return Convert(s, "read epoch");
@@ -244,20 +255,26 @@ class RocksStore final : public Store {
     return s;
   }
 
-  uint64_t FirstLogPosition(const std::string& hub) const override {
+  Result<uint64_t> FirstLogPosition(const std::string& hub) const override {
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cfs_[kLog]));
     std::string prefix = HubKey(hub);
     it->Seek(prefix);
-    if (!it->Valid() || !it->key().starts_with(prefix)) return 0;
+    if (!it->Valid() || !it->key().starts_with(prefix)) {
+      if (Status s = Convert(it->status(), "read the log"); !s.ok()) return s;
+      return uint64_t{0};
+    }
     return DecodeFixed64BE(it->key().data() + prefix.size());
   }
 
-  uint64_t LastLogPosition(const std::string& hub) const override {
+  Result<uint64_t> LastLogPosition(const std::string& hub) const override {
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cfs_[kLog]));
     std::string prefix = HubKey(hub);
     std::string end = hub + '\1';
     it->SeekForPrev(end);
-    if (!it->Valid() || !it->key().starts_with(prefix)) return 0;
+    if (!it->Valid() || !it->key().starts_with(prefix)) {
+      if (Status s = Convert(it->status(), "read the log"); !s.ok()) return s;
+      return uint64_t{0};
+    }
     return DecodeFixed64BE(it->key().data() + prefix.size());
   }
 
@@ -273,15 +290,19 @@ class RocksStore final : public Store {
     return Convert(it->status(), "read the log");
   }
 
-  StatusCode Outcome(const std::string& hub, uint64_t pos) const override {
+  Result<StatusCode> Outcome(const std::string& hub, uint64_t pos) const override {
     std::string v;
     auto s = db_->Get(rocksdb::ReadOptions(), cfs_[kOutcome], PosKey(hub, pos), &v);
-    if (!s.ok() || v.empty()) return StatusCode::kOk;
+    if (s.IsNotFound()) return StatusCode::kOk;
+    if (!s.ok()) return Convert(s, "read an apply outcome");
+    if (v.empty()) return StatusCode::kOk;
     return static_cast<StatusCode>(static_cast<uint8_t>(v[0]));
   }
 
   Status TrimLogBefore(const std::string& hub, uint64_t pos) override {
-    uint64_t first = FirstLogPosition(hub);
+    auto first_or = FirstLogPosition(hub);
+    if (!first_or.ok()) return first_or.status();
+    uint64_t first = *first_or;
     if (first == 0 || first >= pos) return Status::Ok();
     // Account the bytes leaving, for the size limit.
     uint64_t bytes = 0;
@@ -338,50 +359,96 @@ class RocksStore final : public Store {
     return Status::Ok();
   }
 
-  uint64_t AppliedPosition(const std::string& hub) const override {
-    std::string v;
-    auto s = db_->Get(rocksdb::ReadOptions(), cfs_[kMeta], std::string("applied\0", 8) + hub, &v);
-    if (!s.ok() || v.size() != 8) return 0;
-    return DecodeFixed64BE(v.data());
+  Result<uint64_t> AppliedPosition(const std::string& hub) const override {
+    auto at = Applied(hub);
+    if (!at.ok()) return at.status();
+    return at->first;
   }
 
-  Status LoadUserGroups(const std::string& hub,
-                        const std::function<void(const std::string&, const std::string&, int64_t)>&
-                            fn) const override {
-    std::unique_ptr<rocksdb::Iterator> it(
-        db_->NewIterator(rocksdb::ReadOptions(), cfs_[kUserGroups]));
+  Result<ViewState> LoadViewState(const std::string& hub) const override {
+    ViewState state;
+    auto applied = Applied(hub);
+    if (!applied.ok()) return applied.status();
+    state.applied_position = applied->first;
+    state.last_timestamp_ms = applied->second;
     std::string prefix = HubKey(hub);
-    for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
-      std::string rest = it->key().ToString().substr(prefix.size());
-      size_t sep = rest.find('\0');
-      if (sep == std::string::npos || it->value().size() != 8) {
-        return Status::InvalidArgument("corrupt user-group membership in hub " + hub);
-      }
-      fn(rest.substr(0, sep), rest.substr(sep + 1),
-         static_cast<int64_t>(DecodeFixed64BE(it->value().data())));
-    }
-    return Convert(it->status(), "load user-group memberships");
-  }
-
-  Status LoadConnections(
-      const std::string& hub,
-      const std::function<void(ConnectionRecord, std::vector<uint64_t>)>& fn) const override {
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cfs_[kConns]));
-    std::string prefix = HubKey(hub);
     for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
       auto rec = DecodeConnectionRecord(std::string_view(it->value().data(), it->value().size()));
       if (!rec.ok()) return rec.status();
-      std::vector<uint64_t> acks;
+      ConnectionState& cs = state.connections.emplace_back();
       std::unique_ptr<rocksdb::Iterator> a(db_->NewIterator(rocksdb::ReadOptions(), cfs_[kAcks]));
       std::string ap = Join3(hub, rec->id, "");
       for (a->Seek(ap); a->Valid() && a->key().starts_with(ap); a->Next()) {
-        if (a->key().size() == ap.size() + 8) {
-          acks.push_back(DecodeFixed64BE(a->key().data() + ap.size()));
+        if (a->key().size() != ap.size() + 8) {
+          return Status::InvalidArgument("corrupt ackId key in hub " + hub);
         }
+        AckRecord ack{DecodeFixed64BE(a->key().data() + ap.size()), 0};
+        // Stores before arrival positions kept an empty value: those sort first, by id.
+        if (a->value().size() == 8) ack.position = DecodeFixed64BE(a->value().data());
+        cs.acks.push_back(ack);
       }
-      fn(std::move(rec).value(), std::move(acks));
+      if (Status s = Convert(a->status(), "load ackIds"); !s.ok()) return s;
+      std::stable_sort(cs.acks.begin(), cs.acks.end(),
+                       [](const AckRecord& x, const AckRecord& y) { return x.position < y.position; });
+      cs.record = std::move(rec).value();
     }
-    return Convert(it->status(), "load connections");
+    if (Status s = Convert(it->status(), "load connections"); !s.ok()) return s;
+    std::unique_ptr<rocksdb::Iterator> u(
+        db_->NewIterator(rocksdb::ReadOptions(), cfs_[kUserGroups]));
+    for (u->Seek(prefix); u->Valid() && u->key().starts_with(prefix); u->Next()) {
+      std::string rest = u->key().ToString().substr(prefix.size());
+      size_t sep = rest.find('\0');
+      if (sep == std::string::npos || u->value().size() != 8) {
+        return Status::InvalidArgument("corrupt user-group membership in hub " + hub);
+      }
+      state.user_groups.push_back({rest.substr(0, sep), rest.substr(sep + 1),
+                                   static_cast<int64_t>(DecodeFixed64BE(u->value().data()))});
+    }
+    if (Status s = Convert(u->status(), "load user-group memberships"); !s.ok()) return s;
+    return state;
+  }
+
+  Status InstallViewState(const std::string& hub, uint64_t epoch,
+                          const ViewState& state) override {
+    rocksdb::WriteBatch b;
+    const std::string from = HubKey(hub), to = hub + '\1';
+    for (Cf cf : {kLog, kOutcome, kConns, kMembers, kAcks, kUserGroups}) {
+      b.DeleteRange(cfs_[cf], from, to);
+    }
+    std::string v;
+    PutFixed64BE(&v, epoch);
+    b.Put(cfs_[kMeta], EpochKey(hub), v);
+    b.Put(cfs_[kMeta], AppliedKey(hub), AppliedValue(state.applied_position,
+                                                    state.last_timestamp_ms));
+    for (const ConnectionState& cs : state.connections) {
+      const ConnectionRecord& r = cs.record;
+      b.Put(cfs_[kConns], hub + '\0' + r.id, EncodeConnectionRecord(r));
+      for (const auto& g : r.groups) b.Put(cfs_[kMembers], Join3(hub, g, r.id), "");
+      for (const AckRecord& a : cs.acks) {
+        std::string k = Join3(hub, r.id, "");
+        PutFixed64BE(&k, a.ack_id);
+        std::string arrival;
+        PutFixed64BE(&arrival, a.position);
+        b.Put(cfs_[kAcks], k, arrival);
+      }
+    }
+    for (const UserGroupRecord& ug : state.user_groups) {
+      std::string expiry;
+      PutFixed64BE(&expiry, static_cast<uint64_t>(ug.expires_at_ms));
+      b.Put(cfs_[kUserGroups], Join3(hub, ug.user_id, ug.group), expiry);
+    }
+    // Applied before: a deferred batch of the old state must not land on top of the new one.
+    std::lock_guard lock(commit_mu_);
+    if (!deferred_.empty()) {
+      return Status::Unavailable("apply batches still wait to be written (a full disk)");
+    }
+    Status s = Write(&b, "install a hub's state");
+    if (s.ok()) {
+      // The hub's log is empty now (the counter stays: others may hold it).
+      LogBytesFor(hub).store(0, std::memory_order_relaxed);
+    }
+    return s;
   }
 
   // Counts log bytes per hub, seeded from disk on first use.
@@ -401,6 +468,19 @@ class RocksStore final : public Store {
   }
 
  private:
+  // The applied position and apply time of a hub (0, 0 when it has none).
+  Result<std::pair<uint64_t, int64_t>> Applied(const std::string& hub) const {
+    std::string v;
+    auto s = db_->Get(rocksdb::ReadOptions(), cfs_[kMeta], AppliedKey(hub), &v);
+    if (s.IsNotFound()) return std::pair<uint64_t, int64_t>{0, 0};
+    if (!s.ok()) return Convert(s, "read the applied position");
+    if (v.size() != 8 && v.size() != 16) {
+      return Status::InvalidArgument("corrupt applied position of hub " + hub);
+    }
+    int64_t time = v.size() == 16 ? static_cast<int64_t>(DecodeFixed64BE(v.data() + 8)) : 0;
+    return std::pair<uint64_t, int64_t>{DecodeFixed64BE(v.data()), time};
+  }
+
   // After a failed write (a full disk) RocksDB refuses every write until Resume() succeeds;
   // try it (at most once a second) so the node recovers by itself when space returns.
   Status Write(rocksdb::WriteBatch* batch, const char* what, bool sync = true) {

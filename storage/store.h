@@ -1,12 +1,13 @@
 // Store: a node's durable state in one RocksDB database (ARCHITECTURE.md: "nodes are RocksDB
 // views of the log"). Column families:
-//   meta     format version; per hub: epoch, applied position
+//   meta     format version; per hub: epoch, applied position and apply time
 //   log      hub \0 position(BE64) -> encoded entry (the hub log and its replay window)
 //   outcome  hub \0 position(BE64) -> apply status code, only for entries that had no effect
 //   conns    hub \0 connection id  -> encoded connection record (user, roles, permissions,
 //            groups, reliable numbering and checkpoints)
 //   members  hub \0 group \0 connection id -> "" (group membership index)
-//   acks     hub \0 connection id \0 ackId(BE64) -> "" (processed ackIds, bounded history)
+//   acks     hub \0 connection id \0 ackId(BE64) -> position(BE64) of the entry that brought
+//            it (processed ackIds, bounded history; the position keeps their arrival order)
 //   user_groups hub \0 user \0 group -> expiry(BE64 Unix ms) (remembered memberships)
 // What applied entries change is written in one atomic WriteBatch per applier run together
 // with the hubs' applied positions, so a crash never leaves a half-applied entry: start-up
@@ -77,13 +78,14 @@ class Store {
     return AppendLog({LogAppend{hub, position, entry}});
   }
   // 0 when the hub's log is empty.
-  virtual uint64_t FirstLogPosition(const std::string& hub) const = 0;
-  virtual uint64_t LastLogPosition(const std::string& hub) const = 0;
+  virtual Result<uint64_t> FirstLogPosition(const std::string& hub) const = 0;
+  virtual Result<uint64_t> LastLogPosition(const std::string& hub) const = 0;
   // Entries in [from, to] in order until fn returns false.
   virtual Status ScanLog(const std::string& hub, uint64_t from, uint64_t to,
                          const std::function<bool(uint64_t, std::string_view)>& fn) const = 0;
-  // Status of an applied entry that had no effect (OK otherwise).
-  virtual StatusCode Outcome(const std::string& hub, uint64_t position) const = 0;
+  // Status of an applied entry that had no effect (kOk otherwise); an error when the store
+  // cannot be read.
+  virtual Result<StatusCode> Outcome(const std::string& hub, uint64_t position) const = 0;
   // Drops log entries (and outcomes) below `position`. Bytes of log entries kept.
   virtual Status TrimLogBefore(const std::string& hub, uint64_t position) = 0;
   virtual uint64_t LogBytes(const std::string& hub) const = 0;
@@ -102,15 +104,14 @@ class Store {
     batch->Add(hub, position, entry, result);
     return Commit(std::move(batch));
   }
-  virtual uint64_t AppliedPosition(const std::string& hub) const = 0;
-  virtual Status LoadUserGroups(
-      const std::string& hub,
-      const std::function<void(const std::string& user, const std::string& group,
-                               int64_t expires_at_ms)>& fn) const = 0;
-  // Every stored connection with its remembered ackIds (oldest first).
-  virtual Status LoadConnections(
-      const std::string& hub,
-      const std::function<void(ConnectionRecord, std::vector<uint64_t>)>& fn) const = 0;
+  virtual Result<uint64_t> AppliedPosition(const std::string& hub) const = 0;
+  // The hub's whole view state as stored (connections with their ackIds in arrival order,
+  // remembered memberships, the applied position and time).
+  virtual Result<ViewState> LoadViewState(const std::string& hub) const = 0;
+  // Replaces everything stored of `hub` (log, outcomes, view) with `state` at `epoch`, in
+  // one write: a node that loads a snapshot, or finds its hub's log recreated.
+  virtual Status InstallViewState(const std::string& hub, uint64_t epoch,
+                                  const ViewState& state) = 0;
 };
 
 }  // namespace hubcast::storage

@@ -212,17 +212,17 @@ TEST_F(Retention, OldEntriesAreTrimmedInTheBackground) {
   for (int i = 1; i <= 5; ++i) Append(*hub, SendToAll("new " + std::to_string(i), fresh));
   EXPECT_TRUE(hub->Barrier().ok());
 
-  ASSERT_TRUE(WaitFor([&] { return store_->FirstLogPosition("chat") == 21; }))
-      << "first position " << store_->FirstLogPosition("chat");
+  ASSERT_TRUE(WaitFor([&] { return store_->FirstLogPosition("chat").value() == 21; }))
+      << "first position " << store_->FirstLogPosition("chat").value();
   // Give the retention thread a few more rounds: the young entries stay.
   std::this_thread::sleep_for(std::chrono::milliseconds(100));
   auto [bytes, positions] = LogContents("chat");
   EXPECT_EQ(positions, (std::vector<uint64_t>{21, 22, 23, 24, 25}));
-  EXPECT_EQ(store_->LastLogPosition("chat"), 25u);
+  EXPECT_EQ(store_->LastLogPosition("chat").value(), 25u);
   EXPECT_GT(bytes, 0u);
   // Trimming the log does not touch the view or its applied position.
   // Committed lazily after the barrier (a position-only batch waits up to 100 ms).
-  EXPECT_TRUE(WaitFor([&] { return store_->AppliedPosition("chat") == 25u; }));
+  EXPECT_TRUE(WaitFor([&] { return store_->AppliedPosition("chat").value() == 25u; }));
   EXPECT_EQ(hub->applied_position(), 25u);
 }
 
@@ -236,7 +236,7 @@ TEST_F(Retention, TrimmingStopsAtTheFirstYoungEntry) {
   Append(*hub, SendToAll("young", fresh));                                // 4
   for (int i = 0; i < 3; ++i) Append(*hub, SendToAll("old again", old));  // 5..7
   EXPECT_TRUE(hub->Barrier().ok());
-  ASSERT_TRUE(WaitFor([&] { return store_->FirstLogPosition("chat") == 4; }));
+  ASSERT_TRUE(WaitFor([&] { return store_->FirstLogPosition("chat").value() == 4; }));
   std::this_thread::sleep_for(std::chrono::milliseconds(100));
   // Retention keeps a contiguous suffix: nothing after the young entry is dropped.
   EXPECT_EQ(LogContents("chat").second, (std::vector<uint64_t>{4, 5, 6, 7}));
@@ -255,7 +255,7 @@ TEST_F(Retention, EntriesNotAppliedYetAreNeverTrimmed) {
   // Retention may drop only what a restart would not re-apply: applied entries whose applied
   // position is committed (the blocked run's batch is not committed yet, so perhaps none).
   std::this_thread::sleep_for(std::chrono::milliseconds(150));  // many retention rounds
-  uint64_t first = store_->FirstLogPosition("chat");
+  uint64_t first = store_->FirstLogPosition("chat").value();
   EXPECT_GE(first, 1u);
   EXPECT_LE(first, hub->committed_position() + 1);
   EXPECT_LE(first, 5u);
@@ -267,8 +267,8 @@ TEST_F(Retention, EntriesNotAppliedYetAreNeverTrimmed) {
   sink.Release();
   EXPECT_TRUE(hub->Barrier().ok());
   // Once applied, the (old) entries go too.
-  ASSERT_TRUE(WaitFor([&] { return store_->FirstLogPosition("chat") == 0; }))
-      << "first position " << store_->FirstLogPosition("chat");
+  ASSERT_TRUE(WaitFor([&] { return store_->FirstLogPosition("chat").value() == 0; }))
+      << "first position " << store_->FirstLogPosition("chat").value();
   // Positions continue after a fully trimmed log.
   EXPECT_EQ(Append(*hub, SendToAll("next", Now() + kHourMs)), 11u);
 }
@@ -371,8 +371,8 @@ TEST_F(RetentionReopen, PositionsAndNumberingContinueAfterTheHead) {
   EXPECT_EQ(ds[0].position, head_ + 1);
   EXPECT_EQ(ds[0].sequence_ids, (std::map<std::string, uint64_t>{{"c1", 10}, {"c2", 0}}));
   // Committed lazily after the barrier (a position-only batch waits up to 100 ms).
-  EXPECT_TRUE(WaitFor([&] { return store_->AppliedPosition("chat") == head_ + 2; }));
-  EXPECT_EQ(store_->LastLogPosition("chat"), head_ + 2);
+  EXPECT_TRUE(WaitFor([&] { return store_->AppliedPosition("chat").value() == head_ + 2; }));
+  EXPECT_EQ(store_->LastLogPosition("chat").value(), head_ + 2);
 }
 
 TEST_F(RetentionReopen, UnappliedTailEntriesAreAppliedByLoadAll) {
@@ -387,7 +387,7 @@ TEST_F(RetentionReopen, UnappliedTailEntriesAreAppliedByLoadAll) {
   ASSERT_TRUE(
       store_->AppendLog("chat", head_ + 3, storage::EncodeEntry(AddToGroup("c3", "g9", ts))).ok());
   // Committed lazily after the barrier (a position-only batch waits up to 100 ms).
-  EXPECT_TRUE(WaitFor([&] { return store_->AppliedPosition("chat") == head_; }));
+  EXPECT_TRUE(WaitFor([&] { return store_->AppliedPosition("chat").value() == head_; }));
 
   RecordingSink sink;
   HubRegistry registry(Options(kHourMs, 1ull << 40, 1000), &sink);
@@ -404,7 +404,7 @@ TEST_F(RetentionReopen, UnappliedTailEntriesAreAppliedByLoadAll) {
   auto hub = (*registry.Get(Name("chat")));
   EXPECT_EQ(hub->applied_position(), head_ + 3);
   // Committed lazily after the barrier (a position-only batch waits up to 100 ms).
-  EXPECT_TRUE(WaitFor([&] { return store_->AppliedPosition("chat") == head_ + 3; }));
+  EXPECT_TRUE(WaitFor([&] { return store_->AppliedPosition("chat").value() == head_ + 3; }));
   EXPECT_TRUE(hub->view().GroupExists("g9"));
   EXPECT_EQ(Append(*hub, SendToAll("next", Now())), head_ + 4);
   EXPECT_TRUE(hub->Barrier().ok());
@@ -421,7 +421,7 @@ TEST_F(RetentionReopen, ARestoredReliableConnectionWhoseCheckpointLeftRetentionC
     for (int i = 0; i < 4; ++i) Append(*hub, SendToAll("old", old));  // 2..5: c1 1..4
     Append(*hub, SendToAll("young", Now() + kHourMs));                // 6: c1 5
     EXPECT_TRUE(hub->Barrier().ok());
-    ASSERT_TRUE(WaitFor([&] { return store_->FirstLogPosition("chat") == 6; }));
+    ASSERT_TRUE(WaitFor([&] { return store_->FirstLogPosition("chat").value() == 6; }));
     registry.Stop();
   }
   RecordingSink sink;
@@ -447,12 +447,12 @@ TEST_F(RetentionReopen, PositionsContinueAfterAFullyTrimmedLog) {
     auto hub = (*registry.Get(Name("chat")));
     for (int i = 0; i < 5; ++i) Append(*hub, SendToAll("old", Now() - kHourMs));
     EXPECT_TRUE(hub->Barrier().ok());
-    ASSERT_TRUE(WaitFor([&] { return store_->FirstLogPosition("chat") == 0; }));
+    ASSERT_TRUE(WaitFor([&] { return store_->FirstLogPosition("chat").value() == 0; }));
     registry.Stop();
   }
-  EXPECT_EQ(store_->LastLogPosition("chat"), 0u);
+  EXPECT_EQ(store_->LastLogPosition("chat").value(), 0u);
   // Committed lazily after the barrier (a position-only batch waits up to 100 ms).
-  EXPECT_TRUE(WaitFor([&] { return store_->AppliedPosition("chat") == 5u; }));
+  EXPECT_TRUE(WaitFor([&] { return store_->AppliedPosition("chat").value() == 5u; }));
   RecordingSink sink;
   HubRegistry registry(Options(kHourMs, 1ull << 40, 1000), &sink);
   ASSERT_TRUE(registry.LoadAll().ok());
@@ -461,7 +461,7 @@ TEST_F(RetentionReopen, PositionsContinueAfterAFullyTrimmedLog) {
   EXPECT_EQ(Append(*hub, SendToAll("next", Now())), 6u);
   EXPECT_TRUE(hub->Barrier().ok());
   // Committed lazily after the barrier (a position-only batch waits up to 100 ms).
-  EXPECT_TRUE(WaitFor([&] { return store_->AppliedPosition("chat") == 6u; }));
+  EXPECT_TRUE(WaitFor([&] { return store_->AppliedPosition("chat").value() == 6u; }));
 }
 
 TEST_F(RetentionReopen, TwoHubsReloadIndependently) {
