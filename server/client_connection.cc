@@ -7,6 +7,7 @@
 #include "base/random.h"
 #include "rest/upstream_client.h"
 #include "server/gateway.h"
+#include "server/gateway_internal.h"
 #include "server/json_codec.h"
 
 #include <sys/uio.h>
@@ -48,6 +49,15 @@ bool ClientConnection::Recover(std::unique_ptr<Transport>& transport, std::strin
 }
 
 void ClientConnection::Attach(std::unique_ptr<Transport> transport, std::string early_bytes) {
+  if (state_ != State::kNew && state_ != State::kHeld) {
+    // It ended while its 101 was on the way (a REST close, a failed registration): the
+    // client hears why, as an attached socket would have, and the socket goes. An ended
+    // connection is never served again.
+    uint16_t code = end_code_ != 0 ? end_code_ : (codec_->reliable() ? 1008 : 1000);
+    WriteAndClose(std::move(transport),
+                  codec_->Disconnected(end_reason_) + WsCloseFrame(code, end_reason_));
+    return;
+  }
   bool recovering = state_ == State::kHeld;
   if (recovering) loop_->RemoveTicker(this);
   transport_ = std::move(transport);
@@ -127,6 +137,7 @@ void ClientConnection::Enqueue(std::string head, SharedBytes body, int64_t expir
 void ClientConnection::CloseByService(uint16_t code, const std::string& reason, bool log_closed) {
   if (log_closed) log_closed_ = true;
   if (state_ == State::kHeld || state_ == State::kNew) {
+    end_code_ = code;
     End(reason);
     return;
   }
@@ -670,6 +681,7 @@ void ClientConnection::Lost(const std::string& why) {
 void ClientConnection::End(const std::string& reason) {
   if (state_ == State::kEnded) return;
   auto self = shared_from_this();
+  end_reason_ = reason;
   if (state_ == State::kHeld) loop_->RemoveTicker(this);
   DetachSocket();
   state_ = State::kEnded;

@@ -96,6 +96,7 @@ class ClientConnection final : public IoHandler {
 
   // --- loop thread only ---
   // `early_bytes`: what the client sent right behind its upgrade request (WebSocket frames).
+  // A connection that ended meanwhile sends `disconnected` and a close frame and drops it.
   void Attach(std::unique_ptr<Transport> transport, std::string early_bytes = {});
   // Resumes a reliable session on a new connection: a held one, or an open one whose old
   // socket the server has not seen die yet (the new one takes over). False if the session
@@ -182,6 +183,11 @@ class ClientConnection final : public IoHandler {
   bool log_closed_ = false;
   bool close_appended_ = false;
   bool paused_ = false;  // waiting for an event handler: frames stay buffered
+  // Why it ended, for a socket that arrives afterwards (its 101 was on the way); the close
+  // code a service close asked for (0: 1008 for reliable clients, which must not recover, or
+  // 1000).
+  std::string end_reason_;
+  uint16_t end_code_ = 0;
   std::chrono::steady_clock::time_point last_read_, last_write_, held_until_;
   std::chrono::steady_clock::time_point write_progress_;  // last write, or queue became non-empty
 
