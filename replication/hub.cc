@@ -4,8 +4,10 @@
 #include "base/log.h"
 #include "replication/applier.h"
 #include "replication/local_log.h"
+#include "replication/snapshots.h"
 #include "storage/entry_codec.h"
 #include "storage/replay.h"
+#include "storage/view_snapshot.h"
 
 #include <cassert>
 #include <cstdlib>
@@ -85,7 +87,7 @@ void Hub::Append(storage::Entry entry, AppendCallbacks cb) {
     if (a) RunOn(ex, [a, pos, s] { a(pos, s); });
   };
   log_->Append(std::make_shared<const storage::Entry>(std::move(entry)), std::move(durable),
-               std::move(applied));
+               std::move(applied), cb.request_id);
 }
 
 Result<uint64_t> Hub::AppendAndWaitDurable(storage::Entry entry) {
@@ -184,6 +186,45 @@ void Hub::SweepExpiredMemberships(int64_t now_ms) {
   }
 }
 
+void Hub::SweepExpiredHeld(int64_t now_ms) {
+  for (const auto& id : view_->ExpiredHeld(now_ms, 1000)) {
+    storage::Entry e;
+    e.kind = storage::EntryKind::kConnectionClose;
+    e.timestamp_ms = now_ms;
+    e.origin_connection = id;
+    e.node_id = registry_->node_id();  // this node fires `disconnected`
+    e.expiring = true;
+    e.reason = "The reliable session expired before the client came back.";
+    Append(std::move(e));
+  }
+}
+
+void Hub::SaveSnapshot() {
+  SnapshotStore* snapshots = registry_->options_.snapshots;
+  if (!snapshots || applied_position() == snapshot_position_) return;
+  storage::ViewState state = view_->ExportState();
+  Snapshot snap{epoch(), state.applied_position, storage::EncodeViewState(state)};
+  if (Status s = snapshots->Save(name_.str(), snap); !s.ok()) {
+    Logger("snapshot").Warn("hub ", name_.str(), ": ", s.message());
+    return;
+  }
+  snapshot_position_ = snap.position;
+  Logger("snapshot").Debug("hub ", name_.str(), ": saved at position ", snap.position, " (",
+                           snap.bytes.size(), " bytes)");
+}
+
+Status Hub::InstallState(storage::ViewState state) {
+  if (storage::Store* store = this->store()) {
+    if (Status s = store->InstallViewState(name_.str(), epoch(), state); !s.ok()) return s;
+  }
+  uint64_t position = state.applied_position;
+  view_->ImportState(std::move(state));
+  std::lock_guard lock(applied_mu_);
+  applied_ = position;
+  replayable_ = committed_ = position;
+  return Status::Ok();
+}
+
 void Hub::Trim(int64_t now_ms, int64_t max_age_ms, uint64_t max_bytes) {
   storage::Store* store = this->store();
   if (!store) return;
@@ -268,7 +309,23 @@ Result<std::shared_ptr<Hub>> HubRegistry::CreateHub(const HubName& name, bool cr
   }
   int applier = next_applier_.fetch_add(1) % appliers_->size();
   auto h = std::make_shared<Hub>(name, std::move(log).value(), std::move(view), this, applier);
-  if (Status s = h->log_->Start(h->applied_position()); !s.ok()) return s;
+  Status started = h->log_->Start(h->applied_position());
+  if (started.code() == StatusCode::kNotFound && options_.snapshots) {
+    // The entries this node misses have left the log: start from a snapshot.
+    auto snap = options_.snapshots->Latest(hub);
+    if (!snap.ok()) return snap.status();
+    if (!*snap || (*snap)->epoch != h->epoch()) {
+      return Status::Unavailable("hub " + hub + ": " + started.message() +
+                                 ", and there is no snapshot of this log to start from");
+    }
+    auto state = storage::DecodeViewState((*snap)->bytes);
+    if (!state.ok()) return state.status();
+    Logger("registry").Info("hub ", hub, ": starting from the snapshot at position ",
+                            state->applied_position);
+    if (Status s = h->InstallState(std::move(state).value()); !s.ok()) return s;
+    started = h->log_->Start(h->applied_position());
+  }
+  if (!started.ok()) return started;
   // The catch-up is applied before the hub serves anything.
   if (Status s = h->Barrier(); !s.ok()) return s;
   return h;
@@ -296,7 +353,49 @@ Result<std::shared_ptr<Hub>> HubRegistry::Get(const HubName& name) {
 std::shared_ptr<Hub> HubRegistry::Find(const HubName& name) {
   std::lock_guard lock(hubs_mu_);
   auto it = hubs_.find(name.str());
-  return it == hubs_.end() ? nullptr : it->second;
+  if (it != hubs_.end()) return it->second;
+  if (stopping() || hubs_.size() >= options_.max_hubs) return nullptr;
+  // Another node may have created it: open it if its log exists, never create one.
+  auto opened = CreateHub(name, /*create=*/false);
+  if (!opened.ok()) {
+    if (opened.status().code() != StatusCode::kNotFound) {
+      Logger("registry").Warn("hub ", name.str(), ": ", opened.status().message());
+    }
+    return nullptr;
+  }
+  hubs_.emplace(name.str(), *opened);
+  return *opened;
+}
+
+void HubRegistry::ReportNodeDown(const std::string& node, uint64_t incarnation,
+                                 int64_t hold_ms) {
+  int64_t now = SystemClock::Get().NowUnixMs();
+  for (auto& hub : AllHubs()) {
+    storage::Entry e;
+    e.kind = storage::EntryKind::kNodeDown;
+    e.timestamp_ms = now;
+    e.target = node;
+    e.node_id = options_.node_id;
+    e.hold_until_ms = now + hold_ms;
+    AppendCallbacks cb;
+    cb.request_id = "down-" + node + "-" + std::to_string(incarnation) + "-" + hub->name().str();
+    cb.durable = [node, name = hub->name().str()](Result<uint64_t> r) {
+      if (!r.ok()) {
+        Logger("cluster").Error("hub ", name, ": could not report node ", node,
+                                " down: ", r.status().message());
+      }
+    };
+    hub->Append(std::move(e), std::move(cb));
+  }
+}
+
+void HubRegistry::Discover() {
+  auto hubs = logs_->Hubs();
+  if (!hubs.ok()) return;
+  for (const auto& text : *hubs) {
+    auto name = HubName::Parse(text);
+    if (name.ok()) (void)Find(*name);
+  }
 }
 
 Status HubRegistry::LoadAll() {
@@ -334,6 +433,8 @@ void HubRegistry::Stop() {
 }
 
 void HubRegistry::RunRetention() {
+  auto next_discovery = std::chrono::steady_clock::now();
+  auto next_snapshot = std::chrono::steady_clock::now() + options_.snapshot_interval;
   for (;;) {
     {
       std::unique_lock lock(retention_mu_);
@@ -341,10 +442,21 @@ void HubRegistry::RunRetention() {
                              [&] { return stopping(); });
       if (stopping()) return;
     }
+    auto steady = std::chrono::steady_clock::now();
+    if (options_.discover_interval.count() > 0 && steady >= next_discovery) {
+      next_discovery = steady + options_.discover_interval;
+      Discover();
+    }
+    bool snapshot_round = options_.snapshots && steady >= next_snapshot;
+    if (snapshot_round) next_snapshot = steady + options_.snapshot_interval;
     int64_t now = SystemClock::Get().NowUnixMs();
     for (auto& h : AllHubs()) {
       h->Trim(now, options_.replay_max_age_ms, options_.replay_max_bytes);
+      // Time-driven commands come from one node per hub, not from every node.
+      if (options_.is_owner && !options_.is_owner(h->name())) continue;
       h->SweepExpiredMemberships(now);
+      h->SweepExpiredHeld(now);
+      if (snapshot_round) h->SaveSnapshot();
     }
   }
 }

@@ -43,6 +43,7 @@ namespace hubcast::replication {
 
 class HubRegistry;
 class ApplierPool;
+class SnapshotStore;
 
 // The completions of one append (each optional, each runs at most once).
 struct AppendCallbacks {
@@ -54,9 +55,11 @@ struct AppendCallbacks {
   // Applied on this node (after delivery), with the apply status: OK, or why the entry had no
   // effect (kForbidden, kDuplicate, kNotFound, ...).
   AppliedFn applied;
+  // Identifies the command across nodes (hub_log.h, contract 5); empty for most commands.
+  std::string request_id;
 };
 
-class Hub {
+class Hub : public std::enable_shared_from_this<Hub> {
  public:
   Hub(HubName name, std::unique_ptr<HubLog> log, std::unique_ptr<storage::HubView> view,
       HubRegistry* registry, int applier);
@@ -96,6 +99,12 @@ class Hub {
   void Committed(uint64_t position, bool state_written);
   // Appends expiry removals for remembered memberships that have expired.
   void SweepExpiredMemberships(int64_t now_ms);
+  // Appends expiring closes for held sessions whose hold ran out.
+  void SweepExpiredHeld(int64_t now_ms);
+  // Saves the view into the snapshot store when it moved since the last one.
+  void SaveSnapshot();
+  // Before Start only: replaces the view (and the store's copy) with a snapshot's state.
+  Status InstallState(storage::ViewState state);
   // Drops replay-log entries older than max_age_ms or beyond max_bytes (never any above the
   // committed applied position).
   void Trim(int64_t now_ms, int64_t max_age_ms, uint64_t max_bytes);
@@ -113,6 +122,7 @@ class Hub {
   uint64_t applied_ = 0;
   std::atomic<uint64_t> replayable_{0};
   std::atomic<uint64_t> committed_{0};
+  uint64_t snapshot_position_ = 0;  // retention thread only
 };
 
 struct HubRegistryOptions {
@@ -130,6 +140,14 @@ struct HubRegistryOptions {
   uint64_t max_pending_bytes = 256ull << 20;
   // Hubs this node serves; creating one more is refused.
   size_t max_hubs = 1000;
+  // Cluster: whether this node does a hub's time-driven work (sweeps, snapshots); nullptr:
+  // always (a single node).
+  std::function<bool(const HubName&)> is_owner = nullptr;
+  // Cluster: where hub views are saved for joining nodes, and how often the owner saves one.
+  SnapshotStore* snapshots = nullptr;
+  std::chrono::milliseconds snapshot_interval{60000};
+  // Cluster: how often the logs are asked for hubs created by other nodes (0: never).
+  std::chrono::milliseconds discover_interval{0};
   // Replay-log retention, enforced by a background thread (never on the send path).
   int64_t replay_max_age_ms = 10 * 60 * 1000;
   uint64_t replay_max_bytes = 512ull * 1024 * 1024;
@@ -157,6 +175,10 @@ class HubRegistry {
   const std::string& node_id() const { return options_.node_id; }
   const HubRegistryOptions& options() const { return options_; }
   bool stopping() const { return stopping_.load(std::memory_order_acquire); }
+  // Cluster: appends, to every hub, that `node` (that incarnation of it) is dead; its reliable
+  // sessions are held until now + hold_ms. The request ids make another node's report of the
+  // same death one entry, not two.
+  void ReportNodeDown(const std::string& node, uint64_t incarnation, int64_t hold_ms);
   // Refuses new appends, makes durable and applies everything accepted, then stops the
   // threads.
   void Stop();
@@ -167,6 +189,7 @@ class HubRegistry {
   bool Admit(Hub* hub, size_t bytes);
   void Release(size_t bytes);
   void RunRetention();
+  void Discover();
 
   HubRegistryOptions options_;
   DeliverySink* sink_;

@@ -18,7 +18,12 @@
 //      completion travels with the record (LocalLog) or is matched by the append's request
 //      id (NatsLog: the Nats-Msg-Id), never by position, which a remote log assigns.
 //   4. Start(after) begins the hand-over with the first entry after `after` (the position
-//      the node's view has applied); entries appended meanwhile follow in order.
+//      the node's view has applied); entries appended meanwhile follow in order. It fails
+//      with kNotFound when entries after `after` have left the log's retention: the caller
+//      loads a snapshot and starts from its position instead.
+//   5. `request_id`, when given, identifies the command across appenders: a replicated log
+//      keeps one entry for any number of appends with the same id within its de-duplication
+//      window (NatsLog: the Nats-Msg-Id). Empty: the log makes one.
 #pragma once
 
 #include "base/names.h"
@@ -55,7 +60,8 @@ class HubLog {
   // Set once, before Start.
   virtual void SetConsumer(Consumer consumer) = 0;
   virtual Status Start(uint64_t after) = 0;
-  virtual void Append(storage::EntryPtr entry, DurableFn durable, AppliedFn applied) = 0;
+  virtual void Append(storage::EntryPtr entry, DurableFn durable, AppliedFn applied,
+                      const std::string& request_id = {}) = 0;
   // The position of the last entry acknowledged as durable to anyone, anywhere: what a read
   // barrier waits for. May wait for a round trip (NatsLog): never call it on an event loop.
   virtual Result<uint64_t> Head() = 0;

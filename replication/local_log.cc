@@ -48,7 +48,8 @@ class LocalLog final : public HubLog {
     return scan;
   }
 
-  void Append(storage::EntryPtr entry, DurableFn durable, AppliedFn applied) override;
+  void Append(storage::EntryPtr entry, DurableFn durable, AppliedFn applied,
+              const std::string& request_id) override;
 
   Result<uint64_t> Head() override { return head_.load(std::memory_order_acquire); }
   uint64_t epoch() const override { return epoch_; }
@@ -160,7 +161,8 @@ class Writer {
   std::thread thread_;  // last: starts after the members it uses
 };
 
-void LocalLog::Append(storage::EntryPtr entry, DurableFn durable, AppliedFn applied) {
+void LocalLog::Append(storage::EntryPtr entry, DurableFn durable, AppliedFn applied,
+                      const std::string& /*request_id: one process appends everything once*/) {
   // Encoded on the caller's thread: the writer's round is the bottleneck, not the callers.
   std::string bytes = store_ ? storage::EncodeEntry(*entry) : std::string();
   writer_->Submit({this, std::move(entry), std::move(bytes), std::move(durable),

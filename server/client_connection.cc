@@ -614,6 +614,44 @@ void ClientConnection::RestoreHeld(std::vector<std::pair<uint64_t, SharedBytes>>
   loop_->AddTicker(shared_from_this());
 }
 
+void ClientConnection::Release() {
+  if (state_ == State::kEnded) return;
+  auto self = shared_from_this();
+  if (state_ == State::kHeld) loop_->RemoveTicker(this);
+  log_closed_ = true;
+  DetachSocket();
+  state_ = State::kEnded;
+  unacked_.clear();
+  unacked_bytes_ = 0;
+}
+
+void ClientConnection::StartMoved(std::unique_ptr<Transport> transport, std::string early_bytes,
+                                  std::vector<std::pair<uint64_t, SharedBytes>> replayed,
+                                  uint64_t acked) {
+  // Ended meanwhile (closed, or moved on again): the socket drops; the client's next recovery
+  // attempt learns which.
+  if (state_ != State::kNew) return;
+  std::deque<Unacked> all;
+  size_t bytes = 0;
+  for (auto& [seq, body] : replayed) {
+    bytes += body.size();
+    all.push_back({seq, std::move(body)});
+  }
+  for (auto& u : unacked_) {
+    if (!all.empty() && u.seq <= all.back().seq) continue;  // numbered before the move
+    bytes += u.body.size();
+    all.push_back(std::move(u));
+  }
+  unacked_ = std::move(all);
+  unacked_bytes_ = bytes;
+  acked_seq_ = checkpointed_ = acked;
+  // Nothing was sent yet: the queue is rebuilt in sequence order by the recovering attach.
+  out_.clear();
+  out_bytes_ = 0;
+  state_ = State::kHeld;
+  Attach(std::move(transport), std::move(early_bytes));
+}
+
 void ClientConnection::OnTick(std::chrono::steady_clock::time_point now) {
   // sequenceAck is kept in memory and persisted lazily, batched into checkpoint entries.
   if (codec_->reliable() && acked_seq_ > checkpointed_ && now >= next_checkpoint_ &&

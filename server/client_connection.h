@@ -119,6 +119,15 @@ class ClientConnection final : public IoHandler {
                    std::chrono::steady_clock::time_point until);
   // Start-up after a restart: a connection that cannot come back; ends it in the log.
   void EndRestored(const std::string& reason) { End(reason); }
+  // The log gave this connection to another node or held it there (kConnectionMoved,
+  // kNodeDown): the socket goes, abruptly (a reliable client recovers elsewhere), and nothing
+  // is appended.
+  void Release();
+  // A reliable session that resumed on this node (kConnectionMoved to it): `replayed` are
+  // the messages after the client's last acknowledged one up to the move, from the replay
+  // log; deliveries since the move are already queued behind them.
+  void StartMoved(std::unique_ptr<Transport> transport, std::string early_bytes,
+                  std::vector<std::pair<uint64_t, SharedBytes>> replayed, uint64_t acked);
 
   void OnEvents(uint32_t events) override;
   void OnFlush() override;

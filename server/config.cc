@@ -194,6 +194,26 @@ const std::vector<Option>& Options() {
       STR_OPT("public-host", public_host, "",
               "host name event handlers see in WebHook-Request-Origin (default: the bind address)"),
       STR_OPT("node-id", node_id, "", "this node's id (default: generated, kept in the data dir)"),
+      STR_OPT("nats", nats, "",
+              "NATS servers of a cluster, comma-separated URLs (without it the node runs alone "
+              "on its embedded log)"),
+      STR_OPT("region", region, "", "this node's region (reported to the other nodes)"),
+      STR_OPT("nats-creds", nats_creds, "", "NATS credentials file (JWT and NKey seed)"),
+      STR_OPT("nats-tls-ca", nats_tls_ca, "", "CA certificates to verify NATS servers' TLS with"),
+      INT_OPT("stream-replicas", stream_replicas, "3", 1, 5,
+              "replicas of each hub's JetStream stream (1 for a single nats-server)"),
+      STR_OPT("stream-placement", stream_placement, "",
+              "placement tag of new hub streams (nats-server server_tags)"),
+      Option{"stream-max-age", "24h",
+             "how long a hub's stream keeps entries: a node away longer loads a snapshot",
+             false,
+             [](ServerConfig& c, const std::string& v) {
+               return ParseDuration("stream-max-age", v, &c.stream_max_age_seconds);
+             }},
+      INT_OPT("node-timeout", node_timeout_seconds, "10", 2, 3600,
+              "seconds without a heartbeat after which a node is dead"),
+      INT_OPT("snapshot-seconds", snapshot_seconds, "60", 5, 86400,
+              "how often a hub's owner writes its view into JetStream for joining nodes"),
       Option{"log-level", "info", "debug, info, warn or error", false,
              [](ServerConfig& c, const std::string& v) {
                if (v != "debug" && v != "info" && v != "warn" && v != "error") {

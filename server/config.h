@@ -55,6 +55,16 @@ struct ServerConfig {
   std::string public_host;
   std::string node_id;  // default: random, kept in the data dir
   std::string log_level = "info";
+  // Cluster (NatsLog); empty `nats`: a single node on the embedded log.
+  std::string nats;
+  std::string region;
+  std::string nats_creds;
+  std::string nats_tls_ca;
+  int stream_replicas = 3;
+  std::string stream_placement;
+  int64_t stream_max_age_seconds = 24 * 3600;
+  int node_timeout_seconds = 10;
+  int snapshot_seconds = 60;
 };
 
 // Parses `serve`'s arguments (without the program and subcommand), reading env from environ.

@@ -47,13 +47,21 @@ void Gateway::Deliver(replication::Hub& hub, uint64_t position, const storage::E
       return;
     }
     case storage::EntryKind::kConnectionClose:
-    case storage::EntryKind::kCloseConnections: {
+    case storage::EntryKind::kCloseConnections:
+    case storage::EntryKind::kNodeDown: {
+      const std::string& me = registry_->node_id();
       for (const auto& rec : r.closed_records) {
-        // `disconnected` fires once per logical connection: here, when its close is applied,
-        // on the node that held it.
-        if (rec.node_id == registry_->node_id()) {
+        // `disconnected` fires once per logical connection, from one node: the one that held
+        // it; for a dead node's connections and for held sessions (no node), the node that
+        // appended the entry.
+        const std::string& firer =
+            e.kind == storage::EntryKind::kNodeDown || rec.node_id.empty() ? e.node_id
+                                                                            : rec.node_id;
+        if (firer == me) {
           std::string body = "{\"reason\":";
-          json::AppendQuoted(body, e.reason);
+          json::AppendQuoted(body, e.kind == storage::EntryKind::kNodeDown
+                                       ? "The node holding the connection stopped."
+                                       : e.reason);
           body += '}';
           FireSystemEvent(SystemEvent::kDisconnected, hub.name().str(), rec,
                           std::to_string(position), std::move(body));
@@ -63,7 +71,10 @@ void Gateway::Deliver(replication::Hub& hub, uint64_t position, const storage::E
         bool by_client = e.kind == storage::EntryKind::kConnectionClose;
         // A reliable client must not try to recover a connection the app closed.
         uint16_t code = CodecFor(HandleProtocol(handle)).reliable() ? 1008 : 1000;
-        LoopOf(handle)->PostBounded([this, handle, by_client, code, reason = e.reason] {
+        std::string reason = e.kind == storage::EntryKind::kNodeDown
+                                 ? "This node was declared dead; reconnect."
+                                 : e.reason;
+        LoopOf(handle)->PostBounded([this, handle, by_client, code, reason] {
           if (ClientConnection* c = Lookup(handle)) {
             if (by_client) {
               c->MarkLogClosed();
@@ -74,6 +85,17 @@ void Gateway::Deliver(replication::Hub& hub, uint64_t position, const storage::E
           Unregister(handle);
         });
       }
+      ReleaseSockets(r);
+      return;
+    }
+    case storage::EntryKind::kConnectionMoved: {
+      ReleaseSockets(r);
+      if (!r.moved || e.node_id != registry_->node_id()) return;
+      auto moving = TakeMoving(e.target);
+      if (!moving) return;  // moved here by an earlier attempt, or by another process
+      hub.AttachLocal(e.target, moving->handle);
+      // The record as of the move: the replay counts the client's messages up to here.
+      ResumeMoved(hub.shared_from_this(), position, *r.moved, std::move(*moving));
       return;
     }
     case storage::EntryKind::kSend: {
@@ -105,6 +127,17 @@ void Gateway::Deliver(replication::Hub& hub, uint64_t position, const storage::E
     }
     default:
       return;
+  }
+}
+
+void Gateway::ReleaseSockets(const storage::ApplyResult& r) {
+  for (const auto& released : r.released) {
+    uint64_t handle = released.local_handle;
+    if (handle == 0) continue;
+    LoopOf(handle)->PostBounded([this, handle] {
+      if (ClientConnection* c = Lookup(handle)) c->Release();
+      Unregister(handle);
+    });
   }
 }
 

@@ -46,7 +46,8 @@ void Gateway::SetSettings(std::shared_ptr<const HubSettings> settings) {
   upstream_->ResetValidations();
 }
 
-Gateway::Gateway(GatewayOptions options) : options_(std::move(options)) {
+Gateway::Gateway(GatewayOptions options)
+    : options_(std::move(options)), recovery_(std::make_unique<WorkerPool>(2)) {
   settings_ = options_.settings ? options_.settings : std::make_shared<HubSettings>();
   rest::UpstreamOptions uo;
   uo.access_keys = options_.access_keys;

@@ -20,6 +20,7 @@
 // by a mutex.
 #pragma once
 
+#include "base/worker_pool.h"
 #include "replication/delivery_sink.h"
 #include "replication/hub.h"
 #include "rest/rest_api.h"
@@ -139,6 +140,23 @@ class Gateway final : public replication::DeliverySink {
   EventLoop* LoopOf(uint64_t handle) { return loops_[HandleLoop(handle)]->loop.get(); }
   // The handle of a connection whose open entry is being appended (0: not ours).
   uint64_t TakeOpening(const std::string& connection_id);
+  // A reliable session moving to this node: its new connection, and the recovering socket
+  // (with what to send it if the move fails).
+  struct Moving {
+    uint64_t handle = 0;
+    std::unique_ptr<Transport> transport;  // upgraded (its 101 left)
+    std::string early_bytes;               // frames the client sent right behind the upgrade
+    std::string reject_frame;
+  };
+  // HTTP loop, after the recovery's 101: appends the move (kConnectionMoved) of `rec` here.
+  void MoveHere(const std::shared_ptr<replication::Hub>& hub, const storage::ConnectionRecord& rec,
+                Moving moving);
+  std::optional<Moving> TakeMoving(const std::string& connection_id);
+  // Lets go of the sockets the log gave to another node or held (ApplyResult::released).
+  void ReleaseSockets(const storage::ApplyResult& result);
+  // The move was applied at `position`: replay what the client missed, then attach.
+  void ResumeMoved(std::shared_ptr<replication::Hub> hub, uint64_t position,
+                   storage::ConnectionRecord record, Moving moving);
   // A handshake between authentication and the 101, which may wait for a connect handler.
   struct Handshake {
     std::shared_ptr<replication::Hub> hub;
@@ -182,6 +200,9 @@ class Gateway final : public replication::DeliverySink {
   // Connections whose open entry is being appended: id -> handle, taken when it is applied.
   std::mutex opening_mu_;
   std::unordered_map<std::string, uint64_t> opening_;
+  std::unordered_map<std::string, Moving> moving_;
+  // Replays for sessions that move here (they read the store).
+  std::unique_ptr<WorkerPool> recovery_;
 };
 
 }  // namespace hubcast::server

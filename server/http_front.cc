@@ -1,9 +1,9 @@
 #include "server/http_front.h"
 
 #include "base/log.h"
+#include "base/worker_pool.h"
 #include "server/http_connection.h"
 #include "server/tls.h"
-#include "server/worker_pool.h"
 
 #include <arpa/inet.h>
 #include <cerrno>

@@ -40,11 +40,14 @@
 #include <unordered_set>
 #include <vector>
 
+namespace hubcast {
+class WorkerPool;
+}  // namespace hubcast
+
 namespace hubcast::server {
 
 class HttpConnection;
 class TlsContext;
-class WorkerPool;
 
 struct HttpFrontOptions {
   std::string bind = "127.0.0.1";

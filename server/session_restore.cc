@@ -1,9 +1,12 @@
+#include "base/clock.h"
 #include "base/log.h"
 #include "rest/jwt.h"
 #include "server/gateway.h"
 #include "server/gateway_internal.h"
 #include "server/json_codec.h"
 #include "storage/replay.h"
+
+#include <thread>
 
 namespace hubcast::server {
 
@@ -96,25 +99,128 @@ void Gateway::Recover(const std::shared_ptr<HttpExchange>& exchange,
   // The frame is built on this thread; the loops only write it (or attach the connection).
   std::string reject_frame = CodecByName(protocol).Disconnected(kCannotRecover);
   reject_frame += WsCloseFrame(1008, kCannotRecover);
-  uint64_t handle = 0;
+  std::optional<storage::ConnectionRecord> rec;
   if (hub && CodecByName(protocol).reliable() &&
-      VerifyReconnectionToken(*hub, connection_id, token)) {
-    if (auto rec = hub->view().GetConnection(connection_id)) handle = rec->local_handle;
+      VerifyReconnectionToken(*hub, connection_id, token) && hub->Barrier().ok()) {
+    rec = hub->view().GetConnection(connection_id);
   }
-  exchange->Upgrade(
-      SwitchingProtocols(accept, protocol),
-      [this, handle, reject_frame](std::unique_ptr<Transport> transport, std::string early_bytes) {
-        if (!transport) return;
-        if (handle == 0) {
-          WriteAndClose(std::move(transport), reject_frame);
-          return;
+  if (rec && (!rec->reliable ||
+              CodecByName(rec->subprotocol).protocol() != CodecByName(protocol).protocol())) {
+    rec.reset();
+  }
+  exchange->Upgrade(SwitchingProtocols(accept, protocol), [this, hub, rec, reject_frame](
+                                                              std::unique_ptr<Transport> transport,
+                                                              std::string early_bytes) {
+    if (!transport) return;
+    if (!rec) {
+      WriteAndClose(std::move(transport), reject_frame);
+      return;
+    }
+    if (rec->node_id == registry_->node_id() && rec->local_handle != 0) {
+      uint64_t handle = rec->local_handle;
+      auto box = std::make_shared<std::unique_ptr<Transport>>(std::move(transport));
+      LoopOf(handle)->Post([this, handle, box, reject_frame, early = std::move(early_bytes)] {
+        ClientConnection* conn = Lookup(handle);
+        if (!conn || !conn->Recover(*box, early)) {
+          WriteAndClose(std::move(*box), reject_frame);
         }
-        auto box = std::make_shared<std::unique_ptr<Transport>>(std::move(transport));
-        LoopOf(handle)->Post([this, handle, box, reject_frame, early = std::move(early_bytes)] {
-          ClientConnection* conn = Lookup(handle);
-          if (!conn || !conn->Recover(*box, early)) WriteAndClose(std::move(*box), reject_frame);
-        });
       });
+      return;
+    }
+    MoveHere(hub, *rec, Moving{0, std::move(transport), std::move(early_bytes), reject_frame});
+  });
+}
+
+void Gateway::MoveHere(const std::shared_ptr<replication::Hub>& hub,
+                       const storage::ConnectionRecord& rec, Moving moving) {
+  // The session is held by another node, or by none (its node died): it moves here through
+  // the log, and every node (its old one included) learns so when the move is applied.
+  ClientConnection::Init init;
+  init.id = rec.id;
+  init.user_id = rec.user_id;
+  init.protocol = CodecByName(rec.subprotocol).protocol();
+  init.subprotocol = rec.subprotocol;
+  init.state = rec.state;
+  auto conn = NewConnection(hub, std::move(init));
+  moving.handle = conn->handle();
+  {
+    std::lock_guard lock(opening_mu_);
+    moving_[rec.id] = std::move(moving);
+  }
+  storage::Entry e;
+  e.kind = storage::EntryKind::kConnectionMoved;
+  e.timestamp_ms = SystemClock::Get().NowUnixMs();
+  e.target = rec.id;
+  e.node_id = registry_->node_id();
+  replication::AppendCallbacks cb;
+  cb.executor = conn->loop();
+  cb.durable = [this, id = rec.id](Result<uint64_t> r) {
+    if (r.ok()) return;
+    if (auto moving = TakeMoving(id)) {
+      Unregister(moving->handle);
+      WriteAndClose(std::move(moving->transport), moving->reject_frame);
+    }
+  };
+  hub->Append(std::move(e), std::move(cb));
+}
+
+std::optional<Gateway::Moving> Gateway::TakeMoving(const std::string& connection_id) {
+  std::lock_guard lock(opening_mu_);
+  auto it = moving_.find(connection_id);
+  if (it == moving_.end()) return std::nullopt;
+  Moving m = std::move(it->second);
+  moving_.erase(it);
+  return m;
+}
+
+void Gateway::ResumeMoved(std::shared_ptr<replication::Hub> hub, uint64_t position,
+                          storage::ConnectionRecord rec, Moving moving) {
+  // Off the applier and the loops: the replay reads the store, once every entry before the
+  // move is there.
+  auto m = std::make_shared<Moving>(std::move(moving));  // tasks are copyable
+  recovery_->Execute([this, hub = std::move(hub), position, rec = std::move(rec), m] {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (hub->replayable_position() + 1 < position &&
+           std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    const SubprotocolCodec& codec = CodecByName(rec.subprotocol);
+    std::vector<std::pair<uint64_t, SharedBytes>> replayed;
+    Status failed;
+    if (!hub->store() || rec.checkpoints.empty()) {
+      failed = Status::NotFound("no replay log");
+    } else {
+      auto replay = storage::ReplayConnection(*hub->store(), hub->name().str(), rec,
+                                              rec.checkpoints.front(), position, rec.acked,
+                                              [&](uint64_t seq, uint64_t, const storage::Entry& e) {
+                                                EncodedMessage m;
+                                                codec.Encode(e, &m);
+                                                replayed.emplace_back(seq, codec.Shared(m));
+                                              });
+      if (!replay.ok()) {
+        failed = replay.status();
+      } else if (replay->seq != rec.seq) {
+        failed = Status::Internal("replay numbered " + std::to_string(replay->seq) +
+                                  " messages, the view " + std::to_string(rec.seq));
+      }
+    }
+    uint64_t handle = m->handle;
+    LoopOf(handle)->Post(
+        [this, handle, failed, replayed = std::move(replayed), acked = rec.acked, m]() mutable {
+          ClientConnection* conn = Lookup(handle);
+          if (!conn) return;  // the socket closes with `m`
+          if (!failed.ok()) {
+            Logger("recover")
+                .With("id", conn->id())
+                .Warn("cannot resume the moved session: ", failed.message());
+            WriteAndClose(std::move(m->transport), m->reject_frame);
+            conn->EndRestored("The connection's messages could not be replayed.");
+            return;
+          }
+          conn->StartMoved(std::move(m->transport), std::move(m->early_bytes), std::move(replayed),
+                           acked);
+        });
+  });
 }
 
 }  // namespace hubcast::server

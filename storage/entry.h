@@ -7,6 +7,7 @@
 // Thread-safety: immutable once appended; shared read-only (shared_ptr<const Entry>).
 #pragma once
 
+#include "base/status.h"
 #include "storage/filter.h"
 #include "storage/permissions.h"
 
@@ -110,5 +111,10 @@ struct Entry {
 };
 
 using EntryPtr = std::shared_ptr<const Entry>;
+
+// Whether an entry keeps the limits every entry this service makes keeps (payload size, name
+// lengths, list sizes, TTL ranges). An entry that arrives from another node is untrusted
+// input: one that breaks them is not applied (its node has a bug, or is not ours).
+Status CheckEntry(const Entry& e, size_t max_data_bytes);
 
 }  // namespace hubcast::storage

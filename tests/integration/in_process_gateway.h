@@ -26,7 +26,8 @@ class InterceptedLogs : public replication::LogProvider {
  public:
   // Called instead of Append; `inner` is the hub's real log.
   using Hook = std::function<void(replication::HubLog& inner, storage::EntryPtr entry,
-                                  replication::DurableFn durable, replication::AppliedFn applied)>;
+                                  replication::DurableFn durable, replication::AppliedFn applied,
+                                  const std::string& request_id)>;
 
   explicit InterceptedLogs(Hook hook)
       : hook_(std::move(hook)), inner_(replication::LocalLogProvider::New(nullptr)) {}
@@ -47,8 +48,9 @@ class InterceptedLogs : public replication::LogProvider {
         : owner_(owner), inner_(std::move(inner)) {}
     void SetConsumer(Consumer c) override { inner_->SetConsumer(std::move(c)); }
     Status Start(uint64_t after) override { return inner_->Start(after); }
-    void Append(storage::EntryPtr e, replication::DurableFn d, replication::AppliedFn a) override {
-      owner_->hook_(*inner_, std::move(e), std::move(d), std::move(a));
+    void Append(storage::EntryPtr e, replication::DurableFn d, replication::AppliedFn a,
+                const std::string& request_id) override {
+      owner_->hook_(*inner_, std::move(e), std::move(d), std::move(a), request_id);
     }
     Result<uint64_t> Head() override { return inner_->Head(); }
     uint64_t epoch() const override { return inner_->epoch(); }

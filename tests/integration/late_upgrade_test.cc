@@ -34,9 +34,10 @@ class HeldOpenLogs : public testing::InterceptedLogs {
  public:
   HeldOpenLogs()
       : InterceptedLogs([this](replication::HubLog& inner, storage::EntryPtr e,
-                               replication::DurableFn d, replication::AppliedFn a) {
+                               replication::DurableFn d, replication::AppliedFn a,
+                               const std::string& request_id) {
           if (e->kind != storage::EntryKind::kConnectionOpen) {
-            inner.Append(std::move(e), std::move(d), std::move(a));
+            inner.Append(std::move(e), std::move(d), std::move(a), request_id);
             return;
           }
           std::string id = e->origin_connection;
@@ -48,7 +49,7 @@ class HeldOpenLogs : public testing::InterceptedLogs {
                 connection_id_ = id;
                 cv_.notify_all();
               },
-              std::move(a));
+              std::move(a), request_id);
         }) {}
 
   // The id of the connection whose acknowledgement is held, once there is one.

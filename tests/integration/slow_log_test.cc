@@ -34,9 +34,10 @@ class DelayedLogs : public testing::InterceptedLogs {
  public:
   DelayedLogs()
       : InterceptedLogs([this](replication::HubLog& inner, storage::EntryPtr e,
-                               replication::DurableFn d, replication::AppliedFn a) {
-          Later([&inner, e = std::move(e), d = std::move(d), a = std::move(a)]() mutable {
-            inner.Append(std::move(e), std::move(d), std::move(a));
+                               replication::DurableFn d, replication::AppliedFn a,
+                               const std::string& id) {
+          Later([&inner, e = std::move(e), d = std::move(d), a = std::move(a), id]() mutable {
+            inner.Append(std::move(e), std::move(d), std::move(a), id);
           });
         }),
         timer_([this] { Run(); }) {}

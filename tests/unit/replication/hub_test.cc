@@ -166,7 +166,7 @@ class HeldLogs : public LogProvider {
     explicit Log(HeldLogs* owner) : owner_(owner) {}
     void SetConsumer(Consumer c) override { consumer_ = std::move(c); }
     Status Start(uint64_t) override { return Status::Ok(); }
-    void Append(storage::EntryPtr e, DurableFn d, AppliedFn a) override {
+    void Append(storage::EntryPtr e, DurableFn d, AppliedFn a, const std::string&) override {
       std::lock_guard lock(owner_->mu_);
       owner_->held_.push_back({this, std::move(e), std::move(d), std::move(a)});
     }

@@ -61,6 +61,15 @@ const std::vector<std::string> kOptionNames = {
     "upstream-timeout-seconds",
     "public-host",
     "node-id",
+    "nats",
+    "region",
+    "nats-creds",
+    "nats-tls-ca",
+    "stream-replicas",
+    "stream-placement",
+    "stream-max-age",
+    "node-timeout",
+    "snapshot-seconds",
     "log-level",
 };
 

@@ -1,13 +1,14 @@
-#include "server/worker_pool.h"
+#include "base/worker_pool.h"
 
 #include <gtest/gtest.h>
 
 #include <atomic>
 #include <future>
 #include <memory>
+#include <stdexcept>
 #include <thread>
 
-namespace hubcast::server {
+namespace hubcast {
 namespace {
 
 TEST(WorkerPool, RunsSubmittedTasks) {
@@ -59,5 +60,49 @@ TEST(WorkerPool, StopDropsQueuedTasksUnrunAndRefusesNewOnes) {
   EXPECT_TRUE(weak.expired());  // the dropped task's captures are gone
 }
 
+TEST(WorkerPool, DestructorRunsWhatIsQueuedBeforeItJoins) {
+  std::atomic<int> ran{0};
+  {
+    WorkerPool pool(1);
+    std::promise<void> release;
+    std::shared_future<void> gate = release.get_future().share();
+    pool.Execute([gate] { gate.wait(); });
+    for (int i = 0; i < 5; ++i) pool.Execute([&ran] { ++ran; });
+    release.set_value();
+  }
+  EXPECT_EQ(ran.load(), 5);  // an Executor never drops a completion
+}
+
+TEST(WorkerPool, ExecuteIsNotBoundedByTheQueueLimit) {
+  WorkerPool pool(1, 1, "test");
+  std::promise<void> release;
+  std::shared_future<void> gate = release.get_future().share();
+  std::promise<void> started;
+  pool.Execute([&, gate] {
+    started.set_value();
+    gate.wait();
+  });
+  started.get_future().wait();
+  std::atomic<int> ran{0};
+  std::promise<void> all_ran;
+  for (int i = 0; i < 3; ++i) {
+    pool.Execute([&] {
+      if (++ran == 3) all_ran.set_value();
+    });
+  }
+  EXPECT_FALSE(pool.TrySubmit([] {}));  // the bound is for TrySubmit only
+  release.set_value();
+  all_ran.get_future().wait();
+  EXPECT_EQ(ran.load(), 3);
+}
+
+TEST(WorkerPool, ATaskThatThrowsDoesNotStopItsWorker) {
+  WorkerPool pool(1, 16, "test");
+  ASSERT_TRUE(pool.TrySubmit([] { throw std::runtime_error("boom"); }));
+  std::promise<int> done;
+  ASSERT_TRUE(pool.TrySubmit([&] { done.set_value(1); }));
+  EXPECT_EQ(done.get_future().get(), 1);
+}
+
 }  // namespace
-}  // namespace hubcast::server
+}  // namespace hubcast
