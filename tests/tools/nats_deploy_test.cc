@@ -42,18 +42,6 @@ using std::chrono::seconds;
 
 const fs::path kNatsConfigs = fs::path(HUBCAST_SOURCE_DIR) / "deploy" / "nats";
 
-std::string FindNatsServer() {
-  if (const char* env = std::getenv("NATS_SERVER"); env != nullptr && *env != '\0') return env;
-  std::string path = std::getenv("PATH") != nullptr ? std::getenv("PATH") : "";
-  std::stringstream dirs(path + ":/usr/sbin:/usr/local/sbin");
-  std::string dir;
-  while (std::getline(dirs, dir, ':')) {
-    fs::path candidate = fs::path(dir) / "nats-server";
-    if (!dir.empty() && ::access(candidate.c_str(), X_OK) == 0) return candidate;
-  }
-  return "nats-server";
-}
-
 std::string DelayProxyBinary() {
   const char* value = std::getenv("DELAY_PROXY");
   return value != nullptr && *value != '\0' ? value : DELAY_PROXY_PATH;
@@ -105,15 +93,6 @@ bool CopyConfigs(const fs::path& topology, const fs::path& dir, std::string* err
   }
   if (ec) *error = ec.message();
   return !ec;
-}
-
-// The client port from a nats-server ports file ({"nats":["nats://127.0.0.1:PORT"],...}).
-std::optional<int> ClientPort(const fs::path& ports_file) {
-  auto text = ReadFile(ports_file.string());
-  std::smatch match;
-  static const std::regex kNats(R"re("nats":\["nats://[^"]*:([0-9]+)")re");
-  if (!text || !std::regex_search(*text, match, kNats)) return std::nullopt;
-  return std::stoi(match[1]);
 }
 
 // One server of a cluster under test: its per-server file, its name and region.
@@ -173,7 +152,7 @@ class NatsCluster {
       }
       std::optional<int> port;
       for (auto deadline = Clock::now() + seconds(5); !port && Clock::now() < deadline;) {
-        port = ClientPort(ports);
+        port = NatsClientPort(ports.string());
         if (!port) std::this_thread::sleep_for(milliseconds(20));
       }
       if (!port) {
