@@ -12,6 +12,7 @@
 #include <nats/nats.h>
 
 #include "tests/integration/process_util.h"
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <csignal>
@@ -402,7 +403,11 @@ std::vector<milliseconds> RouteRtts(const std::string& monitoring_url, size_t ro
       double ms = unit == "s" ? value * 1000 : unit == "ms" ? value : 0;
       rtts.push_back(milliseconds(static_cast<long>(ms)));
     }
-    if (rtts.size() == routes) return rtts;
+    // A route reports "0s" until its first ping came back: not measured yet.
+    if (rtts.size() == routes &&
+        std::none_of(rtts.begin(), rtts.end(), [](milliseconds r) { return r.count() == 0; })) {
+      return rtts;
+    }
     std::this_thread::sleep_for(milliseconds(200));
   }
   return rtts;
