@@ -29,6 +29,14 @@ inline std::string ToLower(std::string_view s) {
   return out;
 }
 
+// The value of a hexadecimal digit (either case), or -1.
+inline int HexDigitValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
 inline bool IsAsciiSpace(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
 
 // Without leading and trailing spaces, tabs, CRs and LFs.

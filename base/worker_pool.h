@@ -1,16 +1,27 @@
 // WorkerPool: a fixed number of threads running queued tasks, for work that may wait (disk
-// reads, round trips) and so must stay off the event loops. Tasks run in queue order per
-// pool, several at once across its threads.
+// reads, round trips, a complete HTTP request) and so must stay off the event loops. Tasks
+// start in queue order, several at once across the threads. A task that throws is logged
+// under the pool's name; the worker goes on.
 //
-// Thread-safety: Execute from any thread. The destructor runs what is queued, then joins.
+// Two ways in: Execute (the Executor contract: never refused, never dropped while the pool
+// runs) and TrySubmit (bounded by max_queued waiting tasks: past it the caller refuses the
+// work, e.g. HTTP 503).
+//
+// Thread-safety: Execute and TrySubmit from any thread. Stop (or the destructor) from a
+// thread that is not a worker. Stop drops the tasks still queued, unrun (their captures are
+// destroyed) and refuses new ones; the destructor of a pool that was not stopped runs what is
+// queued first, then joins.
 #pragma once
 
 #include "base/executor.h"
 
 #include <condition_variable>
+#include <cstddef>
 #include <deque>
 #include <functional>
+#include <limits>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -18,47 +29,29 @@ namespace hubcast {
 
 class WorkerPool final : public Executor {
  public:
-  explicit WorkerPool(int threads) {
-    for (int i = 0; i < std::max(1, threads); ++i) threads_.emplace_back([this] { Run(); });
-  }
-  ~WorkerPool() override {
-    {
-      std::lock_guard lock(mu_);
-      stopping_ = true;
-    }
-    cv_.notify_all();
-    for (auto& t : threads_) t.join();
-  }
+  explicit WorkerPool(int threads, size_t max_queued = std::numeric_limits<size_t>::max(),
+                      std::string name = "workers");
+  ~WorkerPool() override;
   WorkerPool(const WorkerPool&) = delete;
   WorkerPool& operator=(const WorkerPool&) = delete;
 
-  void Execute(std::function<void()> task) override {
-    {
-      std::lock_guard lock(mu_);
-      queue_.push_back(std::move(task));
-    }
-    cv_.notify_one();
-  }
+  // After Stop the task is dropped: nothing would run it.
+  void Execute(std::function<void()> task) override;
+  // False when max_queued tasks are already waiting, or after Stop.
+  bool TrySubmit(std::function<void()> task);
+  void Stop();
+  size_t threads() const { return threads_.size(); }
 
  private:
-  void Run() {
-    for (;;) {
-      std::function<void()> task;
-      {
-        std::unique_lock lock(mu_);
-        cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
-        if (queue_.empty()) return;
-        task = std::move(queue_.front());
-        queue_.pop_front();
-      }
-      task();
-    }
-  }
+  void Run();
 
+  const size_t max_queued_;
+  const std::string name_;
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<std::function<void()>> queue_;
-  bool stopping_ = false;
+  bool draining_ = false;  // destructor: run what is queued, then end
+  bool stopped_ = false;   // Stop: end now, queue dropped
   std::vector<std::thread> threads_;
 };
 

@@ -1,6 +1,7 @@
 #include "rest/jwt.h"
 
 #include "base/base64.h"
+#include "base/strings.h"
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -165,21 +166,15 @@ std::string_view UrlPath(std::string_view url) {
   return slash == std::string_view::npos ? std::string_view() : rest.substr(slash);
 }
 
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
 // Malformed escapes stay as they are: the audience is signed, so leniency here cannot widen
 // what a token grants, it only avoids rejecting an odd but honest SDK.
 std::string PercentDecode(std::string_view s) {
   std::string out;
   out.reserve(s.size());
   for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '%' && i + 2 < s.size() && HexValue(s[i + 1]) >= 0 && HexValue(s[i + 2]) >= 0) {
-      out.push_back(static_cast<char>(HexValue(s[i + 1]) * 16 + HexValue(s[i + 2])));
+    if (s[i] == '%' && i + 2 < s.size() && HexDigitValue(s[i + 1]) >= 0 &&
+        HexDigitValue(s[i + 2]) >= 0) {
+      out.push_back(static_cast<char>(HexDigitValue(s[i + 1]) * 16 + HexDigitValue(s[i + 2])));
       i += 2;
     } else {
       out.push_back(s[i]);

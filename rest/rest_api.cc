@@ -10,8 +10,6 @@
 #include "storage/filter.h"
 #include "storage/permissions.h"
 
-#include <Poco/Net/HTTPResponse.h>
-
 #include <algorithm>
 #include <cctype>
 #include <charconv>
@@ -19,7 +17,6 @@
 #include <cstdio>
 #include <ctime>
 #include <exception>
-#include <istream>
 #include <memory>
 #include <optional>
 #include <string>
@@ -29,9 +26,6 @@
 
 namespace hubcast::rest {
 namespace {
-
-using Poco::Net::HTTPServerRequest;
-using Poco::Net::HTTPServerResponse;
 
 const Logger& Log() {
   static const Logger log("rest");
@@ -56,10 +50,6 @@ std::string FormatUtc(int64_t unix_ms) {
 }
 constexpr int64_t kMaxMinutesToExpire = 2147483647;
 constexpr int64_t kMaxMessageTtlSeconds = 300;
-// A body over the limit is still read and thrown away up to this many extra bytes, so that a
-// slightly oversized request gets its 413 on a connection that stays usable. Beyond that the
-// connection is closed instead of reading an arbitrarily large upload.
-constexpr size_t kLingerBytes = 64 * 1024;
 
 // ---------------------------------------------------------------------------------------------
 // Small text helpers.
@@ -67,13 +57,6 @@ constexpr size_t kLingerBytes = 64 * 1024;
 bool IsBlank(std::string_view s) {
   return std::all_of(s.begin(), s.end(),
                      [](char c) { return std::isspace(static_cast<unsigned char>(c)); });
-}
-
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
 }
 
 // Decodes %XX escapes once. A '%' not followed by two hex digits stays as it is (lenient, as
@@ -84,8 +67,8 @@ std::string PercentDecode(std::string_view s, bool plus_is_space) {
   for (size_t i = 0; i < s.size(); ++i) {
     const char c = s[i];
     if (c == '%' && i + 2 < s.size()) {
-      const int hi = HexValue(s[i + 1]);
-      const int lo = HexValue(s[i + 2]);
+      const int hi = HexDigitValue(s[i + 1]);
+      const int lo = HexDigitValue(s[i + 2]);
       if (hi >= 0 && lo >= 0) {
         out.push_back(static_cast<char>(hi * 16 + lo));
         i += 2;
@@ -122,15 +105,6 @@ std::optional<int64_t> ParseInt(std::string_view s) {
   auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
   if (ec != std::errc() || end != s.data() + s.size()) return std::nullopt;
   return v;
-}
-
-std::string ErrorBody(std::string_view code, std::string_view message) {
-  std::string out = "{\"code\":";
-  json::AppendQuoted(out, code);
-  out += ",\"message\":";
-  json::AppendQuoted(out, message);
-  out += '}';
-  return out;
 }
 
 // The one error table of the REST surface (see rest_api.h).
@@ -270,14 +244,12 @@ struct Reply {
 class Exchange {
  public:
   Exchange(replication::HubRegistry* hubs, const RestOptions& options, const Clock* clock,
-           HTTPServerRequest& request, HTTPServerResponse& response)
+           const HttpRequest& request, HttpResponse& response)
       : hubs_(hubs), options_(options), clock_(clock), request_(request), response_(response) {}
 
   void Run();
 
  private:
-  enum class BodyState { kUnread, kDone };
-
   // Request parsing.
   bool SplitTarget();
   void ParseQuery();
@@ -287,10 +259,7 @@ class Exchange {
   Status Authenticate() const;
 
   // Body handling.
-  Result<int64_t> ContentLength();
   Result<std::string> ReadBody();
-  void DrainBody();
-  size_t ReadUpTo(size_t limit, std::string* out);
 
   // Responses.
   void Send(const Reply& reply);
@@ -347,19 +316,18 @@ class Exchange {
   replication::HubRegistry* hubs_;
   const RestOptions& options_;
   const Clock* clock_;
-  HTTPServerRequest& request_;
-  HTTPServerResponse& response_;
+  const HttpRequest& request_;
+  HttpResponse& response_;
 
   std::string raw_path_;  // as on the wire, without the query string
   std::string raw_query_;
   std::vector<std::string> segments_;                       // decoded, below "/api"
   std::vector<std::pair<std::string, std::string>> query_;  // decoded
   std::vector<std::string> captures_;                       // decoded route parameters
-  BodyState body_state_ = BodyState::kUnread;
 };
 
 bool Exchange::SplitTarget() {
-  std::string_view uri = request_.getURI();
+  std::string_view uri = request_.target;
   uri = uri.substr(0, uri.find('#'));
   const size_t q = uri.find('?');
   std::string_view path = uri.substr(0, q);
@@ -440,7 +408,7 @@ Status Exchange::CheckUtf8() const {
 }
 
 Status Exchange::Authenticate() const {
-  const std::string value = request_.get("Authorization", "");
+  const std::string value = request_.headers.Get("Authorization");
   const std::string_view header = Trim(value);
   constexpr std::string_view kBearer = "bearer ";
   if (header.size() <= kBearer.size() ||
@@ -461,93 +429,15 @@ Status Exchange::Authenticate() const {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Body. Poco's request stream for a request with neither Content-Length nor chunked encoding
-// reads until the peer closes, so such a request is treated as having no body (HTTP/1.1).
-
-Result<int64_t> Exchange::ContentLength() {
-  if (request_.getChunkedTransferEncoding()) return int64_t{-1};
-  if (!request_.hasContentLength()) return int64_t{0};
-  int64_t length = -1;
-  try {
-    length = request_.getContentLength64();
-  } catch (const std::exception&) {
-    length = -1;
-  }
-  if (length < 0) {
-    response_.setKeepAlive(false);
-    body_state_ = BodyState::kDone;
-    return Status::InvalidArgument("Invalid Content-Length header.");
-  }
-  return length;
-}
-
-size_t Exchange::ReadUpTo(size_t limit, std::string* out) {
-  std::istream& in = request_.stream();
-  char buffer[16 * 1024];
-  size_t total = 0;
-  while (total < limit && in.good()) {
-    const size_t want = std::min(sizeof(buffer), limit - total);
-    in.read(buffer, static_cast<std::streamsize>(want));
-    const auto got = static_cast<size_t>(in.gcount());
-    if (got == 0) break;
-    if (out) out->append(buffer, got);
-    total += got;
-  }
-  if (in.bad()) response_.setKeepAlive(false);
-  return total;
-}
+// Body: the front has read it whole, within the same limit (server/http_parser.h); checked
+// here again so the API keeps its own contract whatever calls it.
 
 Result<std::string> Exchange::ReadBody() {
-  const size_t max = options_.max_body_bytes;
-  if (body_state_ == BodyState::kDone) return std::string();
-  Result<int64_t> length = ContentLength();
-  if (!length.ok()) return length.status();
-  body_state_ = BodyState::kDone;
-  const Status too_large =
-      Status::TooLarge("The request body is larger than " + std::to_string(max) + " bytes.");
-  std::string body;
-  if (*length < 0) {  // chunked
-    ReadUpTo(max + 1, &body);
-    if (body.size() > max) {
-      if (ReadUpTo(kLingerBytes + 1, nullptr) > kLingerBytes) response_.setKeepAlive(false);
-      return too_large;
-    }
-    return body;
+  if (request_.body.size() > options_.max_body_bytes) {
+    return Status::TooLarge("The request body is larger than " +
+                            std::to_string(options_.max_body_bytes) + " bytes.");
   }
-  const auto size = static_cast<uint64_t>(*length);
-  if (size > max) {
-    // Decided from the header alone; a large upload is not read.
-    if (size <= max + kLingerBytes) {
-      if (ReadUpTo(size, nullptr) < size) response_.setKeepAlive(false);
-    } else {
-      response_.setKeepAlive(false);
-    }
-    return too_large;
-  }
-  body.reserve(size);
-  if (ReadUpTo(size, &body) < size) {
-    response_.setKeepAlive(false);
-    return Status::InvalidArgument("The request body ended before Content-Length bytes.");
-  }
-  return body;
-}
-
-// Whatever the outcome, an unread body must not be taken for the next request on a
-// keep-alive connection: read it away when small, else close the connection after replying.
-void Exchange::DrainBody() {
-  if (body_state_ == BodyState::kDone) return;
-  Result<int64_t> length = ContentLength();
-  body_state_ = BodyState::kDone;
-  if (!length.ok()) return;
-  const size_t budget = options_.max_body_bytes + kLingerBytes;
-  if (*length < 0) {
-    if (ReadUpTo(budget + 1, nullptr) > budget) response_.setKeepAlive(false);
-  } else if (static_cast<uint64_t>(*length) <= budget) {
-    const auto size = static_cast<size_t>(*length);
-    if (ReadUpTo(size, nullptr) < size) response_.setKeepAlive(false);
-  } else {
-    response_.setKeepAlive(false);
-  }
+  return request_.body;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -555,32 +445,28 @@ void Exchange::DrainBody() {
 // HEAD responses carry the headers only.
 
 void Exchange::Send(const Reply& reply) {
-  DrainBody();
-  response_.setStatusAndReason(static_cast<Poco::Net::HTTPResponse::HTTPStatus>(reply.status));
-  const bool head = request_.getMethod() == "HEAD";
-  const std::string_view body = head ? std::string_view() : std::string_view(reply.body);
-  if (!reply.content_type.empty() && !body.empty()) response_.setContentType(reply.content_type);
-  response_.setContentLength64(static_cast<Poco::Int64>(body.size()));
-  std::ostream& out = response_.send();
-  out.write(body.data(), static_cast<std::streamsize>(body.size()));
-  out.flush();
+  response_.status = reply.status;
+  response_.body = request_.method == "HEAD" ? std::string() : reply.body;
+  if (!reply.content_type.empty() && !response_.body.empty()) {
+    response_.headers.Set("Content-Type", reply.content_type);
+  }
 }
 
 void Exchange::SendError(const Status& status) {
   const HttpError error = ErrorFor(status.code());
   if (error.status == 503) {
-    Log().Warn(request_.getMethod(), " ", raw_path_, ": ", status.message());
+    Log().Warn(request_.method, " ", raw_path_, ": ", status.message());
   } else if (error.status >= 500) {
-    Log().Error(request_.getMethod(), " ", raw_path_, ": ", status.message());
+    Log().Error(request_.method, " ", raw_path_, ": ", status.message());
   } else {
-    Log().Debug(request_.getMethod(), " ", raw_path_, " -> ", error.status, ": ", status.message());
+    Log().Debug(request_.method, " ", raw_path_, " -> ", error.status, ": ", status.message());
   }
-  response_.set("x-ms-error-code", error.code);
-  if (error.status == 401) response_.set("WWW-Authenticate", "Bearer");
+  response_.headers.Set("x-ms-error-code", error.code);
+  if (error.status == 401) response_.headers.Set("WWW-Authenticate", "Bearer");
   // Busy or briefly unable to write (full queues, a full disk, a lost cluster link): the
   // official SDKs' retry policies honour Retry-After.
-  if (error.status == 503) response_.set("Retry-After", "1");
-  Send({error.status, ErrorBody(error.code, status.message()), "application/json"});
+  if (error.status == 503) response_.headers.Set("Retry-After", "1");
+  Send({error.status, ErrorJson(error.code, status.message()), "application/json"});
 }
 
 void Exchange::Run() {
@@ -593,7 +479,7 @@ void Exchange::Run() {
     SendError(Status::NotFound("No such API path."));
     return;
   }
-  const std::string& method = request_.getMethod();
+  const std::string& method = request_.method;
   const MethodOp* match = nullptr;
   std::string allow;
   for (const MethodOp& m : route->methods) {
@@ -602,10 +488,10 @@ void Exchange::Run() {
     allow += m.method;
   }
   if (!match) {
-    response_.set("Allow", allow);
-    response_.set("x-ms-error-code", "MethodNotAllowed");
+    response_.headers.Set("Allow", allow);
+    response_.headers.Set("x-ms-error-code", "MethodNotAllowed");
     Send({405,
-          ErrorBody("MethodNotAllowed",
+          ErrorJson("MethodNotAllowed",
                     "Method " + method + " is not allowed here; allowed: " + allow + "."),
           "application/json"});
     return;
@@ -768,15 +654,12 @@ Result<std::optional<std::string>> Exchange::TargetName() const {
 
 // "http(s)://host" as the client addressed us, for links and token audiences.
 std::string Exchange::LinkBase() const {
-  std::string host = request_.getHost();
-  if (host.empty()) host = request_.serverAddress().toString();
-  return (request_.secure() ? "https://" : "http://") + host;
+  return (request_.secure ? "https://" : "http://") + request_.host;
 }
 
 // The media type of the body, lower-cased, without parameters such as "; charset=utf-8".
 std::string Exchange::MediaType() const {
-  // A copy: Poco returns a reference to the default argument when the header is missing.
-  const std::string content_type = request_.get("Content-Type", "");
+  const std::string content_type = request_.headers.Get("Content-Type");
   const std::string_view type = std::string_view(content_type).substr(0, content_type.find(';'));
   return ToLower(Trim(type));
 }
@@ -1201,34 +1084,23 @@ Result<Reply> Exchange::ListGroups() {
 RestApi::RestApi(replication::HubRegistry* hubs, RestOptions options, const Clock* clock)
     : hubs_(hubs), options_(std::move(options)), clock_(clock) {}
 
-void RestApi::Handle(HTTPServerRequest& request, HTTPServerResponse& response) {
+HttpResponse RestApi::Handle(const HttpRequest& request) const {
   std::string failure;
   try {
+    HttpResponse response;
     Exchange(hubs_, options_, clock_, request, response).Run();
-    return;
+    return response;
   } catch (const std::exception& e) {
     failure = e.what();
   } catch (...) {
     failure = "unknown exception";
   }
-  Log().Error(request.getMethod(), " ", request.getURI().substr(0, request.getURI().find('?')),
+  Log().Error(request.method, " ", request.target.substr(0, request.target.find('?')),
               " failed: ", failure);
-  if (response.sent()) return;  // Too late for a status; Poco closes what it cannot finish.
-  try {
-    // The request body may be half read: do not reuse the connection.
-    response.setKeepAlive(false);
-    response.setStatusAndReason(Poco::Net::HTTPResponse::HTTP_INTERNAL_SERVER_ERROR);
-    response.set("x-ms-error-code", "InternalServerError");
-    const std::string body =
-        request.getMethod() == "HEAD"
-            ? std::string()
-            : ErrorBody("InternalServerError", "The request failed unexpectedly.");
-    if (!body.empty()) response.setContentType("application/json");
-    response.setContentLength64(static_cast<Poco::Int64>(body.size()));
-    response.send() << body << std::flush;
-  } catch (...) {
-    // The connection is gone; nothing left to tell anyone.
-  }
+  HttpResponse response =
+      ErrorResponse(500, "InternalServerError", "The request failed unexpectedly.");
+  if (request.method == "HEAD") response.body.clear();
+  return response;
 }
 
 }  // namespace hubcast::rest

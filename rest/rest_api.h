@@ -7,14 +7,14 @@
 // PayloadTooLarge, 415 UnsupportedMediaType, 500 InternalServerError, 503 ServiceUnavailable.
 // Every error has a JSON body {"code":"<Name>","message":"..."} and header x-ms-error-code.
 //
-// Thread-safety: Handle may be called concurrently from any number of HTTP worker threads.
+// Transport-neutral: Handle takes a complete request (rest/http_message.h) and returns the
+// response; the front (server/) owns sockets, framing and body limits.
+// Thread-safety: Handle may be called concurrently from any number of worker threads.
 #pragma once
 
 #include "base/clock.h"
 #include "replication/hub.h"
-
-#include <Poco/Net/HTTPServerRequest.h>
-#include <Poco/Net/HTTPServerResponse.h>
+#include "rest/http_message.h"
 
 #include <string>
 #include <vector>
@@ -30,8 +30,9 @@ class RestApi {
  public:
   RestApi(replication::HubRegistry* hubs, RestOptions options,
           const Clock* clock = &SystemClock::Get());
-  // Serves any request whose path starts with /api/. Never throws.
-  void Handle(Poco::Net::HTTPServerRequest& request, Poco::Net::HTTPServerResponse& response);
+  // Serves any request whose path starts with /api/. Never throws; an unexpected failure is
+  // a 500 with the usual JSON error body.
+  HttpResponse Handle(const HttpRequest& request) const;
 
  private:
   replication::HubRegistry* hubs_;

@@ -4,6 +4,9 @@
 #include "rest/jwt.h"
 
 #include <cpprest/http_client.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 
 #include <algorithm>
 #include <atomic>
@@ -484,24 +487,30 @@ class Engine : public std::enable_shared_from_this<Engine> {
   // the status line (a timeout or cancel included). A blocking event (connect, user events)
   // may not be idempotent, so it never rides a reused connection: it gets a client of its own.
   std::shared_ptr<http::client::http_client> ClientFor(const web::uri& uri, bool reuse) {
-    if (!reuse) {
-      http::client::http_client_config config;
-      config.set_timeout(options_.timeout);
-      config.set_max_redirects(0);
-      return std::make_shared<http::client::http_client>(uri.authority(), config);
-    }
+    if (!reuse) return std::make_shared<http::client::http_client>(uri.authority(), Config());
     std::string key = uri.scheme() + "://" + uri.host() + ":" + std::to_string(uri.port());
     std::transform(key.begin(), key.end(), key.begin(),
                    [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
     std::lock_guard lock(mu_);
     std::shared_ptr<http::client::http_client>& client = clients_[key];
-    if (!client) {
-      http::client::http_client_config config;
-      config.set_timeout(options_.timeout);
-      config.set_max_redirects(0);
-      client = std::make_shared<http::client::http_client>(uri.authority(), config);
-    }
+    if (!client) client = std::make_shared<http::client::http_client>(uri.authority(), Config());
     return client;
+  }
+
+  // Certificates are verified (cpprestsdk's default: peer chain and host name against the
+  // system's CAs); a private CA is added from ca_file.
+  http::client::http_client_config Config() const {
+    http::client::http_client_config config;
+    config.set_timeout(options_.timeout);
+    config.set_max_redirects(0);
+    config.set_validate_certificates(true);
+    if (!options_.ca_file.empty()) {
+      config.set_ssl_context_callback([file = options_.ca_file](boost::asio::ssl::context& ctx) {
+        boost::system::error_code ec;
+        ctx.load_verify_file(file, ec);  // checked at start-up (CheckCaFile)
+      });
+    }
+    return config;
   }
 
   // One HTTP exchange. The task never faults: every failure becomes a status-0 response.
@@ -650,6 +659,22 @@ std::unique_ptr<UpstreamClient> NewUpstreamClient(UpstreamOptions options) {
     }
   });
   return std::make_unique<CppRestUpstreamClient>(std::move(options));
+}
+
+Status CheckCaFile(const std::string& path) {
+  BIO* bio = BIO_new_file(path.c_str(), "r");
+  if (!bio) return Status::InvalidArgument("cannot read the CA file " + path);
+  int certificates = 0;
+  while (X509* cert = PEM_read_bio_X509(bio, nullptr, nullptr, nullptr)) {
+    ++certificates;
+    X509_free(cert);
+  }
+  ERR_clear_error();  // the read that met the end of the file left an error behind
+  BIO_free(bio);
+  if (certificates == 0) {
+    return Status::InvalidArgument("the CA file " + path + " holds no PEM certificate");
+  }
+  return Status::Ok();
 }
 
 }  // namespace hubcast::rest

@@ -13,12 +13,16 @@
 //     subprotocol, connectionState) and WebHook-Request-Origin;
 //   - a per-attempt timeout; retries with back-off on 408, 5xx and network errors when the
 //     request says it may be retried;
-//   - connection reuse: one pooled HTTP client per scheme://host:port.
+//   - connection reuse: one pooled HTTP client per scheme://host:port;
+//   - https:// handlers: the certificate chain and host name are verified against the
+//     system's CAs and, when given, the CAs in UpstreamOptions::ca_file (private CAs).
 // cpprestsdk is used only in the .cc: no cpprest type appears here.
 //
 // Thread-safety: Call may be used from any thread; `done` runs on one of the client's own
 // threads (a small fixed pool), exactly once per call.
 #pragma once
+
+#include "base/status.h"
 
 #include <chrono>
 #include <functional>
@@ -37,6 +41,7 @@ struct UpstreamOptions {
   std::chrono::milliseconds retry_base{1000};        // back-off: base, 3*base, 5*base, ...
   std::chrono::milliseconds validation_retry{5000};  // after a failed validation
   int threads = 4;                                   // cpprestsdk pool size (fixed)
+  std::string ca_file;  // PEM certificates trusted besides the system's (may be empty)
 };
 
 struct UpstreamRequest {
@@ -80,5 +85,8 @@ class UpstreamClient {
 };
 
 std::unique_ptr<UpstreamClient> NewUpstreamClient(UpstreamOptions options);
+
+// Whether `path` is a readable PEM file holding at least one certificate (for start-up).
+Status CheckCaFile(const std::string& path);
 
 }  // namespace hubcast::rest

@@ -7,13 +7,10 @@
 #include "base/random.h"
 #include "rest/upstream_client.h"
 #include "server/gateway.h"
+#include "server/gateway_internal.h"
 #include "server/json_codec.h"
 
-#include <cerrno>
-#include <cstring>
-#include <sys/socket.h>
 #include <sys/uio.h>
-#include <unistd.h>
 
 namespace hubcast::server {
 namespace {
@@ -37,11 +34,9 @@ ClientConnection::ClientConnection(Gateway* gateway, EventLoop* loop,
       codec_(&CodecFor(init_.protocol)),
       reader_(limits.max_message_bytes) {}
 
-ClientConnection::~ClientConnection() {
-  if (fd_ >= 0) ::close(fd_);
-}
+ClientConnection::~ClientConnection() = default;
 
-bool ClientConnection::Recover(int fd) {
+bool ClientConnection::Recover(std::unique_ptr<Transport>& transport, std::string early_bytes) {
   if (!codec_->reliable() || log_closed_) return false;
   if (state_ == State::kOpen) {
     auto self = shared_from_this();
@@ -49,23 +44,31 @@ bool ClientConnection::Recover(int fd) {
     state_ = State::kHeld;
   }
   if (state_ != State::kHeld) return false;
-  Attach(fd);
+  Attach(std::move(transport), std::move(early_bytes));
   return true;
 }
 
-void ClientConnection::Attach(int fd) {
+void ClientConnection::Attach(std::unique_ptr<Transport> transport, std::string early_bytes) {
+  if (state_ != State::kNew && state_ != State::kHeld) {
+    // It ended while its 101 was on the way (a REST close, a failed registration): the
+    // client hears why, as an attached socket would have, and the socket goes. An ended
+    // connection is never served again.
+    uint16_t code = end_code_ != 0 ? end_code_ : (codec_->reliable() ? 1008 : 1000);
+    WriteAndClose(std::move(transport),
+                  codec_->Disconnected(end_reason_) + WsCloseFrame(code, end_reason_));
+    return;
+  }
   bool recovering = state_ == State::kHeld;
   if (recovering) loop_->RemoveTicker(this);
-  fd_ = fd;
+  transport_ = std::move(transport);
   reader_ = WsReader(limits_.max_message_bytes);
   front_offset_ = 0;
   want_write_ = false;
   state_ = State::kOpen;
   last_read_ = last_write_ = std::chrono::steady_clock::now();
   auto self = std::static_pointer_cast<ClientConnection>(shared_from_this());
-  if (!loop_->Add(fd_, EPOLLIN | EPOLLRDHUP, self)) {
-    ::close(fd_);
-    fd_ = -1;
+  if (!loop_->Add(transport_->fd(), EPOLLIN | EPOLLRDHUP, self)) {
+    transport_.reset();
     End("Failed to register the socket.");
     return;
   }
@@ -80,6 +83,11 @@ void ClientConnection::Attach(int fd) {
   }
   // Frames queued before the socket arrived (the `connected` message, early deliveries).
   if (!out_.empty()) loop_->RequestFlush(this);
+  // Frames the client sent right behind its upgrade request.
+  if (!early_bytes.empty()) {
+    reader_.Feed(early_bytes.data(), early_bytes.size());
+    ProcessBuffered();
+  }
 }
 
 void ClientConnection::SendControl(std::string frame) {
@@ -120,7 +128,7 @@ void ClientConnection::EnqueueReliable(const Unacked& u) {
 }
 
 void ClientConnection::Enqueue(std::string head, SharedBytes body, int64_t expire) {
-  if ((fd_ < 0 && state_ != State::kNew) || close_after_flush_) return;
+  if ((!transport_ && state_ != State::kNew) || close_after_flush_) return;
   if (out_.empty()) write_progress_ = std::chrono::steady_clock::now();
   out_bytes_ += head.size() + body.size();
   out_.push_back({std::move(head), std::move(body), expire});
@@ -142,6 +150,7 @@ void ClientConnection::CloseByService(uint16_t code, const std::string& reason, 
     EndAllStreams(true);
   }
   if (state_ == State::kHeld || state_ == State::kNew) {
+    end_code_ = code;
     End(reason);
     return;
   }
@@ -155,34 +164,37 @@ void ClientConnection::CloseByService(uint16_t code, const std::string& reason, 
 }
 
 void ClientConnection::OnEvents(uint32_t events) {
-  if (fd_ < 0) return;
+  if (!transport_) return;
   if (events & EPOLLIN) {
     char buf[kReadChunk];
-    for (int i = 0; i < kMaxReadsPerEvent && fd_ >= 0; ++i) {
-      ssize_t n = ::read(fd_, buf, sizeof buf);
-      if (n > 0) {
+    for (int i = 0; i < kMaxReadsPerEvent && transport_; ++i) {
+      IoResult r = transport_->Read(buf, sizeof buf);
+      if (r.status == IoStatus::kOk) {
         last_read_ = std::chrono::steady_clock::now();
         if (state_ == State::kClosing) continue;  // draining until the peer closes
-        reader_.Feed(buf, static_cast<size_t>(n));
+        reader_.Feed(buf, r.bytes);
         ProcessBuffered();
         if (paused_) break;  // the rest stays in the socket until the event handler answers
-        if (static_cast<size_t>(n) < sizeof buf) break;
-      } else if (n == 0) {
+        // TLS may hold decrypted bytes epoll does not report.
+        if (r.bytes < sizeof buf && !(transport_ && transport_->HasBufferedInput())) break;
+      } else if (r.status == IoStatus::kClosed) {
         if (state_ == State::kClosing) {
           End("");
         } else {
           Lost("The client closed the connection without a close frame.");
         }
         return;
+      } else if (r.status == IoStatus::kAgain) {
+        break;
       } else {
-        if (errno == EAGAIN || errno == EWOULDBLOCK) break;
-        if (errno == EINTR) continue;
-        Lost(std::string("Read failed: ") + std::strerror(errno));
+        Lost("Read failed: " + transport_->error());
         return;
       }
     }
   }
-  if (fd_ < 0) return;
+  if (!transport_) return;
+  // A TLS read may have produced output (a key update, a session ticket).
+  if (transport_->HasPendingOutput()) loop_->RequestFlush(this);
   if (events & (EPOLLHUP | EPOLLERR)) {
     Lost("The connection was reset.");
     return;
@@ -191,12 +203,12 @@ void ClientConnection::OnEvents(uint32_t events) {
 }
 
 void ClientConnection::ProcessBuffered() {
-  while (fd_ >= 0 && state_ == State::kOpen && !paused_) {
+  while (transport_ && state_ == State::kOpen && !paused_) {
     auto msg = reader_.Next();
     if (!msg) break;
     HandleMessage(*msg);
   }
-  if (fd_ >= 0 && state_ == State::kOpen && !paused_ && reader_.error()) {
+  if (transport_ && state_ == State::kOpen && !paused_ && reader_.error()) {
     CloseWith(reader_.error()->close_code, reader_.error()->reason);
   }
 }
@@ -209,14 +221,14 @@ uint32_t ClientConnection::Interest() const {
 
 void ClientConnection::Pause() {
   paused_ = true;
-  if (fd_ >= 0) loop_->Modify(fd_, Interest());
+  if (transport_) loop_->Modify(transport_->fd(), Interest());
 }
 
 void ClientConnection::Resume() {
   if (!paused_) return;
   paused_ = false;
-  if (fd_ < 0) return;
-  loop_->Modify(fd_, Interest());
+  if (!transport_) return;
+  loop_->Modify(transport_->fd(), Interest());
   ProcessBuffered();
 }
 
@@ -573,7 +585,7 @@ void ClientConnection::CloseWith(uint16_t code, const std::string& reason) {
 void ClientConnection::OnFlush() { WriteSome(); }
 
 void ClientConnection::WriteSome() {
-  if (fd_ < 0) return;
+  if (!transport_) return;
   int64_t now_ms = 0;
   while (!out_.empty()) {
     // Messages whose TTL ran out before they started to leave are dropped (messageTtlSeconds).
@@ -605,21 +617,17 @@ void ClientConnection::WriteSome() {
         }
       }
     }
-    ssize_t w = ::writev(fd_, iov, n);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      if (errno == EAGAIN || errno == EWOULDBLOCK) {
-        if (!want_write_) {
-          want_write_ = true;
-          loop_->Modify(fd_, Interest());
-        }
-        return;
-      }
-      Lost(std::string("Write failed: ") + std::strerror(errno));
+    IoResult w = transport_->Writev(iov, n);
+    if (w.status == IoStatus::kAgain) {
+      WaitWritable();
+      return;
+    }
+    if (w.status != IoStatus::kOk) {
+      Lost("Write failed: " + transport_->error());
       return;
     }
     last_write_ = write_progress_ = std::chrono::steady_clock::now();
-    size_t written = static_cast<size_t>(w);
+    size_t written = w.bytes;
     while (written > 0 && !out_.empty()) {
       OutItem& f = out_.front();
       size_t total = f.size();
@@ -635,17 +643,35 @@ void ClientConnection::WriteSome() {
       }
     }
   }
+  // Bytes the transport still holds (TLS records) leave before the queue counts as sent.
+  if (transport_->HasPendingOutput()) {
+    IoResult f = transport_->Flush();
+    if (f.status == IoStatus::kError) {
+      Lost("Write failed: " + transport_->error());
+      return;
+    }
+    if (transport_->HasPendingOutput()) {
+      WaitWritable();
+      return;
+    }
+  }
   if (want_write_) {
     want_write_ = false;
-    loop_->Modify(fd_, Interest());
+    loop_->Modify(transport_->fd(), Interest());
   }
   if (close_after_flush_) {
     // Half-close and wait (briefly, via the idle tick) for the client's close or EOF.
-    ::shutdown(fd_, SHUT_WR);
+    transport_->ShutdownWrite();
     if (state_ != State::kClosing) state_ = State::kClosing;
     close_after_flush_ = false;
     held_until_ = std::chrono::steady_clock::now() + std::chrono::seconds(5);
   }
+}
+
+void ClientConnection::WaitWritable() {
+  if (want_write_) return;
+  want_write_ = true;
+  loop_->Modify(transport_->fd(), Interest());
 }
 
 void ClientConnection::RestoreHeld(std::vector<std::pair<uint64_t, SharedBytes>> unacked,
@@ -673,12 +699,12 @@ void ClientConnection::Release() {
   unacked_bytes_ = 0;
 }
 
-void ClientConnection::StartMoved(int fd, std::vector<std::pair<uint64_t, SharedBytes>> replayed,
+void ClientConnection::StartMoved(std::unique_ptr<Transport> transport, std::string early_bytes,
+                                  std::vector<std::pair<uint64_t, SharedBytes>> replayed,
                                   uint64_t acked) {
-  if (state_ != State::kNew) {  // ended meanwhile (closed, or moved on again)
-    ::close(fd);
-    return;
-  }
+  // Ended meanwhile (closed, or moved on again): the socket drops; the client's next recovery
+  // attempt learns which.
+  if (state_ != State::kNew) return;
   std::deque<Unacked> all;
   size_t bytes = 0;
   for (auto& [seq, body] : replayed) {
@@ -697,7 +723,7 @@ void ClientConnection::StartMoved(int fd, std::vector<std::pair<uint64_t, Shared
   out_.clear();
   out_bytes_ = 0;
   state_ = State::kHeld;
-  Attach(fd);
+  Attach(std::move(transport), std::move(early_bytes));
 }
 
 void ClientConnection::OnTick(std::chrono::steady_clock::time_point now) {
@@ -743,10 +769,9 @@ void ClientConnection::OnTick(std::chrono::steady_clock::time_point now) {
 }
 
 void ClientConnection::DetachSocket() {
-  if (fd_ < 0) return;
-  loop_->Remove(fd_);
-  ::close(fd_);
-  fd_ = -1;
+  if (!transport_) return;
+  loop_->Remove(transport_->fd());
+  transport_.reset();
   out_.clear();
   out_bytes_ = 0;
   front_offset_ = 0;
@@ -771,6 +796,7 @@ void ClientConnection::Lost(const std::string& why) {
 void ClientConnection::End(const std::string& reason) {
   if (state_ == State::kEnded) return;
   auto self = shared_from_this();
+  end_reason_ = reason;
   if (state_ == State::kHeld) loop_->RemoveTicker(this);
   DetachSocket();
   state_ = State::kEnded;

@@ -5,7 +5,8 @@
 // messages the client has not acknowledged yet.
 //
 // Lifecycle (every step on the owning loop's thread):
-//   1. Attach(fd): start serving a socket, either new or recovering a held session.
+//   1. Attach(transport): start serving an upgraded connection (plain or TLS, see
+//      server/transport.h), either new or recovering a held session.
 //   2. Client frames become log commands (Hub::Append, asynchronous: the loop never waits);
 //      acks come back as completions on this loop (AppendCallbacks), deliveries from the
 //      appliers through the Gateway as posted tasks (SendControl, DeliverMessage).
@@ -32,6 +33,7 @@
 #include "replication/hub.h"
 #include "server/codec.h"
 #include "server/event_loop.h"
+#include "server/transport.h"
 #include "server/ws_frame.h"
 
 #include <chrono>
@@ -107,10 +109,13 @@ class ClientConnection final : public IoHandler {
   const std::shared_ptr<replication::Hub>& hub() const { return hub_; }
 
   // --- loop thread only ---
-  void Attach(int fd);
-  // Resumes a reliable session on a new socket: a held one, or an open one whose old socket
-  // the server has not seen die yet (the new socket takes over). False if the session ended.
-  bool Recover(int fd);
+  // `early_bytes`: what the client sent right behind its upgrade request (WebSocket frames).
+  // A connection that ended meanwhile sends `disconnected` and a close frame and drops it.
+  void Attach(std::unique_ptr<Transport> transport, std::string early_bytes = {});
+  // Resumes a reliable session on a new connection: a held one, or an open one whose old
+  // socket the server has not seen die yet (the new one takes over). False if the session
+  // ended; the transport is taken only on success.
+  bool Recover(std::unique_ptr<Transport>& transport, std::string early_bytes);
   // A whole frame that is not a data message (system, ack, pong; from codec()): never
   // sequenced. An empty frame (a subprotocol without that message) sends nothing.
   void SendControl(std::string frame);
@@ -137,8 +142,8 @@ class ClientConnection final : public IoHandler {
   // A reliable session that resumed on this node (kConnectionMoved to it): `replayed` are
   // the messages after the client's last acknowledged one up to the move, from the replay
   // log; deliveries since the move are already queued behind them.
-  void StartMoved(int fd, std::vector<std::pair<uint64_t, SharedBytes>> replayed,
-                  uint64_t acked);
+  void StartMoved(std::unique_ptr<Transport> transport, std::string early_bytes,
+                  std::vector<std::pair<uint64_t, SharedBytes>> replayed, uint64_t acked);
 
   void OnEvents(uint32_t events) override;
   void OnFlush() override;
@@ -165,6 +170,7 @@ class ClientConnection final : public IoHandler {
   void Enqueue(std::string head, SharedBytes body = {}, int64_t expire = 0);
   void EnqueueReliable(const Unacked& u);
   void WriteSome();
+  void WaitWritable();  // the transport is full: watch EPOLLOUT
   // The socket is gone without a normal close: hold a reliable session, else end.
   void Lost(const std::string& why);
   // Closes the socket now (after a best-effort final write) and ends the logical connection.
@@ -251,7 +257,7 @@ class ClientConnection final : public IoHandler {
   const SubprotocolCodec* codec_;
 
   State state_ = State::kNew;
-  int fd_ = -1;
+  std::unique_ptr<Transport> transport_;  // while a socket is attached
   WsReader reader_;
   std::deque<OutItem> out_;
   size_t out_bytes_ = 0;
@@ -261,6 +267,11 @@ class ClientConnection final : public IoHandler {
   bool log_closed_ = false;
   bool close_appended_ = false;
   bool paused_ = false;  // waiting for an event handler: frames stay buffered
+  // Why it ended, for a socket that arrives afterwards (its 101 was on the way); the close
+  // code a service close asked for (0: 1008 for reliable clients, which must not recover, or
+  // 1000).
+  std::string end_reason_;
+  uint16_t end_code_ = 0;
   std::chrono::steady_clock::time_point last_read_, last_write_, held_until_;
   std::chrono::steady_clock::time_point write_progress_;  // last write, or queue became non-empty
 

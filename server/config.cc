@@ -115,7 +115,16 @@ const std::vector<Option>& Options() {
       STR_OPT("ports-file", ports_file, "", "write the bound port to this file once listening"),
       INT_OPT("event-loops", event_loops, "0", 0, 256, "socket event-loop threads (0: cores)"),
       INT_OPT("http-threads", http_threads, "64", 1, 1024,
-              "HTTP worker threads (REST calls and WebSocket handshakes; a fixed pool)"),
+              "workers for complete HTTP requests (REST calls, WebSocket handshakes); a fixed "
+              "pool, never tied to a connection"),
+      INT_OPT("http-idle-timeout-seconds", http_idle_timeout_seconds, "60", 1, 3600,
+              "close a keep-alive HTTP connection idle between requests for this long"),
+      STR_OPT("tls-cert", tls_cert, "",
+              "PEM certificate chain: serve https:// and wss:// on the port (with --tls-key; "
+              "reloaded on SIGHUP)"),
+      STR_OPT("tls-key", tls_key, "", "PEM private key of --tls-cert (no passphrase)"),
+      STR_OPT("upstream-ca", upstream_ca, "",
+              "PEM file of CAs trusted for https:// event handlers, besides the system's"),
       INT_OPT("reliable-max-unacked", reliable_max_unacked, "100000", 1, 100000000,
               "messages a reliable client may leave unacknowledged before it is closed (1008)"),
       INT_OPT("reliable-max-unacked-mib", reliable_max_unacked_mib, "64", 1, 65536,
@@ -367,6 +376,9 @@ Result<ServerConfig> ParseServeConfig(const std::vector<std::string>& args, bool
     return Status::InvalidArgument("environment: " + s.message());
   }
   if (Status s = ApplyLayer(c, flags); !s.ok()) return s;
+  if (c.tls_cert.empty() != c.tls_key.empty()) {
+    return Status::InvalidArgument("--tls-cert and --tls-key go together");
+  }
   return c;
 }
 

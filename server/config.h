@@ -25,6 +25,10 @@ struct ServerConfig {
   std::string ports_file;
   int event_loops = 0;  // 0: number of cores
   int http_threads = 64;
+  int http_idle_timeout_seconds = 60;
+  std::string tls_cert;  // PEM chain; with tls_key: serve https:// and wss://
+  std::string tls_key;
+  std::string upstream_ca;  // PEM CAs trusted for https:// event handlers (besides the system's)
   int reliable_max_unacked = 100000;
   int reliable_max_unacked_mib = 64;
   int keepalive_seconds = 20;

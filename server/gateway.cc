@@ -1,17 +1,6 @@
 #include "server/gateway.h"
 
 #include "base/log.h"
-#include "server/gateway_internal.h"
-
-#include <Poco/Net/HTTPRequestHandler.h>
-#include <Poco/Net/HTTPRequestHandlerFactory.h>
-#include <Poco/Net/HTTPServer.h>
-#include <Poco/Net/HTTPServerParams.h>
-#include <Poco/Net/HTTPServerRequest.h>
-#include <Poco/Net/HTTPServerResponse.h>
-#include <Poco/Net/ServerSocket.h>
-#include <Poco/ThreadPool.h>
-#include <Poco/URI.h>
 
 #include <algorithm>
 
@@ -19,58 +8,29 @@ namespace hubcast::server {
 
 namespace {
 
-using Poco::Net::HTTPResponse;
-using Poco::Net::HTTPServerRequest;
-using Poco::Net::HTTPServerResponse;
+bool IsClientTarget(std::string_view target) {
+  return target.rfind("/client/", 0) == 0 || target == "/client" ||
+         target.rfind("/client?", 0) == 0;
+}
 
-class ClientHandler : public Poco::Net::HTTPRequestHandler {
- public:
-  explicit ClientHandler(Gateway* gw) : gw_(gw) {}
-  void handleRequest(HTTPServerRequest& req, HTTPServerResponse& resp) override {
-    gw_->HandleClient(req, resp);
-  }
-
- private:
-  Gateway* gw_;
-};
-
-class RestHandler : public Poco::Net::HTTPRequestHandler {
- public:
-  explicit RestHandler(rest::RestApi* api) : api_(api) {}
-  void handleRequest(HTTPServerRequest& req, HTTPServerResponse& resp) override {
-    api_->Handle(req, resp);
-  }
-
- private:
-  rest::RestApi* api_;
-};
-
-class NotFoundHandler : public Poco::Net::HTTPRequestHandler {
- public:
-  void handleRequest(HTTPServerRequest& req, HTTPServerResponse& resp) override {
-    SendError(resp, HTTPResponse::HTTP_NOT_FOUND, "NotFound",
-              "No route for " + req.getMethod() + " " + Poco::URI(req.getURI()).getPath());
-  }
-};
-
-class Factory : public Poco::Net::HTTPRequestHandlerFactory {
- public:
-  explicit Factory(Gateway* gw) : gw_(gw) {}
-  Poco::Net::HTTPRequestHandler* createRequestHandler(const HTTPServerRequest& req) override {
-    const std::string& uri = req.getURI();
-    auto starts = [&](const char* p) { return uri.rfind(p, 0) == 0; };
-    if (starts("/client/") || uri == "/client" || starts("/client?")) {
-      return new ClientHandler(gw_);
-    }
-    if (starts("/api/") || uri == "/api") return new RestHandler(gw_->rest());
-    return new NotFoundHandler();
-  }
-
- private:
-  Gateway* gw_;
-};
+bool IsApiTarget(std::string_view target) {
+  return target.rfind("/api/", 0) == 0 || target == "/api" || target.rfind("/api?", 0) == 0;
+}
 
 }  // namespace
+
+void Gateway::Route(const std::shared_ptr<HttpExchange>& exchange) {
+  const rest::HttpRequest& request = exchange->request();
+  if (IsClientTarget(request.target)) {
+    HandleClient(exchange);
+  } else if (IsApiTarget(request.target)) {
+    exchange->Respond(rest_->Handle(request));
+  } else {
+    std::string path = request.target.substr(0, request.target.find('?'));
+    exchange->Respond(
+        rest::ErrorResponse(404, "NotFound", "No route for " + request.method + " " + path));
+  }
+}
 
 std::shared_ptr<const HubSettings> Gateway::settings() const {
   std::lock_guard lock(settings_mu_);
@@ -93,6 +53,7 @@ Gateway::Gateway(GatewayOptions options)
   uo.access_keys = options_.access_keys;
   uo.origin = options_.origin;
   uo.timeout = options_.upstream_timeout;
+  uo.ca_file = options_.upstream_ca;
   upstream_ = rest::NewUpstreamClient(std::move(uo));
   for (int i = 0; i < std::clamp(options_.event_loops, 1, 255); ++i) {
     auto state = std::make_unique<LoopState>();
@@ -103,9 +64,11 @@ Gateway::Gateway(GatewayOptions options)
 }
 
 Gateway::~Gateway() {
-  if (http_) http_->stopAll(true);
-  http_.reset();
+  front_.reset();  // stops accepting and the workers before the loops go
   for (auto& l : loops_) l->loop->Stop();
+  // Pending event-handler calls finish now, while the loops they post to (stopped: the posts
+  // are dropped) and every member their callbacks touch still exist.
+  upstream_.reset();
 }
 
 void Gateway::SetRegistry(replication::HubRegistry* registry) {
@@ -119,36 +82,24 @@ void Gateway::SetRegistry(replication::HubRegistry* registry) {
 Result<int> Gateway::Start() {
   for (auto& l : loops_) l->loop->Start();
   RestoreSessions();
-  try {
-    Poco::Net::ServerSocket socket;
-    socket.bind(Poco::Net::SocketAddress(options_.bind, static_cast<uint16_t>(options_.port)),
-                /*reuseAddress=*/true);
-    // A deep backlog: thousands of clients reconnect at once after a restart.
-    socket.listen(4096);
-    int port = socket.address().port();
-    auto* params = new Poco::Net::HTTPServerParams;
-    params->setMaxThreads(options_.http_threads);
-    params->setMaxQueued(20000);
-    params->setKeepAlive(true);
-    params->setTimeout(Poco::Timespan(60, 0));
-    // POCO binds a worker to a keep-alive connection for as long as it lives: a short idle
-    // timeout and a cap on requests per connection hand workers back, so clients that keep
-    // connections open (every SDK's HTTP agent does) cannot starve handshakes and REST calls.
-    params->setKeepAliveTimeout(Poco::Timespan(5, 0));
-    params->setMaxKeepAliveRequests(100);
-    // Fixed size (min = max): the process's thread count does not change with load.
-    http_pool_ = std::make_unique<Poco::ThreadPool>(options_.http_threads, options_.http_threads);
-    http_ = std::make_unique<Poco::Net::HTTPServer>(new Factory(this), *http_pool_, socket, params);
-    http_->start();
-    return port;
-  } catch (const Poco::Exception& e) {
-    return Status::Unavailable("cannot listen on " + options_.bind + ":" +
-                               std::to_string(options_.port) + ": " + e.displayText());
-  }
+  HttpFrontOptions fo;
+  fo.bind = options_.bind;
+  fo.port = options_.port;
+  // The REST body limit is the message limit: a body is a message.
+  fo.limits.max_body_bytes = options_.limits.max_message_bytes;
+  fo.idle_timeout = options_.http_idle_timeout;
+  fo.workers = options_.http_threads;
+  fo.tls = options_.tls;
+  std::vector<EventLoop*> loops;
+  for (auto& l : loops_) loops.push_back(l->loop.get());
+  front_ = std::make_unique<HttpFront>(
+      std::move(fo), std::move(loops),
+      [this](const std::shared_ptr<HttpExchange>& exchange) { Route(exchange); });
+  return front_->Start();
 }
 
 void Gateway::Shutdown(const std::string& reason) {
-  if (http_) http_->stopAll(true);
+  if (front_) front_->Stop();
   for (auto& l : loops_) {
     l->loop->RunAndWait([&] {
       for (auto& [handle, c] : l->conns) {

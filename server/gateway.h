@@ -1,11 +1,13 @@
 // Gateway: the process's network front. One port serves both /client/... (WebSocket) and
-// /api/... (REST), like the cloud service.
+// /api/... (REST), like the cloud service, over plain TCP or TLS.
 //
-// POCO's HTTP server accepts connections and parses requests on a fixed pool of worker
-// threads. A WebSocket upgrade is completed there, then the socket is handed to one of the
-// EventLoops (round-robin) and never touched by a worker again. The Gateway is also the
-// DeliverySink: the appliers call Deliver for every applied entry, and the Gateway posts the
-// encoded frames to the loops that own the recipients.
+// The HTTP front (server/http_front.h) reads requests on the EventLoops and hands complete
+// ones to a fixed pool of workers: /api/ goes to the REST API, /client/ to the handshake
+// (handshake.cc), anything else is a JSON 404. An accepted upgrade writes the 101 on the
+// connection's loop, and its transport becomes a ClientConnection on one of the loops
+// (round-robin). The Gateway is also the DeliverySink: the appliers call Deliver for every
+// applied entry, and the Gateway posts the encoded frames to the loops that own the
+// recipients.
 //
 // Connection handles: every ClientConnection has a node-local integer handle that names its
 // loop and subprotocol ([63..56] loop, [55..48] ClientProtocol, [47..0] serial). The view
@@ -25,6 +27,7 @@
 #include "rest/upstream_client.h"
 #include "server/client_connection.h"
 #include "server/event_loop.h"
+#include "server/http_front.h"
 #include "server/hub_settings.h"
 
 #include <atomic>
@@ -35,15 +38,6 @@
 #include <unordered_map>
 #include <vector>
 
-namespace Poco {
-class ThreadPool;
-}
-namespace Poco::Net {
-class HTTPServer;
-class HTTPServerRequest;
-class HTTPServerResponse;
-}  // namespace Poco::Net
-
 namespace hubcast::server {
 
 struct ConnectOutcome;  // what a connect handler answered (gateway.cc)
@@ -52,7 +46,10 @@ struct GatewayOptions {
   std::string bind = "127.0.0.1";
   int port = 8080;
   int event_loops = 2;
-  int http_threads = 16;
+  int http_threads = 16;  // workers for complete requests (REST calls, handshakes)
+  // A keep-alive HTTP connection idle between requests for this long is closed.
+  std::chrono::seconds http_idle_timeout{60};
+  std::shared_ptr<TlsContext> tls;  // null: plain TCP
   // Tasks a loop's inbox holds before deliveries to it wait for room.
   size_t max_loop_inbox = EventLoop::kDefaultMaxInbox;
   std::vector<std::string> access_keys;
@@ -64,6 +61,7 @@ struct GatewayOptions {
   // Event handlers (WebHook-Request-Origin host and per-call timeout).
   std::string origin = "localhost";
   std::chrono::milliseconds upstream_timeout{10000};
+  std::string upstream_ca;  // PEM CAs for https:// event handlers, besides the system's
   std::shared_ptr<const HubSettings> settings = std::make_shared<HubSettings>();
 };
 
@@ -107,8 +105,8 @@ class Gateway final : public replication::DeliverySink {
     return static_cast<ClientProtocol>((handle >> 48) & 0xff);
   }
 
-  // HTTP worker entry point for /client requests.
-  void HandleClient(Poco::Net::HTTPServerRequest& request, Poco::Net::HTTPServerResponse& response);
+  // HTTP worker entry point for every complete request (routes by path).
+  void Route(const std::shared_ptr<HttpExchange>& exchange);
   rest::RestApi* rest() { return rest_.get(); }
 
   // Hub settings, replaced as a whole on SIGHUP (connections stay).
@@ -146,9 +144,13 @@ class Gateway final : public replication::DeliverySink {
   // (with what to send it if the move fails).
   struct Moving {
     uint64_t handle = 0;
-    int fd = -1;
+    std::unique_ptr<Transport> transport;  // upgraded (its 101 left)
+    std::string early_bytes;               // frames the client sent right behind the upgrade
     std::string reject_frame;
   };
+  // HTTP loop, after the recovery's 101: appends the move (kConnectionMoved) of `rec` here.
+  void MoveHere(const std::shared_ptr<replication::Hub>& hub, const storage::ConnectionRecord& rec,
+                Moving moving);
   std::optional<Moving> TakeMoving(const std::string& connection_id);
   // Lets go of the sockets the log gave to another node or held (ApplyResult::released).
   void ReleaseSockets(const storage::ApplyResult& result);
@@ -164,8 +166,10 @@ class Gateway final : public replication::DeliverySink {
     std::vector<std::string> groups;
     std::string protocol;  // chosen before the connect handler (it may choose another)
     std::string accept;    // Sec-WebSocket-Accept
-    int fd = -1;           // detached from POCO, still blocking
+    std::shared_ptr<HttpExchange> exchange;  // answered with the 101 or an error
   };
+  // Worker thread: a /client request (the handshake up to the connect event).
+  void HandleClient(const std::shared_ptr<HttpExchange>& exchange);
   void FinishHandshake(const std::shared_ptr<Handshake>& hs, const ConnectOutcome& outcome);
   // Start-up: this node's connections that were open when the process stopped.
   void RestoreSessions();
@@ -183,10 +187,13 @@ class Gateway final : public replication::DeliverySink {
   void FireSystemEvent(SystemEvent event, const std::string& hub,
                        const storage::ConnectionRecord& connection, std::string event_id,
                        std::string body);
-  // `hub` is nullptr when it does not exist (then recovery fails like any other).
-  void Recover(Poco::Net::HTTPServerRequest& request, Poco::Net::HTTPServerResponse& response,
+  // Worker thread: a recovery handshake of a reliable session (`accept`: the checked key's
+  // Sec-WebSocket-Accept). `hub` is kNotFound when it does not exist (then recovery fails like
+  // any other), kUnavailable when its log cannot be reached now (503: the client tries again).
+  void Recover(const std::shared_ptr<HttpExchange>& exchange,
                const Result<std::shared_ptr<replication::Hub>>& hub, const std::string& protocol,
-               const std::string& connection_id, const std::string& token);
+               const std::string& accept, const std::string& connection_id,
+               const std::string& token);
 
   GatewayOptions options_;
   replication::HubRegistry* registry_ = nullptr;
@@ -197,8 +204,7 @@ class Gateway final : public replication::DeliverySink {
   std::vector<std::unique_ptr<LoopState>> loops_;
   std::atomic<size_t> next_loop_{0};
   std::atomic<uint64_t> next_serial_{1};
-  std::unique_ptr<Poco::ThreadPool> http_pool_;
-  std::unique_ptr<Poco::Net::HTTPServer> http_;
+  std::unique_ptr<HttpFront> front_;
 
   // Connections whose open entry is being appended: id -> handle, taken when it is applied.
   std::mutex opening_mu_;

@@ -1,56 +1,66 @@
 #include "server/gateway_internal.h"
 
-#include "base/json.h"
-
-#include <cerrno>
-#include <sys/socket.h>
-#include <unistd.h>
+#include "base/base64.h"
+#include "base/strings.h"
+#include "server/ws_frame.h"
 
 namespace hubcast::server {
 
-using Poco::Net::HTTPResponse;
-using Poco::Net::HTTPServerResponse;
+void RefuseHandshake(const std::shared_ptr<HttpExchange>& exchange, int status, const char* code,
+                     const std::string& message,
+                     std::initializer_list<std::pair<const char*, const char*>> extra) {
+  rest::HttpResponse r = rest::ErrorResponse(status, code, message);
+  for (const auto& [name, value] : extra) r.headers.Set(name, value);
+  exchange->Respond(std::move(r));
+}
 
-bool WriteAll(int fd, const std::string& data) {
-  size_t off = 0;
-  while (off < data.size()) {
-    ssize_t n = ::send(fd, data.data() + off, data.size() - off, MSG_NOSIGNAL);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    off += static_cast<size_t>(n);
+std::string AcceptUpgrade(const std::shared_ptr<HttpExchange>& exchange) {
+  const rest::HttpRequest& req = exchange->request();
+  if (!EqualsIgnoreCase(Trim(req.headers.Get("Upgrade")), "websocket")) {
+    RefuseHandshake(exchange, 400, "BadRequest",
+                    "The client endpoint expects a WebSocket upgrade request.");
+    return "";
   }
-  return true;
+  bool connection_upgrade = false;
+  for (const auto& [name, value] : req.headers) {
+    if (!EqualsIgnoreCase(name, "Connection")) continue;
+    for (std::string_view token : Split(value, ',')) {
+      if (EqualsIgnoreCase(Trim(token), "upgrade")) connection_upgrade = true;
+    }
+  }
+  const std::string key(Trim(req.headers.Get("Sec-WebSocket-Key")));
+  auto decoded = Base64Decode(key);
+  if (!connection_upgrade || !decoded || decoded->size() != 16 ||
+      Trim(req.headers.Get("Sec-WebSocket-Version")) != "13") {
+    RefuseHandshake(exchange, 400, "BadRequest",
+                    "A WebSocket upgrade needs Connection: Upgrade, a Sec-WebSocket-Key and "
+                    "Sec-WebSocket-Version: 13.",
+                    {{"Sec-WebSocket-Version", "13"}});
+    return "";
+  }
+  // Bytes after the head are WebSocket frames: a body would make them ambiguous.
+  if (!req.body.empty() || req.headers.Has("Transfer-Encoding")) {
+    RefuseHandshake(exchange, 400, "BadRequest", "A WebSocket upgrade request has no body.");
+    return "";
+  }
+  return WsAcceptKey(key);
 }
 
-void WriteHttpError(int fd, int status, const char* code, const std::string& message) {
-  std::string body = "{\"code\":";
-  json::AppendQuoted(body, code);
-  body += ",\"message\":";
-  json::AppendQuoted(body, message);
-  body += "}";
-  std::string head =
-      "HTTP/1.1 " + std::to_string(status) + " " +
-      HTTPResponse::getReasonForStatus(static_cast<HTTPResponse::HTTPStatus>(status)) +
-      "\r\nContent-Type: application/json; charset=utf-8\r\nx-ms-error-code: " + code +
-      "\r\nContent-Length: " + std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n";
-  (void)WriteAll(fd, head + body);
-  ::shutdown(fd, SHUT_WR);
-  ::close(fd);
+rest::HttpResponse SwitchingProtocols(const std::string& accept, const std::string& protocol) {
+  rest::HttpResponse r;
+  r.status = 101;
+  r.headers.Add("Upgrade", "websocket");
+  r.headers.Add("Connection", "Upgrade");
+  r.headers.Add("Sec-WebSocket-Accept", accept);
+  if (!protocol.empty()) r.headers.Add("Sec-WebSocket-Protocol", protocol);
+  return r;
 }
 
-void SendError(HTTPServerResponse& resp, HTTPResponse::HTTPStatus status, const char* code,
-               const std::string& message) {
-  std::string body = "{\"code\":";
-  json::AppendQuoted(body, code);
-  body += ",\"message\":";
-  json::AppendQuoted(body, message);
-  body += "}";
-  resp.setStatus(status);
-  resp.set("x-ms-error-code", code);
-  resp.setContentType("application/json; charset=utf-8");
-  if (status == HTTPResponse::HTTP_UNAUTHORIZED) resp.set("WWW-Authenticate", "Bearer");
-  resp.setContentLength(static_cast<std::streamsize>(body.size()));
-  resp.send() << body;
+void WriteAndClose(std::unique_ptr<Transport> transport, const std::string& bytes) {
+  if (!transport) return;
+  (void)transport->Write(bytes.data(), bytes.size());
+  (void)transport->Flush();
+  transport->ShutdownWrite();
 }
 
 }  // namespace hubcast::server

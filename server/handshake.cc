@@ -7,17 +7,8 @@
 #include "server/gateway_internal.h"
 #include "server/json_codec.h"
 
-#include <Poco/Net/HTTPServerRequest.h>
-#include <Poco/Net/HTTPServerRequestImpl.h>
-#include <Poco/Net/HTTPServerResponse.h>
-#include <Poco/Net/NetException.h>
-#include <Poco/Net/WebSocket.h>
-#include <Poco/StringTokenizer.h>
+#include <Poco/Exception.h>
 #include <Poco/URI.h>
-
-#include <fcntl.h>
-#include <netinet/tcp.h>
-#include <unistd.h>
 
 namespace hubcast::server {
 
@@ -32,10 +23,6 @@ struct ConnectOutcome {
 };
 
 namespace {
-
-using Poco::Net::HTTPResponse;
-using Poco::Net::HTTPServerRequest;
-using Poco::Net::HTTPServerResponse;
 
 // Appends `"name":{"key":["v",...],...}`.
 void AppendStringMap(std::string& out, const char* name,
@@ -85,7 +72,7 @@ std::optional<std::vector<std::string>> StringArray(const json::Value* v) {
 // The handshake waits for it without holding any thread (Gateway::FinishHandshake).
 rest::UpstreamRequest BuildConnectRequest(
     const EventHandlerSettings& handler, const std::string& hub, const std::string& connection_id,
-    const HTTPServerRequest& req, const std::vector<std::pair<std::string, std::string>>& query,
+    const rest::HttpRequest& req, const std::vector<std::pair<std::string, std::string>>& query,
     const rest::TokenClaims& claims, const std::vector<std::string>& offered) {
   std::vector<std::pair<std::string, std::vector<std::string>>> claim_map = claims.all;
   // Microsoft's samples read .NET-style claim names, which the cloud sends besides sub/role.
@@ -98,7 +85,7 @@ rest::UpstreamRequest BuildConnectRequest(
   }
   std::vector<std::pair<std::string, std::vector<std::string>>> query_map, header_map;
   for (const auto& [k, v] : query) AddTo(query_map, k, v);
-  for (const auto& [k, v] : req) AddTo(header_map, k, v);
+  for (const auto& [k, v] : req.headers) AddTo(header_map, k, v);
   std::string body = "{";
   AppendStringMap(body, "claims", claim_map);
   body += ',';
@@ -176,10 +163,14 @@ ConnectOutcome ParseConnectResponse(const rest::UpstreamResponse& r,
 
 }  // namespace
 
-void Gateway::HandleClient(HTTPServerRequest& req, HTTPServerResponse& resp) {
+void Gateway::HandleClient(const std::shared_ptr<HttpExchange>& exchange) {
   Logger log("handshake");
+  const rest::HttpRequest& req = exchange->request();
+  auto refuse = [&](int status, const char* code, const std::string& message) {
+    RefuseHandshake(exchange, status, code, message);
+  };
   try {
-    Poco::URI uri(req.getURI());
+    Poco::URI uri(req.target);
     std::string path = uri.getPath();
     std::vector<std::pair<std::string, std::string>> query = uri.getQueryParameters();
     auto param = [&](const char* name) -> std::optional<std::string> {
@@ -197,34 +188,31 @@ void Gateway::HandleClient(HTTPServerRequest& req, HTTPServerResponse& resp) {
     } else if (path == "/client" || path == "/client/") {
       hub_text = param("hub").value_or("");
     } else {
-      SendError(resp, HTTPResponse::HTTP_NOT_FOUND, "NotFound", "No route for " + path);
+      refuse(404, "NotFound", "No route for " + path);
       return;
     }
     auto hub_name = HubName::Parse(hub_text);
     if (!hub_name.ok()) {
-      SendError(resp, HTTPResponse::HTTP_BAD_REQUEST, "BadRequest", hub_name.status().message());
+      refuse(400, "BadRequest", hub_name.status().message());
       return;
     }
-    if (req.getMethod() != "GET") {
-      resp.set("Allow", "GET");
-      SendError(resp, HTTPResponse::HTTP_METHOD_NOT_ALLOWED, "MethodNotAllowed",
-                "The client endpoint only accepts GET with a WebSocket upgrade.");
+    if (req.method != "GET") {
+      RefuseHandshake(exchange, 405, "MethodNotAllowed",
+                      "The client endpoint only accepts GET with a WebSocket upgrade.",
+                      {{"Allow", "GET"}});
       return;
     }
-    if (!EqualsIgnoreCase(req.get("Upgrade", ""), "websocket")) {
-      SendError(resp, HTTPResponse::HTTP_BAD_REQUEST, "BadRequest",
-                "The client endpoint expects a WebSocket upgrade request.");
-      return;
-    }
+    const std::string accept = AcceptUpgrade(exchange);
+    if (accept.empty()) return;  // refused
 
     // Subprotocol: the first supported one the client offered; none offered means raw.
     std::string protocol;
     std::vector<std::string> offered;
-    if (req.has("Sec-WebSocket-Protocol")) {
-      Poco::StringTokenizer tok(
-          req.get("Sec-WebSocket-Protocol"), ",",
-          Poco::StringTokenizer::TOK_TRIM | Poco::StringTokenizer::TOK_IGNORE_EMPTY);
-      for (const auto& p : tok) {
+    for (const auto& [name, value] : req.headers) {
+      if (!EqualsIgnoreCase(name, "Sec-WebSocket-Protocol")) continue;
+      for (std::string_view item : Split(value, ',')) {
+        const std::string p(Trim(item));
+        if (p.empty()) continue;
         offered.push_back(p);
         if (protocol.empty() && Negotiate({p})) protocol = p;
       }
@@ -234,8 +222,7 @@ void Gateway::HandleClient(HTTPServerRequest& req, HTTPServerResponse& resp) {
         settings->ForSystemEvent(hub_name->str(), SystemEvent::kConnect);
     // With a connect handler, the handler may pick a subprotocol the service does not know.
     if (!offered.empty() && protocol.empty() && !connect_handler) {
-      SendError(resp, HTTPResponse::HTTP_BAD_REQUEST, "BadRequest",
-                "None of the offered subprotocols is supported.");
+      refuse(400, "BadRequest", "None of the offered subprotocols is supported.");
       return;
     }
 
@@ -243,14 +230,14 @@ void Gateway::HandleClient(HTTPServerRequest& req, HTTPServerResponse& resp) {
     auto token_param = param("awps_reconnection_token");
     if (conn_param && token_param) {
       // A hub that does not exist has nothing to recover: nothing is created.
-      Recover(req, resp, registry_->Open(*hub_name), protocol, *conn_param, *token_param);
+      Recover(exchange, registry_->Open(*hub_name), protocol, accept, *conn_param, *token_param);
       return;
     }
 
     // Authentication: the access token from the query wins over the header.
     std::string token = param("access_token").value_or("");
     if (token.empty()) {
-      std::string auth = req.get("Authorization", "");
+      std::string auth = req.headers.Get("Authorization");
       if (auth.size() > 7 && EqualsIgnoreCase(auth.substr(0, 7), "Bearer ")) {
         token = std::string(Trim(auth.substr(7)));
       }
@@ -258,16 +245,15 @@ void Gateway::HandleClient(HTTPServerRequest& req, HTTPServerResponse& resp) {
     rest::TokenClaims claims;
     if (token.empty()) {
       if (!options_.allow_anonymous && !settings->AllowAnonymous(hub_name->str())) {
-        SendError(resp, HTTPResponse::HTTP_UNAUTHORIZED, "Unauthorized",
-                  "An access token is required (access_token or Authorization: Bearer).");
+        refuse(401, "Unauthorized",
+               "An access token is required (access_token or Authorization: Bearer).");
         return;
       }
     } else {
       auto verified =
           rest::VerifyToken(token, options_.access_keys, SystemClock::Get().NowUnixMs() / 1000);
       if (!verified.ok()) {
-        SendError(resp, HTTPResponse::HTTP_UNAUTHORIZED, "Unauthorized",
-                  verified.status().message());
+        refuse(401, "Unauthorized", verified.status().message());
         return;
       }
       claims = std::move(*verified);
@@ -276,16 +262,14 @@ void Gateway::HandleClient(HTTPServerRequest& req, HTTPServerResponse& resp) {
         if (rest::AudiencePathMatches(aud, kPrefix + hub_text)) aud_ok = true;
       }
       if (!aud_ok) {
-        SendError(resp, HTTPResponse::HTTP_UNAUTHORIZED, "Unauthorized",
-                  "The token's audience is not this hub's client endpoint.");
+        refuse(401, "Unauthorized", "The token's audience is not this hub's client endpoint.");
         return;
       }
     }
     std::vector<std::string> groups;
     for (const auto& g : claims.groups) {
       if (Status s = ValidateGroupName(g); !s.ok()) {
-        SendError(resp, HTTPResponse::HTTP_BAD_REQUEST, "BadRequest",
-                  "The token's webpubsub.group claim: " + s.message());
+        refuse(400, "BadRequest", "The token's webpubsub.group claim: " + s.message());
         return;
       }
       groups.push_back(g);
@@ -296,25 +280,15 @@ void Gateway::HandleClient(HTTPServerRequest& req, HTTPServerResponse& resp) {
     if (EqualsIgnoreCase(param("webpubsub_mode").value_or(""), "sendToGroup")) {
       std::string g = param("group").value_or("");
       if (Status s = ValidateGroupName(g); !s.ok()) {
-        SendError(resp, HTTPResponse::HTTP_BAD_REQUEST, "BadRequest",
-                  "webpubsub_mode=sendToGroup needs a valid group: " + s.message());
+        refuse(400, "BadRequest", "webpubsub_mode=sendToGroup needs a valid group: " + s.message());
         return;
       }
       raw_group = g;
     }
-    std::string key = req.get("Sec-WebSocket-Key", "");
-    if (key.empty() || req.get("Sec-WebSocket-Version", "") != "13") {
-      resp.set("Sec-WebSocket-Version", "13");
-      SendError(resp, HTTPResponse::HTTP_BAD_REQUEST, "BadRequest",
-                "A WebSocket upgrade needs Sec-WebSocket-Key and Sec-WebSocket-Version: 13.");
-      return;
-    }
-
     // Only an authenticated client creates a hub (a stranger's request creates nothing).
     auto hub = registry_->Get(*hub_name);
     if (!hub.ok()) {
-      SendError(resp, HTTPResponse::HTTP_SERVICE_UNAVAILABLE, "ServiceUnavailable",
-                hub.status().message());
+      refuse(503, "ServiceUnavailable", hub.status().message());
       return;
     }
     auto hs = std::make_shared<Handshake>();
@@ -330,20 +304,14 @@ void Gateway::HandleClient(HTTPServerRequest& req, HTTPServerResponse& resp) {
     hs->roles = claims.roles;
     hs->groups = std::move(groups);
     hs->protocol = protocol;
-    hs->accept = WsAcceptKey(key);
+    hs->accept = accept;
+    hs->exchange = exchange;
     std::optional<rest::UpstreamRequest> connect;
     if (connect_handler) {
       connect = BuildConnectRequest(*connect_handler, hub_name->str(), hs->init.id, req, query,
                                     claims, offered);
     }
-    // From here the handshake is ours, not POCO's: the worker goes back to the pool at once,
-    // and a slow connect handler holds only this socket.
-    {
-      Poco::Net::StreamSocket detached =
-          static_cast<Poco::Net::HTTPServerRequestImpl&>(req).detachSocket();
-      hs->fd = ::dup(detached.impl()->sockfd());
-    }
-    if (hs->fd < 0) return;
+    // A slow connect handler holds only this exchange: the worker goes back to the pool.
     if (!connect) {
       FinishHandshake(hs, ConnectOutcome{});
       return;
@@ -351,31 +319,25 @@ void Gateway::HandleClient(HTTPServerRequest& req, HTTPServerResponse& resp) {
     upstream_->Call(std::move(*connect), [this, hs, offered](rest::UpstreamResponse r) {
       FinishHandshake(hs, ParseConnectResponse(r, offered));
     });
-  } catch (const Poco::Net::WebSocketException& e) {
-    if (!resp.sent()) {
-      SendError(resp, HTTPResponse::HTTP_BAD_REQUEST, "BadRequest",
-                "Invalid WebSocket handshake: " + e.message());
-    }
+  } catch (const Poco::SyntaxException& e) {
+    refuse(400, "BadRequest", "Invalid request target: " + e.message());
   } catch (const std::exception& e) {
+    // An exchange answers once: after a 101 or an error this changes nothing.
     log.Error("client handshake failed: ", e.what());
-    if (!resp.sent()) {
-      SendError(resp, HTTPResponse::HTTP_INTERNAL_SERVER_ERROR, "InternalServerError",
-                "The handshake failed.");
-    }
+    refuse(500, "InternalServerError", "The handshake failed.");
   }
 }
 
 void Gateway::FinishHandshake(const std::shared_ptr<Handshake>& hs, const ConnectOutcome& outcome) {
-  int fd = hs->fd;
   try {
     if (outcome.http_status != 0) {
       int status = outcome.http_status;
-      WriteHttpError(fd, status,
-                     status == 401   ? "Unauthorized"
-                     : status == 403 ? "Forbidden"
-                     : status < 500  ? "BadRequest"
-                                     : "InternalServerError",
-                     outcome.message);
+      RefuseHandshake(hs->exchange, status,
+                      status == 401   ? "Unauthorized"
+                      : status == 403 ? "Forbidden"
+                      : status < 500  ? "BadRequest"
+                                      : "InternalServerError",
+                      outcome.message);
       return;
     }
     ClientConnection::Init init = hs->init;
@@ -410,36 +372,35 @@ void Gateway::FinishHandshake(const std::shared_ptr<Handshake>& hs, const Connec
     e.subprotocol = protocol;
     e.reliable = conn->codec().reliable();
     e.node_id = registry_->node_id();
-    std::string upgrade =
-        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        "Sec-WebSocket-Accept: " +
-        hs->accept + "\r\n";
-    if (!protocol.empty()) upgrade += "Sec-WebSocket-Protocol: " + protocol + "\r\n";
-    upgrade += "\r\n";
     replication::AppendCallbacks cb;
     cb.executor = conn->loop();
-    cb.durable = [this, conn, fd, id, upgrade = std::move(upgrade)](Result<uint64_t> r) {
+    cb.durable = [this, conn, hs, id, protocol](Result<uint64_t> r) {
       if (!r.ok()) {
         TakeOpening(id);
         Unregister(conn->handle());
-        WriteHttpError(fd, 503, "ServiceUnavailable", r.status().message());
+        RefuseHandshake(hs->exchange, 503, "ServiceUnavailable", r.status().message());
         return;
       }
-      // A fresh socket's buffer takes a 101 whole; a client that is already gone fails it.
-      ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
-      if (!WriteAll(fd, upgrade)) {
-        ::close(fd);
-        conn->CloseByService(1011, "The WebSocket handshake failed.", false);
-        return;
-      }
-      int one = 1;
-      ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-      conn->Attach(fd);
+      // The 101 leaves on the HTTP connection's loop; then its transport comes to this one.
+      EventLoop* loop = conn->loop();
+      hs->exchange->Upgrade(
+          SwitchingProtocols(hs->accept, protocol),
+          [conn, loop](std::unique_ptr<Transport> transport, std::string early_bytes) {
+            if (!transport) {
+              loop->Post(
+                  [conn] { conn->CloseByService(1011, "The WebSocket handshake failed.", false); });
+              return;
+            }
+            auto box = std::make_shared<std::unique_ptr<Transport>>(std::move(transport));
+            loop->Post([conn, box, early = std::move(early_bytes)] {
+              conn->Attach(std::move(*box), early);
+            });
+          });
     };
     hs->hub->Append(std::move(e), std::move(cb));
   } catch (const std::exception& ex) {
     Logger("handshake").Error("finishing the handshake failed: ", ex.what());
-    ::close(fd);
+    RefuseHandshake(hs->exchange, 500, "InternalServerError", "The handshake failed.");
   }
 }
 

@@ -9,10 +9,12 @@
 #include "replication/nats_connection.h"
 #include "replication/nats_log.h"
 #include "replication/snapshots.h"
+#include "rest/upstream_client.h"
 #include "server/cli.h"
 #include "server/config.h"
 #include "server/gateway.h"
 #include "server/hub_settings.h"
+#include "server/tls.h"
 #include "storage/store.h"
 
 #include <algorithm>
@@ -218,6 +220,12 @@ int Serve(const std::vector<std::string>& args) {
   go.event_loops = cfg.event_loops > 0 ? cfg.event_loops : cores;
   go.max_loop_inbox = static_cast<size_t>(cfg.loop_inbox);
   go.http_threads = cfg.http_threads;
+  go.http_idle_timeout = std::chrono::seconds(cfg.http_idle_timeout_seconds);
+  if (!cfg.tls_cert.empty()) {
+    auto tls = hubcast::server::TlsContext::Load(cfg.tls_cert, cfg.tls_key);
+    if (!tls.ok()) return Fail(tls.status().message());
+    go.tls = *tls;
+  }
   go.access_keys = cfg.access_keys;
   go.allow_anonymous = cfg.allow_anonymous;
   go.limits.keepalive = std::chrono::seconds(cfg.keepalive_seconds);
@@ -234,6 +242,10 @@ int Serve(const std::vector<std::string>& args) {
   if (!settings.ok()) return Fail(settings.status().message());
   go.settings = std::make_shared<const hubcast::server::HubSettings>(std::move(*settings));
   go.upstream_timeout = std::chrono::seconds(cfg.upstream_timeout_seconds);
+  if (!cfg.upstream_ca.empty()) {
+    if (auto s = hubcast::rest::CheckCaFile(cfg.upstream_ca); !s.ok()) return Fail(s.message());
+    go.upstream_ca = cfg.upstream_ca;
+  }
   go.origin = !cfg.public_host.empty()                    ? cfg.public_host
               : cfg.bind == "0.0.0.0" || cfg.bind == "::" ? "localhost"
                                                           : cfg.bind;
@@ -284,8 +296,8 @@ int Serve(const std::vector<std::string>& args) {
 
   std::string host = cfg.bind == "0.0.0.0" || cfg.bind == "::" ? "127.0.0.1" : cfg.bind;
   if (host.find(':') != std::string::npos) host = "[" + host + "]";
-  std::cout << "Endpoint=http://" << host << ":" << *port << ";AccessKey=" << cfg.access_keys[0]
-            << ";Version=1.0;" << std::endl;
+  std::cout << "Endpoint=" << (go.tls ? "https://" : "http://") << host << ":" << *port
+            << ";AccessKey=" << cfg.access_keys[0] << ";Version=1.0;" << std::endl;
   if (!cfg.ports_file.empty()) {
     std::string tmp = cfg.ports_file + ".tmp";
     {
@@ -306,8 +318,8 @@ int Serve(const std::vector<std::string>& args) {
     fs::last_write_time(alive, fs::file_time_type::clock::now(), ec);
     sig = sigtimedwait(&signals, nullptr, &tick);
     if (sig == SIGHUP) {
-      // Hub settings (event handlers, policies) reload; connections stay. Other options need
-      // a restart.
+      // Hub settings (event handlers, policies) and the TLS certificate reload; connections
+      // stay. Other options need a restart.
       bool pd = false, h = false;
       auto again = hubcast::server::ParseServeConfig(args, &pd, &h);
       auto reloaded =
@@ -320,6 +332,14 @@ int Serve(const std::vector<std::string>& args) {
         gateway.SetSettings(
             std::make_shared<const hubcast::server::HubSettings>(std::move(*reloaded)));
         log.Info("SIGHUP: hub settings reloaded");
+      }
+      // The certificate files are read again (a renewed certificate); connections stay.
+      if (go.tls) {
+        if (auto s = go.tls->Reload(); !s.ok()) {
+          log.Error("SIGHUP: TLS certificate not reloaded, the current one stays: ", s.message());
+        } else {
+          log.Info("SIGHUP: TLS certificate reloaded from ", cfg.tls_cert);
+        }
       }
       continue;
     }

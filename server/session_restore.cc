@@ -6,22 +6,13 @@
 #include "server/json_codec.h"
 #include "storage/replay.h"
 
-#include <Poco/Net/HTTPServerRequest.h>
-#include <Poco/Net/HTTPServerResponse.h>
-#include <Poco/Net/WebSocket.h>
-
-#include <fcntl.h>
-#include <netinet/tcp.h>
 #include <thread>
-#include <unistd.h>
 
 namespace hubcast::server {
 
 namespace {
 
 constexpr const char* kCannotRecover = "The connection cannot be recovered.";
-using Poco::Net::HTTPServerRequest;
-using Poco::Net::HTTPServerResponse;
 
 }  // namespace
 
@@ -99,10 +90,10 @@ void Gateway::RestoreSessions() {
   }
 }
 
-void Gateway::Recover(HTTPServerRequest& req, HTTPServerResponse& resp,
+void Gateway::Recover(const std::shared_ptr<HttpExchange>& exchange,
                       const Result<std::shared_ptr<replication::Hub>>& opened,
-                      const std::string& protocol, const std::string& connection_id,
-                      const std::string& token) {
+                      const std::string& protocol, const std::string& accept,
+                      const std::string& connection_id, const std::string& token) {
   // Recovery failure is "accept, then close 1008" (PROTOCOL.md 3.6): an HTTP error would
   // leave the official client retrying for 30 s. That is right while the answer may change:
   // the hub's log is out of reach (an election after a lost server) or this node is still
@@ -115,66 +106,69 @@ void Gateway::Recover(HTTPServerRequest& req, HTTPServerResponse& resp,
                  : verified ? hub->Barrier()
                             : Status::Ok();
   if (!ready.ok()) {
-    resp.set("Retry-After", "1");
-    SendError(resp, Poco::Net::HTTPResponse::HTTP_SERVICE_UNAVAILABLE, "ServiceUnavailable",
-              ready.message());
+    RefuseHandshake(exchange, 503, "ServiceUnavailable", ready.message(), {{"Retry-After", "1"}});
     return;
   }
-  if (!protocol.empty()) resp.set("Sec-WebSocket-Protocol", protocol);
-  Poco::Net::WebSocket ws(req, resp);
-  int fd = ::dup(ws.impl()->sockfd());
-  if (fd < 0) return;
-  ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
-  int one = 1;
-  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-
-  // The frame is built on this thread; the loop only writes it (or attaches the socket).
+  // The frame is built on this thread; the loops only write it (or attach the connection).
   std::string reject_frame = CodecByName(protocol).Disconnected(kCannotRecover);
   reject_frame += WsCloseFrame(1008, kCannotRecover);
-  auto reject = [](int fd, const std::string& frame) {
-    (void)!::write(fd, frame.data(), frame.size());
-    ::close(fd);
-  };
   std::optional<storage::ConnectionRecord> rec;
   if (verified) rec = hub->view().GetConnection(connection_id);
-  if (!rec || !rec->reliable ||
-      CodecByName(rec->subprotocol).protocol() != CodecByName(protocol).protocol()) {
-    reject(fd, reject_frame);
-    return;
+  if (rec && (!rec->reliable ||
+              CodecByName(rec->subprotocol).protocol() != CodecByName(protocol).protocol())) {
+    rec.reset();
   }
-  if (rec->node_id == registry_->node_id() && rec->local_handle != 0) {
-    uint64_t handle = rec->local_handle;
-    LoopOf(handle)->Post([this, handle, fd, reject, reject_frame = std::move(reject_frame)] {
-      ClientConnection* conn = Lookup(handle);
-      if (!conn || !conn->Recover(fd)) reject(fd, reject_frame);
-    });
-    return;
-  }
+  exchange->Upgrade(SwitchingProtocols(accept, protocol), [this, hub, rec, reject_frame](
+                                                              std::unique_ptr<Transport> transport,
+                                                              std::string early_bytes) {
+    if (!transport) return;
+    if (!rec) {
+      WriteAndClose(std::move(transport), reject_frame);
+      return;
+    }
+    if (rec->node_id == registry_->node_id() && rec->local_handle != 0) {
+      uint64_t handle = rec->local_handle;
+      auto box = std::make_shared<std::unique_ptr<Transport>>(std::move(transport));
+      LoopOf(handle)->Post([this, handle, box, reject_frame, early = std::move(early_bytes)] {
+        ClientConnection* conn = Lookup(handle);
+        if (!conn || !conn->Recover(*box, early)) {
+          WriteAndClose(std::move(*box), reject_frame);
+        }
+      });
+      return;
+    }
+    MoveHere(hub, *rec, Moving{0, std::move(transport), std::move(early_bytes), reject_frame});
+  });
+}
+
+void Gateway::MoveHere(const std::shared_ptr<replication::Hub>& hub,
+                       const storage::ConnectionRecord& rec, Moving moving) {
   // The session is held by another node, or by none (its node died): it moves here through
   // the log, and every node (its old one included) learns so when the move is applied.
   ClientConnection::Init init;
-  init.id = rec->id;
-  init.user_id = rec->user_id;
-  init.protocol = CodecByName(rec->subprotocol).protocol();
-  init.subprotocol = rec->subprotocol;
-  init.state = rec->state;
+  init.id = rec.id;
+  init.user_id = rec.user_id;
+  init.protocol = CodecByName(rec.subprotocol).protocol();
+  init.subprotocol = rec.subprotocol;
+  init.state = rec.state;
   auto conn = NewConnection(hub, std::move(init));
+  moving.handle = conn->handle();
   {
     std::lock_guard lock(opening_mu_);
-    moving_[rec->id] = Moving{conn->handle(), fd, reject_frame};
+    moving_[rec.id] = std::move(moving);
   }
   storage::Entry e;
   e.kind = storage::EntryKind::kConnectionMoved;
   e.timestamp_ms = SystemClock::Get().NowUnixMs();
-  e.target = rec->id;
+  e.target = rec.id;
   e.node_id = registry_->node_id();
   replication::AppendCallbacks cb;
   cb.executor = conn->loop();
-  cb.durable = [this, id = rec->id, reject](Result<uint64_t> r) {
+  cb.durable = [this, id = rec.id](Result<uint64_t> r) {
     if (r.ok()) return;
     if (auto moving = TakeMoving(id)) {
       Unregister(moving->handle);
-      reject(moving->fd, moving->reject_frame);
+      WriteAndClose(std::move(moving->transport), moving->reject_frame);
     }
   };
   hub->Append(std::move(e), std::move(cb));
@@ -193,8 +187,8 @@ void Gateway::ResumeMoved(std::shared_ptr<replication::Hub> hub, uint64_t positi
                           storage::ConnectionRecord rec, Moving moving) {
   // Off the applier and the loops: the replay reads the store, once every entry before the
   // move is there.
-  recovery_->Execute([this, hub = std::move(hub), position, rec = std::move(rec),
-                      moving = std::move(moving)]() mutable {
+  auto m = std::make_shared<Moving>(std::move(moving));  // tasks are copyable
+  recovery_->Execute([this, hub = std::move(hub), position, rec = std::move(rec), m] {
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
     while (hub->replayable_position() + 1 < position &&
            std::chrono::steady_clock::now() < deadline) {
@@ -220,25 +214,22 @@ void Gateway::ResumeMoved(std::shared_ptr<replication::Hub> hub, uint64_t positi
                                   " messages, the view " + std::to_string(rec.seq));
       }
     }
-    uint64_t handle = moving.handle;
-    LoopOf(handle)->Post([this, handle, failed, replayed = std::move(replayed), acked = rec.acked,
-                          moving = std::move(moving)]() mutable {
-      ClientConnection* conn = Lookup(handle);
-      if (!conn) {
-        ::close(moving.fd);
-        return;
-      }
-      if (!failed.ok()) {
-        Logger("recover")
-            .With("id", conn->id())
-            .Warn("cannot resume the moved session: ", failed.message());
-        (void)!::write(moving.fd, moving.reject_frame.data(), moving.reject_frame.size());
-        ::close(moving.fd);
-        conn->EndRestored("The connection's messages could not be replayed.");
-        return;
-      }
-      conn->StartMoved(moving.fd, std::move(replayed), acked);
-    });
+    uint64_t handle = m->handle;
+    LoopOf(handle)->Post(
+        [this, handle, failed, replayed = std::move(replayed), acked = rec.acked, m]() mutable {
+          ClientConnection* conn = Lookup(handle);
+          if (!conn) return;  // the socket closes with `m`
+          if (!failed.ok()) {
+            Logger("recover")
+                .With("id", conn->id())
+                .Warn("cannot resume the moved session: ", failed.message());
+            WriteAndClose(std::move(m->transport), m->reject_frame);
+            conn->EndRestored("The connection's messages could not be replayed.");
+            return;
+          }
+          conn->StartMoved(std::move(m->transport), std::move(m->early_bytes), std::move(replayed),
+                           acked);
+        });
   });
 }
 

@@ -5,11 +5,13 @@
 #include <arpa/inet.h>
 #include <cctype>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
 #include <fstream>
 #include <iostream>
 #include <netinet/in.h>
+#include <regex>
 #include <signal.h>
 #include <spawn.h>
 #include <sstream>
@@ -418,6 +420,54 @@ std::unique_ptr<HubcastServer> HubcastServer::Start(const std::string& work_dir,
   if (!port) {
     *error = "hubcast did not start listening: " + server->process_->ReadLog();
     return nullptr;
+  }
+  server->port_ = *port;
+  return server;
+}
+
+std::string FindNatsServer() {
+  if (const char* env = std::getenv("NATS_SERVER"); env != nullptr && *env != '\0') return env;
+  std::string path = std::getenv("PATH") != nullptr ? std::getenv("PATH") : "";
+  std::stringstream dirs(path + ":/usr/sbin:/usr/local/sbin");
+  std::string dir;
+  while (std::getline(dirs, dir, ':')) {
+    std::filesystem::path candidate = std::filesystem::path(dir) / "nats-server";
+    if (!dir.empty() && ::access(candidate.c_str(), X_OK) == 0) return candidate;
+  }
+  return "nats-server";
+}
+
+std::optional<int> NatsClientPort(const std::string& ports_file) {
+  auto text = ReadFile(ports_file);
+  std::smatch match;
+  static const std::regex kNats(R"re("nats":\["nats://[^"]*:([0-9]+)")re");
+  if (!text || !std::regex_search(*text, match, kNats)) return std::nullopt;
+  return std::stoi(match[1]);
+}
+
+std::unique_ptr<NatsServer> NatsServer::Start(const std::string& work_dir, std::string* error,
+                                              const std::string& name) {
+  const std::string dir = work_dir + "/" + name;
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  SpawnOptions options;
+  options.binary = FindNatsServer();
+  options.args = {"-js", "-sd", dir + "/store", "-a", "127.0.0.1",        "-p", "-1",
+                  "-m",  "-1",  "-n",           name, "--ports_file_dir", dir};
+  options.log_path = dir + "/nats.log";
+  auto server = std::unique_ptr<NatsServer>(new NatsServer());
+  server->process_ = ChildProcess::Spawn(options, error);
+  if (!server->process_) return nullptr;
+  const std::string ports =
+      dir + "/nats-server_" + std::to_string(server->process_->pid()) + ".ports";
+  const Clock::time_point deadline = Clock::now() + std::chrono::seconds(60);
+  std::optional<int> port;
+  while (!(port = NatsClientPort(ports))) {
+    if (!server->process_->Running() || Clock::now() >= deadline) {
+      *error = "nats-server did not start: " + server->process_->ReadLog();
+      return nullptr;
+    }
+    std::this_thread::sleep_for(kPollInterval);
   }
   server->port_ = *port;
   return server;

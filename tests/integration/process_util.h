@@ -143,6 +143,28 @@ class HubcastServer {
   int port_ = 0;
 };
 
+// The nats-server to run: $NATS_SERVER, else the first in PATH (or /usr/sbin, /usr/local/sbin),
+// else "nats-server".
+std::string FindNatsServer();
+
+// The client port in a nats-server ports file ({"nats":["nats://127.0.0.1:PORT"],...}), once
+// it is complete.
+std::optional<int> NatsClientPort(const std::string& ports_file);
+
+// One JetStream nats-server on 127.0.0.1 (client port chosen by the kernel, store under
+// `work_dir`/`name`), started and waited for; stopped by pid when the object goes.
+class NatsServer {
+ public:
+  static std::unique_ptr<NatsServer> Start(const std::string& work_dir, std::string* error,
+                                           const std::string& name = "nats");
+  std::string url() const { return "nats://127.0.0.1:" + std::to_string(port_); }
+  ChildProcess& process() { return *process_; }
+
+ private:
+  std::unique_ptr<ChildProcess> process_;
+  int port_ = 0;
+};
+
 // A test's work directory and the logs of the children it ran. If the test failed, the
 // destructor prints every log and keeps the directory; otherwise it removes the directory.
 // Declared before the children, it runs after they were stopped, so the logs are complete.

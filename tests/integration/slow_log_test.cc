@@ -2,12 +2,9 @@
 // a cluster log whose quorum is in other regions): while clients' commands wait on the log,
 // the other connections of the same event loop keep being served. In-process: the gateway,
 // the registry and a delaying log, on one event loop, with real WebSocket clients.
-#include "replication/hub.h"
-#include "replication/local_log.h"
-#include "server/gateway.h"
-
 #include <gtest/gtest.h>
 
+#include "tests/integration/in_process_gateway.h"
 #include "tests/integration/jwt_util.h"
 #include "tests/integration/ws_client.h"
 #include <algorithm>
@@ -33,38 +30,19 @@ const std::string kKey = "slow-log-test-access-key-0123456789abcdef";
 
 // Hands every append to the inner log only `kDelay` after it was made (FIFO, so the order is
 // kept): the appender hears `durable` no sooner than a cross-region quorum would answer.
-class DelayedLogs : public replication::LogProvider {
+class DelayedLogs : public testing::InterceptedLogs {
  public:
-  DelayedLogs() : inner_(replication::LocalLogProvider::New(nullptr)), timer_([this] { Run(); }) {}
+  DelayedLogs()
+      : InterceptedLogs([this](replication::HubLog& inner, storage::EntryPtr e,
+                               replication::DurableFn d, replication::AppliedFn a,
+                               const std::string& id) {
+          Later([&inner, e = std::move(e), d = std::move(d), a = std::move(a), id]() mutable {
+            inner.Append(std::move(e), std::move(d), std::move(a), id);
+          });
+        }),
+        timer_([this] { Run(); }) {}
   ~DelayedLogs() override { Stop(); }
 
-  class Log : public replication::HubLog {
-   public:
-    Log(DelayedLogs* owner, std::unique_ptr<replication::HubLog> inner)
-        : owner_(owner), inner_(std::move(inner)) {}
-    void SetConsumer(Consumer c) override { inner_->SetConsumer(std::move(c)); }
-    Status Start(uint64_t after) override { return inner_->Start(after); }
-    void Append(storage::EntryPtr e, replication::DurableFn d, replication::AppliedFn a,
-                const std::string& id) override {
-      owner_->Later([this, e = std::move(e), d = std::move(d), a = std::move(a), id]() mutable {
-        inner_->Append(std::move(e), std::move(d), std::move(a), id);
-      });
-    }
-    Result<uint64_t> Head() override { return inner_->Head(); }
-    uint64_t epoch() const override { return inner_->epoch(); }
-
-   private:
-    DelayedLogs* owner_;
-    std::unique_ptr<replication::HubLog> inner_;
-  };
-
-  Result<std::vector<std::string>> Hubs() override { return inner_->Hubs(); }
-  Result<std::unique_ptr<replication::HubLog>> Open(const HubName& hub, bool create) override {
-    auto log = inner_->Open(hub, create);
-    if (!log.ok()) return log.status();
-    return std::unique_ptr<replication::HubLog>(
-        std::make_unique<Log>(this, std::move(log).value()));
-  }
   void Stop() override {
     {
       std::lock_guard lock(mu_);
@@ -73,7 +51,7 @@ class DelayedLogs : public replication::LogProvider {
     }
     cv_.notify_all();
     timer_.join();
-    inner_->Stop();
+    InterceptedLogs::Stop();
   }
 
  private:
@@ -100,7 +78,6 @@ class DelayedLogs : public replication::LogProvider {
     }
   }
 
-  std::unique_ptr<replication::LocalLogProvider> inner_;
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<std::pair<Clock::time_point, std::function<void()>>> queue_;
@@ -118,23 +95,15 @@ class SlowLogGateway : public ::testing::Test {
  protected:
   void SetUp() override {
     server::GatewayOptions go;
-    go.port = 0;
     go.event_loops = 1;  // every connection on the loop whose commands wait
     go.http_threads = 4;
     go.access_keys = {kKey};
-    gateway_ = std::make_unique<server::Gateway>(go);
-    replication::HubRegistryOptions ro;
-    ro.node_id = "node";
-    ro.logs = &logs_;
-    registry_ = std::make_unique<replication::HubRegistry>(ro, gateway_.get());
-    gateway_->SetRegistry(registry_.get());
-    auto port = gateway_->Start();
-    ASSERT_TRUE(port.ok()) << port.status().message();
-    port_ = *port;
+    Status started = node_.Start(go, &logs_);
+    ASSERT_TRUE(started.ok()) << started.message();
+    port_ = node_.port();
   }
   void TearDown() override {
-    gateway_->Shutdown("test over");
-    registry_->Stop();
+    node_.Stop();
     logs_.Stop();
   }
 
@@ -150,8 +119,7 @@ class SlowLogGateway : public ::testing::Test {
   }
 
   DelayedLogs logs_;
-  std::unique_ptr<server::Gateway> gateway_;
-  std::unique_ptr<replication::HubRegistry> registry_;
+  testing::InProcessGateway node_;
   int port_ = 0;
 };
 

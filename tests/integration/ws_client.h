@@ -1,30 +1,24 @@
 // A minimal blocking WebSocket client (RFC 6455) for integration tests: one TCP connection to
-// 127.0.0.1, the upgrade handshake (with an optional subprotocol), masked client frames, and
-// reading whole messages with a deadline. Pings are answered with pongs while reading.
+// 127.0.0.1 (plain, or TLS after UseTls: wss://), the upgrade handshake (with an optional
+// subprotocol), masked client frames, and reading whole messages with a deadline. Pings are
+// answered with pongs while reading.
 //
 // Written from the RFC, independent of the server's frame code, so a test exercises the
 // server's framing rather than sharing its bugs. Header-only (OpenSSL for SHA-1 of the accept
-// key; integration_tests links OpenSSL::Crypto). Not thread-safe: one thread per client.
+// key and for TLS; integration_tests links OpenSSL). Not thread-safe: one thread per client.
 #pragma once
 
 #include <openssl/evp.h>
 #include <openssl/sha.h>
 
-#include <arpa/inet.h>
-#include <cctype>
-#include <cerrno>
+#include "tests/integration/test_stream.h"
 #include <chrono>
 #include <cstdint>
 #include <cstring>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <optional>
-#include <poll.h>
 #include <random>
 #include <string>
 #include <string_view>
-#include <sys/socket.h>
-#include <unistd.h>
 
 namespace hubcast::testing {
 
@@ -52,6 +46,9 @@ class WsClient {
   WsClient(const WsClient&) = delete;
   WsClient& operator=(const WsClient&) = delete;
 
+  // Later Connects use TLS (wss://), verifying the server against options.ca_file.
+  void UseTls(TlsClientOptions options) { tls_ = std::move(options); }
+
   // Connects and upgrades. `target` is the request target ("/client/hubs/h?access_token=..").
   // An empty `subprotocol` offers none. Returns false with error() set on any failure; the
   // HTTP status of a refused upgrade is in http_status().
@@ -61,17 +58,8 @@ class WsClient {
     error_.clear();
     http_status_ = 0;
     buffer_.clear();
-    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd_ < 0) return Fail(std::string("socket: ") + std::strerror(errno));
-    int one = 1;
-    ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(static_cast<uint16_t>(port));
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-      return Fail(std::string("connect: ") + std::strerror(errno));
-    }
+    const bool connected = tls_ ? stream_.ConnectTls(port, *tls_, timeout) : stream_.Connect(port);
+    if (!connected) return Fail(stream_.error());
     std::string key_bytes(16, '\0');
     for (char& c : key_bytes) c = static_cast<char>(Random() & 0xff);
     const std::string key = Base64(key_bytes);
@@ -109,7 +97,8 @@ class WsClient {
     return true;
   }
 
-  bool connected() const { return fd_ >= 0; }
+  bool connected() const { return stream_.open(); }
+  const TestStream& stream() const { return stream_; }
   const std::string& error() const { return error_; }
   int http_status() const { return http_status_; }
   // The subprotocol the server selected ("" for none).
@@ -130,10 +119,10 @@ class WsClient {
   std::optional<WsMessage> Read(std::chrono::milliseconds timeout) {
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     std::optional<WsMessage> partial;
-    while (fd_ >= 0) {
+    while (stream_.open()) {
       std::optional<std::pair<uint8_t, std::string>> frame = ParseFrame();
       if (!frame) {
-        if (fd_ < 0 || !ReadMore(deadline)) return std::nullopt;  // error() says why
+        if (!stream_.open() || !ReadMore(deadline)) return std::nullopt;  // error() says why
         continue;
       }
       const bool fin = (frame->first & 0x80) != 0;
@@ -178,10 +167,7 @@ class WsClient {
   }
 
   // Drops the TCP connection without a close frame (like a network failure).
-  void Close() {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = -1;
-  }
+  void Close() { stream_.Close(); }
 
  private:
   bool Fail(std::string message) {
@@ -225,18 +211,12 @@ class WsClient {
   }
 
   bool SendAll(const std::string& data) {
-    size_t sent = 0;
-    while (sent < data.size()) {
-      ssize_t n = ::send(fd_, data.data() + sent, data.size() - sent, MSG_NOSIGNAL);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) return Fail(std::string("send: ") + std::strerror(errno));
-      sent += static_cast<size_t>(n);
-    }
+    if (!stream_.Send(data)) return Fail("send: " + stream_.error());
     return true;
   }
 
   bool SendFrame(WsOp op, std::string_view payload) {
-    if (fd_ < 0) return false;
+    if (!stream_.open()) return false;
     std::string frame;
     frame += static_cast<char>(0x80 | static_cast<uint8_t>(op));
     const size_t size = payload.size();
@@ -261,29 +241,19 @@ class WsClient {
   }
 
   // Reads what is available into buffer_, waiting until `deadline`. False on timeout (error_
-  // "timeout"), EOF or an error (the socket is closed then).
+  // "timeout"), EOF or an error (the connection is closed then).
   bool ReadMore(std::chrono::steady_clock::time_point deadline) {
-    while (fd_ >= 0) {
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-          deadline - std::chrono::steady_clock::now());
-      if (left.count() <= 0) {
+    switch (stream_.Receive(&buffer_, deadline)) {
+      case TestStream::Got::kData:
+        return true;
+      case TestStream::Got::kTimeout:
         error_ = "timeout";
         return false;
-      }
-      pollfd p{fd_, POLLIN, 0};
-      int ready = ::poll(&p, 1, static_cast<int>(left.count()));
-      if (ready < 0 && errno == EINTR) continue;
-      if (ready < 0) return Fail(std::string("poll: ") + std::strerror(errno));
-      if (ready == 0) continue;
-      char chunk[16384];
-      ssize_t n = ::recv(fd_, chunk, sizeof chunk, 0);
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) return Fail(std::string("recv: ") + std::strerror(errno));
-      if (n == 0) return Fail("eof");
-      buffer_.append(chunk, static_cast<size_t>(n));
-      return true;
+      case TestStream::Got::kEof:
+        return Fail("eof");
+      default:
+        return Fail(stream_.error());
     }
-    return false;
   }
 
   // One complete frame from buffer_ (first byte, payload), or nullopt if more bytes are needed.
@@ -315,7 +285,8 @@ class WsClient {
     return frame;
   }
 
-  int fd_ = -1;
+  TestStream stream_;
+  std::optional<TlsClientOptions> tls_;
   int http_status_ = 0;
   std::string error_;
   std::string protocol_;

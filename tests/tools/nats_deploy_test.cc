@@ -12,6 +12,7 @@
 #include <nats/nats.h>
 
 #include "tests/integration/process_util.h"
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <csignal>
@@ -41,18 +42,6 @@ using std::chrono::milliseconds;
 using std::chrono::seconds;
 
 const fs::path kNatsConfigs = fs::path(HUBCAST_SOURCE_DIR) / "deploy" / "nats";
-
-std::string FindNatsServer() {
-  if (const char* env = std::getenv("NATS_SERVER"); env != nullptr && *env != '\0') return env;
-  std::string path = std::getenv("PATH") != nullptr ? std::getenv("PATH") : "";
-  std::stringstream dirs(path + ":/usr/sbin:/usr/local/sbin");
-  std::string dir;
-  while (std::getline(dirs, dir, ':')) {
-    fs::path candidate = fs::path(dir) / "nats-server";
-    if (!dir.empty() && ::access(candidate.c_str(), X_OK) == 0) return candidate;
-  }
-  return "nats-server";
-}
 
 std::string DelayProxyBinary() {
   const char* value = std::getenv("DELAY_PROXY");
@@ -105,15 +94,6 @@ bool CopyConfigs(const fs::path& topology, const fs::path& dir, std::string* err
   }
   if (ec) *error = ec.message();
   return !ec;
-}
-
-// The client port from a nats-server ports file ({"nats":["nats://127.0.0.1:PORT"],...}).
-std::optional<int> ClientPort(const fs::path& ports_file) {
-  auto text = ReadFile(ports_file.string());
-  std::smatch match;
-  static const std::regex kNats(R"re("nats":\["nats://[^"]*:([0-9]+)")re");
-  if (!text || !std::regex_search(*text, match, kNats)) return std::nullopt;
-  return std::stoi(match[1]);
 }
 
 // One server of a cluster under test: its per-server file, its name and region.
@@ -173,7 +153,7 @@ class NatsCluster {
       }
       std::optional<int> port;
       for (auto deadline = Clock::now() + seconds(5); !port && Clock::now() < deadline;) {
-        port = ClientPort(ports);
+        port = NatsClientPort(ports.string());
         if (!port) std::this_thread::sleep_for(milliseconds(20));
       }
       if (!port) {
@@ -423,7 +403,11 @@ std::vector<milliseconds> RouteRtts(const std::string& monitoring_url, size_t ro
       double ms = unit == "s" ? value * 1000 : unit == "ms" ? value : 0;
       rtts.push_back(milliseconds(static_cast<long>(ms)));
     }
-    if (rtts.size() == routes) return rtts;
+    // A route reports "0s" until its first ping came back: not measured yet.
+    if (rtts.size() == routes &&
+        std::none_of(rtts.begin(), rtts.end(), [](milliseconds r) { return r.count() == 0; })) {
+      return rtts;
+    }
     std::this_thread::sleep_for(milliseconds(200));
   }
   return rtts;

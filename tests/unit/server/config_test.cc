@@ -33,6 +33,10 @@ const std::vector<std::string> kOptionNames = {
     "ports-file",
     "event-loops",
     "http-threads",
+    "http-idle-timeout-seconds",
+    "tls-cert",
+    "tls-key",
+    "upstream-ca",
     "reliable-max-unacked",
     "reliable-max-unacked-mib",
     "keepalive-seconds",
@@ -153,6 +157,10 @@ void ExpectDefaults(const ServerConfig& c) {
   EXPECT_EQ(c.ports_file, "");
   EXPECT_EQ(c.event_loops, 0);
   EXPECT_EQ(c.http_threads, 64);
+  EXPECT_EQ(c.http_idle_timeout_seconds, 60);
+  EXPECT_EQ(c.tls_cert, "");
+  EXPECT_EQ(c.tls_key, "");
+  EXPECT_EQ(c.upstream_ca, "");
   EXPECT_EQ(c.keepalive_seconds, 20);
   EXPECT_EQ(c.idle_timeout_seconds, 120);
   EXPECT_EQ(c.reliable_hold_seconds, 30);
@@ -197,6 +205,14 @@ TEST_F(ServeConfig, EveryOptionCanBeSetByFlag) {
                             "--event-loops",
                             "4",
                             "--http-threads=8",
+                            "--http-idle-timeout-seconds",
+                            "9",
+                            "--tls-cert",
+                            "/etc/hubcast/chain.pem",
+                            "--tls-key",
+                            "/etc/hubcast/key.pem",
+                            "--upstream-ca",
+                            "/etc/hubcast/ca.pem",
                             "--keepalive-seconds",
                             "5",
                             "--idle-timeout-seconds",
@@ -219,6 +235,10 @@ TEST_F(ServeConfig, EveryOptionCanBeSetByFlag) {
   EXPECT_EQ(c.ports_file, "/tmp/ports");
   EXPECT_EQ(c.event_loops, 4);
   EXPECT_EQ(c.http_threads, 8);
+  EXPECT_EQ(c.http_idle_timeout_seconds, 9);
+  EXPECT_EQ(c.tls_cert, "/etc/hubcast/chain.pem");
+  EXPECT_EQ(c.tls_key, "/etc/hubcast/key.pem");
+  EXPECT_EQ(c.upstream_ca, "/etc/hubcast/ca.pem");
   EXPECT_EQ(c.keepalive_seconds, 5);
   EXPECT_EQ(c.idle_timeout_seconds, 60);
   EXPECT_EQ(c.reliable_hold_seconds, 90);
@@ -232,6 +252,11 @@ TEST_F(ServeConfig, EveryOptionCanBeSetByFlag) {
 TEST_F(ServeConfig, EmptyValueWithEqualsIsKeptForStrings) {
   EXPECT_EQ(ParseOk({"--ports-file="}).ports_file, "");
   EXPECT_EQ(ParseOk({"--node-id=a=b"}).node_id, "a=b");
+}
+
+TEST_F(ServeConfig, TlsCertificateAndKeyGoTogether) {
+  EXPECT_TRUE(Contains(ParseError({"--tls-cert", "/c.pem"}), "--tls-key"));
+  EXPECT_TRUE(Contains(ParseError({"--tls-key", "/k.pem"}), "--tls-cert"));
 }
 
 TEST_F(ServeConfig, AccessKeyIsRepeatable) {
