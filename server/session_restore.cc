@@ -200,8 +200,10 @@ void Gateway::ResumeMoved(std::shared_ptr<replication::Hub> hub, uint64_t positi
     if (!hub->store() || rec.checkpoints.empty()) {
       failed = Status::NotFound("no replay log");
     } else {
+      // Up to the entry before the move: the move itself numbers nothing, and a replicated
+      // log's entries reach the store with their apply batch, which may still be open.
       auto replay = storage::ReplayConnection(*hub->store(), hub->name().str(), rec,
-                                              rec.checkpoints.front(), position, rec.acked,
+                                              rec.checkpoints.front(), position - 1, rec.acked,
                                               [&](uint64_t seq, uint64_t, const storage::Entry& e) {
                                                 EncodedMessage m;
                                                 codec.Encode(e, &m);
