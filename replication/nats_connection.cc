@@ -8,6 +8,16 @@
 namespace hubcast::replication {
 namespace nats {
 
+Result<StreamInfoPtr> GetStreamInfo(jsCtx* js, const std::string& stream, const std::string& what) {
+  jsStreamInfo* si = nullptr;
+  jsErrCode code{};
+  jsOptions o;
+  jsOptions_Init(&o);
+  natsStatus s = js_GetStreamInfo(&si, js, stream.c_str(), &o, &code);
+  if (s != NATS_OK) return FromNats(s, what + ": stream info", code);
+  return StreamInfoPtr(si);
+}
+
 Status FromNats(natsStatus s, const std::string& what, jsErrCode code) {
   if (s == NATS_OK) return Status::Ok();
   std::string message = what + ": " + natsStatus_GetText(s);

@@ -43,4 +43,28 @@ struct StreamInfoDeleter {
 };
 using StreamInfoPtr = std::unique_ptr<jsStreamInfo, StreamInfoDeleter>;
 
+// The stream's info; `what` names it in errors ("hub chat", "the snapshot stream").
+Result<StreamInfoPtr> GetStreamInfo(jsCtx* js, const std::string& stream, const std::string& what);
+
+// A stream placement on one tag (none when the tag is empty), kept alive for the config that
+// points at it.
+class StreamPlacement {
+ public:
+  explicit StreamPlacement(const std::string& tag) : tag_(tag) { jsPlacement_Init(&placement_); }
+  StreamPlacement(const StreamPlacement&) = delete;
+  StreamPlacement& operator=(const StreamPlacement&) = delete;
+  void ApplyTo(jsStreamConfig* cfg) {
+    if (tag_.empty()) return;
+    tags_[0] = tag_.c_str();
+    placement_.Tags = tags_;
+    placement_.TagsLen = 1;
+    cfg->Placement = &placement_;
+  }
+
+ private:
+  std::string tag_;
+  const char* tags_[1] = {nullptr};
+  jsPlacement placement_;
+};
+
 }  // namespace hubcast::replication::nats

@@ -333,13 +333,7 @@ class Provider final : public NatsLogProvider {
   }
 
   Result<StreamInfoPtr> StreamInfo(const std::string& hub) {
-    jsStreamInfo* si = nullptr;
-    jsErrCode code{};
-    jsOptions o;
-    jsOptions_Init(&o);
-    natsStatus s = js_GetStreamInfo(&si, conn_.js(), StreamOfHub(hub).c_str(), &o, &code);
-    if (s != NATS_OK) return FromNats(s, "hub " + hub + ": stream info", code);
-    return StreamInfoPtr(si);
+    return nats::GetStreamInfo(conn_.js(), StreamOfHub(hub), "hub " + hub);
   }
 
   Result<StreamInfoPtr> CreateStream(const std::string& hub) {
@@ -361,15 +355,8 @@ class Provider final : public NatsLogProvider {
     cfg.Duplicates = std::min<int64_t>(int64_t{2} * 60 * 1000000000, cfg.MaxAge);
     cfg.DenyDelete = true;
     cfg.AllowDirect = true;
-    jsPlacement placement;
-    const char* tags[1];
-    if (!options_.placement_tag.empty()) {
-      jsPlacement_Init(&placement);
-      tags[0] = options_.placement_tag.c_str();
-      placement.Tags = tags;
-      placement.TagsLen = 1;
-      cfg.Placement = &placement;
-    }
+    nats::StreamPlacement placement(options_.placement_tag);
+    placement.ApplyTo(&cfg);
     jsStreamInfo* si = nullptr;
     jsErrCode code{};
     jsOptions o;
@@ -422,15 +409,10 @@ void NatsLog::Stop() {
 }
 
 Status NatsLog::Start(uint64_t after) {
-  auto& conn = nats::Internal(provider_->connection());
-  jsStreamInfo* raw = nullptr;
-  jsErrCode code{};
-  jsOptions o;
-  jsOptions_Init(&o);
-  natsStatus s = js_GetStreamInfo(&raw, conn.js(), stream_.c_str(), &o, &code);
-  if (s != NATS_OK) return FromNats(s, "hub " + hub_ + ": stream info", code);
-  StreamInfoPtr info(raw);
-  uint64_t first = info->State.FirstSeq, last = info->State.LastSeq;
+  auto info =
+      nats::GetStreamInfo(nats::Internal(provider_->connection()).js(), stream_, "hub " + hub_);
+  if (!info.ok()) return info.status();
+  uint64_t first = (*info)->State.FirstSeq, last = (*info)->State.LastSeq;
   if (last > after && first > after + 1) {
     return Status::NotFound("hub " + hub_ + ": entries " + std::to_string(after + 1) + ".." +
                             std::to_string(first - 1) + " have left the stream's retention");
@@ -489,14 +471,9 @@ Result<uint64_t> NatsLog::Head() {
   if (!conn.connected()) {
     return Status::Unavailable("The cluster log is unreachable: no connection to NATS.");
   }
-  jsStreamInfo* raw = nullptr;
-  jsErrCode code{};
-  jsOptions o;
-  jsOptions_Init(&o);
-  natsStatus s = js_GetStreamInfo(&raw, conn.js(), stream_.c_str(), &o, &code);
-  if (s != NATS_OK) return FromNats(s, "hub " + hub_ + ": stream info", code);
-  StreamInfoPtr info(raw);
-  return info->State.LastSeq;
+  auto info = nats::GetStreamInfo(conn.js(), stream_, "hub " + hub_);
+  if (!info.ok()) return info.status();
+  return (*info)->State.LastSeq;
 }
 
 void NatsLog::OnMsg(natsConnection*, natsSubscription*, natsMsg* msg, void* closure) {

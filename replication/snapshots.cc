@@ -55,33 +55,20 @@ class JetStreamSnapshots final : public SnapshotStore {
     cfg.MaxMsgsPerSubject = 1;
     cfg.Replicas = options.replicas;
     cfg.AllowDirect = true;
-    jsPlacement placement;
-    const char* tags[1];
-    if (!options.placement_tag.empty()) {
-      jsPlacement_Init(&placement);
-      tags[0] = options.placement_tag.c_str();
-      placement.Tags = tags;
-      placement.TagsLen = 1;
-      cfg.Placement = &placement;
-    }
+    nats::StreamPlacement placement(options.placement_tag);
+    placement.ApplyTo(&cfg);
+    auto existing = nats::GetStreamInfo(conn_.js(), kStream, "the snapshot stream");
+    if (existing.ok()) return Status::Ok();
+    if (existing.status().code() != StatusCode::kNotFound) return existing.status();
     jsStreamInfo* si = nullptr;
-    jsErrCode code{};
+    jsErrCode add_code{};
     jsOptions o;
     jsOptions_Init(&o);
-    natsStatus s = js_GetStreamInfo(&si, conn_.js(), kStream, &o, &code);
-    if (si) jsStreamInfo_Destroy(si);
-    if (s != NATS_NOT_FOUND) return FromNats(s, "reading the snapshot stream", code);
-    si = nullptr;
-    jsErrCode add_code{};
-    s = js_AddStream(&si, conn_.js(), &cfg, &o, &add_code);
+    natsStatus s = js_AddStream(&si, conn_.js(), &cfg, &o, &add_code);
     if (si) jsStreamInfo_Destroy(si);
     if (s == NATS_OK) return Status::Ok();
     // Created concurrently by another node: fine.
-    si = nullptr;
-    if (js_GetStreamInfo(&si, conn_.js(), kStream, &o, &code) == NATS_OK) {
-      jsStreamInfo_Destroy(si);
-      return Status::Ok();
-    }
+    if (nats::GetStreamInfo(conn_.js(), kStream, "the snapshot stream").ok()) return Status::Ok();
     const char* why = nats_GetLastError(nullptr);
     return FromNats(
         s, std::string("creating the snapshot stream") + (why ? ": " : "") + (why ? why : ""),

@@ -108,14 +108,16 @@ struct Cluster {
     logs = r::NatsLogProvider::New(connection.get(), store, lo);
     // JetStream may still be electing its leaders (a cluster that is starting or lost a
     // server): its first answers time out. Asked again until the same deadline.
-    auto snaps =
-        r::NewJetStreamSnapshots(connection.get(), {cfg.stream_replicas, cfg.stream_placement});
+    auto open_snapshots = [&] {
+      return r::NewJetStreamSnapshots(connection.get(),
+                                      {cfg.stream_replicas, cfg.stream_placement});
+    };
+    auto snaps = open_snapshots();
     while (!snaps.ok() && snaps.status().code() == hubcast::StatusCode::kUnavailable &&
            std::chrono::steady_clock::now() < deadline) {
       hubcast::Logger("main").Warn("JetStream is not ready: ", snaps.status().message());
       std::this_thread::sleep_for(std::chrono::milliseconds(500));
-      snaps =
-          r::NewJetStreamSnapshots(connection.get(), {cfg.stream_replicas, cfg.stream_placement});
+      snaps = open_snapshots();
     }
     if (!snaps.ok()) return snaps.status();
     snapshots = std::move(snaps).value();
