@@ -14,9 +14,49 @@ std::optional<storage::DataType> ParseDataType(std::string_view s) {
   return std::nullopt;
 }
 
+// The members DecodeClientMessage reads; everything else in a frame is validated and dropped,
+// so a frame's memory cost is bounded by these fields, not by the size of its JSON tree.
+enum Field : size_t {
+  kType,
+  kAckId,
+  kGroup,
+  kEvent,
+  kNoEcho,
+  kDataType,
+  kData,
+  kSequenceId,
+  kFieldCount
+};
+constexpr json::MemberSpec kFields[kFieldCount] = {
+    {"type"},
+    {"ackId"},
+    {"group"},
+    {"event"},
+    {"noEcho"},
+    {"dataType"},
+    {"data", json::Capture::kCompactJson},
+    {"sequenceId"},
+};
+
+class Fields {
+ public:
+  explicit Fields(json::Extracted extracted) : extracted_(std::move(extracted)) {}
+  // The member as Value::Find on the whole message would return it (containers are empty).
+  const json::Value* Find(Field f) const {
+    const json::ExtractedMember& m = extracted_.members[f];
+    return m.present ? &m.value : nullptr;
+  }
+  // The compact JSON text of a present member captured with kCompactJson.
+  std::string& Json(Field f) { return extracted_.members[f].json; }
+  bool root_is_object() const { return extracted_.root == json::Value::Kind::kObject; }
+
+ private:
+  json::Extracted extracted_;
+};
+
 // Fills data_type/data from the "dataType" and "data" members; false (with reason) if invalid.
-bool DecodePayload(const json::Value& obj, ClientMessage& m) {
-  const json::Value* dt = obj.Find("dataType");
+bool DecodePayload(Fields& fields, ClientMessage& m) {
+  const json::Value* dt = fields.Find(kDataType);
   if (dt != nullptr && !dt->is_null()) {
     if (!dt->is_string()) {
       m.invalid_reason = "dataType must be a string.";
@@ -29,11 +69,11 @@ bool DecodePayload(const json::Value& obj, ClientMessage& m) {
     }
     m.data_type = *t;
   }
-  const json::Value* data = obj.Find("data");
+  const json::Value* data = fields.Find(kData);
   switch (m.data_type) {
     case storage::DataType::kJson:
       // A missing data member forwards JSON null, like the service does for `data: undefined`.
-      m.data = data ? json::Serialize(*data) : "null";
+      m.data = data ? std::move(fields.Json(kData)) : "null";
       return true;
     case storage::DataType::kText:
       if (data == nullptr || !data->is_string()) {
@@ -60,10 +100,10 @@ bool DecodePayload(const json::Value& obj, ClientMessage& m) {
   return true;
 }
 
-bool RequireString(const json::Value& obj, const char* key, std::string& out, ClientMessage& m) {
-  const json::Value* v = obj.Find(key);
+bool RequireString(const Fields& fields, Field f, std::string& out, ClientMessage& m) {
+  const json::Value* v = fields.Find(f);
   if (v == nullptr || !v->is_string()) {
-    m.invalid_reason = std::string(key) + " must be a string.";
+    m.invalid_reason = std::string(kFields[f].key) + " must be a string.";
     return false;
   }
   out = v->str();
@@ -73,17 +113,19 @@ bool RequireString(const json::Value& obj, const char* key, std::string& out, Cl
 }  // namespace
 
 Result<ClientMessage> DecodeClientMessage(std::string_view text) {
-  auto parsed = json::Parse(text);
-  if (!parsed.ok()) return Status::InvalidArgument("Invalid JSON: " + parsed.status().message());
-  const json::Value& obj = *parsed;
-  if (!obj.is_object()) return Status::InvalidArgument("A message must be a JSON object.");
-  const json::Value* type = obj.Find("type");
+  auto extracted = json::ExtractMembers(text, kFields);
+  if (!extracted.ok()) {
+    return Status::InvalidArgument("Invalid JSON: " + extracted.status().message());
+  }
+  Fields fields(std::move(*extracted));
+  if (!fields.root_is_object()) return Status::InvalidArgument("A message must be a JSON object.");
+  const json::Value* type = fields.Find(kType);
   if (type == nullptr || !type->is_string()) {
     return Status::InvalidArgument("A message must have a string \"type\".");
   }
   ClientMessage m;
   m.type_name = type->str();
-  if (const json::Value* ack = obj.Find("ackId"); ack != nullptr && !ack->is_null()) {
+  if (const json::Value* ack = fields.Find(kAckId); ack != nullptr && !ack->is_null()) {
     auto id = ack->as_uint64();
     if (!id) return Status::InvalidArgument("ackId must be an unsigned 64-bit integer.");
     m.ack_id = *id;
@@ -91,28 +133,28 @@ Result<ClientMessage> DecodeClientMessage(std::string_view text) {
   const std::string& t = m.type_name;
   if (t == "joinGroup" || t == "leaveGroup") {
     m.type = t == "joinGroup" ? ClientMessageType::kJoinGroup : ClientMessageType::kLeaveGroup;
-    RequireString(obj, "group", m.group, m);
+    RequireString(fields, kGroup, m.group, m);
   } else if (t == "sendToGroup") {
     m.type = ClientMessageType::kSendToGroup;
-    if (RequireString(obj, "group", m.group, m)) {
-      if (const json::Value* ne = obj.Find("noEcho"); ne != nullptr && !ne->is_null()) {
+    if (RequireString(fields, kGroup, m.group, m)) {
+      if (const json::Value* ne = fields.Find(kNoEcho); ne != nullptr && !ne->is_null()) {
         if (!ne->is_bool()) {
           m.invalid_reason = "noEcho must be a boolean.";
         } else {
           m.no_echo = ne->as_bool();
         }
       }
-      if (!m.invalid_reason) DecodePayload(obj, m);
+      if (!m.invalid_reason) DecodePayload(fields, m);
     }
   } else if (t == "event") {
     m.type = ClientMessageType::kEvent;
-    if (RequireString(obj, "event", m.event, m)) {
+    if (RequireString(fields, kEvent, m.event, m)) {
       if (m.event.empty()) m.invalid_reason = "event must not be empty.";
-      if (!m.invalid_reason) DecodePayload(obj, m);
+      if (!m.invalid_reason) DecodePayload(fields, m);
     }
   } else if (t == "sequenceAck") {
     m.type = ClientMessageType::kSequenceAck;
-    const json::Value* s = obj.Find("sequenceId");
+    const json::Value* s = fields.Find(kSequenceId);
     auto id = s ? s->as_uint64() : std::nullopt;
     if (!id) {
       m.invalid_reason = "sequenceId must be an unsigned 64-bit integer.";
