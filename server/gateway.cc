@@ -671,10 +671,11 @@ void Gateway::HandleClient(HTTPServerRequest& req, HTTPServerResponse& resp) {
       raw_group = g;
     }
     std::string key = req.get("Sec-WebSocket-Key", "");
-    if (key.empty() || req.get("Sec-WebSocket-Version", "") != "13") {
+    if (!WsKeyIsValid(key) || req.get("Sec-WebSocket-Version", "") != "13") {
       resp.set("Sec-WebSocket-Version", "13");
       SendError(resp, HTTPResponse::HTTP_BAD_REQUEST, "BadRequest",
-                "A WebSocket upgrade needs Sec-WebSocket-Key and Sec-WebSocket-Version: 13.");
+                "A WebSocket upgrade needs Sec-WebSocket-Key (base64 of 16 bytes) and "
+                "Sec-WebSocket-Version: 13.");
       return;
     }
 
