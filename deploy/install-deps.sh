@@ -15,6 +15,7 @@ PACKAGES=(
   build-essential cmake pkg-config clang-format
   libpoco-dev librocksdb-dev libnats-dev nats-server libcpprest-dev libssl-dev libgtest-dev
   curl procps python3 ca-certificates
+  clang libfuzzer-14-dev
 )
 
 say() { printf 'install-deps: %s\n' "$*"; }

@@ -1,0 +1,35 @@
+// Shared by the fuzz targets: FUZZ_CHECK, an assertion that survives NDEBUG and prints what
+// failed before aborting, so libFuzzer (and the corpus runner under ctest) report the input
+// as a crash; and the round-trip check of the binary codecs. Single-threaded, like every
+// target.
+#pragma once
+
+#include "base/status.h"
+
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <string_view>
+
+#define FUZZ_CHECK(condition)                                                                 \
+  do {                                                                                        \
+    if (!(condition)) {                                                                       \
+      std::fprintf(stderr, "%s:%d: FUZZ_CHECK failed: %s\n", __FILE__, __LINE__, #condition); \
+      std::abort();                                                                           \
+    }                                                                                         \
+  } while (false)
+
+// For a versioned binary codec: decoding any bytes is total (kInvalidArgument or a value), and
+// what decodes re-encodes to a canonical form that decodes and re-encodes to the same bytes.
+template <typename Decode, typename Encode>
+void CheckCanonicalRoundTrip(std::string_view bytes, Decode decode, Encode encode) {
+  auto decoded = decode(bytes);
+  if (!decoded.ok()) {
+    FUZZ_CHECK(decoded.status().code() == hubcast::StatusCode::kInvalidArgument);
+    return;
+  }
+  const std::string first = encode(*decoded);
+  auto again = decode(first);
+  FUZZ_CHECK(again.ok());
+  FUZZ_CHECK(encode(*again) == first);
+}
