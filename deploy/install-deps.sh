@@ -5,8 +5,8 @@
 #     and installs those, without recommends.
 #   - Node.js/npm: a node from another source (with its own bundled npm) counts as installed;
 #     Debian's npm conflicts with some such builds, so it is installed only when `npm` is missing.
-#   - tests/sdk: `npm ci` (or `npm install` without a lockfile) when its node_modules is missing or
-#     older than package.json / package-lock.json.
+#   - tests/sdk and tests/bench/peers: `npm ci` (or `npm install` without a lockfile) when a
+#     folder's node_modules is missing or older than package.json / package-lock.json.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -58,27 +58,29 @@ else
   say "installed: ${missing[*]}"
 fi
 
-# The official JavaScript SDK tests.
-SDK_DIR="$ROOT/tests/sdk"
-if [ -f "$SDK_DIR/package.json" ]; then
+# npm packages: `npm ci` in a folder (`npm install` without a lockfile) when its node_modules is
+# missing or older than package.json / package-lock.json.
+npm_ci() {
+  local dir="$1" name="$2"
+  [ -f "$dir/package.json" ] || return 0
   command -v npm >/dev/null 2>&1 || die "npm is missing"
-  stamp="$SDK_DIR/node_modules/.hubcast-installed"
-  stale=0
-  if [ ! -f "$stamp" ] || [ "$SDK_DIR/package.json" -nt "$stamp" ]; then
+  local stamp="$dir/node_modules/.hubcast-installed"
+  local stale=0
+  if [ ! -f "$stamp" ] || [ "$dir/package.json" -nt "$stamp" ]; then
     stale=1
-  elif [ -f "$SDK_DIR/package-lock.json" ] && [ "$SDK_DIR/package-lock.json" -nt "$stamp" ]; then
+  elif [ -f "$dir/package-lock.json" ] && [ "$dir/package-lock.json" -nt "$stamp" ]; then
     stale=1
   fi
-  if [ "$stale" -eq 1 ]; then
-    if [ -f "$SDK_DIR/package-lock.json" ]; then
-      npm_cmd=(npm ci)
-    else
-      npm_cmd=(npm install)
-    fi
-    say "tests/sdk: ${npm_cmd[*]}"
-    (cd "$SDK_DIR" && "${npm_cmd[@]}" --no-audit --no-fund 2>&1) | redact
-    touch "$stamp"
-  else
-    say "tests/sdk: node_modules up to date"
+  if [ "$stale" -eq 0 ]; then
+    say "$name: node_modules up to date"
+    return 0
   fi
-fi
+  local npm_cmd=(npm install)
+  [ -f "$dir/package-lock.json" ] && npm_cmd=(npm ci)
+  say "$name: ${npm_cmd[*]}"
+  (cd "$dir" && "${npm_cmd[@]}" --no-audit --no-fund 2>&1) | redact
+  touch "$stamp"
+}
+
+npm_ci "$ROOT/tests/sdk" "tests/sdk"                  # the official JavaScript SDK tests
+npm_ci "$ROOT/tests/bench/peers" "tests/bench/peers"  # the Node servers compare.sh measures

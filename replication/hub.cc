@@ -2,22 +2,47 @@
 
 #include "base/clock.h"
 #include "base/log.h"
-#include "base/random.h"
+#include "replication/applier.h"
+#include "replication/local_log.h"
+#include "replication/snapshots.h"
 #include "storage/entry_codec.h"
 #include "storage/replay.h"
+#include "storage/view_snapshot.h"
 
-#include <chrono>
+#include <cassert>
+#include <cstdlib>
 #include <future>
 
 namespace hubcast::replication {
+namespace {
+
+// What an entry weighs against the node's pending-bytes bound.
+size_t Weight(const storage::Entry& e) { return e.data.size() + 128; }
+
+void RunOn(Executor* executor, std::function<void()> task) {
+  if (executor) {
+    executor->Execute(std::move(task));
+  } else {
+    task();
+  }
+}
+
+}  // namespace
 
 Hub::Hub(HubName name, std::unique_ptr<HubLog> log, std::unique_ptr<storage::HubView> view,
-         HubRegistry* registry)
-    : name_(std::move(name)), log_(std::move(log)), view_(std::move(view)), registry_(registry) {
-  log_->SetConsumer([this](uint64_t pos, storage::EntryPtr e) {
-    return registry_->Enqueue({this, pos, std::move(e)});
-  });
+         HubRegistry* registry, int applier)
+    : name_(std::move(name)),
+      log_(std::move(log)),
+      view_(std::move(view)),
+      registry_(registry),
+      applier_(applier) {
   applied_ = view_->applied_position();
+  replayable_ = committed_ = applied_;
+  log_->SetConsumer([this](LogRecord record) {
+    // The log hands over only durable records; a stopped pool drops them, and start-up
+    // re-applies them from the log.
+    (void)registry_->appliers_->Push(applier_, this, std::move(record));
+  });
 }
 
 storage::Store* Hub::store() const { return registry_->options_.store; }
@@ -27,73 +52,123 @@ uint64_t Hub::applied_position() const {
   return applied_;
 }
 
-Result<uint64_t> Hub::Append(storage::Entry entry, Done done) {
-  if (registry_->stopping()) return Status::Unavailable("The service is shutting down.");
-  auto ptr = std::make_shared<const storage::Entry>(std::move(entry));
-  // Holding pending_mu_ across the append means the applier cannot look for the callback
-  // before it is registered.
-  std::lock_guard lock(pending_mu_);
-  auto pos = log_->Append(std::move(ptr));
-  if (pos.ok() && done) pending_.emplace(*pos, std::move(done));
-  return pos;
+void Hub::Release(size_t bytes) {
+  pending_.fetch_sub(1, std::memory_order_relaxed);
+  registry_->Release(bytes);
 }
 
-Status Hub::AppendAndWait(storage::Entry entry) {
-  auto promise = std::make_shared<std::promise<Status>>();
+void Hub::Append(storage::Entry entry, AppendCallbacks cb) {
+  size_t bytes = Weight(entry);
+  Executor* ex = cb.executor;
+  if (registry_->stopping()) {
+    if (cb.durable) {
+      RunOn(ex, [d = std::move(cb.durable)] {
+        d(Status::Unavailable("The service is shutting down."));
+      });
+    }
+    return;
+  }
+  if (!registry_->Admit(this, bytes)) {
+    if (cb.durable) {
+      RunOn(ex, [d = std::move(cb.durable)] {
+        d(Status::Unavailable("The service is busy: too many commands are waiting to be "
+                              "applied. Retry later."));
+      });
+    }
+    return;
+  }
+  DurableFn durable = [this, bytes, ex, d = std::move(cb.durable)](Result<uint64_t> r) {
+    if (!r.ok()) Release(bytes);
+    if (d) RunOn(ex, [d, r = std::move(r)] { d(r); });
+  };
+  AppliedFn applied = [this, bytes, ex, a = std::move(cb.applied)](uint64_t pos,
+                                                                    const Status& s) {
+    Release(bytes);
+    if (a) RunOn(ex, [a, pos, s] { a(pos, s); });
+  };
+  log_->Append(std::make_shared<const storage::Entry>(std::move(entry)), std::move(durable),
+               std::move(applied), cb.request_id);
+}
+
+Result<uint64_t> Hub::AppendAndWaitDurable(storage::Entry entry) {
+  assert(!OnNonBlockingThread() && "an event loop must never wait for the log");
+  auto promise = std::make_shared<std::promise<Result<uint64_t>>>();
   auto future = promise->get_future();
-  auto pos = Append(std::move(entry), [promise](const Status& s) { promise->set_value(s); });
-  if (!pos.ok()) return pos.status();
+  AppendCallbacks cb;
+  cb.durable = [promise](Result<uint64_t> r) { promise->set_value(std::move(r)); };
+  Append(std::move(entry), std::move(cb));
   return future.get();
 }
 
-void Hub::Barrier() {
-  uint64_t target = log_->head();
-  std::unique_lock lock(applied_mu_);
-  applied_cv_.wait(lock, [&] { return applied_ >= target; });
+Status Hub::AppendAndWait(storage::Entry entry) {
+  assert(!OnNonBlockingThread() && "an event loop must never wait for the log");
+  auto promise = std::make_shared<std::promise<Status>>();
+  auto future = promise->get_future();
+  AppendCallbacks cb;
+  cb.durable = [promise](Result<uint64_t> r) {
+    if (!r.ok()) promise->set_value(r.status());
+  };
+  cb.applied = [promise](uint64_t, const Status& s) { promise->set_value(s); };
+  Append(std::move(entry), std::move(cb));
+  return future.get();
 }
 
-void Hub::ApplyOne(uint64_t position, const storage::Entry& entry, DeliverySink* sink) {
-  Status status;
-  try {
-    storage::ApplyResult result = view_->Apply(position, entry);
-    if (storage::Store* store = this->store()) {
-      // The entry is durable in the log already. If its effects cannot be written now (a full
-      // disk), the store keeps them in order and writes them when it can; delivery and reads
-      // go on meanwhile (appends fail with 503 until space returns).
-      Status s = store->CommitApply(name_.str(), position, entry, result);
-      if (!s.ok()) {
-        auto now = std::chrono::steady_clock::now();
-        if (now - last_commit_warning_ > std::chrono::seconds(5)) {
-          last_commit_warning_ = now;
-          Logger("applier").Error("hub ", name_.str(),
-                                  ": the view is not written to disk: ", s.message());
-        }
-      }
-    }
-    if (sink) sink->Deliver(name_, position, entry, result);
-    status = result.status;
-  } catch (const std::exception& e) {
-    // Apply and delivery are not supposed to throw; losing the process would lose every
-    // connection, so log loudly and go on with the next entry.
-    Logger("applier").Error("entry ", position, " of hub ", name_.str(),
-                            " failed to apply: ", e.what());
-    status = Status::Internal("The command could not be applied.");
+Status Hub::Barrier() {
+  assert(!OnNonBlockingThread() && "an event loop must never wait for the log");
+  auto head = log_->Head();
+  if (!head.ok()) return head.status();
+  std::unique_lock lock(applied_mu_);
+  if (!applied_cv_.wait_for(lock, registry_->options_.barrier_timeout,
+                            [&] { return applied_ >= *head; })) {
+    return Status::Unavailable("The hub's state is catching up; retry later.");
   }
-  Done done;
+  return Status::Ok();
+}
+
+void Hub::AttachLocal(const std::string& connection_id, uint64_t handle) {
+  view_->SetLocalHandle(connection_id, handle);
+}
+
+void Hub::Apply(LogRecord& rec, storage::ApplyBatch* batch, DeliverySink* sink) {
+  const uint64_t position = rec.position;
   {
-    std::lock_guard lock(pending_mu_);
-    auto it = pending_.find(position);
-    if (it != pending_.end()) {
-      done = std::move(it->second);
-      pending_.erase(it);
+    std::lock_guard lock(applied_mu_);
+    if (position <= applied_) {
+      // A log that hands over an entry twice or out of order would make this node's view
+      // differ from every other: stop, and let the restart re-apply from the store.
+      Logger("applier").Error("hub ", name_.str(), ": entry ", position,
+                              " arrived after entry ", applied_, "; stopping the node");
+      std::abort();
     }
   }
-  if (done) done(status);
+  storage::ApplyResult result;
+  try {
+    result = view_->Apply(position, *rec.entry);
+    if (batch) batch->Add(name_.str(), position, *rec.entry, result, rec.encoded);
+  } catch (const std::exception& e) {
+    // The view may be half-changed: serving it would answer from a state no log produced.
+    Logger("applier").Error("hub ", name_.str(), ": entry ", position,
+                            " failed to apply (", e.what(), "); stopping the node");
+    std::abort();
+  }
+  try {
+    if (sink) sink->Deliver(*this, position, *rec.entry, result);
+  } catch (const std::exception& e) {
+    // The view is right; only this entry's delivery is lost on this node.
+    Logger("applier").Error("hub ", name_.str(), ": entry ", position,
+                            " was applied but its delivery failed: ", e.what());
+  }
+  if (rec.applied) rec.applied(position, result.status);
   {
     std::lock_guard lock(applied_mu_);
     applied_ = position;
   }
   applied_cv_.notify_all();
+}
+
+void Hub::Committed(uint64_t position, bool /*state_written*/) {
+  committed_.store(position, std::memory_order_release);
+  replayable_.store(position, std::memory_order_release);
 }
 
 void Hub::SweepExpiredMemberships(int64_t now_ms) {
@@ -107,17 +182,58 @@ void Hub::SweepExpiredMemberships(int64_t now_ms) {
     e.target = user;
     e.groups = {group};
     e.expiring = true;
-    if (!Append(std::move(e)).ok()) return;
+    Append(std::move(e));
   }
+}
+
+void Hub::SweepExpiredHeld(int64_t now_ms) {
+  for (const auto& id : view_->ExpiredHeld(now_ms, 1000)) {
+    storage::Entry e;
+    e.kind = storage::EntryKind::kConnectionClose;
+    e.timestamp_ms = now_ms;
+    e.origin_connection = id;
+    e.node_id = registry_->node_id();  // this node fires `disconnected`
+    e.expiring = true;
+    e.reason = "The reliable session expired before the client came back.";
+    Append(std::move(e));
+  }
+}
+
+void Hub::SaveSnapshot() {
+  SnapshotStore* snapshots = registry_->options_.snapshots;
+  if (!snapshots || applied_position() == snapshot_position_) return;
+  storage::ViewState state = view_->ExportState();
+  Snapshot snap{epoch(), state.applied_position, storage::EncodeViewState(state)};
+  if (Status s = snapshots->Save(name_.str(), snap); !s.ok()) {
+    Logger("snapshot").Warn("hub ", name_.str(), ": ", s.message());
+    return;
+  }
+  snapshot_position_ = snap.position;
+  Logger("snapshot").Debug("hub ", name_.str(), ": saved at position ", snap.position, " (",
+                           snap.bytes.size(), " bytes)");
+}
+
+Status Hub::InstallState(storage::ViewState state) {
+  if (storage::Store* store = this->store()) {
+    if (Status s = store->InstallViewState(name_.str(), epoch(), state); !s.ok()) return s;
+  }
+  uint64_t position = state.applied_position;
+  view_->ImportState(std::move(state));
+  std::lock_guard lock(applied_mu_);
+  applied_ = position;
+  replayable_ = committed_ = position;
+  return Status::Ok();
 }
 
 void Hub::Trim(int64_t now_ms, int64_t max_age_ms, uint64_t max_bytes) {
   storage::Store* store = this->store();
   if (!store) return;
   const std::string& hub = name_.str();
-  uint64_t first = store->FirstLogPosition(hub);
-  if (first == 0) return;
-  uint64_t limit = applied_position() + 1;  // never drop what is not applied yet
+  auto first_or = store->FirstLogPosition(hub);
+  if (!first_or.ok() || *first_or == 0) return;
+  uint64_t first = *first_or;
+  // Never drop what a restart would have to re-apply.
+  uint64_t limit = committed_position() + 1;
   uint64_t bytes = store->LogBytes(hub);
   uint64_t cut = first;
   (void)store->ScanLog(hub, first, limit - 1, [&](uint64_t pos, std::string_view v) {
@@ -140,85 +256,155 @@ void Hub::Trim(int64_t now_ms, int64_t max_age_ms, uint64_t max_bytes) {
 }
 
 HubRegistry::HubRegistry(HubRegistryOptions options, DeliverySink* sink)
-    : options_(std::move(options)), sink_(sink), applier_([this] { Run(); }) {
+    : options_(std::move(options)), sink_(sink) {
+  if (options_.logs) {
+    logs_ = options_.logs;
+  } else {
+    owned_logs_ = LocalLogProvider::New(options_.store);
+    logs_ = owned_logs_.get();
+  }
+  appliers_ = std::make_unique<ApplierPool>(options_.appliers, options_.store, sink_,
+                                            options_.max_pending_per_node + 1024,
+                                            options_.lazy_commit);
   retention_ = std::thread([this] { RunRetention(); });
 }
 
 HubRegistry::~HubRegistry() { Stop(); }
 
-Result<std::shared_ptr<Hub>> HubRegistry::CreateHub(const HubName& name) {
-  storage::Store* store = options_.store;
-  auto view = storage::NewMemoryView();
-  if (!store) {
-    return std::make_shared<Hub>(name, NewLocalLog(RandomU64()), std::move(view), this);
+bool HubRegistry::Admit(Hub* hub, size_t bytes) {
+  if (hub->pending_.fetch_add(1, std::memory_order_relaxed) >= options_.max_pending_per_hub) {
+    hub->pending_.fetch_sub(1, std::memory_order_relaxed);
+    return false;
   }
+  size_t count = pending_.fetch_add(1, std::memory_order_relaxed);
+  uint64_t weight = pending_bytes_.fetch_add(bytes, std::memory_order_relaxed);
+  if (count >= options_.max_pending_per_node || weight + bytes > options_.max_pending_bytes) {
+    hub->Release(bytes);
+    return false;
+  }
+  return true;
+}
+
+void HubRegistry::Release(size_t bytes) {
+  pending_.fetch_sub(1, std::memory_order_relaxed);
+  pending_bytes_.fetch_sub(bytes, std::memory_order_relaxed);
+}
+
+Result<std::shared_ptr<Hub>> HubRegistry::CreateHub(const HubName& name, bool create) {
+  storage::Store* store = options_.store;
+  auto log = logs_->Open(name, create);
+  if (!log.ok()) return log.status();
+  auto view = storage::NewMemoryView();
   const std::string& hub = name.str();
-  auto epoch = store->Epoch(hub, RandomU64());
-  if (!epoch.ok()) return epoch.status();
-  uint64_t applied = store->AppliedPosition(hub);
-  Status load =
-      store->LoadConnections(hub, [&](storage::ConnectionRecord rec, std::vector<uint64_t> acks) {
-        if (rec.reliable && !rec.checkpoints.empty()) {
-          // The stored record's count is only as fresh as its last write: count forward from
-          // the newest checkpoint to where the view stands.
-          auto counted =
-              storage::ReplayConnection(*store, hub, rec, rec.checkpoints.back(), applied,
-                                        UINT64_MAX, [](uint64_t, uint64_t, auto&) {});
-          if (counted.ok()) rec.seq = counted->seq;
-        }
-        view->Restore(std::move(rec), acks);
-      });
-  if (!load.ok()) return load;
-  load = store->LoadUserGroups(
-      hub, [&](const std::string& user, const std::string& group, int64_t expiry) {
-        view->RestoreUserGroup(user, group, expiry);
-      });
-  if (!load.ok()) return load;
-  view->RestoreAppliedPosition(applied);
-  uint64_t head = store->LastLogPosition(hub);
-  if (head < applied) head = applied;
-  auto h =
-      std::make_shared<Hub>(name, NewLocalLog(*epoch, store, hub, head), std::move(view), this);
-  // Entries that were durable but not applied when the process stopped.
-  Status bad;
-  Status scan = store->ScanLog(hub, applied + 1, head, [&](uint64_t pos, std::string_view v) {
-    auto e = storage::DecodeEntry(v);
-    if (!e.ok()) {
-      bad = Status::InvalidArgument("hub " + hub + " log entry " + std::to_string(pos) + ": " +
-                                    e.status().message());
-      return false;
+  if (store) {
+    std::vector<std::string> uncountable;
+    auto state = storage::LoadViewForStart(*store, hub, &uncountable);
+    if (!state.ok()) return state.status();
+    for (const auto& id : uncountable) {
+      // Its entries left retention: it cannot be recovered (start-up ends it).
+      Logger("registry").Warn("hub ", hub, ": connection ", id,
+                              " cannot be recounted; it will not be recovered");
     }
-    h->ApplyOne(pos, *e, sink_);
-    return true;
-  });
-  if (!bad.ok()) return bad;
-  if (!scan.ok()) return scan;
+    view->ImportState(std::move(state).value());
+  }
+  int applier = next_applier_.fetch_add(1) % appliers_->size();
+  auto h = std::make_shared<Hub>(name, std::move(log).value(), std::move(view), this, applier);
+  Status started = h->log_->Start(h->applied_position());
+  if (started.code() == StatusCode::kNotFound && options_.snapshots) {
+    // The entries this node misses have left the log: start from a snapshot.
+    auto snap = options_.snapshots->Latest(hub);
+    if (!snap.ok()) return snap.status();
+    if (!*snap || (*snap)->epoch != h->epoch()) {
+      return Status::Unavailable("hub " + hub + ": " + started.message() +
+                                 ", and there is no snapshot of this log to start from");
+    }
+    auto state = storage::DecodeViewState((*snap)->bytes);
+    if (!state.ok()) return state.status();
+    Logger("registry").Info("hub ", hub, ": starting from the snapshot at position ",
+                            state->applied_position);
+    if (Status s = h->InstallState(std::move(state).value()); !s.ok()) return s;
+    started = h->log_->Start(h->applied_position());
+  }
+  if (!started.ok()) return started;
+  // The catch-up is applied before the hub serves anything.
+  if (Status s = h->Barrier(); !s.ok()) return s;
   return h;
 }
 
-std::shared_ptr<Hub> HubRegistry::Get(const HubName& name) {
+Result<std::shared_ptr<Hub>> HubRegistry::Get(const HubName& name) {
   std::lock_guard lock(hubs_mu_);
-  auto& slot = hubs_[name.str()];
-  if (!slot) {
-    auto created = CreateHub(name);
-    if (!created.ok()) {
-      // Only reachable when the store fails under us; serve the hub from memory rather than
-      // refuse it (its writes will fail with the store's error).
-      Logger("registry").Error("hub ", name.str(), ": ", created.status().message());
-      slot = std::make_shared<Hub>(name, NewLocalLog(RandomU64()), storage::NewMemoryView(), this);
-    } else {
-      slot = std::move(created).value();
-    }
+  auto it = hubs_.find(name.str());
+  if (it != hubs_.end()) return it->second;
+  if (stopping()) return Status::Unavailable("The service is shutting down.");
+  if (hubs_.size() >= options_.max_hubs) {
+    return Status::Unavailable("This node serves at most " + std::to_string(options_.max_hubs) +
+                               " hubs (--max-hubs).");
   }
-  return slot;
+  auto created = CreateHub(name, /*create=*/true);
+  if (!created.ok()) {
+    Logger("registry").Error("hub ", name.str(), " cannot be created: ",
+                             created.status().message());
+    return Status::Unavailable("The hub cannot be created: " + created.status().message());
+  }
+  hubs_.emplace(name.str(), *created);
+  return created;
+}
+
+std::shared_ptr<Hub> HubRegistry::Find(const HubName& name) {
+  std::lock_guard lock(hubs_mu_);
+  auto it = hubs_.find(name.str());
+  if (it != hubs_.end()) return it->second;
+  if (stopping() || hubs_.size() >= options_.max_hubs) return nullptr;
+  // Another node may have created it: open it if its log exists, never create one.
+  auto opened = CreateHub(name, /*create=*/false);
+  if (!opened.ok()) {
+    if (opened.status().code() != StatusCode::kNotFound) {
+      Logger("registry").Warn("hub ", name.str(), ": ", opened.status().message());
+    }
+    return nullptr;
+  }
+  hubs_.emplace(name.str(), *opened);
+  return *opened;
+}
+
+void HubRegistry::ReportNodeDown(const std::string& node, uint64_t incarnation,
+                                 int64_t hold_ms) {
+  int64_t now = SystemClock::Get().NowUnixMs();
+  for (auto& hub : AllHubs()) {
+    storage::Entry e;
+    e.kind = storage::EntryKind::kNodeDown;
+    e.timestamp_ms = now;
+    e.target = node;
+    e.node_id = options_.node_id;
+    e.hold_until_ms = now + hold_ms;
+    AppendCallbacks cb;
+    cb.request_id = "down-" + node + "-" + std::to_string(incarnation) + "-" + hub->name().str();
+    cb.durable = [node, name = hub->name().str()](Result<uint64_t> r) {
+      if (!r.ok()) {
+        Logger("cluster").Error("hub ", name, ": could not report node ", node,
+                                " down: ", r.status().message());
+      }
+    };
+    hub->Append(std::move(e), std::move(cb));
+  }
+}
+
+void HubRegistry::Discover() {
+  auto hubs = logs_->Hubs();
+  if (!hubs.ok()) return;
+  for (const auto& text : *hubs) {
+    auto name = HubName::Parse(text);
+    if (name.ok()) (void)Find(*name);
+  }
 }
 
 Status HubRegistry::LoadAll() {
-  if (!options_.store) return Status::Ok();
-  for (const auto& text : options_.store->Hubs()) {
+  auto hubs = logs_->Hubs();
+  if (!hubs.ok()) return hubs.status();
+  for (const auto& text : *hubs) {
     auto name = HubName::Parse(text);
     if (!name.ok()) return Status::InvalidArgument("stored hub '" + text + "' has an invalid name");
-    auto created = CreateHub(*name);
+    auto created = CreateHub(*name, /*create=*/false);
     if (!created.ok()) return created.status();
     std::lock_guard lock(hubs_mu_);
     hubs_[name->str()] = std::move(created).value();
@@ -229,64 +415,48 @@ Status HubRegistry::LoadAll() {
 std::vector<std::shared_ptr<Hub>> HubRegistry::AllHubs() {
   std::lock_guard lock(hubs_mu_);
   std::vector<std::shared_ptr<Hub>> out;
+  out.reserve(hubs_.size());
   for (auto& [n, h] : hubs_) out.push_back(h);
   return out;
 }
 
-bool HubRegistry::stopping() const {
-  std::lock_guard lock(q_mu_);
-  return stopping_;
-}
-
 void HubRegistry::Stop() {
   {
-    std::lock_guard lock(q_mu_);
-    stopping_ = true;
+    std::lock_guard lock(retention_mu_);
+    if (stopping_.exchange(true)) return;
   }
-  q_cv_.notify_all();
-  stop_cv_.notify_all();
-  if (applier_.joinable()) applier_.join();
+  retention_cv_.notify_all();
   if (retention_.joinable()) retention_.join();
-}
-
-bool HubRegistry::Enqueue(Item item) {
-  {
-    std::lock_guard lock(q_mu_);
-    // Checked under the queue lock: the applier leaves only when stopping with an empty
-    // queue, so an entry accepted here is always applied.
-    if (stopping_) return false;
-    queue_.push_back(std::move(item));
-  }
-  q_cv_.notify_one();
-  return true;
-}
-
-void HubRegistry::Run() {
-  std::deque<Item> batch;
-  for (;;) {
-    {
-      std::unique_lock lock(q_mu_);
-      q_cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
-      if (queue_.empty() && stopping_) return;
-      batch.swap(queue_);
-    }
-    for (auto& item : batch) item.hub->ApplyOne(item.position, *item.entry, sink_);
-    batch.clear();
-  }
+  // Order matters: the logs hand what they accepted to the appliers, which apply it all.
+  logs_->Stop();
+  appliers_->Stop();
 }
 
 void HubRegistry::RunRetention() {
+  auto next_discovery = std::chrono::steady_clock::now();
+  auto next_snapshot = std::chrono::steady_clock::now() + options_.snapshot_interval;
   for (;;) {
     {
-      std::unique_lock lock(q_mu_);
-      stop_cv_.wait_for(lock, std::chrono::milliseconds(options_.retention_interval_ms),
-                        [&] { return stopping_; });
-      if (stopping_) return;
+      std::unique_lock lock(retention_mu_);
+      retention_cv_.wait_for(lock, std::chrono::milliseconds(options_.retention_interval_ms),
+                             [&] { return stopping(); });
+      if (stopping()) return;
     }
+    auto steady = std::chrono::steady_clock::now();
+    if (options_.discover_interval.count() > 0 && steady >= next_discovery) {
+      next_discovery = steady + options_.discover_interval;
+      Discover();
+    }
+    bool snapshot_round = options_.snapshots && steady >= next_snapshot;
+    if (snapshot_round) next_snapshot = steady + options_.snapshot_interval;
     int64_t now = SystemClock::Get().NowUnixMs();
     for (auto& h : AllHubs()) {
       h->Trim(now, options_.replay_max_age_ms, options_.replay_max_bytes);
+      // Time-driven commands come from one node per hub, not from every node.
+      if (options_.is_owner && !options_.is_owner(h->name())) continue;
       h->SweepExpiredMemberships(now);
+      h->SweepExpiredHeld(now);
+      if (snapshot_round) h->SaveSnapshot();
     }
   }
 }

@@ -4,6 +4,7 @@
 #include "base/json.h"
 #include "base/log.h"
 #include "base/names.h"
+#include "base/strings.h"
 #include "rest/jwt.h"
 #include "rest/rest_bodies.h"
 #include "storage/entry.h"
@@ -63,26 +64,6 @@ constexpr size_t kLingerBytes = 64 * 1024;
 
 // ---------------------------------------------------------------------------------------------
 // Small text helpers.
-
-char Lower(char c) { return static_cast<char>(std::tolower(static_cast<unsigned char>(c))); }
-
-bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(),
-                                            [](char x, char y) { return Lower(x) == Lower(y); });
-}
-
-std::string ToLower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = Lower(c);
-  return out;
-}
-
-std::string_view Trim(std::string_view s) {
-  auto space = [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; };
-  while (!s.empty() && space(s.front())) s.remove_prefix(1);
-  while (!s.empty() && space(s.back())) s.remove_suffix(1);
-  return s;
-}
 
 bool IsBlank(std::string_view s) {
   return std::all_of(s.begin(), s.end(),
@@ -317,9 +298,14 @@ class Exchange {
   void SendError(const Status& status);
 
   Result<Reply> Dispatch(Op op);
+  std::shared_ptr<replication::Hub> read_hub_;
 
   // Validation helpers: each returns the failure to answer, if any.
+  // Writes: the hub, created by this authenticated call if it is new.
   Result<std::shared_ptr<replication::Hub>> GetHub();
+  // Reads: the hub's view once it applied everything acknowledged before the call (a read
+  // barrier), or an empty view for a hub that does not exist: reads create nothing.
+  Result<const storage::HubView*> ReadView();
   Status ValidateTarget(storage::Scope scope, const std::string& target) const;
   Result<std::vector<std::string>> Excluded() const;
   Result<std::shared_ptr<const storage::Filter>> QueryFilter() const;
@@ -592,6 +578,9 @@ void Exchange::SendError(const Status& status) {
   }
   response_.set("x-ms-error-code", error.code);
   if (error.status == 401) response_.set("WWW-Authenticate", "Bearer");
+  // Busy or briefly unable to write (full queues, a full disk, a lost cluster link): the
+  // official SDKs' retry policies honour Retry-After.
+  if (error.status == 503) response_.set("Retry-After", "1");
   Send({error.status, ErrorBody(error.code, status.message()), "application/json"});
 }
 
@@ -712,9 +701,20 @@ Result<Reply> Exchange::Dispatch(Op op) {
 Result<std::shared_ptr<replication::Hub>> Exchange::GetHub() {
   Result<HubName> name = HubName::Parse(captures_.at(0));
   if (!name.ok()) return name.status();
-  std::shared_ptr<replication::Hub> hub = hubs_->Get(*name);
-  if (!hub) return Status::Internal("No hub object for '" + name->str() + "'.");
-  return hub;
+  return hubs_->Get(*name);
+}
+
+Result<const storage::HubView*> Exchange::ReadView() {
+  Result<HubName> name = HubName::Parse(captures_.at(0));
+  if (!name.ok()) return name.status();
+  std::shared_ptr<replication::Hub> hub = hubs_->Find(*name);
+  if (!hub) {
+    static const std::unique_ptr<storage::HubView> kEmpty = storage::NewMemoryView();
+    return kEmpty.get();
+  }
+  if (Status s = hub->Barrier(); !s.ok()) return s;
+  read_hub_ = std::move(hub);  // keeps the view alive for the rest of the exchange
+  return &read_hub_->view();
 }
 
 Status Exchange::ValidateTarget(storage::Scope scope, const std::string& target) const {
@@ -863,7 +863,7 @@ Result<Reply> Exchange::SendMessage(storage::Scope scope, const std::string& tar
   e.data_type = type;
   e.data = std::move(*body);
   e.message_ttl_seconds = ttl;
-  Result<uint64_t> position = (*hub)->Append(std::move(e));
+  Result<uint64_t> position = (*hub)->AppendAndWaitDurable(std::move(e));
   if (!position.ok()) return FromApply(position.status(), 202, false);
   return Reply{202, "", ""};
 }
@@ -883,11 +883,10 @@ Result<Reply> Exchange::CloseConnections(storage::Scope scope, const std::string
 }
 
 Result<Reply> Exchange::Exists(storage::Scope scope, const std::string& target) {
-  auto hub = GetHub();
-  if (!hub.ok()) return hub.status();
   if (Status s = ValidateTarget(scope, target); !s.ok()) return s;
-  (*hub)->Barrier();
-  const storage::HubView& view = (*hub)->view();
+  auto read = ReadView();
+  if (!read.ok()) return read.status();
+  const storage::HubView& view = **read;
   bool exists = false;
   switch (scope) {
     case storage::Scope::kConnection:
@@ -979,21 +978,20 @@ Result<Reply> Exchange::ChangePermission(storage::EntryKind kind, const std::str
 
 Result<Reply> Exchange::CheckPermission(const std::string& permission,
                                         const std::string& connection_id) {
-  auto hub = GetHub();
-  if (!hub.ok()) return hub.status();
   auto p = PathPermission(permission);
   if (!p.ok()) return p.status();
   if (Status s = ValidateConnectionId(connection_id); !s.ok()) return s;
   auto target = TargetName();
   if (!target.ok()) return target.status();
-  (*hub)->Barrier();
-  std::optional<bool> allowed = (*hub)->view().CheckPermission(connection_id, *p, *target);
+  auto read = ReadView();
+  if (!read.ok()) return read.status();
+  std::optional<bool> allowed = (*read)->CheckPermission(connection_id, *p, *target);
   return Reply{allowed.value_or(false) ? 200 : 404, "", ""};
 }
 
 Result<Reply> Exchange::GenerateClientToken() {
-  auto hub = GetHub();
-  if (!hub.ok()) return hub.status();
+  // Signing a token touches no hub state: the hub is neither read nor created.
+  if (Result<HubName> name = HubName::Parse(captures_.at(0)); !name.ok()) return name.status();
 
   std::optional<std::string> user;
   if (const std::string* u = First("userId")) {
@@ -1098,13 +1096,12 @@ void Exchange::AppendNextLink(std::string& body, const Paging& paging, int64_t c
 }
 
 Result<Reply> Exchange::ListConnectionsInGroup(const std::string& group) {
-  auto hub = GetHub();
-  if (!hub.ok()) return hub.status();
   if (Status s = ValidateGroupName(group); !s.ok()) return s;
   auto paging = ReadPaging([](const std::string& k) { return ValidateConnectionId(k).ok(); });
   if (!paging.ok()) return paging.status();
-  (*hub)->Barrier();
-  const std::vector<storage::ConnectionSummary> page = (*hub)->view().ListGroupConnections(
+  auto read = ReadView();
+  if (!read.ok()) return read.status();
+  const std::vector<storage::ConnectionSummary> page = (*read)->ListGroupConnections(
       group, paging->after, static_cast<size_t>(paging->limit()));
 
   std::string body = "{\"value\":[";
@@ -1128,13 +1125,12 @@ Result<Reply> Exchange::ListConnectionsInGroup(const std::string& group) {
 // Hubcast extension: a user's groups, remembered (with "expiresAt", null when the membership
 // never expires) or through a current connection (no "expiresAt").
 Result<Reply> Exchange::ListUserGroups(const std::string& user) {
-  auto hub = GetHub();
-  if (!hub.ok()) return hub.status();
   if (Status s = ValidateUserId(user); !s.ok()) return s;
   auto paging = ReadPaging([](const std::string& k) { return ValidateGroupName(k).ok(); });
   if (!paging.ok()) return paging.status();
-  (*hub)->Barrier();
-  const std::vector<storage::UserGroup> page = (*hub)->view().ListUserGroups(
+  auto read = ReadView();
+  if (!read.ok()) return read.status();
+  const std::vector<storage::UserGroup> page = (*read)->ListUserGroups(
       user, paging->after, static_cast<size_t>(paging->limit()), clock_->NowUnixMs());
   std::string body = "{\"value\":[";
   for (size_t i = 0; i < page.size(); ++i) {
@@ -1158,13 +1154,12 @@ Result<Reply> Exchange::ListUserGroups(const std::string& user) {
 
 // Hubcast extension: the hub's groups (those with at least one connection, as GroupExists).
 Result<Reply> Exchange::ListGroups() {
-  auto hub = GetHub();
-  if (!hub.ok()) return hub.status();
   auto paging = ReadPaging([](const std::string& k) { return ValidateGroupName(k).ok(); });
   if (!paging.ok()) return paging.status();
-  (*hub)->Barrier();
+  auto read = ReadView();
+  if (!read.ok()) return read.status();
   const std::vector<std::string> page =
-      (*hub)->view().ListGroups(paging->after, static_cast<size_t>(paging->limit()));
+      (*read)->ListGroups(paging->after, static_cast<size_t>(paging->limit()));
   std::string body = "{\"value\":[";
   for (size_t i = 0; i < page.size(); ++i) {
     if (i) body += ',';

@@ -1,5 +1,6 @@
 #include "rest/upstream_client.h"
 
+#include "base/strings.h"
 #include "rest/jwt.h"
 
 #include <cpprest/http_client.h>
@@ -44,19 +45,6 @@ UpstreamResponse Failure(std::string error) {
   UpstreamResponse r;
   r.error = std::move(error);
   return r;
-}
-
-bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) ==
-                  std::tolower(static_cast<unsigned char>(y));
-         });
-}
-
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
 }
 
 // cpprestsdk joins repeated response headers with ", ", so one split covers both the

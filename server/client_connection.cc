@@ -34,6 +34,7 @@ ClientConnection::ClientConnection(Gateway* gateway, EventLoop* loop,
       hub_(std::move(hub)),
       init_(std::move(init)),
       limits_(limits),
+      codec_(&CodecFor(init_.protocol)),
       reader_(limits.max_message_bytes) {}
 
 ClientConnection::~ClientConnection() {
@@ -41,7 +42,7 @@ ClientConnection::~ClientConnection() {
 }
 
 bool ClientConnection::Recover(int fd) {
-  if (init_.protocol != ClientProtocol::kJsonReliable || log_closed_) return false;
+  if (!codec_->reliable() || log_closed_) return false;
   if (state_ == State::kOpen) {
     auto self = shared_from_this();
     DetachSocket();
@@ -76,54 +77,42 @@ void ClientConnection::Attach(int fd) {
   if (!out_.empty()) loop_->RequestFlush(this);
 }
 
-void ClientConnection::SendControl(std::string json_text) {
-  if (!Accepting()) return;
-  std::string head = WsFrameHeader(WsOpcode::kText, json_text.size());
-  head += json_text;
-  Enqueue(std::move(head), nullptr);
+void ClientConnection::SendControl(std::string frame) {
+  if (!Accepting() || frame.empty()) return;
+  Enqueue(std::move(frame));
 }
 
 void ClientConnection::DeliverMessage(const EncodedMessage& m, uint64_t seq) {
-  switch (init_.protocol) {
-    case ClientProtocol::kRaw:
-      if (Accepting()) Enqueue({}, m.raw_frame, m.expire_unix_ms);
-      return;
-    case ClientProtocol::kJson:
-      if (Accepting()) Enqueue({}, m.json_frame, m.expire_unix_ms);
-      return;
-    case ClientProtocol::kJsonReliable: {
-      if (!Accepting() && state_ != State::kHeld) return;
-      Unacked u{seq, m.reliable_body};
-      unacked_.push_back(u);
-      unacked_bytes_ += u.body->size();
-      if (unacked_.size() > limits_.max_unacked_messages ||
-          unacked_bytes_ > limits_.max_unacked_bytes) {
-        // PROTOCOL.md 3.6: past the buffer the connection ends and cannot be recovered.
-        if (state_ == State::kOpen) {
-          CloseByService(1008, "Too many unacknowledged messages.", false);
-        } else {
-          End("Too many unacknowledged messages.");
-        }
-        return;
-      }
-      if (Accepting()) EnqueueReliable(u);
-      return;
-    }
+  const SharedBytes& shared = codec_->Shared(m);
+  if (!codec_->reliable()) {
+    if (Accepting()) Enqueue({}, shared, m.expire_unix_ms);
+    return;
   }
+  if (!Accepting() && state_ != State::kHeld) return;
+  Unacked u{seq, shared};
+  unacked_.push_back(u);
+  unacked_bytes_ += u.body.size();
+  if (unacked_.size() > limits_.max_unacked_messages ||
+      unacked_bytes_ > limits_.max_unacked_bytes) {
+    // PROTOCOL.md 3.6: past the buffer the connection ends and cannot be recovered.
+    if (state_ == State::kOpen) {
+      CloseByService(1008, "Too many unacknowledged messages.", false);
+    } else {
+      End("Too many unacknowledged messages.");
+    }
+    return;
+  }
+  if (Accepting()) EnqueueReliable(u);
 }
 
 void ClientConnection::EnqueueReliable(const Unacked& u) {
-  std::string prefix = "{\"sequenceId\":" + std::to_string(u.seq) + ",";
-  std::string head = WsFrameHeader(WsOpcode::kText, prefix.size() + u.body->size());
-  head += prefix;
-  Enqueue(std::move(head), u.body);
+  Enqueue(codec_->ReliableHead(u.seq, u.body.size()), u.body);
 }
 
-void ClientConnection::Enqueue(std::string head, std::shared_ptr<const std::string> body,
-                               int64_t expire) {
+void ClientConnection::Enqueue(std::string head, SharedBytes body, int64_t expire) {
   if ((fd_ < 0 && state_ != State::kNew) || close_after_flush_) return;
   if (out_.empty()) write_progress_ = std::chrono::steady_clock::now();
-  out_bytes_ += head.size() + (body ? body->size() : 0);
+  out_bytes_ += head.size() + body.size();
   out_.push_back({std::move(head), std::move(body), expire});
   if (out_bytes_ > limits_.max_outbound_bytes) {
     // A client that does not read must not hold the server's memory hostage.
@@ -144,8 +133,8 @@ void ClientConnection::CloseByService(uint16_t code, const std::string& reason, 
     return;
   }
   if (state_ != State::kOpen) return;
-  if (init_.protocol != ClientProtocol::kRaw) SendControl(EncodeDisconnected(reason));
-  Enqueue(WsCloseFrame(code, reason), nullptr);
+  SendControl(codec_->Disconnected(reason));
+  Enqueue(WsCloseFrame(code, reason));
   close_after_flush_ = true;
   state_ = State::kClosing;
   if (!log_closed_) AppendClose(reason);
@@ -253,16 +242,17 @@ storage::DataType DataTypeOfAnswer(const std::string& content_type, const std::s
 void ClientConnection::StartUserEvent(const std::string& event, storage::DataType type,
                                       std::string data, std::optional<uint64_t> ack_id) {
   const std::string& hub = hub_->name().str();
-  const EventHandlerSettings* handler = gateway_->settings()->ForUserEvent(hub, event);
+  // Held for as long as `handler` is used: a SIGHUP may replace the settings meanwhile.
+  std::shared_ptr<const HubSettings> settings = gateway_->settings();
+  const EventHandlerSettings* handler = settings->ForUserEvent(hub, event);
   if (!handler) {
     if (init_.protocol == ClientProtocol::kRaw) {
       // A raw client's frames are the `message` user event; with no event handler to take
       // them the service closes the connection (PROTOCOL.md 3.1).
       CloseWith(1011, "No event handler is configured for the 'message' event.");
     } else if (ack_id) {
-      SendControl(EncodeAck(*ack_id, Status::Internal("No event handler is configured for "
-                                                      "event '" +
-                                                      event + "'.")));
+      SendControl(codec_->Ack(
+          *ack_id, Status::Internal("No event handler is configured for event '" + event + "'.")));
     }
     return;
   }
@@ -300,7 +290,7 @@ void ClientConnection::FinishUserEvent(const std::string& event, std::optional<u
       CloseWith(1011, why);  // PROTOCOL.md 3.1: a failed `message` event closes a raw client
       return;
     }
-    if (ack_id) SendControl(EncodeAck(*ack_id, Status::Internal(why)));
+    if (ack_id) SendControl(codec_->Ack(*ack_id, Status::Internal(why)));
     Resume();
     return;
   }
@@ -338,7 +328,7 @@ void ClientConnection::FinishUserEvent(const std::string& event, std::optional<u
 void ClientConnection::HandleMessage(WsMessage& msg) {
   switch (msg.opcode) {
     case WsOpcode::kPing:
-      Enqueue(WsFrame(WsOpcode::kPong, msg.payload), nullptr);
+      Enqueue(WsFrame(WsOpcode::kPong, msg.payload));
       return;
     case WsOpcode::kPong:
       return;
@@ -347,47 +337,40 @@ void ClientConnection::HandleMessage(WsMessage& msg) {
       std::string reason;
       WsParseClose(msg.payload, &code, &reason);
       // A reliable client that closes with anything but a normal close may come back.
-      if (init_.protocol == ClientProtocol::kJsonReliable && code != 1000 && code != 1001 &&
-          code != 1005) {
-        Enqueue(WsCloseFrame(code == 1005 ? 1000 : code, ""), nullptr);
+      if (codec_->reliable() && code != 1000 && code != 1001 && code != 1005) {
+        Enqueue(WsCloseFrame(code == 1005 ? 1000 : code, ""));
         WriteSome();
         Lost("The client closed with code " + std::to_string(code) + ".");
         return;
       }
-      Enqueue(WsCloseFrame(code == 1005 ? 1000 : code, ""), nullptr);
+      Enqueue(WsCloseFrame(code == 1005 ? 1000 : code, ""));
       close_after_flush_ = true;
       state_ = State::kClosing;
       AppendClose(reason);
       return;
     }
     case WsOpcode::kText:
-      if (init_.protocol == ClientProtocol::kRaw) {
-        HandleRaw(msg);
-      } else {
-        HandleJson(msg.payload);
+    case WsOpcode::kBinary: {
+      auto decoded = codec_->Decode(msg);
+      if (!decoded.ok()) {
+        CloseWith(1003, decoded.status().message());
+        return;
       }
+      Handle(*decoded);
       return;
-    case WsOpcode::kBinary:
-      if (init_.protocol == ClientProtocol::kRaw) {
-        HandleRaw(msg);
-      } else {
-        CloseWith(1003, "Binary frames are not supported on a JSON subprotocol.");
-      }
-      return;
+    }
     case WsOpcode::kContinuation:
       return;  // never yielded by the reader
   }
 }
 
-void ClientConnection::HandleJson(const std::string& text) {
-  auto decoded = DecodeClientMessage(text);
-  if (!decoded.ok()) {
-    CloseWith(1003, decoded.status().message());
+void ClientConnection::Handle(ClientMessage& m) {
+  if (m.type == ClientMessageType::kRawData) {
+    HandleRaw(m);
     return;
   }
-  ClientMessage& m = *decoded;
   auto reject = [&](const Status& s) {
-    if (m.ack_id) SendControl(EncodeAck(*m.ack_id, s));
+    if (m.ack_id) SendControl(codec_->Ack(*m.ack_id, s));
   };
   if (m.invalid_reason) {
     reject(Status::InvalidArgument(*m.invalid_reason));
@@ -399,13 +382,13 @@ void ClientConnection::HandleJson(const std::string& text) {
   e.ack_id = m.ack_id;
   switch (m.type) {
     case ClientMessageType::kPing:
-      SendControl(EncodePong());
+      SendControl(codec_->Pong());
       return;
     case ClientMessageType::kSequenceAck:
-      if (init_.protocol != ClientProtocol::kJsonReliable) return;
+      if (!codec_->reliable()) return;
       if (m.sequence_id > acked_seq_) acked_seq_ = m.sequence_id;
       while (!unacked_.empty() && unacked_.front().seq <= acked_seq_) {
-        unacked_bytes_ -= unacked_.front().body->size();
+        unacked_bytes_ -= unacked_.front().body.size();
         unacked_.pop_front();
       }
       return;
@@ -453,17 +436,16 @@ void ClientConnection::HandleJson(const std::string& text) {
     case ClientMessageType::kUnknown:
       reject(Status::InvalidArgument("Unknown message type '" + m.type_name + "'."));
       return;
+    case ClientMessageType::kRawData:
+      return;  // handled above
   }
   AppendCommand(std::move(e));
 }
 
-void ClientConnection::HandleRaw(WsMessage& msg) {
+void ClientConnection::HandleRaw(ClientMessage& m) {
   if (!init_.raw_publish_group) {
     // Every frame of a raw client is the `message` user event (PROTOCOL.md 3.1).
-    StartUserEvent(
-        "message",
-        msg.opcode == WsOpcode::kText ? storage::DataType::kText : storage::DataType::kBinary,
-        std::move(msg.payload), std::nullopt);
+    StartUserEvent("message", m.data_type, std::move(m.data), std::nullopt);
     return;
   }
   storage::Entry e;
@@ -475,24 +457,42 @@ void ClientConnection::HandleRaw(WsMessage& msg) {
   e.from = storage::MessageFrom::kGroup;
   e.from_user_id = init_.user_id.value_or("");
   e.no_echo = init_.raw_no_echo;
-  e.data_type =
-      msg.opcode == WsOpcode::kText ? storage::DataType::kText : storage::DataType::kBinary;
-  e.data = std::move(msg.payload);
+  e.data_type = m.data_type;
+  e.data = std::move(m.data);
   e.required_permission = storage::Permission::kSendToGroup;
   e.permission_target = e.target;
   AppendCommand(std::move(e));
 }
 
 void ClientConnection::AppendCommand(storage::Entry entry) {
-  std::optional<uint64_t> ack = entry.ack_id;
-  auto pos = hub_->Append(std::move(entry));
-  if (!pos.ok() && ack) SendControl(EncodeAck(*ack, pos.status()));
+  replication::AppendCallbacks cb;
+  if (std::optional<uint64_t> ack = entry.ack_id) {
+    // The ack comes back to this loop: an error ack when the command could not be appended
+    // (a full queue, a full disk), else the apply status once it was applied and delivered
+    // (so an echo of the client's own message arrives before its ack).
+    auto weak = weak_from_this();
+    cb.executor = loop_;
+    cb.durable = [weak, ack](Result<uint64_t> r) {
+      if (r.ok()) return;
+      if (auto self = weak.lock()) {
+        auto& conn = static_cast<ClientConnection&>(*self);
+        conn.SendControl(conn.codec_->Ack(*ack, r.status()));
+      }
+    };
+    cb.applied = [weak, ack](uint64_t, const Status& s) {
+      if (auto self = weak.lock()) {
+        auto& conn = static_cast<ClientConnection&>(*self);
+        conn.SendControl(conn.codec_->Ack(*ack, s));
+      }
+    };
+  }
+  hub_->Append(std::move(entry), std::move(cb));
 }
 
 void ClientConnection::CloseWith(uint16_t code, const std::string& reason) {
   Logger("conn").With("id", init_.id).Info("closing with ", code, ": ", reason);
-  if (init_.protocol != ClientProtocol::kRaw) SendControl(EncodeDisconnected(reason));
-  Enqueue(WsCloseFrame(code, reason), nullptr);
+  SendControl(codec_->Disconnected(reason));
+  Enqueue(WsCloseFrame(code, reason));
   close_after_flush_ = true;
   state_ = State::kClosing;
   AppendClose(reason);
@@ -508,7 +508,7 @@ void ClientConnection::WriteSome() {
     while (front_offset_ == 0 && !out_.empty() && out_.front().expire_unix_ms != 0) {
       if (now_ms == 0) now_ms = NowMs();
       if (out_.front().expire_unix_ms > now_ms) break;
-      out_bytes_ -= out_.front().head.size() + (out_.front().body ? out_.front().body->size() : 0);
+      out_bytes_ -= out_.front().size();
       out_.pop_front();
     }
     if (out_.empty()) break;
@@ -524,7 +524,7 @@ void ClientConnection::WriteSome() {
         skip -= h.size();
       }
       if (it->body) {
-        const std::string& b = *it->body;
+        std::string_view b = it->body.view();
         if (skip < b.size()) {
           iov[n++] = {const_cast<char*>(b.data()) + skip, b.size() - skip};
           skip = 0;
@@ -550,7 +550,7 @@ void ClientConnection::WriteSome() {
     size_t written = static_cast<size_t>(w);
     while (written > 0 && !out_.empty()) {
       OutItem& f = out_.front();
-      size_t total = f.head.size() + (f.body ? f.body->size() : 0);
+      size_t total = f.size();
       size_t left = total - front_offset_;
       if (written >= left) {
         written -= left;
@@ -576,11 +576,10 @@ void ClientConnection::WriteSome() {
   }
 }
 
-void ClientConnection::RestoreHeld(
-    std::vector<std::pair<uint64_t, std::shared_ptr<const std::string>>> unacked, uint64_t acked,
-    std::chrono::steady_clock::time_point until) {
+void ClientConnection::RestoreHeld(std::vector<std::pair<uint64_t, SharedBytes>> unacked,
+                                   uint64_t acked, std::chrono::steady_clock::time_point until) {
   for (auto& [seq, body] : unacked) {
-    unacked_bytes_ += body->size();
+    unacked_bytes_ += body.size();
     unacked_.push_back({seq, std::move(body)});
   }
   acked_seq_ = checkpointed_ = acked;
@@ -589,10 +588,48 @@ void ClientConnection::RestoreHeld(
   loop_->AddTicker(shared_from_this());
 }
 
+void ClientConnection::Release() {
+  if (state_ == State::kEnded) return;
+  auto self = shared_from_this();
+  if (state_ == State::kHeld) loop_->RemoveTicker(this);
+  log_closed_ = true;
+  DetachSocket();
+  state_ = State::kEnded;
+  unacked_.clear();
+  unacked_bytes_ = 0;
+}
+
+void ClientConnection::StartMoved(int fd, std::vector<std::pair<uint64_t, SharedBytes>> replayed,
+                                  uint64_t acked) {
+  if (state_ != State::kNew) {  // ended meanwhile (closed, or moved on again)
+    ::close(fd);
+    return;
+  }
+  std::deque<Unacked> all;
+  size_t bytes = 0;
+  for (auto& [seq, body] : replayed) {
+    bytes += body.size();
+    all.push_back({seq, std::move(body)});
+  }
+  for (auto& u : unacked_) {
+    if (!all.empty() && u.seq <= all.back().seq) continue;  // numbered before the move
+    bytes += u.body.size();
+    all.push_back(std::move(u));
+  }
+  unacked_ = std::move(all);
+  unacked_bytes_ = bytes;
+  acked_seq_ = checkpointed_ = acked;
+  // Nothing was sent yet: the queue is rebuilt in sequence order by the recovering attach.
+  out_.clear();
+  out_bytes_ = 0;
+  state_ = State::kHeld;
+  Attach(fd);
+}
+
 void ClientConnection::OnTick(std::chrono::steady_clock::time_point now) {
   // sequenceAck is kept in memory and persisted lazily, batched into checkpoint entries.
-  if (init_.protocol == ClientProtocol::kJsonReliable && acked_seq_ > checkpointed_ &&
-      now >= next_checkpoint_ && (state_ == State::kOpen || state_ == State::kHeld)) {
+  if (codec_->reliable() && acked_seq_ > checkpointed_ && now >= next_checkpoint_ &&
+      (state_ == State::kOpen || state_ == State::kHeld)) {
     gateway_->QueueCheckpoint(loop_->index(), hub_, init_.id, acked_seq_);
     checkpointed_ = acked_seq_;
     next_checkpoint_ = now + limits_.checkpoint_interval;
@@ -620,7 +657,7 @@ void ClientConnection::OnTick(std::chrono::steady_clock::time_point now) {
       // Half a tick of slack: the last write usually happened just after the previous tick.
       if (now - last_write_ + std::chrono::milliseconds(500) >=
           init_.keepalive.value_or(limits_.keepalive)) {
-        Enqueue(WsFrame(WsOpcode::kPing, ""), nullptr);
+        Enqueue(WsFrame(WsOpcode::kPing, ""));
       }
       return;
     default:
@@ -642,7 +679,7 @@ void ClientConnection::DetachSocket() {
 
 void ClientConnection::Lost(const std::string& why) {
   if (state_ == State::kEnded || state_ == State::kHeld) return;
-  if (init_.protocol == ClientProtocol::kJsonReliable && state_ == State::kOpen && !log_closed_) {
+  if (codec_->reliable() && state_ == State::kOpen && !log_closed_) {
     Logger("conn").With("id", init_.id).Info("held for recovery: ", why);
     auto self = shared_from_this();  // keep alive across DetachSocket's Remove
     DetachSocket();
@@ -673,7 +710,14 @@ void ClientConnection::AppendClose(const std::string& reason) {
   e.timestamp_ms = NowMs();
   e.origin_connection = init_.id;
   e.reason = reason;
-  if (!hub_->Append(std::move(e)).ok()) gateway_->Forget(init_.id);
+  replication::AppendCallbacks cb;
+  cb.executor = loop_;
+  cb.durable = [gateway = gateway_, handle = init_.handle](Result<uint64_t> r) {
+    // Nothing will apply a close that was never appended: the connection is gone here; the
+    // log still holds it open until a restart or an operator closes it.
+    if (!r.ok()) gateway->Unregister(handle);
+  };
+  hub_->Append(std::move(e), std::move(cb));
 }
 
 }  // namespace hubcast::server

@@ -6,14 +6,16 @@
 //
 // Lifecycle (every step on the owning loop's thread):
 //   1. Attach(fd): start serving a socket, either new or recovering a held session.
-//   2. Client frames become log commands (Hub::Append); acks and deliveries come back from
-//      the applier through the Gateway as posted tasks (SendControl, DeliverMessage).
+//   2. Client frames become log commands (Hub::Append, asynchronous: the loop never waits);
+//      acks come back as completions on this loop (AppendCallbacks), deliveries from the
+//      appliers through the Gateway as posted tasks (SendControl, DeliverMessage).
 //   3. The socket ends: by a client close, a drop, a slow-consumer overflow or a service close.
 //      A reliable connection that drops without a normal close is *held* for the hold window
 //      and keeps numbering and buffering what it is sent; Attach() with a recovered socket
 //      replays every unacknowledged message. Otherwise the logical connection ends: a
 //      kConnectionClose command is appended (unless the log itself closed it).
-//   4. The Gateway forgets the connection when the close entry is applied.
+//   4. The Gateway drops the connection from its loop's table when the close entry is
+//      applied (or when the close could not be appended).
 //
 // Outbound frames are queued as (per-connection head, shared body) pairs: a message body is
 // encoded once per subprotocol and shared by every recipient; only the WebSocket header and
@@ -22,6 +24,7 @@
 #pragma once
 
 #include "replication/hub.h"
+#include "server/codec.h"
 #include "server/event_loop.h"
 #include "server/ws_frame.h"
 
@@ -46,19 +49,6 @@ struct UpstreamAnswer {
   std::optional<std::string> state;  // ce-connectionState header, when present
 };
 
-enum class ClientProtocol { kRaw, kJson, kJsonReliable };
-
-inline constexpr const char* kJsonProtocol = "json.webpubsub.azure.v1";
-inline constexpr const char* kJsonReliableProtocol = "json.reliable.webpubsub.azure.v1";
-
-// What a message entry looks like on each subprotocol, encoded once and shared.
-struct EncodedMessage {
-  std::shared_ptr<const std::string> raw_frame;      // whole frame for raw clients
-  std::shared_ptr<const std::string> json_frame;     // whole frame for json clients
-  std::shared_ptr<const std::string> reliable_body;  // body after `{"sequenceId":N,`
-  int64_t expire_unix_ms = 0;                        // messageTtlSeconds; 0 = never
-};
-
 struct ConnectionLimits {
   size_t max_message_bytes = 1024 * 1024;
   size_t max_outbound_bytes = 16 * 1024 * 1024;  // queued but unsent; past it: slow consumer
@@ -79,6 +69,7 @@ class ClientConnection final : public IoHandler {
  public:
   struct Init {
     std::string id;
+    uint64_t handle = 0;  // node-local (Gateway: loop, protocol, serial)
     std::optional<std::string> user_id;
     ClientProtocol protocol = ClientProtocol::kRaw;
     // Raw clients with webpubsub_mode=sendToGroup publish their frames to this group.
@@ -94,6 +85,9 @@ class ClientConnection final : public IoHandler {
   ~ClientConnection() override;
 
   const std::string& id() const { return init_.id; }
+  uint64_t handle() const { return init_.handle; }
+  const std::optional<std::string>& user_id() const { return init_.user_id; }
+  const std::optional<std::string>& state() const { return init_.state; }
   ClientProtocol protocol() const { return init_.protocol; }
   EventLoop* loop() const { return loop_; }
   const std::shared_ptr<replication::Hub>& hub() const { return hub_; }
@@ -103,8 +97,10 @@ class ClientConnection final : public IoHandler {
   // Resumes a reliable session on a new socket: a held one, or an open one whose old socket
   // the server has not seen die yet (the new socket takes over). False if the session ended.
   bool Recover(int fd);
-  // A frame that is not a data message (system, ack, pong): never sequenced.
-  void SendControl(std::string json_text);
+  // A whole frame that is not a data message (system, ack, pong; from codec()): never
+  // sequenced. An empty frame (a subprotocol without that message) sends nothing.
+  void SendControl(std::string frame);
+  const SubprotocolCodec& codec() const { return *codec_; }
   // `seq` is the sequenceId the view assigned (reliable connections), else 0.
   void DeliverMessage(const EncodedMessage& message, uint64_t seq);
   // Service-initiated end (REST close, shutdown): `disconnected` for JSON clients, then a
@@ -114,10 +110,19 @@ class ClientConnection final : public IoHandler {
   void MarkLogClosed() { log_closed_ = true; }
   // Start-up after a restart: a reliable session that was open when the process stopped,
   // held until `until` with the messages (sequenceId, body) the client has not acknowledged.
-  void RestoreHeld(std::vector<std::pair<uint64_t, std::shared_ptr<const std::string>>> unacked,
-                   uint64_t acked, std::chrono::steady_clock::time_point until);
+  void RestoreHeld(std::vector<std::pair<uint64_t, SharedBytes>> unacked, uint64_t acked,
+                   std::chrono::steady_clock::time_point until);
   // Start-up after a restart: a connection that cannot come back; ends it in the log.
   void EndRestored(const std::string& reason) { End(reason); }
+  // The log gave this connection to another node or held it there (kConnectionMoved,
+  // kNodeDown): the socket goes, abruptly (a reliable client recovers elsewhere), and nothing
+  // is appended.
+  void Release();
+  // A reliable session that resumed on this node (kConnectionMoved to it): `replayed` are
+  // the messages after the client's last acknowledged one up to the move, from the replay
+  // log; deliveries since the move are already queued behind them.
+  void StartMoved(int fd, std::vector<std::pair<uint64_t, SharedBytes>> replayed,
+                  uint64_t acked);
 
   void OnEvents(uint32_t events) override;
   void OnFlush() override;
@@ -125,22 +130,23 @@ class ClientConnection final : public IoHandler {
 
  private:
   struct OutItem {
-    std::string head;                         // per-connection bytes
-    std::shared_ptr<const std::string> body;  // shared bytes, may be null
+    std::string head;  // per-connection bytes
+    SharedBytes body;  // shared bytes, may be empty
     int64_t expire_unix_ms = 0;
+    size_t size() const { return head.size() + body.size(); }
   };
   struct Unacked {
     uint64_t seq;
-    std::shared_ptr<const std::string> body;
+    SharedBytes body;
   };
   enum class State { kNew, kOpen, kHeld, kClosing, kEnded };
   // New (socket not attached yet: frames wait in the queue) or open.
   bool Accepting() const { return state_ == State::kNew || state_ == State::kOpen; }
 
   void HandleMessage(WsMessage& msg);
-  void HandleJson(const std::string& text);
-  void HandleRaw(WsMessage& msg);
-  void Enqueue(std::string head, std::shared_ptr<const std::string> body, int64_t expire = 0);
+  void Handle(ClientMessage& m);
+  void HandleRaw(ClientMessage& m);
+  void Enqueue(std::string head, SharedBytes body = {}, int64_t expire = 0);
   void EnqueueReliable(const Unacked& u);
   void WriteSome();
   // The socket is gone without a normal close: hold a reliable session, else end.
@@ -167,6 +173,7 @@ class ClientConnection final : public IoHandler {
   std::shared_ptr<replication::Hub> hub_;
   Init init_;
   const ConnectionLimits& limits_;
+  const SubprotocolCodec* codec_;
 
   State state_ = State::kNew;
   int fd_ = -1;

@@ -1,5 +1,7 @@
 #include "server/config.h"
 
+#include "base/strings.h"
+
 #include <algorithm>
 #include <cctype>
 #include <cstdlib>
@@ -146,6 +148,18 @@ const std::vector<Option>& Options() {
              [](ServerConfig& c, const std::string& v) {
                return ParseBytes("replay-max-bytes", v, &c.replay_max_bytes);
              }},
+      INT_OPT("appliers", appliers, "0", 0, 64,
+              "threads applying log entries to hub views; each hub is pinned to one (0: cores)"),
+      INT_OPT("max-pending-per-hub", max_pending_per_hub, "65536", 1, 16777216,
+              "commands of one hub accepted but not yet applied; past it: 503 / error acks"),
+      INT_OPT("max-pending", max_pending, "262144", 1, 67108864,
+              "commands of all hubs accepted but not yet applied; past it: 503 / error acks"),
+      INT_OPT("max-pending-mib", max_pending_mib, "256", 1, 65536,
+              "payload MiB of all commands accepted but not yet applied; past it: 503"),
+      INT_OPT("loop-inbox", loop_inbox, "65536", 16, 16777216,
+              "tasks an event loop's inbox holds before deliveries to it wait (slowing appliers)"),
+      INT_OPT("max-hubs", max_hubs, "1000", 1, 1000000,
+              "hubs this node serves; a request that would create one more gets 503"),
       INT_OPT("checkpoint-seconds", checkpoint_seconds, "5", 1, 3600,
               "how often reliable connections' acknowledgements are checkpointed to the log"),
       Option{"event-handler", "",
@@ -171,6 +185,26 @@ const std::vector<Option>& Options() {
       STR_OPT("public-host", public_host, "",
               "host name event handlers see in WebHook-Request-Origin (default: the bind address)"),
       STR_OPT("node-id", node_id, "", "this node's id (default: generated, kept in the data dir)"),
+      STR_OPT("nats", nats, "",
+              "NATS servers of a cluster, comma-separated URLs (without it the node runs alone "
+              "on its embedded log)"),
+      STR_OPT("region", region, "", "this node's region (reported to the other nodes)"),
+      STR_OPT("nats-creds", nats_creds, "", "NATS credentials file (JWT and NKey seed)"),
+      STR_OPT("nats-tls-ca", nats_tls_ca, "", "CA certificates to verify NATS servers' TLS with"),
+      INT_OPT("stream-replicas", stream_replicas, "3", 1, 5,
+              "replicas of each hub's JetStream stream (1 for a single nats-server)"),
+      STR_OPT("stream-placement", stream_placement, "",
+              "placement tag of new hub streams (nats-server server_tags)"),
+      Option{"stream-max-age", "24h",
+             "how long a hub's stream keeps entries: a node away longer loads a snapshot",
+             false,
+             [](ServerConfig& c, const std::string& v) {
+               return ParseDuration("stream-max-age", v, &c.stream_max_age_seconds);
+             }},
+      INT_OPT("node-timeout", node_timeout_seconds, "10", 2, 3600,
+              "seconds without a heartbeat after which a node is dead"),
+      INT_OPT("snapshot-seconds", snapshot_seconds, "60", 5, 86400,
+              "how often a hub's owner writes its view into JetStream for joining nodes"),
       Option{"log-level", "info", "debug, info, warn or error", false,
              [](ServerConfig& c, const std::string& v) {
                if (v != "debug" && v != "info" && v != "warn" && v != "error") {
@@ -188,12 +222,6 @@ const Option* FindOption(const std::string& name) {
     if (name == o.name) return &o;
   }
   return nullptr;
-}
-
-std::string Trim(const std::string& s) {
-  size_t b = s.find_first_not_of(" \t\r");
-  if (b == std::string::npos) return "";
-  return s.substr(b, s.find_last_not_of(" \t\r") - b + 1);
 }
 
 std::string EnvName(const std::string& name) {
@@ -298,20 +326,20 @@ Result<ServerConfig> ParseServeConfig(const std::vector<std::string>& args, bool
           break;
         }
       }
-      line = Trim(line);
+      line = std::string(Trim(line));
       if (line.empty()) continue;
       size_t eq = line.find('=');
       if (eq == std::string::npos) {
         return Status::InvalidArgument(config_file + ":" + std::to_string(n) +
                                        ": expected 'name = value'");
       }
-      std::string name = Trim(line.substr(0, eq));
+      std::string name(Trim(line.substr(0, eq)));
       const Option* opt = FindOption(name);
       if (!opt) {
         return Status::InvalidArgument(config_file + ":" + std::to_string(n) + ": unknown key '" +
                                        name + "'");
       }
-      file.emplace_back(opt, Trim(line.substr(eq + 1)));
+      file.emplace_back(opt, std::string(Trim(line.substr(eq + 1))));
     }
     if (Status s = ApplyLayer(c, file); !s.ok()) {
       return Status::InvalidArgument(config_file + ": " + s.message());
@@ -328,7 +356,7 @@ Result<ServerConfig> ParseServeConfig(const std::vector<std::string>& args, bool
       std::string part;
       char sep = std::string(o.name) == "access-key" ? ',' : ' ';
       while (std::getline(ss, part, sep)) {
-        part = Trim(part);
+        part = std::string(Trim(part));
         if (!part.empty()) env.emplace_back(&o, part);
       }
     } else {

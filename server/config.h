@@ -37,6 +37,12 @@ struct ServerConfig {
   int64_t replay_max_age_seconds = 600;
   uint64_t replay_max_bytes = 512ull * 1024 * 1024;
   int checkpoint_seconds = 5;
+  int appliers = 0;  // 0: number of cores
+  int max_pending_per_hub = 65536;
+  int max_pending = 262144;
+  int max_pending_mib = 256;
+  int loop_inbox = 65536;
+  int max_hubs = 1000;
   // Hub settings (server/hub_settings.h); re-read from the file and environment on SIGHUP.
   std::vector<std::string> event_handlers;
   std::vector<std::string> anonymous_connect;
@@ -45,6 +51,16 @@ struct ServerConfig {
   std::string public_host;
   std::string node_id;  // default: random, kept in the data dir
   std::string log_level = "info";
+  // Cluster (NatsLog); empty `nats`: a single node on the embedded log.
+  std::string nats;
+  std::string region;
+  std::string nats_creds;
+  std::string nats_tls_ca;
+  int stream_replicas = 3;
+  std::string stream_placement;
+  int64_t stream_max_age_seconds = 24 * 3600;
+  int node_timeout_seconds = 10;
+  int snapshot_seconds = 60;
 };
 
 // Parses `serve`'s arguments (without the program and subcommand), reading env from environ.

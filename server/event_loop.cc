@@ -14,7 +14,7 @@ namespace {
 constexpr auto kTick = std::chrono::seconds(1);
 }
 
-EventLoop::EventLoop(int index) : index_(index) {
+EventLoop::EventLoop(int index, size_t max_inbox) : index_(index), max_inbox_(max_inbox) {
   epfd_ = epoll_create1(EPOLL_CLOEXEC);
   wakefd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (epfd_ < 0 || wakefd_ < 0) throw std::runtime_error("event loop: epoll/eventfd failed");
@@ -36,7 +36,11 @@ void EventLoop::Start() {
 
 void EventLoop::Stop() {
   if (!thread_.joinable()) return;
-  stop_.store(true);
+  {
+    std::lock_guard lock(inbox_mu_);
+    stop_.store(true);
+  }
+  room_cv_.notify_all();
   uint64_t one = 1;
   (void)!write(wakefd_, &one, sizeof one);
   thread_.join();
@@ -50,6 +54,20 @@ void EventLoop::Post(Task task) {
     inbox_.push_back(std::move(task));
   }
   // One wake-up per batch of posts: the loop drains the whole inbox when it wakes.
+  if (was_empty) {
+    uint64_t one = 1;
+    (void)!write(wakefd_, &one, sizeof one);
+  }
+}
+
+void EventLoop::PostBounded(Task task) {
+  bool was_empty;
+  {
+    std::unique_lock lock(inbox_mu_);
+    room_cv_.wait(lock, [&] { return inbox_.size() < max_inbox_ || stop_.load(); });
+    was_empty = inbox_.empty();
+    inbox_.push_back(std::move(task));
+  }
   if (was_empty) {
     uint64_t one = 1;
     (void)!write(wakefd_, &one, sizeof one);
@@ -121,6 +139,7 @@ void EventLoop::DrainInbox() {
     std::lock_guard lock(inbox_mu_);
     tasks.swap(inbox_);
   }
+  room_cv_.notify_all();
   for (auto& t : tasks) {
     try {
       t();
@@ -132,6 +151,7 @@ void EventLoop::DrainInbox() {
 
 void EventLoop::Run() {
   thread_id_ = std::this_thread::get_id();
+  MarkNonBlockingThread();
   Logger log("loop");
   constexpr int kMaxEvents = 256;
   epoll_event events[kMaxEvents];

@@ -3,8 +3,11 @@
 // (ARCHITECTURE.md, Threads).
 //
 // Contract:
-//   1. Post() is the only method other threads may call. Tasks run on the loop thread in the
-//      order they were posted.
+//   1. Post(), PostBounded() and Execute() are the only methods other threads may call. Tasks
+//      run on the loop thread in the order they were posted. Post never blocks (completions);
+//      PostBounded waits while the inbox holds `max_inbox` tasks (deliveries: a slow loop
+//      slows the appliers, never grows without bound); it never waits on a stopped loop. The
+//      loop thread itself never waits: it is marked non-blocking (base/executor.h).
 //   2. Handlers are registered, modified and removed only on the loop thread. A handler
 //      removed during an iteration is not called again, even for events already returned in
 //      that iteration (its destruction is deferred to the end of the iteration).
@@ -13,8 +16,11 @@
 //   4. Every tick (default 1 s) OnTick() runs on every registered handler.
 #pragma once
 
+#include "base/executor.h"
+
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -35,10 +41,11 @@ class IoHandler : public std::enable_shared_from_this<IoHandler> {
   bool flush_requested = false;  // owned by the loop
 };
 
-class EventLoop {
+class EventLoop final : public Executor {
  public:
   using Task = std::function<void()>;
-  explicit EventLoop(int index);
+  static constexpr size_t kDefaultMaxInbox = 65536;
+  explicit EventLoop(int index, size_t max_inbox = kDefaultMaxInbox);
   ~EventLoop();
   EventLoop(const EventLoop&) = delete;
   EventLoop& operator=(const EventLoop&) = delete;
@@ -47,6 +54,8 @@ class EventLoop {
   // Runs the tasks already posted, then stops the thread and joins it.
   void Stop();
   void Post(Task task);
+  void PostBounded(Task task);
+  void Execute(std::function<void()> task) override { Post(std::move(task)); }
   // Runs the task on the loop and waits for it (never call from the loop thread itself).
   void RunAndWait(Task task);
 
@@ -75,7 +84,9 @@ class EventLoop {
   std::thread::id thread_id_;
   std::atomic<bool> stop_{false};
 
+  const size_t max_inbox_;
   std::mutex inbox_mu_;
+  std::condition_variable room_cv_;
   std::vector<Task> inbox_;
 
   std::unordered_map<int, std::shared_ptr<IoHandler>> handlers_;

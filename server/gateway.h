@@ -4,14 +4,21 @@
 // POCO's HTTP server accepts connections and parses requests on a fixed pool of worker
 // threads. A WebSocket upgrade is completed there, then the socket is handed to one of the
 // EventLoops (round-robin) and never touched by a worker again. The Gateway is also the
-// DeliverySink: the applier calls Deliver for every applied entry, and the Gateway posts the
+// DeliverySink: the appliers call Deliver for every applied entry, and the Gateway posts the
 // encoded frames to the loops that own the recipients.
 //
-// Thread-safety: Deliver runs on the applier thread; handshakes on HTTP workers; Forget and
-// the connection map are guarded by a mutex. ClientConnection objects are touched only on
-// their loop.
+// Connection handles: every ClientConnection has a node-local integer handle that names its
+// loop and subprotocol ([63..56] loop, [55..48] ClientProtocol, [47..0] serial). The view
+// keeps it in the connection's record (ConnectionRecord::local_handle), so fan-out goes from
+// recipients to loops without a lookup, and each loop finds the connection in its own table.
+//
+// Thread-safety: Deliver runs on the appliers (several hubs at once); handshakes on HTTP
+// workers. Each loop's connection table and checkpoint batch are touched only on that loop;
+// ClientConnection objects only on their loop. The table of opening connections is guarded
+// by a mutex.
 #pragma once
 
+#include "base/worker_pool.h"
 #include "replication/delivery_sink.h"
 #include "replication/hub.h"
 #include "rest/rest_api.h"
@@ -46,6 +53,8 @@ struct GatewayOptions {
   int port = 8080;
   int event_loops = 2;
   int http_threads = 16;
+  // Tasks a loop's inbox holds before deliveries to it wait for room.
+  size_t max_loop_inbox = EventLoop::kDefaultMaxInbox;
   std::vector<std::string> access_keys;
   bool allow_anonymous = false;
   ConnectionLimits limits;
@@ -81,16 +90,22 @@ class Gateway final : public replication::DeliverySink {
   // After the registry applied the last entries: waits (bounded) for event-handler calls.
   bool DrainUpstream(std::chrono::milliseconds limit) { return upstream_->Drain(limit); }
 
-  void Deliver(const HubName& hub, uint64_t position, const storage::Entry& entry,
+  void Deliver(replication::Hub& hub, uint64_t position, const storage::Entry& entry,
                const storage::ApplyResult& result) override;
 
-  // Drops a connection from the map (its close entry could not be appended).
-  void Forget(const std::string& connection_id);
+  // Loop thread of the connection: drops it from its loop's table (its logical connection
+  // ended, or its close entry could not be appended).
+  void Unregister(uint64_t handle);
   // Loop thread `loop`: batch a reliable connection's acknowledged sequenceId into the next
   // checkpoint entry of its hub (appended by that loop's tick hook).
   void QueueCheckpoint(int loop, const std::shared_ptr<replication::Hub>& hub,
                        const std::string& connection_id, uint64_t acked);
   size_t connection_count() const;
+
+  static int HandleLoop(uint64_t handle) { return static_cast<int>(handle >> 56); }
+  static ClientProtocol HandleProtocol(uint64_t handle) {
+    return static_cast<ClientProtocol>((handle >> 48) & 0xff);
+  }
 
   // HTTP worker entry point for /client requests.
   void HandleClient(Poco::Net::HTTPServerRequest& request, Poco::Net::HTTPServerResponse& response);
@@ -109,7 +124,37 @@ class Gateway final : public replication::DeliverySink {
                                const std::string& token) const;
 
  private:
-  std::shared_ptr<ClientConnection> Find(const std::string& id) const;
+  // Per event loop: the loop and the state only its thread touches.
+  struct LoopState {
+    std::unique_ptr<EventLoop> loop;
+    std::unordered_map<uint64_t, std::shared_ptr<ClientConnection>> conns;
+    // Pending checkpoint entries by hub.
+    std::unordered_map<replication::Hub*,
+                       std::pair<std::shared_ptr<replication::Hub>, storage::Entry>>
+        checkpoints;
+    std::atomic<size_t> count{0};
+  };
+  // A new connection on the next loop (round-robin), registered in that loop's table.
+  std::shared_ptr<ClientConnection> NewConnection(std::shared_ptr<replication::Hub> hub,
+                                                  ClientConnection::Init init);
+  // Loop thread of `handle`: its connection, or nullptr once it ended.
+  ClientConnection* Lookup(uint64_t handle);
+  EventLoop* LoopOf(uint64_t handle) { return loops_[HandleLoop(handle)]->loop.get(); }
+  // The handle of a connection whose open entry is being appended (0: not ours).
+  uint64_t TakeOpening(const std::string& connection_id);
+  // A reliable session moving to this node: its new connection, and the recovering socket
+  // (with what to send it if the move fails).
+  struct Moving {
+    uint64_t handle = 0;
+    int fd = -1;
+    std::string reject_frame;
+  };
+  std::optional<Moving> TakeMoving(const std::string& connection_id);
+  // Lets go of the sockets the log gave to another node or held (ApplyResult::released).
+  void ReleaseSockets(const storage::ApplyResult& result);
+  // The move was applied at `position`: replay what the client missed, then attach.
+  void ResumeMoved(std::shared_ptr<replication::Hub> hub, uint64_t position,
+                   storage::ConnectionRecord record, Moving moving);
   // A handshake between authentication and the 101, which may wait for a connect handler.
   struct Handshake {
     std::shared_ptr<replication::Hub> hub;
@@ -129,6 +174,7 @@ class Gateway final : public replication::DeliverySink {
   void FireSystemEvent(SystemEvent event, const std::string& hub,
                        const storage::ConnectionRecord& connection, std::string event_id,
                        std::string body);
+  // `hub` is nullptr when it does not exist (then recovery fails like any other).
   void Recover(Poco::Net::HTTPServerRequest& request, Poco::Net::HTTPServerResponse& response,
                const std::shared_ptr<replication::Hub>& hub, const std::string& protocol,
                const std::string& connection_id, const std::string& token);
@@ -139,18 +185,18 @@ class Gateway final : public replication::DeliverySink {
   std::unique_ptr<rest::UpstreamClient> upstream_;
   mutable std::mutex settings_mu_;
   std::shared_ptr<const HubSettings> settings_;
-  std::vector<std::unique_ptr<EventLoop>> loops_;
+  std::vector<std::unique_ptr<LoopState>> loops_;
   std::atomic<size_t> next_loop_{0};
+  std::atomic<uint64_t> next_serial_{1};
   std::unique_ptr<Poco::ThreadPool> http_pool_;
   std::unique_ptr<Poco::Net::HTTPServer> http_;
 
-  // Per loop (touched only on that loop's thread): pending checkpoint entries by hub.
-  std::vector<std::unordered_map<replication::Hub*,
-                                 std::pair<std::shared_ptr<replication::Hub>, storage::Entry>>>
-      checkpoints_;
-
-  mutable std::mutex conns_mu_;
-  std::unordered_map<std::string, std::shared_ptr<ClientConnection>> conns_;
+  // Connections whose open entry is being appended: id -> handle, taken when it is applied.
+  std::mutex opening_mu_;
+  std::unordered_map<std::string, uint64_t> opening_;
+  std::unordered_map<std::string, Moving> moving_;
+  // Replays for sessions that move here (they read the store).
+  std::unique_ptr<WorkerPool> recovery_;
 };
 
 }  // namespace hubcast::server

@@ -1,6 +1,7 @@
 #include "server/hub_settings.h"
 
 #include "base/names.h"
+#include "base/strings.h"
 
 #include <algorithm>
 #include <charconv>
@@ -14,43 +15,6 @@ constexpr std::string_view kAnonymousConnect = "anonymous-connect";
 constexpr std::string_view kHubKeepalive = "hub-keepalive-seconds";
 constexpr int kMinKeepalive = 1;
 constexpr int kMaxKeepalive = 120;
-
-char Lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
-
-std::string ToLower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = Lower(c);
-  return out;
-}
-
-bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(),
-                                            [](char x, char y) { return Lower(x) == Lower(y); });
-}
-
-bool StartsWithIgnoreCase(std::string_view s, std::string_view prefix) {
-  return s.size() >= prefix.size() && EqualsIgnoreCase(s.substr(0, prefix.size()), prefix);
-}
-
-bool IsSpace(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
-
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() && IsSpace(s.front())) s.remove_prefix(1);
-  while (!s.empty() && IsSpace(s.back())) s.remove_suffix(1);
-  return s;
-}
-
-// Splits at every `sep`; empty pieces are kept (so "a,,b" has three).
-std::vector<std::string_view> Split(std::string_view s, char sep) {
-  std::vector<std::string_view> parts;
-  size_t start = 0;
-  while (true) {
-    size_t pos = s.find(sep, start);
-    parts.push_back(s.substr(start, pos == std::string_view::npos ? pos : pos - start));
-    if (pos == std::string_view::npos) return parts;
-    start = pos + 1;
-  }
-}
 
 // The option value as it appears in an error message: a URL's query (which may carry a
 // secret such as an Azure Functions `?code=` key) is elided up to the next attribute.

@@ -2,6 +2,7 @@
 
 #include "base/base64.h"
 #include "base/json.h"
+#include "server/ws_frame.h"
 
 namespace hubcast::server {
 namespace {
@@ -248,9 +249,7 @@ void AppendData(std::string& out, storage::DataType type, std::string_view data)
   }
 }
 
-std::string EncodeMessageBody(const storage::Entry& e) {
-  std::string out;
-  out.reserve(e.data.size() + e.data.size() / 3 + 96 + e.target.size());
+void AppendMessageBody(std::string& out, const storage::Entry& e) {
   out += R"("type":"message","from":)";
   if (e.from == storage::MessageFrom::kGroup) {
     out += R"("group","group":)";
@@ -267,7 +266,40 @@ std::string EncodeMessageBody(const storage::Entry& e) {
   out += "\",\"data\":";
   AppendData(out, e.data_type, e.data);
   out += '}';
+}
+
+namespace {
+size_t BodyReserve(const storage::Entry& e) {
+  return e.data.size() + e.data.size() / 3 + 96 + e.target.size() + e.from_user_id.size();
+}
+}  // namespace
+
+std::string EncodeMessageBody(const storage::Entry& e) {
+  std::string out;
+  out.reserve(BodyReserve(e));
+  AppendMessageBody(out, e);
   return out;
+}
+
+SharedBytes EncodeJsonFrame(const storage::Entry& e, SharedBytes* body) {
+  std::string buf(kWsHeaderRoom, '\0');
+  buf.reserve(kWsHeaderRoom + 1 + BodyReserve(e));
+  buf += '{';
+  AppendMessageBody(buf, e);
+  size_t body_size = buf.size() - kWsHeaderRoom - 1;
+  SharedBytes frame = WsSharedFrame(std::move(buf), WsOpcode::kText);
+  // The body is the frame's tail: everything after the header and the brace.
+  *body = frame.Sub(frame.size() - body_size, body_size);
+  return frame;
+}
+
+SharedBytes EncodeRawFrame(const storage::Entry& e) {
+  bool binary =
+      e.data_type == storage::DataType::kBinary || e.data_type == storage::DataType::kProtobuf;
+  std::string buf(kWsHeaderRoom, '\0');
+  buf.reserve(kWsHeaderRoom + e.data.size());
+  buf += e.data;
+  return WsSharedFrame(std::move(buf), binary ? WsOpcode::kBinary : WsOpcode::kText);
 }
 
 }  // namespace hubcast::server

@@ -9,7 +9,9 @@
 //   - a valid message.
 #pragma once
 
+#include "base/shared_bytes.h"
 #include "base/status.h"
+#include "server/client_message.h"
 #include "storage/entry.h"
 
 #include <cstdint>
@@ -18,30 +20,6 @@
 #include <string_view>
 
 namespace hubcast::server {
-
-enum class ClientMessageType {
-  kJoinGroup,
-  kLeaveGroup,
-  kSendToGroup,
-  kEvent,
-  kSequenceAck,
-  kPing,
-  kUnknown,  // any other type: BadRequest if it has an ackId
-};
-
-struct ClientMessage {
-  ClientMessageType type = ClientMessageType::kUnknown;
-  std::string type_name;
-  std::optional<uint64_t> ack_id;
-  std::string group;
-  std::string event;
-  bool no_echo = false;
-  storage::DataType data_type = storage::DataType::kJson;
-  std::string data;  // json: compact JSON text; text: the string; binary/protobuf: raw bytes
-  uint64_t sequence_id = 0;
-  // Set when the message is well-formed JSON but invalid for its type (BadRequest).
-  std::optional<std::string> invalid_reason;
-};
 
 // Fails (kInvalidArgument) only for malformed frames (the 1003 case).
 Result<ClientMessage> DecodeClientMessage(std::string_view text);
@@ -60,6 +38,12 @@ const char* AckErrorName(StatusCode code);
 // A JSON frame is "{" + body; a reliable frame is `{"sequenceId":N,` + body, so the body is
 // encoded once and shared by every recipient.
 std::string EncodeMessageBody(const storage::Entry& entry);
+void AppendMessageBody(std::string& out, const storage::Entry& entry);
+// The whole JSON frame of a data message, encoded once; `*body` is set to the body inside the
+// same buffer (for reliable recipients).
+SharedBytes EncodeJsonFrame(const storage::Entry& entry, SharedBytes* body);
+// The whole frame for raw clients: the data as is, binary for binary and protobuf payloads.
+SharedBytes EncodeRawFrame(const storage::Entry& entry);
 // Appends the `data` value for a payload of the given type.
 void AppendData(std::string& out, storage::DataType type, std::string_view data);
 

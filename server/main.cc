@@ -1,17 +1,27 @@
 // hubcast: the server executable. `hubcast serve` runs a single node on its embedded default
-// (LocalLog, state in the data dir).
+// (LocalLog, state in the data dir); `hubcast token` and `hubcast send` are app-server verbs on
+// the service SDK (server/cli.h).
 #include "base/log.h"
 #include "base/random.h"
+#include "base/strings.h"
+#include "replication/cluster.h"
 #include "replication/hub.h"
+#include "replication/nats_connection.h"
+#include "replication/nats_log.h"
+#include "replication/snapshots.h"
+#include "server/cli.h"
 #include "server/config.h"
 #include "server/gateway.h"
 #include "server/hub_settings.h"
 #include "storage/store.h"
 
+#include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <sched.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <thread>
@@ -56,6 +66,84 @@ bool KeepInDataDir(const fs::path& file, const std::function<std::string()>& mak
   }
   return true;
 }
+
+using hubcast::Status;
+
+// The cluster half of a node: the NATS connection, the hubs' JetStream logs, the snapshots
+// and the membership (heartbeats, deaths, hub owners). Empty in single-node mode.
+struct Cluster {
+  std::unique_ptr<hubcast::replication::NatsConnection> connection;
+  std::unique_ptr<hubcast::replication::NatsLogProvider> logs;
+  std::unique_ptr<hubcast::replication::SnapshotStore> snapshots;
+  std::unique_ptr<hubcast::replication::ClusterMembership> membership;
+
+  Status Connect(const hubcast::server::ServerConfig& cfg, hubcast::storage::Store* store) {
+    namespace r = hubcast::replication;
+    r::NatsConnectionOptions no;
+    for (auto url : hubcast::Split(cfg.nats, ',')) {
+      url = hubcast::Trim(url);
+      if (!url.empty()) no.urls.emplace_back(url);
+    }
+    no.credentials_file = cfg.nats_creds;
+    no.tls_ca_file = cfg.nats_tls_ca;
+    no.name = "hubcast " + cfg.node_id;
+    auto conn = r::NatsConnection::Connect(no);
+    if (!conn.ok()) return conn.status();
+    connection = std::move(conn).value();
+    // A node cannot serve without its log: wait for NATS (it may start after the nodes).
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (!connection->connected() && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    if (!connection->connected()) {
+      return Status::Unavailable("no NATS server answered at " + cfg.nats + " within 60 s");
+    }
+    r::NatsLogOptions lo;
+    lo.node_id = cfg.node_id;
+    lo.replicas = cfg.stream_replicas;
+    lo.placement_tag = cfg.stream_placement;
+    lo.max_age_ms = cfg.stream_max_age_seconds * 1000;
+    logs = r::NatsLogProvider::New(connection.get(), store, lo);
+    auto snaps = r::NewJetStreamSnapshots(connection.get(), {cfg.stream_replicas,
+                                                             cfg.stream_placement});
+    if (!snaps.ok()) return snaps.status();
+    snapshots = std::move(snaps).value();
+    r::ClusterOptions co;
+    co.node_id = cfg.node_id;
+    co.region = cfg.region;
+    co.node_timeout = std::chrono::seconds(cfg.node_timeout_seconds);
+    membership = std::make_unique<r::ClusterMembership>(connection.get(), co);
+    return Status::Ok();
+  }
+
+  void Configure(hubcast::replication::HubRegistryOptions* ro,
+                 const hubcast::server::ServerConfig& cfg) {
+    if (!connection) return;
+    ro->logs = logs.get();
+    ro->snapshots = snapshots.get();
+    ro->snapshot_interval = std::chrono::seconds(cfg.snapshot_seconds);
+    ro->discover_interval = std::chrono::seconds(5);
+    ro->is_owner = [m = membership.get()](const hubcast::HubName& hub) {
+      return m->IsOwner(hub.str());
+    };
+  }
+
+  Status Start(hubcast::replication::HubRegistry* registry,
+               const hubcast::server::ServerConfig& cfg) {
+    if (!connection) return Status::Ok();
+    int64_t hold_ms = int64_t{cfg.reliable_hold_seconds} * 1000;
+    membership->OnNodeDeath([registry, hold_ms](const std::string& node, uint64_t incarnation,
+                                                bool report) {
+      if (report) registry->ReportNodeDown(node, incarnation, hold_ms);
+    });
+    return membership->Start();
+  }
+
+  void Stop() {
+    if (membership) membership->Stop();
+    if (connection) connection->Close();
+  }
+};
 
 int Serve(const std::vector<std::string>& args) {
   bool print_defaults = false, help = false;
@@ -113,8 +201,14 @@ int Serve(const std::vector<std::string>& args) {
   hubcast::server::GatewayOptions go;
   go.bind = cfg.bind;
   go.port = cfg.port;
-  go.event_loops =
-      cfg.event_loops > 0 ? cfg.event_loops : static_cast<int>(std::thread::hardware_concurrency());
+  // The cores this process may run on (taskset, cgroups), not the machine's.
+  cpu_set_t affinity;
+  CPU_ZERO(&affinity);
+  const int cores = sched_getaffinity(0, sizeof affinity, &affinity) == 0
+                        ? std::max(1, CPU_COUNT(&affinity))
+                        : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  go.event_loops = cfg.event_loops > 0 ? cfg.event_loops : cores;
+  go.max_loop_inbox = static_cast<size_t>(cfg.loop_inbox);
   go.http_threads = cfg.http_threads;
   go.access_keys = cfg.access_keys;
   go.allow_anonymous = cfg.allow_anonymous;
@@ -155,12 +249,24 @@ int Serve(const std::vector<std::string>& args) {
 
   Logger log("main");
   hubcast::server::Gateway gateway(go);
+  // Cluster mode: the hubs' logs are JetStream streams, shared with the other nodes.
+  Cluster cluster;
+  if (!cfg.nats.empty()) {
+    if (Status s = cluster.Connect(cfg, store->get()); !s.ok()) return Fail(s.message());
+  }
   hubcast::replication::HubRegistryOptions ro;
   ro.node_id = cfg.node_id;
   ro.store = store->get();
   ro.replay_max_age_ms = cfg.replay_max_age_seconds * 1000;
   ro.replay_max_bytes = cfg.replay_max_bytes;
+  ro.appliers = cfg.appliers > 0 ? cfg.appliers : cores;
+  ro.max_pending_per_hub = static_cast<size_t>(cfg.max_pending_per_hub);
+  ro.max_pending_per_node = static_cast<size_t>(cfg.max_pending);
+  ro.max_pending_bytes = static_cast<uint64_t>(cfg.max_pending_mib) << 20;
+  ro.max_hubs = static_cast<size_t>(cfg.max_hubs);
+  cluster.Configure(&ro, cfg);
   hubcast::replication::HubRegistry registry(ro, &gateway);
+  if (Status s = cluster.Start(&registry, cfg); !s.ok()) return Fail(s.message());
   if (auto loaded = registry.LoadAll(); !loaded.ok()) {
     return Fail("cannot load the state in " + cfg.data_dir + ": " + loaded.message());
   }
@@ -182,7 +288,7 @@ int Serve(const std::vector<std::string>& args) {
     if (ec) return Fail("cannot write ports file " + cfg.ports_file + ": " + ec.message());
   }
   log.Info("listening on ", cfg.bind, ":", *port, " node=", cfg.node_id,
-           " event-loops=", go.event_loops);
+           " event-loops=", go.event_loops, " appliers=", ro.appliers);
 
   // Touch the alive marker while serving; sigtimedwait doubles as the timer.
   int sig = 0;
@@ -214,6 +320,7 @@ int Serve(const std::vector<std::string>& args) {
   log.Info("signal ", sig, ": draining connections");
   gateway.Shutdown("Service reload");
   registry.Stop();  // applies the closes: their `disconnected` events start
+  cluster.Stop();
   if (!gateway.DrainUpstream(std::chrono::seconds(5))) {
     log.Warn("event handler calls still pending at exit");
   }
@@ -226,9 +333,19 @@ int Serve(const std::vector<std::string>& args) {
 int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
   if (args.empty() || args[0] == "help" || args[0] == "--help") {
-    std::cout << "usage: hubcast serve [options]   (hubcast serve --help for the options)\n";
+    std::cout << "usage: hubcast serve [options]   run a node (hubcast serve --help)\n"
+                 "       hubcast token [options]   print a client access URL (--help)\n"
+                 "       hubcast send [options] TEXT|@FILE|-   send a message (--help)\n";
     return args.empty() ? 2 : 0;
   }
   if (args[0] == "serve") return Serve({args.begin() + 1, args.end()});
-  return Fail("unknown command '" + args[0] + "' (try: hubcast serve --help)");
+  if (args[0] == "token" || args[0] == "send") {
+    const char* cs = std::getenv("HUBCAST_CONNECTION_STRING");
+    hubcast::server::CliIo io{std::cin, std::cout, std::cerr,
+                              cs ? std::optional<std::string>(cs) : std::nullopt};
+    const std::vector<std::string> rest(args.begin() + 1, args.end());
+    return args[0] == "token" ? hubcast::server::RunTokenCommand(rest, io)
+                              : hubcast::server::RunSendCommand(rest, io);
+  }
+  return Fail("unknown command '" + args[0] + "' (try: hubcast --help)");
 }

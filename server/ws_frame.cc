@@ -293,6 +293,20 @@ std::string WsFrameHeader(WsOpcode opcode, size_t payload_len) {
   return header;
 }
 
+size_t WsPutFrameHeader(char* end, WsOpcode opcode, size_t payload_len) {
+  std::string header = WsFrameHeader(opcode, payload_len);
+  std::memcpy(end - header.size(), header.data(), header.size());
+  return header.size();
+}
+
+SharedBytes WsSharedFrame(std::string buffer, WsOpcode opcode) {
+  size_t payload = buffer.size() - kWsHeaderRoom;
+  size_t header = WsPutFrameHeader(buffer.data() + kWsHeaderRoom, opcode, payload);
+  size_t start = kWsHeaderRoom - header;
+  size_t size = header + payload;
+  return SharedBytes(std::make_shared<const std::string>(std::move(buffer)), start, size);
+}
+
 std::string WsFrame(WsOpcode opcode, std::string_view payload) {
   std::string frame = WsFrameHeader(opcode, payload.size());
   frame.append(payload);

@@ -14,6 +14,8 @@
 // Not thread-safe: one reader per connection, used on that connection's event loop.
 #pragma once
 
+#include "base/shared_bytes.h"
+
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -65,6 +67,13 @@ class WsReader {
 std::string WsFrameHeader(WsOpcode opcode, size_t payload_len);
 // A whole unmasked frame.
 std::string WsFrame(WsOpcode opcode, std::string_view payload);
+// Frames built in one buffer: the payload is written after kWsHeaderRoom reserved bytes, and
+// the header is then put right before it, so the payload is never copied again.
+inline constexpr size_t kWsHeaderRoom = 10;
+// Writes the header so that it ends at `end`; returns its length (2-10).
+size_t WsPutFrameHeader(char* end, WsOpcode opcode, size_t payload_len);
+// `buffer` = kWsHeaderRoom bytes of room + payload: the shared whole frame.
+SharedBytes WsSharedFrame(std::string buffer, WsOpcode opcode);
 // A close frame with code and reason (reason truncated to fit 125 bytes at a UTF-8 boundary).
 std::string WsCloseFrame(uint16_t code, std::string_view reason);
 // Parses a close payload; code 1005 when empty.

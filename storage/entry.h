@@ -7,6 +7,7 @@
 // Thread-safety: immutable once appended; shared read-only (shared_ptr<const Entry>).
 #pragma once
 
+#include "base/status.h"
 #include "storage/filter.h"
 #include "storage/permissions.h"
 
@@ -30,6 +31,11 @@ enum class EntryKind : uint8_t {
   kClientAck = 9,         // a client action that only needs an ack (e.g. a rejected one)
   kCheckpoint = 10,       // reliable connections' acknowledged sequence ids (see hub_view.h)
   kConnectionState = 11,  // an event handler set the connection's state (`target`)
+  // Cluster (replication/cluster.h). Node `target` is dead, reported by node `node_id`: its
+  // plain connections end; its reliable ones are held (no node) until `hold_until_ms`.
+  kNodeDown = 12,
+  // Reliable connection `target` resumed on node `node_id` (its old node lets the socket go).
+  kConnectionMoved = 13,
 };
 
 // Which connections an entry selects. Resolved against the view at apply time.
@@ -83,11 +89,17 @@ struct Entry {
   std::optional<int64_t> membership_ttl_seconds;
   // kRemoveFromGroups with scope kUser, appended by the expiry sweep: removes only remembered
   // memberships that have expired by this entry's timestamp (a renewed one stays).
+  // kConnectionClose: closes only a held connection whose hold ended by this entry's time.
   bool expiring = false;
 
   // kConnectionOpen / kConnectionState: the connection state an event handler set
   // (ce-connectionState), opaque; nullopt = none.
   std::optional<std::string> connection_state;
+
+  // kNodeDown: until when the dead node's reliable connections wait for their clients (Unix
+  // ms). kConnectionClose with `expiring`: the close of a held connection whose hold ran out,
+  // which has no effect if the connection resumed meanwhile.
+  int64_t hold_until_ms = 0;
 
   // kCheckpoint: (connection id, highest sequenceId the client acknowledged).
   std::vector<std::pair<std::string, uint64_t>> acks;
@@ -99,5 +111,10 @@ struct Entry {
 };
 
 using EntryPtr = std::shared_ptr<const Entry>;
+
+// Whether an entry keeps the limits every entry this service makes keeps (payload size, name
+// lengths, list sizes, TTL ranges). An entry that arrives from another node is untrusted
+// input: one that breaks them is not applied (its node has a bug, or is not ours).
+Status CheckEntry(const Entry& e, size_t max_data_bytes);
 
 }  // namespace hubcast::storage

@@ -43,7 +43,8 @@ enum Field : uint64_t {
   kFieldMembershipTtl = 26,     // presence, zigzag
   kFieldExpiring = 27,
   kFieldConnectionState = 28,  // presence
-  kLastKnownField = 28,
+  kFieldHoldUntilMs = 29,      // zigzag
+  kLastKnownField = 29,
   // 26..1023: reserved for future Entry members, assigned in order, each an optional field
   // whose absence means its default (so version-1 readers may skip it). 1024..(2^29 - 1):
   // reserved, unassigned. See ENTRY_FORMAT.md before adding one.
@@ -68,13 +69,6 @@ constexpr DataType kDefaultDataType = DataType::kText;
 constexpr int kDefaultMessageTtlSeconds = 0;
 constexpr Permission kDefaultPermission = Permission::kSendToGroup;
 
-uint64_t ZigZagEncode(int64_t v) {
-  return (static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63);
-}
-
-int64_t ZigZagDecode(uint64_t v) {
-  return static_cast<int64_t>(v >> 1) ^ -static_cast<int64_t>(v & 1);
-}
 
 void PutTag(std::string* out, uint64_t field, WireType wire) {
   PutVarint64(out, (field << 3) | wire);
@@ -118,6 +112,7 @@ constexpr WireType WireOf(uint64_t field) {
     case kFieldPermission:
     case kFieldMembershipTtl:
     case kFieldExpiring:
+    case kFieldHoldUntilMs:
       return kVarint;
     default:
       return kLengthDelimited;
@@ -302,6 +297,7 @@ std::string EncodeEntry(const Entry& e) {
   }
   if (e.expiring) PutVarintField(&out, kFieldExpiring, 1);
   if (e.connection_state) PutBytesField(&out, kFieldConnectionState, *e.connection_state);
+  if (e.hold_until_ms != 0) PutVarintField(&out, kFieldHoldUntilMs, ZigZagEncode(e.hold_until_ms));
   return out;
 }
 
@@ -356,7 +352,7 @@ Result<Entry> DecodeEntry(std::string_view bytes) {
     };
     switch (field) {
       case kFieldKind: {
-        auto k = ToEnum(v, EntryKind::kConnectionOpen, EntryKind::kConnectionState);
+        auto k = ToEnum(v, EntryKind::kConnectionOpen, EntryKind::kConnectionMoved);
         if (!k) return bad_value();
         e.kind = *k;
         break;
@@ -474,12 +470,23 @@ Result<Entry> DecodeEntry(std::string_view bytes) {
       case kFieldConnectionState:
         e.connection_state.emplace(s);
         break;
+      case kFieldHoldUntilMs:
+        e.hold_until_ms = ZigZagDecode(v);
+        break;
       default:
         break;  // unreachable: every field in 1..kLastKnownField has a case
     }
   }
   if ((seen & (uint64_t{1} << kFieldKind)) == 0) return Corrupt("missing kind (field 1)");
   return e;
+}
+
+uint64_t ZigZagEncode(int64_t v) {
+  return (static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63);
+}
+
+int64_t ZigZagDecode(uint64_t v) {
+  return static_cast<int64_t>(v >> 1) ^ -static_cast<int64_t>(v & 1);
 }
 
 }  // namespace hubcast::storage

@@ -39,6 +39,10 @@ void PutVarint64(std::string* dst, uint64_t value);
 // 64 bits.
 bool GetVarint64(std::string_view* input, uint64_t* value);
 
+// Signed integers as varints (protobuf's sint64): small magnitudes stay short.
+uint64_t ZigZagEncode(int64_t v);
+int64_t ZigZagDecode(uint64_t v);
+
 // Fixed-width big-endian integers: byte-wise comparison of the encodings orders them like the
 // numbers, which is what RocksDB keys holding positions need.
 void PutFixed64BE(std::string* dst, uint64_t value);

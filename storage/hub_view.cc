@@ -3,6 +3,7 @@
 #include "storage/targeting.h"
 
 #include <algorithm>
+#include <tuple>
 #include <deque>
 #include <map>
 #include <mutex>
@@ -20,16 +21,16 @@ constexpr size_t kAckHistory = 4096;
 struct Conn {
   ConnectionRecord rec;
   std::unordered_set<uint64_t> acks;
-  std::deque<uint64_t> ack_order;
+  std::deque<AckRecord> ack_order;  // arrival order
   bool removing = false;  // set while RemoveConnection runs: its changes are not "touched"
 
   bool SeenAck(uint64_t id) const { return acks.count(id) != 0; }
   // Returns the ackId that fell out of the bounded history, if any.
-  std::optional<uint64_t> RememberAck(uint64_t id) {
+  std::optional<uint64_t> RememberAck(uint64_t id, uint64_t position) {
     if (!acks.insert(id).second) return std::nullopt;
-    ack_order.push_back(id);
+    ack_order.push_back({id, position});
     if (ack_order.size() <= kAckHistory) return std::nullopt;
-    uint64_t old = ack_order.front();
+    uint64_t old = ack_order.front().ack_id;
     acks.erase(old);
     ack_order.pop_front();
     return old;
@@ -42,6 +43,9 @@ class MemoryView final : public HubView {
     std::unique_lock lock(mu_);
     ApplyResult r;
     result_ = &r;
+    position_ = position;
+    now_ = std::max(e.timestamp_ms, last_timestamp_ms_);
+    r.timestamp_ms = now_;
     touched_.clear();
     touched_set_.clear();
     switch (e.kind) {
@@ -49,7 +53,23 @@ class MemoryView final : public HubView {
         ApplyOpen(position, e, r);
         break;
       case EntryKind::kConnectionClose:
+        if (e.expiring) {
+          // A held session's hold ran out: only if it is still held and its time has come
+          // (its client may have resumed it meanwhile).
+          auto it = conns_.find(e.origin_connection);
+          if (it == conns_.end() || !it->second->rec.node_id.empty() ||
+              it->second->rec.held_until_ms == 0 || it->second->rec.held_until_ms > now_) {
+            r.status = Status::NotFound("The connection is not a held session that expired.");
+            break;
+          }
+        }
         if (RemoveConnection(e.origin_connection)) r.closed.push_back(e.origin_connection);
+        break;
+      case EntryKind::kNodeDown:
+        ApplyNodeDown(e, r);
+        break;
+      case EntryKind::kConnectionMoved:
+        ApplyMoved(e, r);
         break;
       case EntryKind::kCloseConnections: {
         std::vector<Conn*> sel;
@@ -98,6 +118,7 @@ class MemoryView final : public HubView {
       }
     }
     applied_ = position;
+    last_timestamp_ms_ = now_;
     r.touched.reserve(touched_.size());
     for (Conn* c : touched_) r.touched.push_back(&c->rec);
     result_ = nullptr;
@@ -112,17 +133,54 @@ class MemoryView final : public HubView {
     return out;
   }
 
-  void Restore(ConnectionRecord record, const std::vector<uint64_t>& acks) override {
+  ViewState ExportState() const override {
+    std::shared_lock lock(mu_);
+    ViewState s;
+    s.applied_position = applied_;
+    s.last_timestamp_ms = last_timestamp_ms_;
+    s.connections.reserve(conns_.size());
+    for (const auto& [id, conn] : conns_) {
+      ConnectionState& cs = s.connections.emplace_back();
+      cs.record = conn->rec;
+      cs.record.local_handle = 0;  // node-local, not state
+      cs.acks.assign(conn->ack_order.begin(), conn->ack_order.end());
+    }
+    std::sort(s.connections.begin(), s.connections.end(),
+              [](const ConnectionState& a, const ConnectionState& b) {
+                return a.record.id < b.record.id;
+              });
+    for (const auto& [user, groups] : user_groups_) {
+      for (const auto& [group, expiry] : groups) s.user_groups.push_back({user, group, expiry});
+    }
+    std::sort(s.user_groups.begin(), s.user_groups.end(),
+              [](const UserGroupRecord& a, const UserGroupRecord& b) {
+                return std::tie(a.user_id, a.group) < std::tie(b.user_id, b.group);
+              });
+    return s;
+  }
+
+  void ImportState(ViewState state) override {
     std::unique_lock lock(mu_);
-    auto c = std::make_unique<Conn>();
-    std::set<std::string> groups = std::move(record.groups);
-    record.groups.clear();
-    c->rec = std::move(record);
-    for (uint64_t a : acks) c->RememberAck(a);
-    Conn* raw = c.get();
-    conns_[raw->rec.id] = std::move(c);
-    if (raw->rec.user_id) users_[*raw->rec.user_id].insert(raw);
-    for (const auto& g : groups) Join(raw, g);
+    conns_.clear();
+    groups_.clear();
+    users_.clear();
+    user_groups_.clear();
+    for (ConnectionState& cs : state.connections) {
+      auto c = std::make_unique<Conn>();
+      std::set<std::string> groups = std::move(cs.record.groups);
+      cs.record.groups.clear();
+      c->rec = std::move(cs.record);
+      for (const AckRecord& a : cs.acks) c->RememberAck(a.ack_id, a.position);
+      Conn* raw = c.get();
+      conns_[raw->rec.id] = std::move(c);
+      if (raw->rec.user_id) users_[*raw->rec.user_id].insert(raw);
+      for (const auto& g : groups) Join(raw, g);
+    }
+    for (const UserGroupRecord& ug : state.user_groups) {
+      user_groups_[ug.user_id][ug.group] = ug.expires_at_ms;
+    }
+    applied_ = state.applied_position;
+    last_timestamp_ms_ = state.last_timestamp_ms;
     touched_.clear();
     touched_set_.clear();
   }
@@ -176,15 +234,26 @@ class MemoryView final : public HubView {
     return out;
   }
 
-  void RestoreUserGroup(const std::string& user, const std::string& group,
-                        int64_t expires_at_ms) override {
-    std::unique_lock lock(mu_);
-    user_groups_[user][group] = expires_at_ms;
+  std::vector<std::string> ExpiredHeld(int64_t now_ms, size_t limit) const override {
+    std::shared_lock lock(mu_);
+    std::vector<std::string> out;
+    for (const auto& [id, conn] : conns_) {
+      const ConnectionRecord& r = conn->rec;
+      if (r.node_id.empty() && r.held_until_ms != 0 && r.held_until_ms <= now_ms) {
+        out.push_back(id);
+        if (out.size() >= limit) break;
+      }
+    }
+    std::sort(out.begin(), out.end());
+    return out;
   }
 
-  void RestoreAppliedPosition(uint64_t position) override {
+  void SetLocalHandle(const std::string& id, uint64_t handle) override {
     std::unique_lock lock(mu_);
-    applied_ = position;
+    auto it = conns_.find(id);
+    if (it == conns_.end()) return;
+    std::atomic_ref<uint64_t>(it->second->rec.local_handle)
+        .store(handle, std::memory_order_relaxed);
   }
 
   uint64_t applied_position() const override {
@@ -270,7 +339,7 @@ class MemoryView final : public HubView {
       auto ug = user_groups_.find(*raw->rec.user_id);
       if (ug != user_groups_.end()) {
         for (const auto& [g, expiry] : ug->second) {
-          if (expiry > e.timestamp_ms) Join(raw, g);
+          if (expiry > now_) Join(raw, g);
         }
       }
     }
@@ -315,7 +384,7 @@ class MemoryView final : public HubView {
     if (e.kind == EntryKind::kAddToGroups) {
       if (!e.membership_ttl_seconds) return;
       int64_t ttl = *e.membership_ttl_seconds;
-      int64_t expiry = ttl < 0 ? kNever : e.timestamp_ms + ttl * 1000;
+      int64_t expiry = ttl < 0 ? kNever : now_ + ttl * 1000;
       for (const auto& g : e.groups) {
         user_groups_[e.target][g] = expiry;
         changed(g, expiry);
@@ -350,7 +419,7 @@ class MemoryView final : public HubView {
     if (it == user_groups_.end()) return none();
     for (const auto& g : e.groups) {
       auto m = it->second.find(g);
-      if (m == it->second.end() || m->second > e.timestamp_ms) return none();
+      if (m == it->second.end() || m->second > now_) return none();
       it->second.erase(m);
       result_->user_groups.push_back({e.target, g, std::nullopt});
       auto u = users_.find(e.target);
@@ -359,6 +428,54 @@ class MemoryView final : public HubView {
       for (Conn* c : conns) Leave(c, g);
     }
     if (it->second.empty()) user_groups_.erase(it);
+  }
+
+  // Node e.target died (reported by node e.node_id): its plain connections end; its reliable
+  // ones are held, with no node, until e.hold_until_ms (0: they end too).
+  void ApplyNodeDown(const Entry& e, ApplyResult& r) {
+    if (e.target.empty()) {
+      r.status = Status::InvalidArgument("A node-down entry names the node.");
+      return;
+    }
+    std::vector<Conn*> of_node;
+    for (auto& [id, c] : conns_) {
+      if (c->rec.node_id == e.target) of_node.push_back(c.get());
+    }
+    // Map order is not the same on every node: decide in id order.
+    std::sort(of_node.begin(), of_node.end(),
+              [](const Conn* a, const Conn* b) { return a->rec.id < b->rec.id; });
+    for (Conn* c : of_node) {
+      if (c->rec.reliable && e.hold_until_ms > 0) {
+        r.released.push_back({c->rec.id, c->rec.local_handle});
+        c->rec.node_id.clear();
+        c->rec.held_until_ms = e.hold_until_ms;
+        c->rec.local_handle = 0;
+        Touch(c);
+      } else {
+        std::string id = c->rec.id;
+        if (RemoveConnection(id)) r.closed.push_back(id);
+      }
+    }
+  }
+
+  // Reliable connection e.target resumed on node e.node_id.
+  void ApplyMoved(const Entry& e, ApplyResult& r) {
+    auto it = conns_.find(e.target);
+    if (it == conns_.end()) {
+      r.status = Status::NotFound("Connection '" + e.target + "' does not exist.");
+      return;
+    }
+    Conn* c = it->second.get();
+    if (!c->rec.reliable || e.node_id.empty()) {
+      r.status = Status::InvalidArgument("Only a reliable connection moves to a node.");
+      return;
+    }
+    r.released.push_back({c->rec.id, c->rec.local_handle});
+    c->rec.node_id = e.node_id;
+    c->rec.held_until_ms = 0;
+    c->rec.local_handle = 0;
+    Touch(c);
+    r.moved = &c->rec;
   }
 
   void Touch(Conn* c) {
@@ -390,7 +507,7 @@ class MemoryView final : public HubView {
     }
     if (e.ack_id) {
       r.ack_remembered = *e.ack_id;
-      r.ack_forgotten = origin->RememberAck(*e.ack_id);
+      r.ack_forgotten = origin->RememberAck(*e.ack_id, position_);
     }
     return true;
   }
@@ -506,6 +623,9 @@ class MemoryView final : public HubView {
   std::vector<Conn*> touched_;
   std::unordered_set<Conn*> touched_set_;
   ApplyResult* result_ = nullptr;  // during one Apply
+  uint64_t position_ = 0;          // during one Apply: its position
+  int64_t now_ = 0;                // during one Apply: its time (never before the last one)
+  int64_t last_timestamp_ms_ = 0;
   mutable std::shared_mutex mu_;
   uint64_t applied_ = 0;
   std::unordered_map<std::string, std::unique_ptr<Conn>> conns_;

@@ -6,6 +6,10 @@
 // applies the same entries in the same order holds the same view and computes the same
 // recipients.
 //
+// Time: apply reads time only from entries, and an entry's time never goes back: apply uses
+// max(entry.timestamp_ms, the latest applied), so a node whose clock is behind cannot make
+// two nodes decide an expiry differently.
+//
 // Threading contract:
 //   1. Exactly one thread (the hub's applier) calls Apply, in log order.
 //   2. Queries may be called from any thread at any time; they see the state after some
@@ -21,6 +25,7 @@
 #include "storage/entry.h"
 #include "storage/permissions.h"
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -57,9 +62,24 @@ struct ConnectionRecord {
   std::vector<Checkpoint> checkpoints;
   // The state an event handler set (ce-connectionState); nullopt = none.
   std::optional<std::string> state;
+  // A reliable connection whose node died (kNodeDown) waits, with no node (node_id empty),
+  // for its client until this time (Unix ms); 0 when it is not held that way.
+  int64_t held_until_ms = 0;
+  // Node-local and opaque to storage: the socket layer's handle for a connection whose socket
+  // this node holds (0: none here). Never encoded, replicated or compared; set through
+  // HubView::SetLocalHandle and read with LocalHandle().
+  uint64_t local_handle = 0;
 };
 
+// Reads local_handle where another thread may be setting it (SetLocalHandle).
+inline uint64_t LocalHandle(const ConnectionRecord& c) {
+  return std::atomic_ref<uint64_t>(const_cast<uint64_t&>(c.local_handle))
+      .load(std::memory_order_relaxed);
+}
+
 struct ApplyResult {
+  // The time apply used (the entry's, or the latest applied if that is later).
+  int64_t timestamp_ms = 0;
   // OK, or why a client action / REST command had no effect: kForbidden, kDuplicate,
   // kNotFound, kInvalidArgument. The entry is still in the log either way.
   Status status;
@@ -94,6 +114,17 @@ struct ApplyResult {
   std::vector<ConnectionRecord> closed_records;
   // kConnectionOpen: the new connection (same validity as recipients).
   const ConnectionRecord* opened = nullptr;
+  // kNodeDown / kConnectionMoved: connections whose socket, wherever it was, must be let go
+  // without ending the logical connection (it is held, or resumed elsewhere), with the
+  // local handle they had on this node (0: not here).
+  struct Released {
+    std::string connection_id;
+    uint64_t local_handle = 0;
+  };
+  std::vector<Released> released;
+  // kConnectionMoved: the connection, now on node entry.node_id (same validity as
+  // recipients).
+  const ConnectionRecord* moved = nullptr;
 };
 
 struct ConnectionSummary {
@@ -107,6 +138,33 @@ inline constexpr int64_t kNever = INT64_MAX;
 struct UserGroup {
   std::string group;
   std::optional<int64_t> expires_at_ms;
+};
+
+// A processed ackId and the position of the entry that brought it (arrival order).
+struct AckRecord {
+  uint64_t ack_id = 0;
+  uint64_t position = 0;
+  bool operator==(const AckRecord&) const = default;
+};
+
+struct ConnectionState {
+  ConnectionRecord record;
+  std::vector<AckRecord> acks;  // oldest first
+};
+
+struct UserGroupRecord {
+  std::string user_id;
+  std::string group;
+  int64_t expires_at_ms = 0;  // kNever without ttl
+  bool operator==(const UserGroupRecord&) const = default;
+};
+
+struct ViewState {
+  uint64_t applied_position = 0;
+  // The latest entry time applied (apply's clock: entry times never go back, see Apply).
+  int64_t last_timestamp_ms = 0;
+  std::vector<ConnectionState> connections;  // by id
+  std::vector<UserGroupRecord> user_groups;  // by (user, group)
 };
 
 class HubView {
@@ -143,13 +201,18 @@ class HubView {
   // Remembered memberships whose expiry is at or before now_ms (for the expiry sweep).
   virtual std::vector<std::pair<std::string, std::string>> ExpiredUserGroups(
       int64_t now_ms, size_t limit) const = 0;
-  virtual void RestoreUserGroup(const std::string& user_id, const std::string& group,
-                                int64_t expires_at_ms) = 0;
+  // Reliable connections held with no node (kNodeDown) whose hold ended by now_ms: the hub's
+  // owner closes them with expiring kConnectionClose entries.
+  virtual std::vector<std::string> ExpiredHeld(int64_t now_ms, size_t limit) const = 0;
+  // Sets a connection's local_handle (no-op when it does not exist). Any thread.
+  virtual void SetLocalHandle(const std::string& connection_id, uint64_t handle) = 0;
 
-  // Start-up only (before the first Apply): put back a connection loaded from disk with its
-  // remembered ackIds (oldest first), and the applied position.
-  virtual void Restore(ConnectionRecord record, const std::vector<uint64_t>& acks) = 0;
-  virtual void RestoreAppliedPosition(uint64_t position) = 0;
+  // The whole state, in a canonical order (connections by id, remembered memberships by user
+  // and group, ackIds in arrival order): what snapshots and the store hold, and what two
+  // views that applied the same entries agree on byte for byte (view_snapshot.h).
+  virtual ViewState ExportState() const = 0;
+  // Start-up or snapshot load only (no concurrent Apply): replaces the whole state.
+  virtual void ImportState(ViewState state) = 0;
 };
 
 // How many checkpoints newer than the acknowledged one a connection keeps.

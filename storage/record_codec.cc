@@ -1,52 +1,16 @@
 #include "storage/record_codec.h"
 
+#include "storage/byte_reader.h"
 #include "storage/entry_codec.h"
 
 namespace hubcast::storage {
 namespace {
 
-void PutString(std::string* out, std::string_view s) {
-  PutVarint64(out, s.size());
-  out->append(s);
-}
-
 template <typename C>
 void PutStrings(std::string* out, const C& items) {
   PutVarint64(out, items.size());
-  for (const auto& s : items) PutString(out, s);
+  for (const auto& s : items) PutLengthPrefixed(out, s);
 }
-
-class Reader {
- public:
-  explicit Reader(std::string_view in) : in_(in) {}
-  bool U64(uint64_t* v) { return ok_ = ok_ && GetVarint64(&in_, v); }
-  bool Bool(bool* b) {
-    uint64_t v = 0;
-    if (!U64(&v) || v > 1) return ok_ = false;
-    *b = v == 1;
-    return true;
-  }
-  bool Str(std::string* s) {
-    uint64_t n = 0;
-    if (!U64(&n) || n > in_.size()) return ok_ = false;
-    s->assign(in_.data(), n);
-    in_.remove_prefix(n);
-    return true;
-  }
-  template <typename F>
-  bool List(F&& each) {
-    uint64_t n = 0;
-    if (!U64(&n) || n > in_.size()) return ok_ = false;  // each item takes >= 1 byte
-    for (uint64_t i = 0; i < n && ok_; ++i) each();
-    return ok_;
-  }
-  bool ok() const { return ok_; }
-  bool done() const { return in_.empty(); }
-
- private:
-  std::string_view in_;
-  bool ok_ = true;
-};
 
 }  // namespace
 
@@ -54,12 +18,12 @@ std::string EncodeConnectionRecord(const ConnectionRecord& r) {
   std::string out;
   out.reserve(128);
   out.push_back(static_cast<char>(kRecordFormatVersion));
-  PutString(&out, r.id);
+  PutLengthPrefixed(&out, r.id);
   PutVarint64(&out, r.user_id ? 1 : 0);
-  if (r.user_id) PutString(&out, *r.user_id);
-  PutString(&out, r.subprotocol);
+  if (r.user_id) PutLengthPrefixed(&out, *r.user_id);
+  PutLengthPrefixed(&out, r.subprotocol);
   PutVarint64(&out, r.reliable ? 1 : 0);
-  PutString(&out, r.node_id);
+  PutLengthPrefixed(&out, r.node_id);
   PutVarint64(&out, r.created_position);
   PutStrings(&out, r.permissions.roles());
   PutStrings(&out, r.groups);
@@ -79,7 +43,8 @@ std::string EncodeConnectionRecord(const ConnectionRecord& r) {
     PutStrings(&out, c.groups);
   }
   PutVarint64(&out, r.state ? 1 : 0);
-  if (r.state) PutString(&out, *r.state);
+  if (r.state) PutLengthPrefixed(&out, *r.state);
+  PutVarint64(&out, ZigZagEncode(r.held_until_ms));
   return out;
 }
 
@@ -91,7 +56,7 @@ Result<ConnectionRecord> DecodeConnectionRecord(std::string_view bytes) {
                                    std::to_string(version) + ")");
   }
   if (version == 0) return Status::InvalidArgument("corrupt connection record: version 0");
-  Reader in(bytes.substr(1));
+  ByteReader in(bytes.substr(1));
   ConnectionRecord r;
   bool has_user = false;
   in.Str(&r.id);
@@ -140,6 +105,11 @@ Result<ConnectionRecord> DecodeConnectionRecord(std::string_view bytes) {
       r.state.emplace();
       in.Str(&*r.state);
     }
+  }
+  if (version >= 3) {
+    uint64_t held = 0;
+    in.U64(&held);
+    r.held_until_ms = ZigZagDecode(held);
   }
   if (!in.ok() || !in.done()) return Status::InvalidArgument("corrupt connection record");
   return r;

@@ -5,7 +5,7 @@
 //   version(1) id user_present [user] subprotocol reliable node_id created_position
 //   roles[] groups[] (for sendToGroup, joinLeaveGroup: granted_all deny_all granted[] revoked[])
 //   seq acked checkpoints[](position seq groups[])
-// Version 2 appends: state_present [state].
+// Version 2 appends: state_present [state]. Version 3 appends: held_until_ms (zigzag).
 // Pure functions; thread-safe.
 #pragma once
 
@@ -17,7 +17,7 @@
 
 namespace hubcast::storage {
 
-inline constexpr uint8_t kRecordFormatVersion = 2;
+inline constexpr uint8_t kRecordFormatVersion = 3;
 
 std::string EncodeConnectionRecord(const ConnectionRecord& record);
 // kInvalidArgument for corrupt bytes or a newer version; never reads out of bounds.

@@ -35,7 +35,12 @@ Result<ReplayResult> ReplayConnection(
       return false;
     }
     const Entry& e = *decoded;
-    if (store.Outcome(hub, pos) != StatusCode::kOk) return true;  // it changed nothing
+    auto outcome = store.Outcome(hub, pos);
+    if (!outcome.ok()) {
+      failure = outcome.status();
+      return false;
+    }
+    if (*outcome != StatusCode::kOk) return true;  // it changed nothing
     switch (e.kind) {
       case EntryKind::kConnectionClose:
         if (e.origin_connection == state.id) out.closed = true;
@@ -73,6 +78,29 @@ Result<ReplayResult> ReplayConnection(
   }
   out.groups = state.groups;
   return out;
+}
+
+Result<ViewState> LoadViewForStart(const Store& store, const std::string& hub,
+                                   std::vector<std::string>* uncountable) {
+  auto state = store.LoadViewState(hub);
+  if (!state.ok()) return state.status();
+  for (ConnectionState& cs : state->connections) {
+    ConnectionRecord& rec = cs.record;
+    if (!rec.reliable || rec.checkpoints.empty()) continue;
+    auto counted = ReplayConnection(store, hub, rec, rec.checkpoints.back(),
+                                    state->applied_position, UINT64_MAX,
+                                    [](uint64_t, uint64_t, const Entry&) {});
+    if (counted.status().code() == StatusCode::kNotFound) {
+      uncountable->push_back(rec.id);
+      continue;
+    }
+    if (!counted.ok()) {
+      return Status(counted.status().code(), "hub " + hub + ": recounting connection " + rec.id +
+                                                 ": " + counted.status().message());
+    }
+    rec.seq = counted->seq;
+  }
+  return state;
 }
 
 }  // namespace hubcast::storage

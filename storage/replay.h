@@ -35,4 +35,12 @@ Result<ReplayResult> ReplayConnection(
     const Checkpoint& from, uint64_t to, uint64_t after_seq,
     const std::function<void(uint64_t seq, uint64_t position, const Entry& entry)>& on_message);
 
+// A hub's view state as the store holds it, with each reliable connection's numbering
+// counted forward from its newest checkpoint to the applied position (the stored record's
+// count is only as fresh as its last write: plain sends do not write it). A connection whose
+// entries left retention keeps its stored count and is reported in `*uncountable` (it can no
+// longer be recovered); any other failure is an error.
+Result<ViewState> LoadViewForStart(const Store& store, const std::string& hub,
+                                   std::vector<std::string>* uncountable);
+
 }  // namespace hubcast::storage

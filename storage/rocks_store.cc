@@ -14,6 +14,7 @@
 #include <cstdarg>
 #include <cstdio>
 #include <deque>
+#include <map>
 #include <mutex>
 #include <unordered_map>
 
@@ -38,6 +39,17 @@ std::string Join3(const std::string& a, const std::string& b, const std::string&
   k += c;
   return k;
 }
+
+// meta: "applied\0<hub>" -> position(BE64) time(BE64, two's complement); older stores wrote
+// the position alone.
+std::string AppliedKey(const std::string& hub) { return std::string("applied\0", 8) + hub; }
+std::string AppliedValue(uint64_t pos, int64_t time_ms) {
+  std::string v;
+  PutFixed64BE(&v, pos);
+  PutFixed64BE(&v, static_cast<uint64_t>(time_ms));
+  return v;
+}
+std::string EpochKey(const std::string& hub) { return std::string("epoch\0", 6) + hub; }
 
 // RocksDB's status converted at the boundary; a full disk is the one case callers retry.
 Status Convert(const rocksdb::Status& s, const char* what) {
@@ -75,6 +87,93 @@ class ForwardingLogger : public rocksdb::Logger {
 
  private:
   std::atomic<bool> enabled_{false};
+};
+
+// What a run of applied entries changed, as one RocksDB WriteBatch. The applied positions are
+// kept per hub and written once, by Finish, with the last position of each hub.
+class RocksApplyBatch final : public ApplyBatch {
+ public:
+  explicit RocksApplyBatch(const std::vector<rocksdb::ColumnFamilyHandle*>& cfs) : cfs_(cfs) {}
+
+  void Add(const std::string& hub, uint64_t pos, const Entry& e, const ApplyResult& r,
+           std::string_view log_entry) override {
+    size_t before = b_.Count();
+    if (!log_entry.empty()) {
+      b_.Put(cfs_[kLog], PosKey(hub, pos), rocksdb::Slice(log_entry.data(), log_entry.size()));
+      log_bytes_[hub] += log_entry.size();
+    }
+    for (const ConnectionRecord* c : r.touched) {
+      b_.Put(cfs_[kConns], hub + '\0' + c->id, EncodeConnectionRecord(*c));
+    }
+    for (const auto& m : r.membership) {
+      std::string key = Join3(hub, m.group, m.connection_id);
+      if (m.joined) {
+        b_.Put(cfs_[kMembers], key, "");
+      } else {
+        b_.Delete(cfs_[kMembers], key);
+      }
+    }
+    for (const auto& id : r.closed) {
+      b_.Delete(cfs_[kConns], hub + '\0' + id);
+      std::string from = Join3(hub, id, "");
+      std::string to = hub + '\0' + id + '\1';
+      b_.DeleteRange(cfs_[kAcks], from, to);
+    }
+    if (r.ack_remembered && !e.origin_connection.empty()) {
+      std::string k = Join3(hub, e.origin_connection, "");
+      PutFixed64BE(&k, *r.ack_remembered);
+      std::string arrival;
+      PutFixed64BE(&arrival, pos);
+      b_.Put(cfs_[kAcks], k, arrival);
+      if (r.ack_forgotten) {
+        std::string f = Join3(hub, e.origin_connection, "");
+        PutFixed64BE(&f, *r.ack_forgotten);
+        b_.Delete(cfs_[kAcks], f);
+      }
+    }
+    for (const auto& ug : r.user_groups) {
+      std::string key = Join3(hub, ug.user_id, ug.group);
+      if (ug.expires_at_ms) {
+        std::string v;
+        PutFixed64BE(&v, static_cast<uint64_t>(*ug.expires_at_ms));
+        b_.Put(cfs_[kUserGroups], key, v);
+      } else {
+        b_.Delete(cfs_[kUserGroups], key);
+      }
+    }
+    if (!r.status.ok()) {
+      b_.Put(cfs_[kOutcome], PosKey(hub, pos),
+             std::string(1, static_cast<char>(static_cast<uint8_t>(r.status.code()))));
+    }
+    if (b_.Count() != before) changes_state_ = true;
+    // Runs of one hub are the common case: skip the lookup when the hub repeats.
+    if (last_applied_ == nullptr || last_hub_ != hub) {
+      last_applied_ = &applied_[hub];
+      last_hub_ = hub;
+    }
+    *last_applied_ = {pos, r.timestamp_ms};
+  }
+
+  bool changes_state() const override { return changes_state_; }
+  bool empty() const override { return applied_.empty(); }
+
+  // Adds the applied positions; call once, before writing.
+  void Finish() {
+    for (const auto& [hub, at] : applied_) {
+      b_.Put(cfs_[kMeta], AppliedKey(hub), AppliedValue(at.first, at.second));
+    }
+  }
+  rocksdb::WriteBatch& batch() { return b_; }
+  const std::unordered_map<std::string, uint64_t>& log_bytes() const { return log_bytes_; }
+
+ private:
+  const std::vector<rocksdb::ColumnFamilyHandle*>& cfs_;
+  rocksdb::WriteBatch b_;
+  std::unordered_map<std::string, std::pair<uint64_t, int64_t>> applied_;  // position, time
+  std::unordered_map<std::string, uint64_t> log_bytes_;
+  bool changes_state_ = false;
+  std::string last_hub_;
+  std::pair<uint64_t, int64_t>* last_applied_ = nullptr;  // applied_[last_hub_] (stable)
 };
 
 class RocksStore final : public Store {
@@ -119,7 +218,7 @@ class RocksStore final : public Store {
 
   Result<uint64_t> Epoch(const std::string& hub, uint64_t new_epoch) override {
     std::lock_guard lock(epoch_mu_);
-    std::string key = std::string("epoch\0", 6) + hub, v;
+    std::string key = EpochKey(hub), v;
     auto s = db_->Get(rocksdb::ReadOptions(), cfs_[kMeta], key, &v);
     if (s.ok() && v.size() == 8) return DecodeFixed64BE(v.data());
     if (!s.IsNotFound()) return Convert(s, "read epoch");
@@ -131,30 +230,51 @@ class RocksStore final : public Store {
     return new_epoch;
   }
 
-  Status AppendLog(const std::string& hub, uint64_t pos, std::string_view entry) override {
-    // Seeded from disk before the write, so the new entry is counted once.
-    std::atomic<uint64_t>& bytes = LogBytesFor(hub);
+  Status AppendLog(const std::vector<LogAppend>& entries) override {
     rocksdb::WriteBatch b;
-    b.Put(cfs_[kLog], PosKey(hub, pos), rocksdb::Slice(entry.data(), entry.size()));
+    // Entries come in runs of one hub: count each run's bytes once.
+    std::vector<std::pair<std::atomic<uint64_t>*, uint64_t>> grown;
+    std::string_view last_hub;
+    std::string key;
+    for (const LogAppend& a : entries) {
+      if (grown.empty() || a.hub != last_hub) {
+        last_hub = a.hub;
+        // Seeded from disk before the write, so the new entries are counted once.
+        grown.emplace_back(&LogBytesFor(std::string(a.hub)), 0);
+      }
+      grown.back().second += a.entry.size();
+      key.assign(a.hub);
+      key += '\0';
+      PutFixed64BE(&key, a.position);
+      b.Put(cfs_[kLog], key, rocksdb::Slice(a.entry.data(), a.entry.size()));
+    }
     Status s = Write(&b, "append to the log");
-    if (s.ok()) bytes.fetch_add(entry.size(), std::memory_order_relaxed);
+    if (s.ok()) {
+      for (auto& [counter, bytes] : grown) counter->fetch_add(bytes, std::memory_order_relaxed);
+    }
     return s;
   }
 
-  uint64_t FirstLogPosition(const std::string& hub) const override {
+  Result<uint64_t> FirstLogPosition(const std::string& hub) const override {
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cfs_[kLog]));
     std::string prefix = HubKey(hub);
     it->Seek(prefix);
-    if (!it->Valid() || !it->key().starts_with(prefix)) return 0;
+    if (!it->Valid() || !it->key().starts_with(prefix)) {
+      if (Status s = Convert(it->status(), "read the log"); !s.ok()) return s;
+      return uint64_t{0};
+    }
     return DecodeFixed64BE(it->key().data() + prefix.size());
   }
 
-  uint64_t LastLogPosition(const std::string& hub) const override {
+  Result<uint64_t> LastLogPosition(const std::string& hub) const override {
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cfs_[kLog]));
     std::string prefix = HubKey(hub);
     std::string end = hub + '\1';
     it->SeekForPrev(end);
-    if (!it->Valid() || !it->key().starts_with(prefix)) return 0;
+    if (!it->Valid() || !it->key().starts_with(prefix)) {
+      if (Status s = Convert(it->status(), "read the log"); !s.ok()) return s;
+      return uint64_t{0};
+    }
     return DecodeFixed64BE(it->key().data() + prefix.size());
   }
 
@@ -170,15 +290,19 @@ class RocksStore final : public Store {
     return Convert(it->status(), "read the log");
   }
 
-  StatusCode Outcome(const std::string& hub, uint64_t pos) const override {
+  Result<StatusCode> Outcome(const std::string& hub, uint64_t pos) const override {
     std::string v;
     auto s = db_->Get(rocksdb::ReadOptions(), cfs_[kOutcome], PosKey(hub, pos), &v);
-    if (!s.ok() || v.empty()) return StatusCode::kOk;
+    if (s.IsNotFound()) return StatusCode::kOk;
+    if (!s.ok()) return Convert(s, "read an apply outcome");
+    if (v.empty()) return StatusCode::kOk;
     return static_cast<StatusCode>(static_cast<uint8_t>(v[0]));
   }
 
   Status TrimLogBefore(const std::string& hub, uint64_t pos) override {
-    uint64_t first = FirstLogPosition(hub);
+    auto first_or = FirstLogPosition(hub);
+    if (!first_or.ok()) return first_or.status();
+    uint64_t first = *first_or;
     if (first == 0 || first >= pos) return Status::Ok();
     // Account the bytes leaving, for the size limit.
     uint64_t bytes = 0;
@@ -203,115 +327,128 @@ class RocksStore final : public Store {
     return const_cast<RocksStore*>(this)->LogBytesFor(hub).load(std::memory_order_relaxed);
   }
 
-  Status CommitApply(const std::string& hub, uint64_t pos, const Entry& e,
-                     const ApplyResult& r) override {
-    rocksdb::WriteBatch b;
-    for (const ConnectionRecord* c : r.touched) {
-      b.Put(cfs_[kConns], hub + '\0' + c->id, EncodeConnectionRecord(*c));
-    }
-    for (const auto& m : r.membership) {
-      std::string key = Join3(hub, m.group, m.connection_id);
-      if (m.joined) {
-        b.Put(cfs_[kMembers], key, "");
-      } else {
-        b.Delete(cfs_[kMembers], key);
-      }
-    }
-    for (const auto& id : r.closed) {
-      b.Delete(cfs_[kConns], hub + '\0' + id);
-      std::string from = Join3(hub, id, "");
-      std::string to = hub + '\0' + id + '\1';
-      b.DeleteRange(cfs_[kAcks], from, to);
-    }
-    if (r.ack_remembered && !e.origin_connection.empty()) {
-      std::string k = Join3(hub, e.origin_connection, "");
-      PutFixed64BE(&k, *r.ack_remembered);
-      b.Put(cfs_[kAcks], k, "");
-      if (r.ack_forgotten) {
-        std::string f = Join3(hub, e.origin_connection, "");
-        PutFixed64BE(&f, *r.ack_forgotten);
-        b.Delete(cfs_[kAcks], f);
-      }
-    }
-    for (const auto& ug : r.user_groups) {
-      std::string key = Join3(hub, ug.user_id, ug.group);
-      if (ug.expires_at_ms) {
-        std::string v;
-        PutFixed64BE(&v, static_cast<uint64_t>(*ug.expires_at_ms));
-        b.Put(cfs_[kUserGroups], key, v);
-      } else {
-        b.Delete(cfs_[kUserGroups], key);
-      }
-    }
-    if (!r.status.ok()) {
-      b.Put(cfs_[kOutcome], PosKey(hub, pos),
-            std::string(1, static_cast<char>(static_cast<uint8_t>(r.status.code()))));
-    }
-    std::string applied;
-    PutFixed64BE(&applied, pos);
-    b.Put(cfs_[kMeta], std::string("applied\0", 8) + hub, applied);
-    // Batches are written in apply order. One that fails (a full disk) waits, with every
+  std::unique_ptr<ApplyBatch> NewApplyBatch() override {
+    return std::make_unique<RocksApplyBatch>(cfs_);
+  }
+
+  Status Commit(std::unique_ptr<ApplyBatch> batch) override {
+    auto* rb = static_cast<RocksApplyBatch*>(batch.get());
+    if (rb->empty()) return Status::Ok();
+    rb->Finish();
+    // Counted before the write like AppendLog, so a hub's counter is seeded from disk once.
+    std::vector<std::pair<std::atomic<uint64_t>*, uint64_t>> grown;
+    for (const auto& [hub, bytes] : rb->log_bytes()) grown.emplace_back(&LogBytesFor(hub), bytes);
+    // Batches are written in commit order. One that fails (a full disk) waits, with every
     // later one behind it, and is written first when a write succeeds again; the entries are
     // durable in the log, so a restart meanwhile re-applies from the last written position.
     std::lock_guard lock(commit_mu_);
-    deferred_.push_back(std::move(b));
+    deferred_.push_back({std::move(rb->batch()), std::move(grown)});
     while (!deferred_.empty()) {
       // Never fsync'd: the log entry is (with --sync-writes), and the WAL is recovered as a
       // prefix, so a lost apply batch is re-applied from the log at start-up.
-      Status s = Write(&deferred_.front(), "apply", /*sync=*/false);
+      Status s = Write(&deferred_.front().batch, "apply", /*sync=*/false);
       if (!s.ok()) {
         return Status::Unavailable(s.message() + " (" + std::to_string(deferred_.size()) +
-                                   " applied entries wait to be written)");
+                                   " apply batches wait to be written)");
+      }
+      for (auto& [counter, bytes] : deferred_.front().log_bytes) {
+        counter->fetch_add(bytes, std::memory_order_relaxed);
       }
       deferred_.pop_front();
     }
     return Status::Ok();
   }
 
-  uint64_t AppliedPosition(const std::string& hub) const override {
-    std::string v;
-    auto s = db_->Get(rocksdb::ReadOptions(), cfs_[kMeta], std::string("applied\0", 8) + hub, &v);
-    if (!s.ok() || v.size() != 8) return 0;
-    return DecodeFixed64BE(v.data());
+  Result<uint64_t> AppliedPosition(const std::string& hub) const override {
+    auto at = Applied(hub);
+    if (!at.ok()) return at.status();
+    return at->first;
   }
 
-  Status LoadUserGroups(const std::string& hub,
-                        const std::function<void(const std::string&, const std::string&, int64_t)>&
-                            fn) const override {
-    std::unique_ptr<rocksdb::Iterator> it(
-        db_->NewIterator(rocksdb::ReadOptions(), cfs_[kUserGroups]));
+  Result<ViewState> LoadViewState(const std::string& hub) const override {
+    ViewState state;
+    auto applied = Applied(hub);
+    if (!applied.ok()) return applied.status();
+    state.applied_position = applied->first;
+    state.last_timestamp_ms = applied->second;
     std::string prefix = HubKey(hub);
-    for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
-      std::string rest = it->key().ToString().substr(prefix.size());
-      size_t sep = rest.find('\0');
-      if (sep == std::string::npos || it->value().size() != 8) {
-        return Status::InvalidArgument("corrupt user-group membership in hub " + hub);
-      }
-      fn(rest.substr(0, sep), rest.substr(sep + 1),
-         static_cast<int64_t>(DecodeFixed64BE(it->value().data())));
-    }
-    return Convert(it->status(), "load user-group memberships");
-  }
-
-  Status LoadConnections(
-      const std::string& hub,
-      const std::function<void(ConnectionRecord, std::vector<uint64_t>)>& fn) const override {
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cfs_[kConns]));
-    std::string prefix = HubKey(hub);
     for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
       auto rec = DecodeConnectionRecord(std::string_view(it->value().data(), it->value().size()));
       if (!rec.ok()) return rec.status();
-      std::vector<uint64_t> acks;
+      ConnectionState& cs = state.connections.emplace_back();
       std::unique_ptr<rocksdb::Iterator> a(db_->NewIterator(rocksdb::ReadOptions(), cfs_[kAcks]));
       std::string ap = Join3(hub, rec->id, "");
       for (a->Seek(ap); a->Valid() && a->key().starts_with(ap); a->Next()) {
-        if (a->key().size() == ap.size() + 8) {
-          acks.push_back(DecodeFixed64BE(a->key().data() + ap.size()));
+        if (a->key().size() != ap.size() + 8) {
+          return Status::InvalidArgument("corrupt ackId key in hub " + hub);
         }
+        AckRecord ack{DecodeFixed64BE(a->key().data() + ap.size()), 0};
+        // Stores before arrival positions kept an empty value: those sort first, by id.
+        if (a->value().size() == 8) ack.position = DecodeFixed64BE(a->value().data());
+        cs.acks.push_back(ack);
       }
-      fn(std::move(rec).value(), std::move(acks));
+      if (Status s = Convert(a->status(), "load ackIds"); !s.ok()) return s;
+      std::stable_sort(cs.acks.begin(), cs.acks.end(),
+                       [](const AckRecord& x, const AckRecord& y) { return x.position < y.position; });
+      cs.record = std::move(rec).value();
     }
-    return Convert(it->status(), "load connections");
+    if (Status s = Convert(it->status(), "load connections"); !s.ok()) return s;
+    std::unique_ptr<rocksdb::Iterator> u(
+        db_->NewIterator(rocksdb::ReadOptions(), cfs_[kUserGroups]));
+    for (u->Seek(prefix); u->Valid() && u->key().starts_with(prefix); u->Next()) {
+      std::string rest = u->key().ToString().substr(prefix.size());
+      size_t sep = rest.find('\0');
+      if (sep == std::string::npos || u->value().size() != 8) {
+        return Status::InvalidArgument("corrupt user-group membership in hub " + hub);
+      }
+      state.user_groups.push_back({rest.substr(0, sep), rest.substr(sep + 1),
+                                   static_cast<int64_t>(DecodeFixed64BE(u->value().data()))});
+    }
+    if (Status s = Convert(u->status(), "load user-group memberships"); !s.ok()) return s;
+    return state;
+  }
+
+  Status InstallViewState(const std::string& hub, uint64_t epoch,
+                          const ViewState& state) override {
+    rocksdb::WriteBatch b;
+    const std::string from = HubKey(hub), to = hub + '\1';
+    for (Cf cf : {kLog, kOutcome, kConns, kMembers, kAcks, kUserGroups}) {
+      b.DeleteRange(cfs_[cf], from, to);
+    }
+    std::string v;
+    PutFixed64BE(&v, epoch);
+    b.Put(cfs_[kMeta], EpochKey(hub), v);
+    b.Put(cfs_[kMeta], AppliedKey(hub), AppliedValue(state.applied_position,
+                                                    state.last_timestamp_ms));
+    for (const ConnectionState& cs : state.connections) {
+      const ConnectionRecord& r = cs.record;
+      b.Put(cfs_[kConns], hub + '\0' + r.id, EncodeConnectionRecord(r));
+      for (const auto& g : r.groups) b.Put(cfs_[kMembers], Join3(hub, g, r.id), "");
+      for (const AckRecord& a : cs.acks) {
+        std::string k = Join3(hub, r.id, "");
+        PutFixed64BE(&k, a.ack_id);
+        std::string arrival;
+        PutFixed64BE(&arrival, a.position);
+        b.Put(cfs_[kAcks], k, arrival);
+      }
+    }
+    for (const UserGroupRecord& ug : state.user_groups) {
+      std::string expiry;
+      PutFixed64BE(&expiry, static_cast<uint64_t>(ug.expires_at_ms));
+      b.Put(cfs_[kUserGroups], Join3(hub, ug.user_id, ug.group), expiry);
+    }
+    // Applied before: a deferred batch of the old state must not land on top of the new one.
+    std::lock_guard lock(commit_mu_);
+    if (!deferred_.empty()) {
+      return Status::Unavailable("apply batches still wait to be written (a full disk)");
+    }
+    Status s = Write(&b, "install a hub's state");
+    if (s.ok()) {
+      // The hub's log is empty now (the counter stays: others may hold it).
+      LogBytesFor(hub).store(0, std::memory_order_relaxed);
+    }
+    return s;
   }
 
   // Counts log bytes per hub, seeded from disk on first use.
@@ -331,6 +468,19 @@ class RocksStore final : public Store {
   }
 
  private:
+  // The applied position and apply time of a hub (0, 0 when it has none).
+  Result<std::pair<uint64_t, int64_t>> Applied(const std::string& hub) const {
+    std::string v;
+    auto s = db_->Get(rocksdb::ReadOptions(), cfs_[kMeta], AppliedKey(hub), &v);
+    if (s.IsNotFound()) return std::pair<uint64_t, int64_t>{0, 0};
+    if (!s.ok()) return Convert(s, "read the applied position");
+    if (v.size() != 8 && v.size() != 16) {
+      return Status::InvalidArgument("corrupt applied position of hub " + hub);
+    }
+    int64_t time = v.size() == 16 ? static_cast<int64_t>(DecodeFixed64BE(v.data() + 8)) : 0;
+    return std::pair<uint64_t, int64_t>{DecodeFixed64BE(v.data()), time};
+  }
+
   // After a failed write (a full disk) RocksDB refuses every write until Resume() succeeds;
   // try it (at most once a second) so the node recovers by itself when space returns.
   Status Write(rocksdb::WriteBatch* batch, const char* what, bool sync = true) {
@@ -348,8 +498,12 @@ class RocksStore final : public Store {
     return Convert(s, what);
   }
 
+  struct Deferred {
+    rocksdb::WriteBatch batch;
+    std::vector<std::pair<std::atomic<uint64_t>*, uint64_t>> log_bytes;  // replay-log growth
+  };
   std::mutex commit_mu_;
-  std::deque<rocksdb::WriteBatch> deferred_;  // apply batches not written yet, in order
+  std::deque<Deferred> deferred_;  // apply batches not written yet, in order
   std::mutex resume_mu_;
   std::chrono::steady_clock::time_point last_resume_{};
   std::unique_ptr<rocksdb::DB> db_;
@@ -392,6 +546,9 @@ Result<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) {
   cf_opts.write_buffer_size = 2 << 20;
   rocksdb::ColumnFamilyOptions log_opts = cf_opts;
   log_opts.write_buffer_size = 8 << 20;
+  // The log takes every append: room for memtables to wait for their flush without stalling
+  // writes under a burst.
+  log_opts.max_write_buffer_number = 4;
 
   // An existing store must have every column family: creating a missing one would hide a
   // damaged MANIFEST (and drop its WAL records). The format is checked read-only first, so a

@@ -1,7 +1,8 @@
 // ws_loadgen: opens many WebSocket client connections to a server on 127.0.0.1 and counts the
 // data messages each one receives. Used by the many-connections integration test and by hand
-// for load experiments. Standalone on purpose (no Hubcast libraries), so that a bug in our own
-// frame code cannot hide the same bug in the server.
+// for load experiments. Standalone on purpose (no Hubcast libraries; the handshake and masking
+// come from tests/bench/ws_wire.h), so that a bug in our own frame code cannot hide the same
+// bug in the server.
 //
 // One thread, one epoll set, non-blocking sockets. At most --max-handshakes connections are
 // between connect() and the 101 response at any time, so the server's listen backlog is never
@@ -14,8 +15,7 @@
 // flag. --ready-file is written once all connections are upgraded, --report-file when the run
 // ends; both are written to a temporary name and renamed, so a reader never sees half a file.
 
-#include <openssl/evp.h>
-
+#include "tests/bench/ws_wire.h"
 #include <algorithm>
 #include <arpa/inet.h>
 #include <cctype>
@@ -41,9 +41,9 @@
 
 namespace {
 
+namespace bench = hubcast::bench;
 using Clock = std::chrono::steady_clock;
 
-constexpr std::string_view kWebSocketGuid = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 constexpr size_t kMaxResponseHeaderBytes = 16 * 1024;
 constexpr uint64_t kMaxMessageBytes = 64ull * 1024 * 1024;
 constexpr int kMaxLoggedFailures = 10;
@@ -144,57 +144,6 @@ bool ParseOptions(int argc, char** argv, Options* options) {
     return false;
   }
   return true;
-}
-
-std::string Base64Encode(std::string_view data) {
-  static constexpr char kAlphabet[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  out.reserve((data.size() + 2) / 3 * 4);
-  size_t i = 0;
-  for (; i + 3 <= data.size(); i += 3) {
-    uint32_t n = (static_cast<uint8_t>(data[i]) << 16) | (static_cast<uint8_t>(data[i + 1]) << 8) |
-                 static_cast<uint8_t>(data[i + 2]);
-    out += kAlphabet[(n >> 18) & 63];
-    out += kAlphabet[(n >> 12) & 63];
-    out += kAlphabet[(n >> 6) & 63];
-    out += kAlphabet[n & 63];
-  }
-  size_t rest = data.size() - i;
-  if (rest > 0) {
-    uint32_t n = static_cast<uint8_t>(data[i]) << 16;
-    if (rest == 2) n |= static_cast<uint8_t>(data[i + 1]) << 8;
-    out += kAlphabet[(n >> 18) & 63];
-    out += kAlphabet[(n >> 12) & 63];
-    out += rest == 2 ? kAlphabet[(n >> 6) & 63] : '=';
-    out += '=';
-  }
-  return out;
-}
-
-// Sec-WebSocket-Accept for a key (RFC 6455 section 4.2.2).
-std::string ExpectedAccept(const std::string& key) {
-  std::string input = key + std::string(kWebSocketGuid);
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int digest_len = 0;
-  if (EVP_Digest(input.data(), input.size(), digest, &digest_len, EVP_sha1(), nullptr) != 1) {
-    return {};
-  }
-  return Base64Encode(std::string_view(reinterpret_cast<const char*>(digest), digest_len));
-}
-
-std::string ToLower(std::string_view text) {
-  std::string out(text);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
-
-std::string_view Trim(std::string_view text) {
-  while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) text.remove_prefix(1);
-  while (!text.empty() && (text.back() == ' ' || text.back() == '\t' || text.back() == '\r')) {
-    text.remove_suffix(1);
-  }
-  return text;
 }
 
 enum class State {
@@ -364,18 +313,8 @@ class LoadGenerator {
 
   void SendHandshake(int index) {
     Connection& conn = connections_[index];
-    std::string raw_key(16, '\0');
-    for (char& c : raw_key) c = static_cast<char>(rng_() & 0xff);
-    conn.key = Base64Encode(raw_key);
-    conn.out += "GET " + options_.path + " HTTP/1.1\r\n";
-    conn.out += "Host: 127.0.0.1:" + std::to_string(options_.port) + "\r\n";
-    conn.out += "Upgrade: websocket\r\nConnection: Upgrade\r\n";
-    conn.out += "Sec-WebSocket-Key: " + conn.key + "\r\n";
-    conn.out += "Sec-WebSocket-Version: 13\r\n";
-    if (!options_.subprotocol.empty()) {
-      conn.out += "Sec-WebSocket-Protocol: " + options_.subprotocol + "\r\n";
-    }
-    conn.out += "\r\n";
+    conn.key = bench::NewWebSocketKey(rng_);
+    conn.out += bench::UpgradeRequest(options_.port, options_.path, conn.key, options_.subprotocol);
     conn.state = State::kHandshaking;
   }
 
@@ -470,43 +409,10 @@ class LoadGenerator {
       if (conn.in.size() > kMaxResponseHeaderBytes) Fail(index, "response header too large");
       return false;
     }
-    std::string_view head(conn.in.data(), end);
-    size_t line_end = head.find("\r\n");
-    std::string_view status_line = head.substr(0, line_end);
-    if (status_line.rfind("HTTP/1.1 ", 0) != 0 || status_line.size() < 12) {
-      Fail(index, "malformed status line: " + std::string(status_line.substr(0, 80)));
-      return false;
-    }
-    if (status_line.substr(9, 3) != "101") {
-      Fail(index, "handshake answered " + std::string(status_line.substr(9)));
-      return false;
-    }
-    std::map<std::string, std::string> headers;
-    while (line_end != std::string_view::npos) {
-      size_t start = line_end + 2;
-      line_end = head.find("\r\n", start);
-      std::string_view line = head.substr(
-          start, line_end == std::string_view::npos ? std::string_view::npos : line_end - start);
-      size_t colon = line.find(':');
-      if (colon == std::string_view::npos) continue;
-      headers[ToLower(Trim(line.substr(0, colon)))] = std::string(Trim(line.substr(colon + 1)));
-    }
-    if (ToLower(headers["upgrade"]) != "websocket") {
-      Fail(index, "101 without Upgrade: websocket");
-      return false;
-    }
-    if (headers["sec-websocket-accept"] != ExpectedAccept(conn.key)) {
-      Fail(index, "wrong Sec-WebSocket-Accept");
-      return false;
-    }
-    auto protocol = headers.find("sec-websocket-protocol");
-    if (options_.subprotocol.empty() && protocol != headers.end()) {
-      Fail(index, "server chose a subprotocol none was offered: " + protocol->second);
-      return false;
-    }
-    if (!options_.subprotocol.empty() &&
-        (protocol == headers.end() || protocol->second != options_.subprotocol)) {
-      Fail(index, "server did not accept subprotocol " + options_.subprotocol);
+    std::string error = bench::CheckUpgradeResponse(std::string_view(conn.in.data(), end), conn.key,
+                                                    options_.subprotocol);
+    if (!error.empty()) {
+      Fail(index, error);
       return false;
     }
     conn.in.erase(0, end + 4);
@@ -521,27 +427,15 @@ class LoadGenerator {
     Connection& conn = connections_[index];
     size_t pos = 0;
     while (conn.state == State::kOpen) {
-      size_t available = conn.in.size() - pos;
-      if (available < 2) break;
-      const auto* p = reinterpret_cast<const uint8_t*>(conn.in.data() + pos);
-      const bool fin = (p[0] & 0x80) != 0;
-      const uint8_t rsv = p[0] & 0x70;
-      const uint8_t opcode = p[0] & 0x0f;
-      const bool masked = (p[1] & 0x80) != 0;
-      uint64_t length = p[1] & 0x7f;
-      size_t header = 2;
-      if (length == 126) {
-        if (available < 4) break;
-        length = (uint64_t{p[2]} << 8) | p[3];
-        header = 4;
-      } else if (length == 127) {
-        if (available < 10) break;
-        length = 0;
-        for (int i = 0; i < 8; ++i) length = (length << 8) | p[2 + i];
-        header = 10;
-      }
-      if (masked) return Fail(index, "server sent a masked frame");
-      if (rsv != 0) return Fail(index, "server set reserved bits");
+      const size_t available = conn.in.size() - pos;
+      bench::FrameHeader frame;
+      if (!bench::ParseFrameHeader(std::string_view(conn.in).substr(pos), &frame)) break;
+      const bool fin = frame.fin;
+      const uint8_t opcode = frame.opcode;
+      const uint64_t length = frame.payload_bytes;
+      const size_t header = frame.header_bytes;
+      if (frame.masked) return Fail(index, "server sent a masked frame");
+      if (frame.reserved != 0) return Fail(index, "server set reserved bits");
       if (length > kMaxMessageBytes) return Fail(index, "frame too large");
       if (available < header + length) break;
       std::string_view payload(conn.in.data() + pos + header, static_cast<size_t>(length));
@@ -629,15 +523,8 @@ class LoadGenerator {
 
   // Client frames are masked (RFC 6455 section 5.3).
   void QueueFrame(int index, uint8_t opcode, std::string_view payload) {
-    Connection& conn = connections_[index];
-    conn.out += static_cast<char>(0x80 | opcode);
-    conn.out += static_cast<char>(0x80 | payload.size());  // control frames only: <= 125
-    uint32_t mask = static_cast<uint32_t>(rng_());
-    char key[4];
-    std::memcpy(key, &mask, 4);
-    conn.out.append(key, 4);
-    for (size_t i = 0; i < payload.size(); ++i)
-      conn.out += static_cast<char>(payload[i] ^ key[i % 4]);
+    bench::AppendClientFrame(connections_[index].out, opcode, payload,
+                             static_cast<uint32_t>(rng_()));
   }
 
   void MarkComplete(int index) {

@@ -72,33 +72,6 @@ double SecondsSince(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
-// Prints the children's logs if the test failed. Declared before the children, it runs after
-// they were stopped, so the logs are complete. Also keeps the work directory on failure.
-class FailureReporter {
- public:
-  explicit FailureReporter(std::filesystem::path dir) : dir_(std::move(dir)) {}
-  ~FailureReporter() {
-    if (!::testing::Test::HasFailure()) {
-      std::error_code ignored;
-      std::filesystem::remove_all(dir_, ignored);
-      return;
-    }
-    for (const auto& [name, path] : logs_) {
-      std::cerr << "----- " << name << " log " << path << " -----\n"
-                << ReadFile(path).value_or("(missing)") << "\n----- end of " << name << " log -----"
-                << std::endl;
-    }
-    std::cerr << "work directory kept: " << dir_ << std::endl;
-  }
-  void Add(std::string name, std::string log_path) {
-    logs_.emplace_back(std::move(name), std::move(log_path));
-  }
-
- private:
-  std::filesystem::path dir_;
-  std::vector<std::pair<std::string, std::string>> logs_;
-};
-
 void LogFigure(const std::string& name, long value) {
   std::cout << "[ FIGURE   ] " << name << " = " << value << std::endl;
   ::testing::Test::RecordProperty(name, std::to_string(value));

@@ -59,11 +59,6 @@ constexpr char kHub[] = "h";
 constexpr char kJson[] = "json.webpubsub.azure.v1";
 constexpr char kReliable[] = "json.reliable.webpubsub.azure.v1";
 
-std::string HubcastBinary() {
-  const char* value = std::getenv("HUBCAST_BINARY");
-  return value != nullptr && *value != '\0' ? value : HUBCAST_BINARY_PATH;
-}
-
 // ---------------------------------------------------------------------------------------------
 // Client-side helpers.
 

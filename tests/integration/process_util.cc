@@ -1,11 +1,14 @@
 #include "tests/integration/process_util.h"
 
+#include <gtest/gtest.h>
+
 #include <arpa/inet.h>
 #include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
 #include <fstream>
+#include <iostream>
 #include <netinet/in.h>
 #include <signal.h>
 #include <spawn.h>
@@ -381,6 +384,57 @@ HttpResponse HttpRequest(int port, const std::string& method, const std::string&
   }
   close(fd);
   return response;
+}
+
+std::string HubcastBinary() {
+  const char* value = std::getenv("HUBCAST_BINARY");
+  return value != nullptr && *value != '\0' ? value : HUBCAST_BINARY_PATH;
+}
+
+std::unique_ptr<HubcastServer> HubcastServer::Start(const std::string& work_dir,
+                                                    const std::string& access_key,
+                                                    const std::vector<std::string>& extra,
+                                                    std::string* error, const std::string& name) {
+  const std::string ports_file = work_dir + "/" + name + ".port";
+  ::unlink(ports_file.c_str());
+  SpawnOptions options;
+  options.binary = HubcastBinary();
+  options.args = {"serve",
+                  "--port",
+                  "0",
+                  "--ports-file",
+                  ports_file,
+                  "--data-dir",
+                  work_dir + "/" + name + "-data",
+                  "--access-key",
+                  access_key};
+  options.args.insert(options.args.end(), extra.begin(), extra.end());
+  options.log_path = work_dir + "/" + name + ".log";
+  auto server = std::unique_ptr<HubcastServer>(new HubcastServer());
+  server->process_ = ChildProcess::Spawn(options, error);
+  if (!server->process_) return nullptr;
+  std::optional<int> port =
+      WaitForPortFile(ports_file, std::chrono::seconds(60), server->process_.get());
+  if (!port) {
+    *error = "hubcast did not start listening: " + server->process_->ReadLog();
+    return nullptr;
+  }
+  server->port_ = *port;
+  return server;
+}
+
+FailureReporter::~FailureReporter() {
+  if (!::testing::Test::HasFailure()) {
+    std::error_code ignored;
+    std::filesystem::remove_all(dir_, ignored);
+    return;
+  }
+  for (const auto& [name, path] : logs_) {
+    std::cerr << "----- " << name << " log " << path << " -----\n"
+              << ReadFile(path).value_or("(missing)") << "\n----- end of " << name << " log -----"
+              << std::endl;
+  }
+  std::cerr << "work directory kept: " << dir_ << std::endl;
 }
 
 }  // namespace hubcast::testing

@@ -1,7 +1,8 @@
 // Helpers for integration tests that run real processes (hubcast, nats-server, ws_loadgen):
 // spawning a child with its output in a log file, waiting for files it writes (ports files,
-// ready files) with deadlines, stopping it by pid, reading its /proc status, and a minimal
-// blocking HTTP/1.1 client for 127.0.0.1.
+// ready files) with deadlines, stopping it by pid, reading its /proc status, a minimal
+// blocking HTTP/1.1 client for 127.0.0.1, and a reporter that prints the children's logs when
+// a test fails.
 //
 // Nothing here sleeps for a fixed time to "let things settle": every wait polls a condition
 // against a deadline and gives up early when the child it depends on has exited.
@@ -9,6 +10,7 @@
 #pragma once
 
 #include <chrono>
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <optional>
@@ -118,5 +120,45 @@ HttpResponse HttpRequest(int port, const std::string& method, const std::string&
                          const std::vector<std::pair<std::string, std::string>>& headers = {},
                          const std::string& body = "",
                          std::chrono::milliseconds timeout = std::chrono::seconds(30));
+
+// The hubcast binary under test: $HUBCAST_BINARY, else the one this build made.
+std::string HubcastBinary();
+
+// A `hubcast serve` on a free port with its own data dir under `work_dir`, started and
+// waited for (its ports file); stopped by pid when the object goes. The log is printed by
+// DumpLog (tests do it on failure).
+class HubcastServer {
+ public:
+  // `extra`: more `serve` flags. On failure returns nullptr and sets *error (with the log).
+  static std::unique_ptr<HubcastServer> Start(const std::string& work_dir,
+                                              const std::string& access_key,
+                                              const std::vector<std::string>& extra,
+                                              std::string* error,
+                                              const std::string& name = "hubcast");
+  int port() const { return port_; }
+  ChildProcess& process() { return *process_; }
+
+ private:
+  std::unique_ptr<ChildProcess> process_;
+  int port_ = 0;
+};
+
+// A test's work directory and the logs of the children it ran. If the test failed, the
+// destructor prints every log and keeps the directory; otherwise it removes the directory.
+// Declared before the children, it runs after they were stopped, so the logs are complete.
+class FailureReporter {
+ public:
+  explicit FailureReporter(std::filesystem::path dir) : dir_(std::move(dir)) {}
+  ~FailureReporter();
+  FailureReporter(const FailureReporter&) = delete;
+  FailureReporter& operator=(const FailureReporter&) = delete;
+  void Add(std::string name, std::string log_path) {
+    logs_.emplace_back(std::move(name), std::move(log_path));
+  }
+
+ private:
+  std::filesystem::path dir_;
+  std::vector<std::pair<std::string, std::string>> logs_;
+};
 
 }  // namespace hubcast::testing

@@ -1,15 +1,19 @@
-// Tests of replication/hub.h: Hub and HubRegistry over LocalLog and MemoryView, with a
-// DeliverySink that records what the applier hands it.
+// Tests of replication/hub.h: Hub and HubRegistry over LocalLog (in memory and over RocksDB)
+// and MemoryView, with a DeliverySink that records what the appliers hand it, and a HubLog
+// fake that holds appends until the test completes them.
 #include "replication/hub.h"
 
 #include "base/names.h"
 #include "base/status.h"
 #include "replication/delivery_sink.h"
+#include "replication/local_log.h"
 #include "storage/entry.h"
 #include "storage/hub_view.h"
+#include "storage/store.h"
 
 #include <gtest/gtest.h>
 
+#include "tests/unit/testing/test_util.h"
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -48,10 +52,10 @@ struct Delivery {
 
 class RecordingSink : public DeliverySink {
  public:
-  void Deliver(const HubName& hub, uint64_t position, const Entry& entry,
+  void Deliver(Hub& hub, uint64_t position, const Entry& entry,
                const storage::ApplyResult& result) override {
     Delivery d;
-    d.hub = hub.str();
+    d.hub = hub.name().str();
     d.position = position;
     d.kind = entry.kind;
     d.data = entry.data;
@@ -131,37 +135,125 @@ std::vector<uint64_t> OneTo(uint64_t n) {
   return out;
 }
 
+// An executor the test drains by hand, recording on which thread tasks ran.
+class ManualExecutor : public Executor {
+ public:
+  void Execute(std::function<void()> task) override {
+    std::lock_guard lock(mu_);
+    tasks_.push_back(std::move(task));
+  }
+  size_t RunAll() {
+    std::vector<std::function<void()>> tasks;
+    {
+      std::lock_guard lock(mu_);
+      tasks.swap(tasks_);
+    }
+    for (auto& t : tasks) t();
+    return tasks.size();
+  }
+
+ private:
+  std::mutex mu_;
+  std::vector<std::function<void()>> tasks_;
+};
+
+// Logs that assign positions in memory but hold every append until the test releases them:
+// the stand-in for a remote log whose acknowledgement takes a round trip.
+class HeldLogs : public LogProvider {
+ public:
+  class Log : public HubLog {
+   public:
+    explicit Log(HeldLogs* owner) : owner_(owner) {}
+    void SetConsumer(Consumer c) override { consumer_ = std::move(c); }
+    Status Start(uint64_t) override { return Status::Ok(); }
+    void Append(storage::EntryPtr e, DurableFn d, AppliedFn a, const std::string&) override {
+      std::lock_guard lock(owner_->mu_);
+      owner_->held_.push_back({this, std::move(e), std::move(d), std::move(a)});
+    }
+    Result<uint64_t> Head() override { return head_.load(); }
+    uint64_t epoch() const override { return 42; }
+
+   private:
+    friend class HeldLogs;
+    HeldLogs* owner_;
+    Consumer consumer_;
+    std::atomic<uint64_t> head_{0};
+  };
+
+  Result<std::vector<std::string>> Hubs() override { return std::vector<std::string>{}; }
+  Result<std::unique_ptr<HubLog>> Open(const HubName&, bool) override {
+    return std::unique_ptr<HubLog>(std::make_unique<Log>(this));
+  }
+  void Stop() override { Release(); }
+
+  size_t held() {
+    std::lock_guard lock(mu_);
+    return held_.size();
+  }
+  // Acknowledges every held append, in order.
+  void Release() {
+    std::vector<Held> held;
+    {
+      std::lock_guard lock(mu_);
+      held.swap(held_);
+    }
+    for (auto& h : held) {
+      uint64_t pos = h.log->head_.load() + 1;
+      h.log->head_.store(pos);
+      h.durable(pos);
+      h.log->consumer_(LogRecord{pos, std::move(h.entry), {}, std::move(h.applied)});
+    }
+  }
+
+ private:
+  struct Held {
+    Log* log;
+    storage::EntryPtr entry;
+    DurableFn durable;
+    AppliedFn applied;
+  };
+  std::mutex mu_;
+  std::vector<Held> held_;
+};
+
+uint64_t AppendOk(Hub& hub, Entry e) {
+  auto pos = hub.AppendAndWaitDurable(std::move(e));
+  EXPECT_TRUE(pos.ok()) << pos.status().message();
+  return pos.ok() ? *pos : 0;
+}
+
 class HubAppend : public ::testing::Test {
  protected:
-  std::shared_ptr<Hub> GetHub(std::string_view name) { return registry_.Get(Name(name)); }
+  std::shared_ptr<Hub> GetHub(std::string_view name) {
+    auto hub = registry_.Get(Name(name));
+    EXPECT_TRUE(hub.ok()) << hub.status().message();
+    return hub.ok() ? *hub : nullptr;
+  }
 
-  RecordingSink sink_;  // declared first: outlives the registry's applier
+  RecordingSink sink_;  // declared first: outlives the registry's appliers
   HubRegistry registry_{HubRegistryOptions{"node-1"}, &sink_};
 };
 
 TEST_F(HubAppend, PositionsIncreaseStrictlyFromOne) {
   auto hub = GetHub("chat");
-  for (uint64_t i = 1; i <= 20; ++i) {
-    auto pos = hub->Append(SendToAll("m" + std::to_string(i)));
-    ASSERT_TRUE(pos.ok()) << pos.status().message();
-    EXPECT_EQ(*pos, i);
-  }
-  hub->Barrier();
+  for (uint64_t i = 1; i <= 20; ++i)
+    EXPECT_EQ(AppendOk(*hub, SendToAll("m" + std::to_string(i))), i);
+  ASSERT_TRUE(hub->Barrier().ok());
   EXPECT_EQ(hub->view().applied_position(), 20u);
 }
 
 TEST_F(HubAppend, DeliverIsCalledOncePerEntryInOrderWithTheApplyResult) {
   auto hub = GetHub("chat");
-  ASSERT_TRUE(hub->Append(Open("c1", "alice")).ok());
-  ASSERT_TRUE(hub->Append(Open("c2")).ok());
-  ASSERT_TRUE(hub->Append(SendToAll("hello")).ok());
-  ASSERT_TRUE(hub->Append(AddToGroup("nope", "g")).ok());
+  hub->Append(Open("c1", "alice"));
+  hub->Append(Open("c2"));
+  hub->Append(SendToAll("hello"));
+  hub->Append(AddToGroup("nope", "g"));
   Entry close;
   close.kind = EntryKind::kConnectionClose;
   close.origin_connection = "c2";
-  ASSERT_TRUE(hub->Append(close).ok());
-  ASSERT_TRUE(hub->Append(SendToAll("after")).ok());
-  hub->Barrier();
+  hub->Append(close);
+  AppendOk(*hub, SendToAll("after"));
+  ASSERT_TRUE(hub->Barrier().ok());
 
   auto ds = sink_.All();
   ASSERT_EQ(ds.size(), 6u);
@@ -182,18 +274,28 @@ TEST_F(HubAppend, DeliverIsCalledOncePerEntryInOrderWithTheApplyResult) {
   EXPECT_EQ(ds[5].recipients, std::set<std::string>({"c1"}));
 }
 
-TEST_F(HubAppend, DeliverRunsOnOneApplierThread) {
-  auto a = GetHub("a");
-  auto b = GetHub("b");
-  for (int i = 0; i < 10; ++i) {
-    ASSERT_TRUE(a->Append(SendToAll("a")).ok());
-    ASSERT_TRUE(b->Append(SendToAll("b")).ok());
+TEST(HubAppliers, AHubStaysOnOneApplierAndHubsSpreadOverThePool) {
+  RecordingSink sink;
+  HubRegistryOptions options{"n"};
+  options.appliers = 4;
+  HubRegistry registry(options, &sink);
+  std::vector<std::shared_ptr<Hub>> hubs;
+  for (int h = 0; h < 8; ++h) hubs.push_back(*registry.Get(Name("hub" + std::to_string(h))));
+  for (int i = 0; i < 50; ++i) {
+    for (auto& hub : hubs) hub->Append(SendToAll("x"));
   }
-  a->Barrier();
-  b->Barrier();
-  std::set<std::thread::id> threads;
-  for (const auto& d : sink_.All()) threads.insert(d.thread);
-  EXPECT_EQ(threads.size(), 1u);
+  // A barrier covers what was acknowledged: wait for the last append of each hub.
+  for (auto& hub : hubs) AppendOk(*hub, SendToAll("last"));
+  for (auto& hub : hubs) ASSERT_TRUE(hub->Barrier().ok());
+  std::map<std::string, std::set<std::thread::id>> threads_of_hub;
+  std::set<std::thread::id> all;
+  for (const auto& d : sink.All()) {
+    threads_of_hub[d.hub].insert(d.thread);
+    all.insert(d.thread);
+  }
+  ASSERT_EQ(threads_of_hub.size(), 8u);
+  for (const auto& [hub, threads] : threads_of_hub) EXPECT_EQ(threads.size(), 1u) << hub;
+  EXPECT_EQ(all.size(), 4u);
 }
 
 TEST_F(HubAppend, AppendAndWaitReturnsTheApplyStatus) {
@@ -225,18 +327,19 @@ TEST_F(HubAppend, AppendAndWaitReturnsAfterTheChangeIsVisible) {
   EXPECT_TRUE(hub->view().GroupExists("g"));
 }
 
-TEST_F(HubAppend, DoneRunsOnTheApplierAfterDeliverWithTheStatus) {
+TEST_F(HubAppend, AppliedRunsOnTheApplierAfterDeliverWithTheStatus) {
   auto hub = GetHub("chat");
   std::promise<std::pair<StatusCode, size_t>> seen;
   std::promise<std::thread::id> thread;
-  auto pos = hub->Append(AddToGroup("nope", "g"), [&](const Status& s) {
+  AppendCallbacks cb;
+  cb.applied = [&](uint64_t, const Status& s) {
     seen.set_value({s.code(), sink_.size()});
     thread.set_value(std::this_thread::get_id());
-  });
-  ASSERT_TRUE(pos.ok());
+  };
+  hub->Append(AddToGroup("nope", "g"), std::move(cb));
   auto [code, delivered] = seen.get_future().get();
   EXPECT_EQ(code, StatusCode::kNotFound);
-  EXPECT_EQ(delivered, 1u);  // Deliver ran before done
+  EXPECT_EQ(delivered, 1u);  // Deliver ran before the completion
   EXPECT_NE(thread.get_future().get(), std::this_thread::get_id());
 }
 
@@ -244,18 +347,17 @@ TEST_F(HubAppend, BarrierMakesAQuerySeeAJustAppendedChange) {
   auto hub = GetHub("chat");
   for (int i = 0; i < 200; ++i) {
     const std::string id = "c" + std::to_string(i);
-    auto pos = hub->Append(Open(id));
-    ASSERT_TRUE(pos.ok());
-    hub->Barrier();
+    uint64_t pos = AppendOk(*hub, Open(id));
+    ASSERT_TRUE(hub->Barrier().ok());
     ASSERT_TRUE(hub->view().ConnectionExists(id)) << id;
-    ASSERT_GE(hub->view().applied_position(), *pos);
+    ASSERT_GE(hub->view().applied_position(), pos);
   }
   EXPECT_EQ(hub->view().connection_count(), 200u);
 }
 
 TEST_F(HubAppend, BarrierOnAnEmptyHubReturns) {
   auto hub = GetHub("empty");
-  hub->Barrier();
+  EXPECT_TRUE(hub->Barrier().ok());
   EXPECT_EQ(hub->view().applied_position(), 0u);
 }
 
@@ -265,11 +367,10 @@ TEST_F(HubAppend, ConcurrentAppendsAreAppliedExactlyOnceInPositionOrder) {
   auto a = GetHub("alpha");
   auto b = GetHub("beta");
   std::atomic<bool> go{false};
-  std::atomic<int> done_calls{0};
+  std::atomic<int> applied_calls{0};
   std::atomic<int> failures{0};
-  // positions[hub][thread]: the positions that thread got, in the order it appended.
-  std::vector<std::vector<uint64_t>> positions_a(kThreads), positions_b(kThreads);
-  std::vector<std::map<uint64_t, std::string>> data_a(kThreads), data_b(kThreads);
+  std::mutex mu;
+  std::map<std::string, std::map<uint64_t, std::string>> data_at;  // hub -> position -> data
 
   std::vector<std::thread> threads;
   for (int t = 0; t < kThreads; ++t) {
@@ -278,58 +379,46 @@ TEST_F(HubAppend, ConcurrentAppendsAreAppliedExactlyOnceInPositionOrder) {
       for (int i = 0; i < kPerThread; ++i) {
         const std::string data = "t" + std::to_string(t) + "-" + std::to_string(i);
         // Alternate hubs so both logs see interleaved appends from every thread.
-        const bool to_a = (i + t) % 2 == 0;
-        Hub& hub = to_a ? *a : *b;
-        auto pos = hub.Append(SendToAll(data), [&](const Status& s) {
+        Hub& hub = (i + t) % 2 == 0 ? *a : *b;
+        AppendCallbacks cb;
+        cb.durable = [&, data, name = hub.name().str()](Result<uint64_t> pos) {
+          if (!pos.ok()) {
+            failures.fetch_add(1);
+            return;
+          }
+          std::lock_guard lock(mu);
+          if (!data_at[name].emplace(*pos, data).second) failures.fetch_add(1);
+        };
+        cb.applied = [&](uint64_t, const Status& s) {
           if (!s.ok()) failures.fetch_add(1);
-          done_calls.fetch_add(1);
-        });
-        if (!pos.ok()) {
-          failures.fetch_add(1);
-          continue;
-        }
-        (to_a ? positions_a : positions_b)[t].push_back(*pos);
-        (to_a ? data_a : data_b)[t][*pos] = data;
+          applied_calls.fetch_add(1);
+        };
+        hub.Append(SendToAll(data), std::move(cb));
       }
     });
   }
   go.store(true);
   for (auto& th : threads) th.join();
-  a->Barrier();
-  b->Barrier();
-
+  // Every append was accepted (the bounds are far away); wait until all are applied.
+  while (applied_calls.load() + failures.load() < kThreads * kPerThread) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
   EXPECT_EQ(failures.load(), 0);
-  EXPECT_EQ(done_calls.load(), kThreads * kPerThread);
+  EXPECT_EQ(applied_calls.load(), kThreads * kPerThread);
 
-  for (const auto& [hub, positions, data] :
-       {std::tuple{"alpha", &positions_a, &data_a}, std::tuple{"beta", &positions_b, &data_b}}) {
-    SCOPED_TRACE(hub);
-    std::map<uint64_t, std::string> expected;  // position -> data, over all threads
-    for (int t = 0; t < kThreads; ++t) {
-      const auto& ps = (*positions)[t];
-      EXPECT_TRUE(std::is_sorted(ps.begin(), ps.end()));
-      EXPECT_EQ(std::adjacent_find(ps.begin(), ps.end()), ps.end());
-      for (const auto& [p, d] : (*data)[t]) {
-        EXPECT_TRUE(expected.emplace(p, d).second) << "position " << p << " given twice";
-      }
-    }
+  for (const char* name : {"alpha", "beta"}) {
+    SCOPED_TRACE(name);
+    const auto& expected = data_at[name];
     const uint64_t n = expected.size();
     EXPECT_EQ(n, static_cast<uint64_t>(kThreads * kPerThread / 2));
     ASSERT_FALSE(expected.empty());
     EXPECT_EQ(expected.begin()->first, 1u);
     EXPECT_EQ(expected.rbegin()->first, n);
-
-    auto ds = sink_.ForHub(hub);
+    auto ds = sink_.ForHub(name);
     ASSERT_EQ(ds.size(), n);
     EXPECT_EQ(Positions(ds), OneTo(n));
-    std::set<std::string> seen;
-    for (const auto& d : ds) {
-      EXPECT_EQ(d.data, expected[d.position]) << "position " << d.position;
-      EXPECT_TRUE(seen.insert(d.data).second) << d.data << " delivered twice";
-    }
+    for (const auto& d : ds) EXPECT_EQ(d.data, expected.at(d.position)) << d.position;
   }
-  EXPECT_EQ(a->view().applied_position(), sink_.ForHub("alpha").size());
-  EXPECT_EQ(b->view().applied_position(), sink_.ForHub("beta").size());
 }
 
 TEST_F(HubAppend, ConcurrentAppendAndWaitAllSucceed) {
@@ -361,11 +450,11 @@ TEST_F(HubAppend, TwoHubsAreIndependent) {
   EXPECT_EQ(a->name().str(), "alpha");
   EXPECT_EQ(b->name().str(), "beta");
 
-  EXPECT_EQ(*a->Append(Open("c1")), 1u);
-  EXPECT_EQ(*a->Append(AddToGroup("c1", "g")), 2u);
-  EXPECT_EQ(*b->Append(Open("c2")), 1u);  // each hub numbers from 1
-  a->Barrier();
-  b->Barrier();
+  EXPECT_EQ(AppendOk(*a, Open("c1")), 1u);
+  EXPECT_EQ(AppendOk(*a, AddToGroup("c1", "g")), 2u);
+  EXPECT_EQ(AppendOk(*b, Open("c2")), 1u);  // each hub numbers from 1
+  ASSERT_TRUE(a->Barrier().ok());
+  ASSERT_TRUE(b->Barrier().ok());
 
   EXPECT_TRUE(a->view().ConnectionExists("c1"));
   EXPECT_FALSE(a->view().ConnectionExists("c2"));
@@ -394,6 +483,26 @@ TEST_F(HubAppend, GetReturnsTheSameHubForTheSameName) {
   EXPECT_TRUE(c->view().ConnectionExists("c1"));
 }
 
+TEST_F(HubAppend, FindNeverCreatesAHub) {
+  EXPECT_EQ(registry_.Find(Name("ghost")), nullptr);
+  EXPECT_TRUE(registry_.AllHubs().empty());
+  auto hub = GetHub("ghost");
+  EXPECT_EQ(registry_.Find(Name("ghost")), hub);
+}
+
+TEST(HubRegistryBounds, CreatingMoreThanMaxHubsIsRefused) {
+  HubRegistryOptions options{"n"};
+  options.max_hubs = 3;
+  HubRegistry registry(options, nullptr);
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(registry.Get(Name("h" + std::to_string(i))).ok());
+  auto fourth = registry.Get(Name("h3"));
+  ASSERT_FALSE(fourth.ok());
+  EXPECT_EQ(fourth.status().code(), StatusCode::kUnavailable);
+  EXPECT_NE(fourth.status().message().find("--max-hubs"), std::string::npos);
+  EXPECT_TRUE(registry.Get(Name("h1")).ok());  // existing hubs stay reachable
+  EXPECT_EQ(registry.AllHubs().size(), 3u);
+}
+
 TEST_F(HubAppend, RegistryKeepsItsNodeId) { EXPECT_EQ(registry_.node_id(), "node-1"); }
 
 TEST_F(HubAppend, AppendAfterStopFailsUnavailable) {
@@ -403,81 +512,342 @@ TEST_F(HubAppend, AppendAfterStopFailsUnavailable) {
   registry_.Stop();
   EXPECT_TRUE(registry_.stopping());
 
-  bool called = false;
-  auto pos = hub->Append(Open("c2"), [&](const Status&) { called = true; });
-  EXPECT_FALSE(pos.ok());
-  EXPECT_EQ(pos.status().code(), StatusCode::kUnavailable);
+  bool applied = false;
+  std::optional<Status> durable;
+  AppendCallbacks cb;
+  cb.durable = [&](Result<uint64_t> r) { durable = r.status(); };
+  cb.applied = [&](uint64_t, const Status&) { applied = true; };
+  hub->Append(Open("c2"), std::move(cb));
+  ASSERT_TRUE(durable.has_value());
+  EXPECT_EQ(durable->code(), StatusCode::kUnavailable);
   EXPECT_EQ(hub->AppendAndWait(Open("c3")).code(), StatusCode::kUnavailable);
-  EXPECT_FALSE(called);
+  EXPECT_FALSE(applied);
   EXPECT_FALSE(hub->view().ConnectionExists("c2"));
   EXPECT_EQ(hub->view().applied_position(), 1u);
   EXPECT_EQ(sink_.size(), 1u);
 
-  // A hub first used after Stop refuses too.
-  EXPECT_EQ(GetHub("late")->Append(Open("c4")).status().code(), StatusCode::kUnavailable);
+  // No hub is created after Stop.
+  EXPECT_EQ(registry_.Get(Name("late")).status().code(), StatusCode::kUnavailable);
   registry_.Stop();  // idempotent
 }
 
 TEST_F(HubAppend, StopAppliesEverythingAppendedBefore) {
   auto hub = GetHub("chat");
-  std::atomic<int> done{0};
+  std::atomic<int> applied{0};
   for (int i = 0; i < 500; ++i) {
-    ASSERT_TRUE(hub->Append(SendToAll(std::to_string(i)), [&](const Status&) { ++done; }).ok());
+    AppendCallbacks cb;
+    cb.applied = [&](uint64_t, const Status&) { ++applied; };
+    hub->Append(SendToAll(std::to_string(i)), std::move(cb));
   }
   registry_.Stop();
-  EXPECT_EQ(done.load(), 500);
+  EXPECT_EQ(applied.load(), 500);
   EXPECT_EQ(sink_.size(), 500u);
   EXPECT_EQ(hub->view().applied_position(), 500u);
 }
 
-// Append checks stopping() and only then appends to the log, whose consumer enqueues for the
-// applier. When Stop() lands in between, an Append can return a position after the applier has
-// drained its queue and exited: that entry is never applied, its `done` never runs (so
-// AppendAndWait would block forever) and Barrier() never returns. Every Append that succeeded
-// must be applied.
-TEST_F(HubAppend, EveryAppendThatSucceedsDuringStopIsApplied) {
+// An Append racing Stop() is either refused (its `durable` says so) or applied: an accepted
+// entry that is never applied would leave its caller waiting forever.
+TEST_F(HubAppend, EveryAppendAcceptedDuringStopIsApplied) {
   int runs_with_lost_entries = 0;
   int64_t lost_entries = 0;
   constexpr int kRuns = 100;
   for (int run = 0; run < kRuns; ++run) {
-    std::atomic<int64_t> appended{0};
-    std::atomic<int64_t> done{0};
+    std::atomic<int64_t> accepted{0};
+    std::atomic<int64_t> applied{0};
     std::atomic<bool> go{false};
     {
       HubRegistry registry(HubRegistryOptions{"n"}, nullptr);
-      auto hub = registry.Get(Name("chat"));
+      auto hub = *registry.Get(Name("chat"));
       std::vector<std::thread> threads;
+      std::atomic<bool> refused{false};
       for (int t = 0; t < 4; ++t) {
         threads.emplace_back([&] {
           while (!go.load()) std::this_thread::yield();
-          for (;;) {
-            auto pos = hub->Append(SendToAll("x"), [&](const Status&) { done.fetch_add(1); });
-            if (!pos.ok()) break;
-            appended.fetch_add(1);
+          while (!refused.load()) {
+            AppendCallbacks cb;
+            cb.durable = [&](Result<uint64_t> r) {
+              if (r.ok()) {
+                accepted.fetch_add(1);
+              } else {
+                refused.store(true);
+              }
+            };
+            cb.applied = [&](uint64_t, const Status&) { applied.fetch_add(1); };
+            hub->Append(SendToAll("x"), std::move(cb));
           }
         });
       }
       go.store(true);
       std::this_thread::sleep_for(std::chrono::microseconds(200));
-      registry.Stop();  // joins the applier: no callback can run after this
+      registry.Stop();  // joins the writer and the appliers: no callback runs after this
+      refused.store(true);
       for (auto& th : threads) th.join();
-      if (appended.load() != done.load()) {
+      if (accepted.load() != applied.load()) {
         ++runs_with_lost_entries;
-        lost_entries += appended.load() - done.load();
+        lost_entries += accepted.load() - applied.load();
       }
     }
   }
   EXPECT_EQ(runs_with_lost_entries, 0)
-      << lost_entries << " appended entries were never applied, in " << runs_with_lost_entries
+      << lost_entries << " accepted entries were never applied, in " << runs_with_lost_entries
       << " of " << kRuns << " runs";
 }
 
 TEST(HubRegistryWithoutSink, AppliesWithoutDelivering) {
   HubRegistry registry(HubRegistryOptions{"n"}, nullptr);
-  auto hub = registry.Get(Name("chat"));
+  auto hub = *registry.Get(Name("chat"));
   EXPECT_TRUE(hub->AppendAndWait(Open("c1")).ok());
   EXPECT_EQ(hub->AppendAndWait(AddToGroup("c9", "g")).code(), StatusCode::kNotFound);
   EXPECT_TRUE(hub->view().ConnectionExists("c1"));
+}
+
+// --- Asynchronous appends: a log whose acknowledgement takes a round trip -------------------
+
+class HeldLogAppend : public ::testing::Test {
+ protected:
+  HeldLogAppend() {
+    options_.logs = &logs_;
+    options_.max_pending_per_hub = 64;
+    registry_ = std::make_unique<HubRegistry>(options_, &sink_);
+    hub_ = *registry_->Get(Name("chat"));
+  }
+  ~HeldLogAppend() override { registry_->Stop(); }
+
+  RecordingSink sink_;
+  HeldLogs logs_;
+  HubRegistryOptions options_{"n"};
+  std::unique_ptr<HubRegistry> registry_;
+  std::shared_ptr<Hub> hub_;
+};
+
+TEST_F(HeldLogAppend, AppendReturnsAtOnceAndCompletesOnTheCallersExecutorInOrder) {
+  ManualExecutor executor;
+  std::vector<std::string> events;
+  AppendCallbacks cb;
+  cb.executor = &executor;
+  cb.durable = [&](Result<uint64_t> r) { events.push_back("durable " + std::to_string(*r)); };
+  cb.applied = [&](uint64_t pos, const Status& s) {
+    events.push_back("applied " + std::to_string(pos) + (s.ok() ? " ok" : " failed"));
+  };
+  hub_->Append(Open("c1"), std::move(cb));
+  // The log holds the entry: nothing is durable, applied or run yet.
+  EXPECT_EQ(logs_.held(), 1u);
+  EXPECT_EQ(executor.RunAll(), 0u);
+  EXPECT_TRUE(events.empty());
+  EXPECT_FALSE(hub_->view().ConnectionExists("c1"));
+
+  logs_.Release();
+  ASSERT_TRUE(hub_->Barrier().ok());
+  // The completions were posted to the executor, not run on the log's or applier's thread.
+  EXPECT_TRUE(events.empty());
+  EXPECT_EQ(executor.RunAll(), 2u);
+  EXPECT_EQ(events, std::vector<std::string>({"durable 1", "applied 1 ok"}));
+  EXPECT_TRUE(hub_->view().ConnectionExists("c1"));
+}
+
+TEST_F(HeldLogAppend, AFloodPastTheHubBoundIsRefusedAndEveryAcceptedEntryIsApplied) {
+  std::atomic<int> refused{0}, accepted{0}, applied{0};
+  for (int i = 0; i < 1000; ++i) {
+    AppendCallbacks cb;
+    cb.durable = [&](Result<uint64_t> r) {
+      if (r.ok()) {
+        accepted.fetch_add(1);
+      } else {
+        EXPECT_EQ(r.status().code(), StatusCode::kUnavailable);
+        refused.fetch_add(1);
+      }
+    };
+    cb.applied = [&](uint64_t, const Status&) { applied.fetch_add(1); };
+    hub_->Append(SendToAll(std::to_string(i)), std::move(cb));
+  }
+  // Refusals are immediate; the 64 admitted wait in the log.
+  EXPECT_EQ(refused.load(), 1000 - 64);
+  EXPECT_EQ(logs_.held(), 64u);
+  logs_.Release();
+  ASSERT_TRUE(hub_->Barrier().ok());
+  EXPECT_EQ(accepted.load(), 64);
+  EXPECT_EQ(applied.load(), 64);
+  EXPECT_EQ(sink_.size(), 64u);
+  // Applied entries free their places.
+  std::optional<Result<uint64_t>> next;
+  AppendCallbacks cb;
+  cb.durable = [&](Result<uint64_t> r) { next = r; };
+  hub_->Append(SendToAll("again"), std::move(cb));
+  logs_.Release();
+  ASSERT_TRUE(next.has_value() && next->ok());
+  EXPECT_EQ(**next, 65u);
+}
+
+TEST(HubRegistryBounds, TheNodeBoundsCoverEveryHub) {
+  HeldLogs logs;
+  HubRegistryOptions options{"n"};
+  options.logs = &logs;
+  options.max_pending_per_node = 10;
+  HubRegistry registry(options, nullptr);
+  int refused = 0;
+  for (int i = 0; i < 20; ++i) {
+    AppendCallbacks cb;
+    cb.durable = [&](Result<uint64_t> r) { refused += !r.ok(); };
+    (*registry.Get(Name("h" + std::to_string(i % 4))))->Append(SendToAll("x"), std::move(cb));
+  }
+  EXPECT_EQ(refused, 10);
+  EXPECT_EQ(logs.held(), 10u);
+
+  // And the payload bytes: one large entry fills the budget.
+  logs.Release();
+  HubRegistryOptions bytes_options{"n"};
+  HeldLogs logs2;
+  bytes_options.logs = &logs2;
+  bytes_options.max_pending_bytes = 1 << 20;
+  HubRegistry by_bytes(bytes_options, nullptr);
+  auto hub = *by_bytes.Get(Name("big"));
+  int refused_bytes = 0;
+  for (int i = 0; i < 3; ++i) {
+    AppendCallbacks cb;
+    cb.durable = [&](Result<uint64_t> r) { refused_bytes += !r.ok(); };
+    hub->Append(SendToAll(std::string(600 << 10, 'x')), std::move(cb));
+  }
+  EXPECT_EQ(refused_bytes, 2);
+  logs2.Release();
+}
+
+// --- Over RocksDB: group commit, order, durability ------------------------------------------
+
+class DurableAppend : public ::testing::Test {
+ protected:
+  void Open(bool sync_writes) {
+    storage::StoreOptions so;
+    so.path = dir_.path() + "/db";
+    so.sync_writes = sync_writes;
+    auto store = storage::Store::Open(so);
+    ASSERT_TRUE(store.ok()) << store.status().message();
+    store_ = std::move(store).value();
+    logs_ = LocalLogProvider::New(store_.get());
+    HubRegistryOptions options{"n"};
+    options.store = store_.get();
+    options.logs = logs_.get();
+    options.appliers = 2;
+    registry_ = std::make_unique<HubRegistry>(options, &sink_);
+  }
+  void TearDown() override {
+    if (registry_) registry_->Stop();
+  }
+
+  hubcast::testing::TempDir dir_;
+  RecordingSink sink_;
+  std::unique_ptr<storage::Store> store_;
+  std::unique_ptr<LocalLogProvider> logs_;
+  std::unique_ptr<HubRegistry> registry_;
+};
+
+TEST_F(DurableAppend, SixteenThreadsOnEightHubsApplyInOrderAndCompleteOnceAfterDurable) {
+  Open(/*sync_writes=*/false);
+  constexpr int kThreads = 16, kHubs = 8, kPerThread = 200;
+  std::vector<std::shared_ptr<Hub>> hubs;
+  for (int h = 0; h < kHubs; ++h) hubs.push_back(*registry_->Get(Name("h" + std::to_string(h))));
+  std::atomic<int> durable_calls{0}, applied_calls{0}, problems{0};
+  std::mutex mu;
+  std::map<std::string, int> durable_count;  // "hub/data" -> durable callbacks
+  std::atomic<bool> go{false};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      while (!go.load()) std::this_thread::yield();
+      for (int i = 0; i < kPerThread; ++i) {
+        Hub& hub = *hubs[(t + i) % kHubs];
+        std::string key = hub.name().str() + "/" + std::to_string(t) + "-" + std::to_string(i);
+        auto was_durable = std::make_shared<std::atomic<bool>>(false);
+        AppendCallbacks cb;
+        cb.durable = [&, key, was_durable, name = hub.name().str()](Result<uint64_t> r) {
+          durable_calls.fetch_add(1);
+          if (!r.ok()) {
+            problems.fetch_add(1);
+            return;
+          }
+          // Durable means in the store when the caller hears of it.
+          bool found = false;
+          (void)store_->ScanLog(name, *r, *r, [&](uint64_t, std::string_view) {
+            found = true;
+            return false;
+          });
+          if (!found) problems.fetch_add(1);
+          was_durable->store(true);
+          std::lock_guard lock(mu);
+          if (++durable_count[key] != 1) problems.fetch_add(1);
+        };
+        cb.applied = [&, was_durable](uint64_t, const Status& s) {
+          if (!s.ok() || !was_durable->load()) problems.fetch_add(1);
+          applied_calls.fetch_add(1);
+        };
+        hub.Append(SendToAll(key), std::move(cb));
+      }
+    });
+  }
+  go.store(true);
+  for (auto& th : threads) th.join();
+  for (auto& hub : hubs) ASSERT_TRUE(hub->Barrier().ok());
+  while (applied_calls.load() < kThreads * kPerThread && problems.load() == 0) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  EXPECT_EQ(problems.load(), 0);
+  EXPECT_EQ(durable_calls.load(), kThreads * kPerThread);
+  EXPECT_EQ(applied_calls.load(), kThreads * kPerThread);
+  for (auto& hub : hubs) {
+    auto ds = sink_.ForHub(hub->name().str());
+    EXPECT_EQ(Positions(ds), OneTo(kThreads * kPerThread / kHubs)) << hub->name().str();
+  }
+  // The writer shared its rounds among the concurrent appends.
+  EXPECT_LT(logs_->stats().rounds, logs_->stats().entries);
+}
+
+// Closed-loop appenders: each completion issues the next append, so `in_flight` appends are
+// always waiting. Returns the appends per second over `total` appends.
+double RunClosedLoop(Hub& hub, int in_flight, int total) {
+  std::atomic<int> issued{0};
+  int finished = 0;  // callbacks that returned (guarded by mu): the locals outlive them all
+  std::mutex mu;
+  std::condition_variable cv;
+  std::function<void()> issue = [&] {
+    if (issued.fetch_add(1) >= total) return;
+    AppendCallbacks cb;
+    cb.durable = [&](Result<uint64_t> r) {
+      EXPECT_TRUE(r.ok());
+      issue();
+      std::lock_guard lock(mu);
+      if (++finished == total) cv.notify_all();
+    };
+    hub.Append(SendToAll("payload-payload-payload"), std::move(cb));
+  };
+  auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < in_flight; ++i) issue();
+  std::unique_lock lock(mu);
+  cv.wait(lock, [&] { return finished == total; });
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return total / seconds;
+}
+
+TEST_F(DurableAppend, GroupCommitSharesOneFsyncAmongConcurrentAppends) {
+  Open(/*sync_writes=*/true);
+  auto hub = *registry_->Get(Name("chat"));
+  constexpr int kSerial = 100, kConcurrent = 3000;
+  auto before = logs_->stats();
+  double serial_rate = RunClosedLoop(*hub, 1, kSerial);
+  auto mid = logs_->stats();
+  double concurrent_rate = RunClosedLoop(*hub, 64, kConcurrent);
+  auto after = logs_->stats();
+  uint64_t serial_rounds = mid.rounds - before.rounds;
+  uint64_t concurrent_rounds = after.rounds - mid.rounds;
+  // One appender: every entry waits for its own fsync.
+  EXPECT_EQ(serial_rounds, static_cast<uint64_t>(kSerial));
+  // 64 appenders: the entries queued during one fsync share the next (counted, not timed).
+  EXPECT_LE(concurrent_rounds * 10, static_cast<uint64_t>(kConcurrent));
+  std::printf(
+      "[ group commit ] 1 appender: %.0f appends/s, %.0f fsyncs/s; 64 appenders: %.0f "
+      "appends/s, %.0f fsyncs/s (%.1f entries per fsync), ratio %.1fx\n",
+      serial_rate, serial_rate, concurrent_rate, concurrent_rate * concurrent_rounds / kConcurrent,
+      double(kConcurrent) / concurrent_rounds, concurrent_rate / serial_rate);
+  ASSERT_TRUE(hub->Barrier().ok());
+  EXPECT_EQ(Positions(sink_.All()), OneTo(kSerial + kConcurrent));
 }
 
 }  // namespace

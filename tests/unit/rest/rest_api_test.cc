@@ -56,9 +56,9 @@ struct Delivered {
 
 class RecordingSink : public replication::DeliverySink {
  public:
-  void Deliver(const HubName& hub, uint64_t, const storage::Entry& entry,
+  void Deliver(replication::Hub& hub, uint64_t, const storage::Entry& entry,
                const storage::ApplyResult& result) override {
-    Delivered d{hub.str(), entry, result.status, {}};
+    Delivered d{hub.name().str(), entry, result.status, {}};
     for (const storage::ConnectionRecord* r : result.recipients) d.recipients.push_back(r->id);
     std::sort(d.recipients.begin(), d.recipients.end());
     std::lock_guard lock(mu_);
@@ -204,7 +204,7 @@ class RestApiTest : public ::testing::Test {
   }
 
   std::shared_ptr<replication::Hub> Hub(const std::string& name = "chat") {
-    return registry_.Get(*HubName::Parse(name));
+    return *registry_.Get(*HubName::Parse(name));
   }
 
   void Open(const std::string& id, std::optional<std::string> user = std::nullopt,
@@ -221,14 +221,14 @@ class RestApiTest : public ::testing::Test {
 
   // The last entry applied in hub "chat", after everything appended so far.
   Delivered Last() {
-    Hub()->Barrier();
+    EXPECT_TRUE(Hub()->Barrier().ok());
     std::vector<Delivered> all = sink_.delivered();
     EXPECT_FALSE(all.empty());
     return all.empty() ? Delivered{} : all.back();
   }
 
   const storage::HubView& View() {
-    Hub()->Barrier();
+    EXPECT_TRUE(Hub()->Barrier().ok());
     return Hub()->view();
   }
 

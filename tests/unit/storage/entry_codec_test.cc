@@ -566,7 +566,7 @@ TEST(EntryCodecTest, RejectsEnumAndBoolValuesOutOfRange) {
     const char* what;
   } cases[] = {
       {"010800", "kind 0"},
-      {"01080c", "kind 12"},
+      {"01080e", "kind 14"},
       {"0108081804", "scope 4"},
       {"0108085802", "from 2"},
       {"0108086802", "no_echo 2"},

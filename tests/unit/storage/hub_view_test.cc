@@ -1091,6 +1091,154 @@ TEST_F(MemoryView, TwoViewsApplyingTheSameEntriesAgree) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Cluster: kNodeDown, kConnectionMoved, held sessions, apply time
+
+Entry OpenOn(const std::string& id, const std::string& node, bool reliable) {
+  Entry e = Open(id, std::nullopt, {"g"});
+  e.node_id = node;
+  e.reliable = reliable;
+  e.subprotocol = reliable ? "json.reliable.webpubsub.azure.v1" : "json.webpubsub.azure.v1";
+  return e;
+}
+
+Entry NodeDown(const std::string& dead, const std::string& reporter, int64_t hold_until) {
+  Entry e;
+  e.kind = EntryKind::kNodeDown;
+  e.target = dead;
+  e.node_id = reporter;
+  e.hold_until_ms = hold_until;
+  return e;
+}
+
+Entry Moved(const std::string& id, const std::string& node) {
+  Entry e;
+  e.kind = EntryKind::kConnectionMoved;
+  e.target = id;
+  e.node_id = node;
+  return e;
+}
+
+Entry ExpiringClose(const std::string& id, int64_t at) {
+  Entry e = Close(id);
+  e.expiring = true;
+  e.timestamp_ms = at;
+  return e;
+}
+
+TEST_F(MemoryView, NodeDownEndsItsPlainConnectionsAndHoldsItsReliableOnes) {
+  ApplyOk(OpenOn("plain", "dead", false));
+  ApplyOk(OpenOn("sticky", "dead", true));
+  ApplyOk(OpenOn("other", "alive", true));
+  view_->SetLocalHandle("sticky", 77);
+  ApplyResult r = ApplyOk(NodeDown("dead", "alive", 5000));
+  EXPECT_EQ(ClosedIds(r), Ids({"plain"}));
+  ASSERT_EQ(r.closed_records.size(), 1u);
+  EXPECT_EQ(r.closed_records[0].node_id, "dead");  // whose `disconnected` the reporter fires
+  ASSERT_EQ(r.released.size(), 1u);
+  EXPECT_EQ(r.released[0].connection_id, "sticky");
+  EXPECT_EQ(r.released[0].local_handle, 77u);
+  auto held = view_->GetConnection("sticky");
+  ASSERT_TRUE(held);
+  EXPECT_EQ(held->node_id, "");
+  EXPECT_EQ(held->held_until_ms, 5000);
+  EXPECT_EQ(held->local_handle, 0u);
+  EXPECT_EQ(Members("g"), Ids({"sticky", "other"}));  // a held session keeps its groups
+  EXPECT_EQ(view_->GetConnection("other")->node_id, "alive");
+  // A node-down entry without a hold ends reliable connections too.
+  ApplyOk(OpenOn("r2", "gone", true));
+  EXPECT_EQ(ClosedIds(ApplyOk(NodeDown("gone", "alive", 0))), Ids({"r2"}));
+}
+
+TEST_F(MemoryView, AMovedConnectionBelongsToItsNewNodeAndIsNoLongerHeld) {
+  ApplyOk(OpenOn("c", "a", true));
+  view_->SetLocalHandle("c", 5);
+  ApplyOk(NodeDown("a", "b", 9000));
+  ApplyResult r = ApplyOk(Moved("c", "b"));
+  ASSERT_NE(r.moved, nullptr);
+  EXPECT_EQ(r.moved->node_id, "b");
+  EXPECT_EQ(r.moved->held_until_ms, 0);
+  ASSERT_EQ(r.released.size(), 1u);
+  EXPECT_EQ(r.released[0].local_handle, 0u);  // released by the node-down already
+  // A move away from a live node releases that node's socket.
+  view_->SetLocalHandle("c", 9);
+  ApplyResult again = ApplyOk(Moved("c", "c-node"));
+  ASSERT_EQ(again.released.size(), 1u);
+  EXPECT_EQ(again.released[0].local_handle, 9u);
+  EXPECT_EQ(view_->GetConnection("c")->local_handle, 0u);
+}
+
+TEST_F(MemoryView, OnlyAReliableExistingConnectionMoves) {
+  ApplyOk(OpenOn("plain", "a", false));
+  EXPECT_EQ(Apply(Moved("plain", "b")).status.code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(Apply(Moved("nope", "b")).status.code(), StatusCode::kNotFound);
+  EXPECT_EQ(view_->GetConnection("plain")->node_id, "a");
+}
+
+TEST_F(MemoryView, AnExpiringCloseEndsOnlyAHeldSessionWhoseHoldRanOut) {
+  ApplyOk(OpenOn("c", "a", true));
+  ApplyOk(NodeDown("a", "b", 5000));
+  EXPECT_EQ(view_->ExpiredHeld(4999, 10), std::vector<std::string>());
+  EXPECT_EQ(view_->ExpiredHeld(5000, 10), std::vector<std::string>({"c"}));
+  // Too early: no effect.
+  EXPECT_EQ(Apply(ExpiringClose("c", 4000)).status.code(), StatusCode::kNotFound);
+  EXPECT_TRUE(view_->ConnectionExists("c"));
+  // Resumed meanwhile (moved): no effect either.
+  ApplyOk(Moved("c", "b"));
+  EXPECT_EQ(Apply(ExpiringClose("c", 6000)).status.code(), StatusCode::kNotFound);
+  EXPECT_TRUE(view_->ConnectionExists("c"));
+  EXPECT_TRUE(view_->ExpiredHeld(99999, 10).empty());
+  // Held again, and expired: it ends.
+  ApplyOk(NodeDown("b", "a", 7000));
+  EXPECT_EQ(ClosedIds(ApplyOk(ExpiringClose("c", 7000))), Ids({"c"}));
+}
+
+TEST_F(MemoryView, ApplyTimeNeverGoesBackAcrossEntries) {
+  // A membership remembered for 10 s by an entry at t=100,000 ...
+  Entry remember = Add(Scope::kUser, "alice", {"g"});
+  remember.membership_ttl_seconds = 10;
+  remember.timestamp_ms = 100'000;
+  ApplyOk(remember);
+  // ... is not applied to a connection opened by an entry stamped 200 s earlier by a node
+  // whose clock is behind: the open counts as at t=100,000, when the membership is valid.
+  Entry open = Open("c1", "alice");
+  open.timestamp_ms = -100'000;
+  ApplyResult r = ApplyOk(open);
+  EXPECT_EQ(r.timestamp_ms, 100'000);
+  EXPECT_TRUE(InGroup("c1", "g"));
+  // A later entry moves the clock on; its expiry logic sees its own time.
+  Entry late = Open("c2", "alice");
+  late.timestamp_ms = 111'000;
+  ApplyOk(late);
+  EXPECT_FALSE(InGroup("c2", "g"));
+  EXPECT_EQ(view_->ExportState().last_timestamp_ms, 111'000);
+}
+
+TEST_F(MemoryView, ExportedStateImportsIntoAnIdenticalView) {
+  OpenFour();
+  ApplyOk(Grant("c1", Permission::kJoinLeaveGroup, std::nullopt));
+  ApplyOk(ClientJoin("c1", "x", 5));
+  ApplyOk(Grant("c2", Permission::kSendToGroup, "a"));
+  Entry remember = Add(Scope::kUser, "bob", {"r"});
+  remember.membership_ttl_seconds = -1;
+  ApplyOk(remember);
+  ViewState state = view_->ExportState();
+  auto copy = NewMemoryView();
+  copy->ImportState(state);
+  ViewState again = copy->ExportState();
+  EXPECT_EQ(again.applied_position, state.applied_position);
+  ASSERT_EQ(again.connections.size(), 4u);
+  for (size_t i = 0; i < 4; ++i) {
+    EXPECT_EQ(again.connections[i].record.id, state.connections[i].record.id);
+    EXPECT_EQ(again.connections[i].record.groups, state.connections[i].record.groups);
+    EXPECT_EQ(again.connections[i].acks, state.connections[i].acks);
+  }
+  EXPECT_EQ(again.user_groups, state.user_groups);
+  EXPECT_TRUE(copy->HasAck("c1", 5));
+  EXPECT_EQ(copy->CheckPermission("c2", Permission::kSendToGroup, "a"), std::optional<bool>(true));
+  EXPECT_EQ(RecipientIds(copy->Apply(position_ + 1, Send(Scope::kGroup, "b"))), Ids({"c1", "c3"}));
+}
+
+// ---------------------------------------------------------------------------------------------
 // entry.h
 
 TEST(MemoryViewEntry, DataTypeNamesMatchTheWire) {

@@ -363,10 +363,10 @@ TEST_F(ReplayScript, TheScriptNumbersWhatTheCommentsSay) {
   EXPECT_EQ(closed_at_["r1"], 31u);
   EXPECT_EQ(closed_at_["r2"], 27u);
   EXPECT_FALSE(closed_at_.count("r3"));
-  EXPECT_EQ(store_->Outcome(kHub, forbidden_join_), StatusCode::kForbidden);
-  EXPECT_EQ(store_->Outcome(kHub, forbidden_send_), StatusCode::kForbidden);
-  EXPECT_EQ(store_->Outcome(kHub, duplicate_), StatusCode::kDuplicate);
-  EXPECT_EQ(store_->Outcome(kHub, 12), StatusCode::kOk);
+  EXPECT_EQ(store_->Outcome(kHub, forbidden_join_).value(), StatusCode::kForbidden);
+  EXPECT_EQ(store_->Outcome(kHub, forbidden_send_).value(), StatusCode::kForbidden);
+  EXPECT_EQ(store_->Outcome(kHub, duplicate_).value(), StatusCode::kDuplicate);
+  EXPECT_EQ(store_->Outcome(kHub, 12).value(), StatusCode::kOk);
   // r1 had checkpoints at its open, 15 and 24; r3 at its open, 24 and 35.
   EXPECT_GE(checkpoints_["r1"].size(), 3u);
   EXPECT_GE(checkpoints_["r3"].size(), 3u);
@@ -458,7 +458,7 @@ TEST_F(ReplayScript, ATrimmedRangeMakesReplayFailInsteadOfSkipping) {
 TEST_F(ReplayScript, OutcomesAreWhatMakeReplaySkipEntriesWithoutEffect) {
   // Sanity check of the test itself: if the duplicate at 22 (a group send to g2 that r2 was a
   // member of) were counted, r2's numbers after it would be off by one.
-  ASSERT_EQ(store_->Outcome(kHub, duplicate_), StatusCode::kDuplicate);
+  ASSERT_EQ(store_->Outcome(kHub, duplicate_).value(), StatusCode::kDuplicate);
   CheckOne("r2", checkpoints_["r2"].back(), position_, 0);
 }
 

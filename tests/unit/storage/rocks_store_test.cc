@@ -146,13 +146,18 @@ struct Loaded {
   std::vector<uint64_t> acks;
 };
 
+// The stored connections with their ackIds in arrival order.
 std::map<std::string, Loaded> LoadAll(const Store& store, const std::string& hub) {
   std::map<std::string, Loaded> out;
-  Status s = store.LoadConnections(hub, [&](ConnectionRecord r, std::vector<uint64_t> acks) {
-    std::string id = r.id;
-    out[id] = {std::move(r), std::move(acks)};
-  });
-  EXPECT_TRUE(s.ok()) << s.message();
+  auto state = store.LoadViewState(hub);
+  EXPECT_TRUE(state.ok()) << state.status().message();
+  if (!state.ok()) return out;
+  for (auto& cs : state->connections) {
+    std::vector<uint64_t> acks;
+    for (const auto& a : cs.acks) acks.push_back(a.ack_id);
+    std::string id = cs.record.id;
+    out[id] = {std::move(cs.record), std::move(acks)};
+  }
   return out;
 }
 
@@ -197,14 +202,50 @@ class RocksStoreTest : public ::testing::Test {
   std::map<std::string, uint64_t> positions_;
 };
 
+TEST_F(RocksStoreTest, InstallingAViewStateReplacesEverythingTheHubHad) {
+  Apply("chat", Open("old", "alice", {"g"}, true));
+  Apply("chat", Open("keep-other-hub", "bob"));
+  Apply("other", Open("x"));
+  ViewState state;
+  state.applied_position = 500;
+  state.last_timestamp_ms = 123456;
+  ConnectionState& c = state.connections.emplace_back();
+  c.record.id = "new";
+  c.record.user_id = "carol";
+  c.record.groups = {"h"};
+  c.record.reliable = true;
+  c.acks = {{9, 480}, {3, 490}};
+  state.user_groups = {{"carol", "h", kNever}};
+  ASSERT_TRUE(store_->InstallViewState("chat", 77, state).ok());
+
+  EXPECT_EQ(store_->Epoch("chat", 1).value(), 77u);
+  EXPECT_EQ(store_->AppliedPosition("chat").value(), 500u);
+  EXPECT_EQ(store_->FirstLogPosition("chat").value(), 0u);  // the old log is gone
+  EXPECT_EQ(store_->LogBytes("chat"), 0u);
+  auto loaded = store_->LoadViewState("chat");
+  ASSERT_TRUE(loaded.ok()) << loaded.status().message();
+  EXPECT_EQ(loaded->last_timestamp_ms, 123456);
+  ASSERT_EQ(loaded->connections.size(), 1u);
+  EXPECT_EQ(loaded->connections[0].record.id, "new");
+  EXPECT_EQ(loaded->connections[0].record.groups, std::set<std::string>({"h"}));
+  // ackIds come back in arrival order, not id order.
+  EXPECT_EQ(loaded->connections[0].acks, (std::vector<AckRecord>{{9, 480}, {3, 490}}));
+  EXPECT_EQ(loaded->user_groups, state.user_groups);
+  // Another hub is untouched.
+  EXPECT_EQ(LoadAll(*store_, "other").size(), 1u);
+  // And it survives a reopen.
+  Reopen();
+  EXPECT_EQ(store_->LoadViewState("chat")->connections.size(), 1u);
+}
+
 // --- the log ------------------------------------------------------------------------------
 
 TEST_F(RocksStoreTest, EmptyLogHasNoPositions) {
-  EXPECT_EQ(store_->FirstLogPosition("chat"), 0u);
-  EXPECT_EQ(store_->LastLogPosition("chat"), 0u);
+  EXPECT_EQ(store_->FirstLogPosition("chat").value(), 0u);
+  EXPECT_EQ(store_->LastLogPosition("chat").value(), 0u);
   EXPECT_TRUE(Scan(*store_, "chat", 1, UINT64_MAX).empty());
   EXPECT_EQ(store_->LogBytes("chat"), 0u);
-  EXPECT_EQ(store_->AppliedPosition("chat"), 0u);
+  EXPECT_EQ(store_->AppliedPosition("chat").value(), 0u);
   EXPECT_TRUE(store_->Hubs().empty());
 }
 
@@ -216,14 +257,14 @@ TEST_F(RocksStoreTest, AppendedEntriesScanInOrderPerHub) {
   // Hub names that share a prefix must not see each other's entries.
   ASSERT_TRUE(store_->AppendLog("ab", 7, "ab7").ok());
 
-  EXPECT_EQ(store_->FirstLogPosition("a"), 1u);
-  EXPECT_EQ(store_->LastLogPosition("a"), 5u);
-  EXPECT_EQ(store_->FirstLogPosition("b"), 11u);
-  EXPECT_EQ(store_->LastLogPosition("b"), 15u);
-  EXPECT_EQ(store_->FirstLogPosition("ab"), 7u);
-  EXPECT_EQ(store_->LastLogPosition("ab"), 7u);
-  EXPECT_EQ(store_->FirstLogPosition("c"), 0u);
-  EXPECT_EQ(store_->LastLogPosition("c"), 0u);
+  EXPECT_EQ(store_->FirstLogPosition("a").value(), 1u);
+  EXPECT_EQ(store_->LastLogPosition("a").value(), 5u);
+  EXPECT_EQ(store_->FirstLogPosition("b").value(), 11u);
+  EXPECT_EQ(store_->LastLogPosition("b").value(), 15u);
+  EXPECT_EQ(store_->FirstLogPosition("ab").value(), 7u);
+  EXPECT_EQ(store_->LastLogPosition("ab").value(), 7u);
+  EXPECT_EQ(store_->FirstLogPosition("c").value(), 0u);
+  EXPECT_EQ(store_->LastLogPosition("c").value(), 0u);
 
   auto a = Scan(*store_, "a", 1, UINT64_MAX);
   ASSERT_EQ(a.size(), 5u);
@@ -258,7 +299,7 @@ TEST_F(RocksStoreTest, PositionsOrderNumericallyNotLexically) {
   std::vector<uint64_t> seen;
   for (auto& [pos, v] : Scan(*store_, "a", 0, UINT64_MAX)) seen.push_back(pos);
   EXPECT_EQ(seen, (std::vector<uint64_t>{1, 9, 10, 256, uint64_t{1} << 40}));
-  EXPECT_EQ(store_->LastLogPosition("a"), uint64_t{1} << 40);
+  EXPECT_EQ(store_->LastLogPosition("a").value(), uint64_t{1} << 40);
 }
 
 TEST_F(RocksStoreTest, LogBytesCountsEachAppendedEntryOnce) {
@@ -286,22 +327,22 @@ TEST_F(RocksStoreTest, TrimDropsEntriesBelowThePositionAndAccountsTheirBytes) {
   EXPECT_EQ(store_->LogBytes("b"), 1000u);
 
   ASSERT_TRUE(store_->TrimLogBefore("a", 5).ok());
-  EXPECT_EQ(store_->FirstLogPosition("a"), 5u);
-  EXPECT_EQ(store_->LastLogPosition("a"), 10u);
+  EXPECT_EQ(store_->FirstLogPosition("a").value(), 5u);
+  EXPECT_EQ(store_->LastLogPosition("a").value(), 10u);
   EXPECT_EQ(store_->LogBytes("a"), 55u - (1 + 2 + 3 + 4));
   EXPECT_EQ(Scan(*store_, "a", 1, 4).size(), 0u);
   EXPECT_EQ(Scan(*store_, "a", 1, 10).size(), 6u);
   // The other hub is untouched.
-  EXPECT_EQ(store_->FirstLogPosition("b"), 1u);
+  EXPECT_EQ(store_->FirstLogPosition("b").value(), 1u);
   EXPECT_EQ(store_->LogBytes("b"), 1000u);
 
   // Trimming below the first position is a no-op; trimming past the end empties the log.
   ASSERT_TRUE(store_->TrimLogBefore("a", 3).ok());
-  EXPECT_EQ(store_->FirstLogPosition("a"), 5u);
+  EXPECT_EQ(store_->FirstLogPosition("a").value(), 5u);
   EXPECT_EQ(store_->LogBytes("a"), 45u);
   ASSERT_TRUE(store_->TrimLogBefore("a", 11).ok());
-  EXPECT_EQ(store_->FirstLogPosition("a"), 0u);
-  EXPECT_EQ(store_->LastLogPosition("a"), 0u);
+  EXPECT_EQ(store_->FirstLogPosition("a").value(), 0u);
+  EXPECT_EQ(store_->LastLogPosition("a").value(), 0u);
   EXPECT_EQ(store_->LogBytes("a"), 0u);
 
   // The count survives a reopen (seeded from what is on disk).
@@ -309,16 +350,16 @@ TEST_F(RocksStoreTest, TrimDropsEntriesBelowThePositionAndAccountsTheirBytes) {
   Reopen();
   EXPECT_EQ(store_->LogBytes("a"), 0u);
   EXPECT_EQ(store_->LogBytes("b"), 700u);
-  EXPECT_EQ(store_->FirstLogPosition("b"), 4u);
+  EXPECT_EQ(store_->FirstLogPosition("b").value(), 4u);
 }
 
 TEST_F(RocksStoreTest, TrimAlsoDropsTheOutcomesOfTrimmedEntries) {
   Apply("chat", Open("c1"));
   Apply("chat", ClientJoin("c1", "g", 1));  // no permission: Forbidden, at position 2
   Apply("chat", SendToAll("x"));
-  ASSERT_EQ(store_->Outcome("chat", 2), StatusCode::kForbidden);
+  ASSERT_EQ(store_->Outcome("chat", 2).value(), StatusCode::kForbidden);
   ASSERT_TRUE(store_->TrimLogBefore("chat", 3).ok());
-  EXPECT_EQ(store_->Outcome("chat", 2), StatusCode::kOk);
+  EXPECT_EQ(store_->Outcome("chat", 2).value(), StatusCode::kOk);
   CloseStore();
   RawDb raw(dir_.path());
   ASSERT_TRUE(raw.ok());
@@ -344,8 +385,8 @@ TEST_F(RocksStoreTest, CommitApplyPersistsRecordsMembershipAcksAndAppliedPositio
   Apply("chat", grant);
   Apply("other", Open("x1", "zed", {"gx"}));
 
-  EXPECT_EQ(store_->AppliedPosition("chat"), 8u);
-  EXPECT_EQ(store_->AppliedPosition("other"), 1u);
+  EXPECT_EQ(store_->AppliedPosition("chat").value(), 8u);
+  EXPECT_EQ(store_->AppliedPosition("other").value(), 1u);
 
   auto loaded = LoadAll(*store_, "chat");
   ASSERT_EQ(loaded.size(), 2u);
@@ -464,16 +505,16 @@ TEST_F(RocksStoreTest, OutcomeIsStoredOnlyForEntriesThatHadNoEffect) {
   Apply("chat", ClientSendToGroup("c1", "g", 3));  // 8 ok
   Apply("chat", ClientSendToGroup("c1", "g", 3));  // 9 duplicate
 
-  EXPECT_EQ(store_->Outcome("chat", 1), StatusCode::kOk);
-  EXPECT_EQ(store_->Outcome("chat", 2), StatusCode::kForbidden);
-  EXPECT_EQ(store_->Outcome("chat", 3), StatusCode::kForbidden);
-  EXPECT_EQ(store_->Outcome("chat", 4), StatusCode::kOk);
-  EXPECT_EQ(store_->Outcome("chat", 5), StatusCode::kNotFound);
-  EXPECT_EQ(store_->Outcome("chat", 6), StatusCode::kInvalidArgument);
-  EXPECT_EQ(store_->Outcome("chat", 7), StatusCode::kOk);
-  EXPECT_EQ(store_->Outcome("chat", 8), StatusCode::kOk);
-  EXPECT_EQ(store_->Outcome("chat", 9), StatusCode::kDuplicate);
-  EXPECT_EQ(store_->Outcome("other", 2), StatusCode::kOk);
+  EXPECT_EQ(store_->Outcome("chat", 1).value(), StatusCode::kOk);
+  EXPECT_EQ(store_->Outcome("chat", 2).value(), StatusCode::kForbidden);
+  EXPECT_EQ(store_->Outcome("chat", 3).value(), StatusCode::kForbidden);
+  EXPECT_EQ(store_->Outcome("chat", 4).value(), StatusCode::kOk);
+  EXPECT_EQ(store_->Outcome("chat", 5).value(), StatusCode::kNotFound);
+  EXPECT_EQ(store_->Outcome("chat", 6).value(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(store_->Outcome("chat", 7).value(), StatusCode::kOk);
+  EXPECT_EQ(store_->Outcome("chat", 8).value(), StatusCode::kOk);
+  EXPECT_EQ(store_->Outcome("chat", 9).value(), StatusCode::kDuplicate);
+  EXPECT_EQ(store_->Outcome("other", 2).value(), StatusCode::kOk);
 
   CloseStore();
   RawDb raw(dir_.path());
@@ -525,12 +566,12 @@ TEST_F(RocksStoreTest, ReopenAfterCloseKeepsEverything) {
 
   Reopen();
   EXPECT_EQ(*store_->Epoch("chat", 1), 42u);
-  EXPECT_EQ(store_->AppliedPosition("chat"), 7u);
-  EXPECT_EQ(store_->FirstLogPosition("chat"), 1u);
-  EXPECT_EQ(store_->LastLogPosition("chat"), 7u);
+  EXPECT_EQ(store_->AppliedPosition("chat").value(), 7u);
+  EXPECT_EQ(store_->FirstLogPosition("chat").value(), 1u);
+  EXPECT_EQ(store_->LastLogPosition("chat").value(), 7u);
   EXPECT_EQ(Scan(*store_, "chat", 0, UINT64_MAX), log_before);
   EXPECT_EQ(store_->LogBytes("chat"), bytes_before);
-  EXPECT_EQ(store_->Outcome("chat", 4), StatusCode::kForbidden);
+  EXPECT_EQ(store_->Outcome("chat", 4).value(), StatusCode::kForbidden);
   auto after = LoadAll(*store_, "chat");
   ASSERT_EQ(after.size(), before.size());
   ASSERT_EQ(after.size(), 1u);
@@ -557,7 +598,7 @@ TEST_F(RocksStoreTest, SyncWritesStoreIsUsableAndDurable) {
     ASSERT_TRUE((*opened)->AppendLog("a", 1, "x").ok());
   }
   Reopen();
-  EXPECT_EQ(store_->LastLogPosition("a"), 1u);
+  EXPECT_EQ(store_->LastLogPosition("a").value(), 1u);
 }
 
 TEST_F(RocksStoreTest, NewerFormatMarkerIsRefusedOnOpen) {

@@ -1,0 +1,477 @@
+#include "replication/nats_log.h"
+
+#include "base/log.h"
+#include "replication/nats_internal.h"
+#include "storage/entry_codec.h"
+
+#include <atomic>
+#include <cstdio>
+#include <mutex>
+#include <unordered_map>
+#include <vector>
+
+namespace hubcast::replication {
+namespace {
+
+using nats::FromNats;
+using nats::MsgPtr;
+using nats::StreamInfoPtr;
+
+constexpr const char* kStreamPrefix = "HUBCAST_";
+constexpr const char* kSubjectPrefix = "hubcast.hub.";
+constexpr const char* kMsgIdHeader = "Nats-Msg-Id";
+
+// Letters, digits and '_' stay; anything else (hub names may hold .,[]`) becomes -XX. '-'
+// never occurs in a hub name, so the mapping is one to one.
+std::string Escape(const std::string& hub) {
+  std::string out;
+  for (unsigned char c : hub) {
+    if (std::isalnum(c) || c == '_') {
+      out.push_back(static_cast<char>(c));
+    } else {
+      char buf[4];
+      std::snprintf(buf, sizeof buf, "-%02x", c);
+      out += buf;
+    }
+  }
+  return out;
+}
+
+class Provider;
+
+class NatsLog final : public HubLog {
+ public:
+  NatsLog(Provider* provider, std::string hub, uint64_t epoch)
+      : provider_(provider),
+        hub_(std::move(hub)),
+        stream_(StreamOfHub(hub_)),
+        subject_(SubjectOfHub(hub_)),
+        epoch_(epoch) {}
+  ~NatsLog() override;
+
+  void SetConsumer(Consumer consumer) override { consumer_ = std::move(consumer); }
+  Status Start(uint64_t after) override;
+  void Append(storage::EntryPtr entry, DurableFn durable, AppliedFn applied,
+              const std::string& request_id) override;
+  Result<uint64_t> Head() override;
+  uint64_t epoch() const override { return epoch_; }
+
+  void Stop();
+
+ private:
+  static void OnMsg(natsConnection*, natsSubscription*, natsMsg* msg, void* closure);
+  void Handle(natsMsg* msg);
+
+  Provider* const provider_;
+  const std::string hub_, stream_, subject_;
+  const uint64_t epoch_;
+  Consumer consumer_;
+  std::mutex mu_;
+  natsSubscription* sub_ = nullptr;
+  uint64_t last_handed_ = 0;  // delivery thread only (one subscription, in order)
+};
+
+class Provider final : public NatsLogProvider {
+ public:
+  Provider(NatsConnection* connection, storage::Store* store, NatsLogOptions options)
+      : conn_(nats::Internal(*connection)), store_(store), options_(std::move(options)) {
+    conn_.SetAckHandler([this](natsMsg* msg, jsPubAck* ack, jsPubAckErr* error) {
+      OnAck(msg, ack, error);
+    });
+  }
+  ~Provider() override {
+    Stop();
+    conn_.SetAckHandler({});
+  }
+
+  Result<std::vector<std::string>> Hubs() override {
+    jsStreamNamesList* list = nullptr;
+    jsErrCode code{};
+    jsOptions o;
+    jsOptions_Init(&o);
+    natsStatus s = js_StreamNames(&list, conn_.js(), &o, &code);
+    if (s == NATS_NOT_FOUND) return std::vector<std::string>{};
+    if (s != NATS_OK) return FromNats(s, "listing the hub streams", code);
+    std::vector<std::string> hubs;
+    for (int i = 0; i < list->Count; ++i) {
+      if (auto hub = HubOfStream(list->List[i])) hubs.push_back(*hub);
+    }
+    jsStreamNamesList_Destroy(list);
+    return hubs;
+  }
+
+  Result<std::unique_ptr<HubLog>> Open(const HubName& name, bool create) override {
+    const std::string& hub = name.str();
+    if (stopping_.load()) return Status::Unavailable("The service is shutting down.");
+    auto info = StreamInfo(hub);
+    if (!info.ok() && info.status().code() == StatusCode::kNotFound) {
+      if (!create) return info.status();
+      info = CreateStream(hub);
+    }
+    if (!info.ok()) return info.status();
+    // The stream's creation is the log's identity, the same on every node.
+    uint64_t epoch = static_cast<uint64_t>((*info)->Created);
+    if (store_) {
+      auto stored = store_->Epoch(hub, epoch);
+      if (!stored.ok()) return stored.status();
+      if (*stored != epoch) {
+        // The stream was recreated: what this node holds of the hub belongs to another log.
+        Logger("nats").Warn("hub ", hub, ": its stream was recreated; dropping the local state");
+        if (Status s = store_->InstallViewState(hub, epoch, storage::ViewState{}); !s.ok()) {
+          return s;
+        }
+      }
+    }
+    auto log = std::make_unique<NatsLog>(this, hub, epoch);
+    std::lock_guard lock(mu_);
+    logs_.push_back(log.get());
+    return std::unique_ptr<HubLog>(std::move(log));
+  }
+
+  void Stop() override {
+    if (stopping_.exchange(true)) return;
+    std::vector<NatsLog*> logs;
+    {
+      std::lock_guard lock(mu_);
+      logs = logs_;
+    }
+    // Acknowledgements in flight get a short while to arrive; the rest fail.
+    jsPubOptions po;
+    jsPubOptions_Init(&po);
+    po.MaxWait = 2000;
+    if (conn_.js()) (void)js_PublishAsyncComplete(conn_.js(), &po);
+    std::unordered_map<std::string, Pending> left;
+    {
+      std::lock_guard lock(mu_);
+      left.swap(pending_);
+    }
+    for (auto& [id, p] : left) {
+      if (!p.durable_done) p.durable(Status::Unavailable("The service is shutting down."));
+    }
+    for (NatsLog* log : logs) log->Stop();
+  }
+
+  size_t pending() const override {
+    std::lock_guard lock(mu_);
+    return pending_.size();
+  }
+
+  // --- for NatsLog ---
+  void Publish(NatsLog* log, const std::string& subject, storage::EntryPtr entry,
+               DurableFn durable, AppliedFn applied, const std::string& request_id) {
+    if (stopping_.load()) {
+      durable(Status::Unavailable("The service is shutting down."));
+      return;
+    }
+    if (!conn_.connected()) {
+      durable(Status::Unavailable("The cluster log is unreachable: no connection to NATS."));
+      return;
+    }
+    std::string bytes = storage::EncodeEntry(*entry);
+    std::string id = !request_id.empty()
+                         ? request_id
+                         : options_.node_id + "-" + std::to_string(next_id_.fetch_add(1) + 1);
+    bool added;
+    {
+      std::lock_guard lock(mu_);
+      added = pending_.try_emplace(id, Pending{log, durable, std::move(applied), false}).second;
+    }
+    if (!added) {
+      // The same command is already on its way from this node: one is enough.
+      durable(Status::Duplicate("Command " + id + " is already being appended."));
+      return;
+    }
+    natsMsg* raw = nullptr;
+    natsStatus s = natsMsg_Create(&raw, subject.c_str(), nullptr, bytes.data(),
+                                  static_cast<int>(bytes.size()));
+    MsgPtr msg(raw);
+    jsPubOptions po;
+    jsPubOptions_Init(&po);
+    po.MsgId = id.c_str();
+    po.MaxWait = options_.publish_timeout.count();
+    if (s == NATS_OK) {
+      natsMsg* m = msg.get();
+      s = js_PublishMsgAsync(conn_.js(), &m, &po);
+      if (s == NATS_OK || m == nullptr) (void)msg.release();  // the library owns it now
+    }
+    if (s != NATS_OK) Fail(id, FromNats(s, "publishing to the hub's stream"));
+  }
+
+  // Consumer side: the pending request a consumed message answers, if it is ours. Runs
+  // `durable` first if the acknowledgement has not come yet (the message is proof enough).
+  AppliedFn Consumed(const std::string& id, uint64_t position) {
+    Pending p;
+    {
+      std::lock_guard lock(mu_);
+      auto it = pending_.find(id);
+      if (it == pending_.end()) return {};
+      p = std::move(it->second);
+      pending_.erase(it);
+    }
+    if (!p.durable_done) p.durable(position);
+    return std::move(p.applied);
+  }
+
+  NatsConnection& connection() { return conn_; }
+  storage::Store* store() const { return store_; }
+  const NatsLogOptions& options() const { return options_; }
+  void Forget(NatsLog* log) {
+    std::lock_guard lock(mu_);
+    logs_.erase(std::remove(logs_.begin(), logs_.end(), log), logs_.end());
+  }
+
+ private:
+  struct Pending {
+    NatsLog* log = nullptr;
+    DurableFn durable;
+    AppliedFn applied;
+    bool durable_done = false;
+  };
+
+  void OnAck(natsMsg* msg, jsPubAck* ack, jsPubAckErr* error) {
+    MsgPtr owned(msg);
+    const char* id = nullptr;
+    if (natsMsgHeader_Get(msg, kMsgIdHeader, &id) != NATS_OK || id == nullptr) return;
+    if (ack != nullptr) {
+      DurableFn durable;
+      {
+        std::lock_guard lock(mu_);
+        auto it = pending_.find(id);
+        if (it == pending_.end() || it->second.durable_done) return;  // consumed already
+        it->second.durable_done = true;
+        durable = std::move(it->second.durable);
+      }
+      durable(ack->Sequence);
+      return;
+    }
+    std::string why = error && error->ErrText ? error->ErrText
+                      : error                 ? natsStatus_GetText(error->Err)
+                                              : "no acknowledgement";
+    Fail(id, Status::Unavailable("The cluster log did not acknowledge the command: " + why));
+  }
+
+  // The request failed before it was known durable: the appender hears so and its `applied`
+  // is dropped (the entry may still land; then it is applied without a completion).
+  void Fail(const std::string& id, const Status& why) {
+    Pending p;
+    {
+      std::lock_guard lock(mu_);
+      auto it = pending_.find(id);
+      if (it == pending_.end()) return;
+      p = std::move(it->second);
+      pending_.erase(it);
+    }
+    if (!p.durable_done) p.durable(why);
+  }
+
+  Result<StreamInfoPtr> StreamInfo(const std::string& hub) {
+    jsStreamInfo* si = nullptr;
+    jsErrCode code{};
+    jsOptions o;
+    jsOptions_Init(&o);
+    natsStatus s = js_GetStreamInfo(&si, conn_.js(), StreamOfHub(hub).c_str(), &o, &code);
+    if (s != NATS_OK) return FromNats(s, "hub " + hub + ": stream info", code);
+    return StreamInfoPtr(si);
+  }
+
+  Result<StreamInfoPtr> CreateStream(const std::string& hub) {
+    std::string name = StreamOfHub(hub), subject = SubjectOfHub(hub);
+    const char* subjects[] = {subject.c_str()};
+    jsStreamConfig cfg;
+    jsStreamConfig_Init(&cfg);
+    cfg.Name = name.c_str();
+    cfg.Subjects = subjects;
+    cfg.SubjectsLen = 1;
+    cfg.Storage = js_FileStorage;
+    cfg.Retention = js_LimitsPolicy;
+    cfg.Discard = js_DiscardOld;
+    cfg.Replicas = options_.replicas;
+    cfg.MaxAge = options_.max_age_ms * 1000000;  // ns
+    cfg.MaxBytes = options_.max_bytes;
+    cfg.MaxMsgSize = static_cast<int32_t>(options_.max_message_bytes + 64 * 1024);
+    cfg.Duplicates = int64_t{2} * 60 * 1000000000;  // the de-duplication window: 2 min
+    cfg.DenyDelete = true;
+    cfg.AllowDirect = true;
+    jsPlacement placement;
+    const char* tags[1];
+    if (!options_.placement_tag.empty()) {
+      jsPlacement_Init(&placement);
+      tags[0] = options_.placement_tag.c_str();
+      placement.Tags = tags;
+      placement.TagsLen = 1;
+      cfg.Placement = &placement;
+    }
+    jsStreamInfo* si = nullptr;
+    jsErrCode code{};
+    jsOptions o;
+    jsOptions_Init(&o);
+    natsStatus s = js_AddStream(&si, conn_.js(), &cfg, &o, &code);
+    if (s == NATS_OK) {
+      Logger("nats").Info("hub ", hub, ": created stream ", name, " (replicas ",
+                          options_.replicas, ")");
+      return StreamInfoPtr(si);
+    }
+    // Another node created it first (with another config, the add fails): use it.
+    auto existing = StreamInfo(hub);
+    if (existing.ok()) return existing;
+    return FromNats(s, "hub " + hub + ": creating its stream", code);
+  }
+
+  nats::Connection& conn_;
+  storage::Store* const store_;
+  const NatsLogOptions options_;
+  std::atomic<bool> stopping_{false};
+  std::atomic<uint64_t> next_id_{0};
+  mutable std::mutex mu_;
+  std::unordered_map<std::string, Pending> pending_;
+  std::vector<NatsLog*> logs_;
+};
+
+NatsLog::~NatsLog() {
+  Stop();
+  provider_->Forget(this);
+}
+
+void NatsLog::Stop() {
+  natsSubscription* sub = nullptr;
+  {
+    std::lock_guard lock(mu_);
+    std::swap(sub, sub_);
+  }
+  if (sub) {
+    natsSubscription_Unsubscribe(sub);
+    natsSubscription_Destroy(sub);
+  }
+}
+
+Status NatsLog::Start(uint64_t after) {
+  auto& conn = nats::Internal(provider_->connection());
+  jsStreamInfo* raw = nullptr;
+  jsErrCode code{};
+  jsOptions o;
+  jsOptions_Init(&o);
+  natsStatus s = js_GetStreamInfo(&raw, conn.js(), stream_.c_str(), &o, &code);
+  if (s != NATS_OK) return FromNats(s, "hub " + hub_ + ": stream info", code);
+  StreamInfoPtr info(raw);
+  uint64_t first = info->State.FirstSeq, last = info->State.LastSeq;
+  if (last > after && first > after + 1) {
+    return Status::NotFound("hub " + hub_ + ": entries " + std::to_string(after + 1) + ".." +
+                            std::to_string(first - 1) + " have left the stream's retention");
+  }
+  last_handed_ = after;
+  jsSubOptions so;
+  jsSubOptions_Init(&so);
+  so.Stream = stream_.c_str();
+  so.Ordered = true;
+  if (after > 0) {
+    so.Config.DeliverPolicy = js_DeliverByStartSequence;
+    so.Config.OptStartSeq = after + 1;
+  } else {
+    so.Config.DeliverPolicy = js_DeliverAll;
+  }
+  natsSubscription* sub = nullptr;
+  s = js_Subscribe(&sub, conn.js(), subject_.c_str(), &NatsLog::OnMsg, this, &o, &so, &code);
+  if (s != NATS_OK) return FromNats(s, "hub " + hub_ + ": consuming its stream", code);
+  std::lock_guard lock(mu_);
+  sub_ = sub;
+  return Status::Ok();
+}
+
+void NatsLog::Append(storage::EntryPtr entry, DurableFn durable, AppliedFn applied,
+                     const std::string& request_id) {
+  provider_->Publish(this, subject_, std::move(entry), std::move(durable), std::move(applied),
+                     request_id);
+}
+
+Result<uint64_t> NatsLog::Head() {
+  auto& conn = nats::Internal(provider_->connection());
+  if (!conn.connected()) {
+    return Status::Unavailable("The cluster log is unreachable: no connection to NATS.");
+  }
+  jsStreamInfo* raw = nullptr;
+  jsErrCode code{};
+  jsOptions o;
+  jsOptions_Init(&o);
+  natsStatus s = js_GetStreamInfo(&raw, conn.js(), stream_.c_str(), &o, &code);
+  if (s != NATS_OK) return FromNats(s, "hub " + hub_ + ": stream info", code);
+  StreamInfoPtr info(raw);
+  return info->State.LastSeq;
+}
+
+void NatsLog::OnMsg(natsConnection*, natsSubscription*, natsMsg* msg, void* closure) {
+  MsgPtr owned(msg);
+  static_cast<NatsLog*>(closure)->Handle(msg);
+}
+
+void NatsLog::Handle(natsMsg* msg) {
+  jsMsgMetaData* meta = nullptr;
+  if (natsMsg_GetMetaData(&meta, msg) != NATS_OK) return;  // not a stream message
+  uint64_t position = meta->Sequence.Stream;
+  jsMsgMetaData_Destroy(meta);
+  // An ordered consumer that was reset may hand over again what it already did.
+  if (position <= last_handed_) return;
+  if (position != last_handed_ + 1) {
+    Logger("nats").Warn("hub ", hub_, ": stream position ", position, " follows ",
+                        last_handed_, " (entries in between were removed from the stream)");
+  }
+  last_handed_ = position;
+  std::string_view bytes(natsMsg_GetData(msg) ? natsMsg_GetData(msg) : "",
+                         static_cast<size_t>(natsMsg_GetDataLength(msg)));
+  LogRecord rec;
+  rec.position = position;
+  auto decoded = storage::DecodeEntry(bytes);
+  Status valid = decoded.ok() ? storage::CheckEntry(*decoded, provider_->options().max_message_bytes)
+                              : decoded.status();
+  if (valid.ok()) {
+    rec.entry = std::make_shared<const storage::Entry>(std::move(decoded).value());
+    rec.encoded.assign(bytes);
+  } else {
+    // Another node's bug must not crash this one: the position is kept with an entry that
+    // changes nothing, and the replay log holds that entry instead.
+    Logger("nats").Error("hub ", hub_, ": stream entry ", position,
+                         " is not a valid entry and is skipped: ", valid.message());
+    storage::Entry noop;
+    noop.kind = storage::EntryKind::kClientAck;
+    rec.encoded = storage::EncodeEntry(noop);
+    rec.entry = std::make_shared<const storage::Entry>(std::move(noop));
+  }
+  const char* id = nullptr;
+  if (natsMsgHeader_Get(msg, kMsgIdHeader, &id) == NATS_OK && id != nullptr) {
+    rec.applied = provider_->Consumed(id, position);
+  }
+  consumer_(std::move(rec));
+}
+
+}  // namespace
+
+std::string NatsTokenOfHub(const std::string& hub) { return Escape(hub); }
+std::string StreamOfHub(const std::string& hub) { return kStreamPrefix + Escape(hub); }
+std::string SubjectOfHub(const std::string& hub) { return kSubjectPrefix + Escape(hub); }
+
+std::optional<std::string> HubOfStream(std::string_view stream) {
+  std::string_view prefix(kStreamPrefix);
+  if (stream.substr(0, prefix.size()) != prefix) return std::nullopt;
+  std::string hub;
+  for (size_t i = prefix.size(); i < stream.size(); ++i) {
+    if (stream[i] != '-') {
+      hub.push_back(stream[i]);
+      continue;
+    }
+    if (i + 2 >= stream.size()) return std::nullopt;
+    unsigned value = 0;
+    if (std::sscanf(std::string(stream.substr(i + 1, 2)).c_str(), "%2x", &value) != 1) {
+      return std::nullopt;
+    }
+    hub.push_back(static_cast<char>(value));
+    i += 2;
+  }
+  return hub;
+}
+
+std::unique_ptr<NatsLogProvider> NatsLogProvider::New(NatsConnection* connection,
+                                                      storage::Store* store,
+                                                      NatsLogOptions options) {
+  return std::make_unique<Provider>(connection, store, std::move(options));
+}
+
+}  // namespace hubcast::replication

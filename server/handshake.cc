@@ -1,0 +1,448 @@
+#include "base/json.h"
+#include "base/log.h"
+#include "base/random.h"
+#include "base/strings.h"
+#include "rest/jwt.h"
+#include "server/gateway.h"
+#include "server/gateway_internal.h"
+#include "server/json_codec.h"
+#include "server/ws_frame.h"
+
+#include <Poco/Net/HTTPServerRequest.h>
+#include <Poco/Net/HTTPServerRequestImpl.h>
+#include <Poco/Net/HTTPServerResponse.h>
+#include <Poco/Net/NetException.h>
+#include <Poco/Net/WebSocket.h>
+#include <Poco/StringTokenizer.h>
+#include <Poco/URI.h>
+
+#include <fcntl.h>
+#include <netinet/tcp.h>
+#include <unistd.h>
+
+namespace hubcast::server {
+
+struct ConnectOutcome {
+  int http_status = 0;  // 0: accepted; else the status to answer the handshake with
+  std::string message;
+  std::optional<std::string> user_id;
+  std::optional<std::vector<std::string>> groups;
+  std::optional<std::vector<std::string>> roles;
+  std::optional<std::string> subprotocol;
+  std::optional<std::string> state;
+};
+
+namespace {
+
+using Poco::Net::HTTPResponse;
+using Poco::Net::HTTPServerRequest;
+using Poco::Net::HTTPServerResponse;
+
+// Appends `"name":{"key":["v",...],...}`.
+void AppendStringMap(std::string& out, const char* name,
+                     const std::vector<std::pair<std::string, std::vector<std::string>>>& map) {
+  out += '"';
+  out += name;
+  out += "\":{";
+  bool first = true;
+  for (const auto& [key, values] : map) {
+    if (!first) out += ',';
+    first = false;
+    json::AppendQuoted(out, key);
+    out += ":[";
+    for (size_t i = 0; i < values.size(); ++i) {
+      if (i) out += ',';
+      json::AppendQuoted(out, values[i]);
+    }
+    out += ']';
+  }
+  out += '}';
+}
+
+// Adds a value under key, keeping keys in first-seen order.
+void AddTo(std::vector<std::pair<std::string, std::vector<std::string>>>& map,
+           const std::string& key, const std::string& value) {
+  for (auto& [k, values] : map) {
+    if (k == key) {
+      values.push_back(value);
+      return;
+    }
+  }
+  map.push_back({key, {value}});
+}
+
+std::optional<std::vector<std::string>> StringArray(const json::Value* v) {
+  if (v == nullptr || v->is_null()) return std::nullopt;
+  if (!v->is_array()) return std::vector<std::string>{"\x01invalid"};
+  std::vector<std::string> out;
+  for (const auto& item : v->items()) {
+    if (!item.is_string()) return std::vector<std::string>{"\x01invalid"};
+    out.push_back(item.str());
+  }
+  return out;
+}
+
+// The blocking `connect` event (PROTOCOL.md 5.3): its request, then what the answer means.
+// The handshake waits for it without holding any thread (Gateway::FinishHandshake).
+rest::UpstreamRequest BuildConnectRequest(
+    const EventHandlerSettings& handler, const std::string& hub, const std::string& connection_id,
+    const HTTPServerRequest& req, const std::vector<std::pair<std::string, std::string>>& query,
+    const rest::TokenClaims& claims, const std::vector<std::string>& offered) {
+  std::vector<std::pair<std::string, std::vector<std::string>>> claim_map = claims.all;
+  // Microsoft's samples read .NET-style claim names, which the cloud sends besides sub/role.
+  if (claims.subject) {
+    AddTo(claim_map, "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/nameidentifier",
+          *claims.subject);
+  }
+  for (const auto& r : claims.roles) {
+    AddTo(claim_map, "http://schemas.microsoft.com/ws/2008/06/identity/claims/role", r);
+  }
+  std::vector<std::pair<std::string, std::vector<std::string>>> query_map, header_map;
+  for (const auto& [k, v] : query) AddTo(query_map, k, v);
+  for (const auto& [k, v] : req) AddTo(header_map, k, v);
+  std::string body = "{";
+  AppendStringMap(body, "claims", claim_map);
+  body += ',';
+  AppendStringMap(body, "query", query_map);
+  body += ',';
+  AppendStringMap(body, "headers", header_map);
+  body += ",\"subprotocols\":[";
+  for (size_t i = 0; i < offered.size(); ++i) {
+    if (i) body += ',';
+    json::AppendQuoted(body, offered[i]);
+  }
+  body += "],\"clientCertificates\":[]}";
+
+  rest::UpstreamRequest request = NewUpstreamRequest(handler, hub, "connect", true, connection_id,
+                                                     claims.subject, "", std::nullopt);
+  request.event_id = "0";
+  request.content_type = "application/json; charset=utf-8";
+  request.body = std::move(body);
+  return request;
+}
+
+ConnectOutcome ParseConnectResponse(const rest::UpstreamResponse& r,
+                                    const std::vector<std::string>& offered) {
+  ConnectOutcome out;
+  if (!r.ok()) {
+    // 4xx goes back to the client as is (401 stays 401); 5xx, timeouts and network errors
+    // are the service's 500.
+    out.http_status = r.status >= 400 && r.status < 500 ? r.status : 500;
+    out.message = r.status == 0 ? "The connect event handler failed: " + r.error
+                                : "The connect event handler answered " + std::to_string(r.status);
+    return out;
+  }
+  out.state = r.connection_state;
+  if (out.state && out.state->empty()) out.state.reset();
+  std::string_view text = r.body;
+  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.front())))
+    text.remove_prefix(1);
+  if (r.status == 204 || text.empty() || text == "null") return out;
+  auto doc = json::Parse(r.body);
+  auto fail = [&](const std::string& why) {
+    ConnectOutcome f;
+    f.http_status = 500;
+    f.message = "The connect event handler's answer is invalid: " + why;
+    return f;
+  };
+  if (!doc.ok()) return fail(doc.status().message());
+  if (!doc->is_object()) return fail("not a JSON object");
+  if (const json::Value* u = doc->Find("userId"); u && !u->is_null()) {
+    if (!u->is_string()) return fail("userId is not a string");
+    out.user_id = u->str();
+  }
+  out.groups = StringArray(doc->Find("groups"));
+  out.roles = StringArray(doc->Find("roles"));
+  for (const auto* list : {&out.groups, &out.roles}) {
+    if (*list && !(*list)->empty() && (*list)->front() == "\x01invalid") {
+      return fail("groups and roles must be arrays of strings");
+    }
+  }
+  if (out.groups) {
+    for (const auto& g : *out.groups) {
+      if (!ValidateGroupName(g).ok()) return fail("invalid group name");
+    }
+    // An empty array changes nothing (the emulator replaces token groups only when non-empty).
+    if (out.groups->empty()) out.groups.reset();
+  }
+  if (const json::Value* s = doc->Find("subprotocol"); s && !s->is_null()) {
+    if (!s->is_string()) return fail("subprotocol is not a string");
+    if (std::find(offered.begin(), offered.end(), s->str()) == offered.end()) {
+      return fail("subprotocol '" + s->str() + "' was not offered by the client");
+    }
+    out.subprotocol = s->str();
+  }
+  return out;
+}
+
+}  // namespace
+
+void Gateway::HandleClient(HTTPServerRequest& req, HTTPServerResponse& resp) {
+  Logger log("handshake");
+  try {
+    Poco::URI uri(req.getURI());
+    std::string path = uri.getPath();
+    std::vector<std::pair<std::string, std::string>> query = uri.getQueryParameters();
+    auto param = [&](const char* name) -> std::optional<std::string> {
+      for (auto& [k, v] : query) {
+        if (k == name) return v;
+      }
+      return std::nullopt;
+    };
+
+    std::string hub_text;
+    static const std::string kPrefix = "/client/hubs/";
+    if (path.rfind(kPrefix, 0) == 0) {
+      hub_text = path.substr(kPrefix.size());
+      if (!hub_text.empty() && hub_text.back() == '/') hub_text.pop_back();
+    } else if (path == "/client" || path == "/client/") {
+      hub_text = param("hub").value_or("");
+    } else {
+      SendError(resp, HTTPResponse::HTTP_NOT_FOUND, "NotFound", "No route for " + path);
+      return;
+    }
+    auto hub_name = HubName::Parse(hub_text);
+    if (!hub_name.ok()) {
+      SendError(resp, HTTPResponse::HTTP_BAD_REQUEST, "BadRequest", hub_name.status().message());
+      return;
+    }
+    if (req.getMethod() != "GET") {
+      resp.set("Allow", "GET");
+      SendError(resp, HTTPResponse::HTTP_METHOD_NOT_ALLOWED, "MethodNotAllowed",
+                "The client endpoint only accepts GET with a WebSocket upgrade.");
+      return;
+    }
+    if (!EqualsIgnoreCase(req.get("Upgrade", ""), "websocket")) {
+      SendError(resp, HTTPResponse::HTTP_BAD_REQUEST, "BadRequest",
+                "The client endpoint expects a WebSocket upgrade request.");
+      return;
+    }
+
+    // Subprotocol: the first supported one the client offered; none offered means raw.
+    std::string protocol;
+    std::vector<std::string> offered;
+    if (req.has("Sec-WebSocket-Protocol")) {
+      Poco::StringTokenizer tok(
+          req.get("Sec-WebSocket-Protocol"), ",",
+          Poco::StringTokenizer::TOK_TRIM | Poco::StringTokenizer::TOK_IGNORE_EMPTY);
+      for (const auto& p : tok) {
+        offered.push_back(p);
+        if (protocol.empty() && Negotiate({p})) protocol = p;
+      }
+    }
+    std::shared_ptr<const HubSettings> settings = this->settings();
+    const EventHandlerSettings* connect_handler =
+        settings->ForSystemEvent(hub_name->str(), SystemEvent::kConnect);
+    // With a connect handler, the handler may pick a subprotocol the service does not know.
+    if (!offered.empty() && protocol.empty() && !connect_handler) {
+      SendError(resp, HTTPResponse::HTTP_BAD_REQUEST, "BadRequest",
+                "None of the offered subprotocols is supported.");
+      return;
+    }
+
+    auto conn_param = param("awps_connection_id");
+    auto token_param = param("awps_reconnection_token");
+    if (conn_param && token_param) {
+      // A hub that does not exist has nothing to recover: nothing is created.
+      Recover(req, resp, registry_->Find(*hub_name), protocol, *conn_param, *token_param);
+      return;
+    }
+
+    // Authentication: the access token from the query wins over the header.
+    std::string token = param("access_token").value_or("");
+    if (token.empty()) {
+      std::string auth = req.get("Authorization", "");
+      if (auth.size() > 7 && EqualsIgnoreCase(auth.substr(0, 7), "Bearer ")) {
+        token = std::string(Trim(auth.substr(7)));
+      }
+    }
+    rest::TokenClaims claims;
+    if (token.empty()) {
+      if (!options_.allow_anonymous && !settings->AllowAnonymous(hub_name->str())) {
+        SendError(resp, HTTPResponse::HTTP_UNAUTHORIZED, "Unauthorized",
+                  "An access token is required (access_token or Authorization: Bearer).");
+        return;
+      }
+    } else {
+      auto verified =
+          rest::VerifyToken(token, options_.access_keys, SystemClock::Get().NowUnixMs() / 1000);
+      if (!verified.ok()) {
+        SendError(resp, HTTPResponse::HTTP_UNAUTHORIZED, "Unauthorized",
+                  verified.status().message());
+        return;
+      }
+      claims = std::move(*verified);
+      bool aud_ok = false;
+      for (const auto& aud : claims.audiences) {
+        if (rest::AudiencePathMatches(aud, kPrefix + hub_text)) aud_ok = true;
+      }
+      if (!aud_ok) {
+        SendError(resp, HTTPResponse::HTTP_UNAUTHORIZED, "Unauthorized",
+                  "The token's audience is not this hub's client endpoint.");
+        return;
+      }
+    }
+    std::vector<std::string> groups;
+    for (const auto& g : claims.groups) {
+      if (Status s = ValidateGroupName(g); !s.ok()) {
+        SendError(resp, HTTPResponse::HTTP_BAD_REQUEST, "BadRequest",
+                  "The token's webpubsub.group claim: " + s.message());
+        return;
+      }
+      groups.push_back(g);
+    }
+
+    // webpubsub_mode needs a valid group whatever protocol the handshake ends with.
+    std::optional<std::string> raw_group;
+    if (EqualsIgnoreCase(param("webpubsub_mode").value_or(""), "sendToGroup")) {
+      std::string g = param("group").value_or("");
+      if (Status s = ValidateGroupName(g); !s.ok()) {
+        SendError(resp, HTTPResponse::HTTP_BAD_REQUEST, "BadRequest",
+                  "webpubsub_mode=sendToGroup needs a valid group: " + s.message());
+        return;
+      }
+      raw_group = g;
+    }
+    std::string key = req.get("Sec-WebSocket-Key", "");
+    if (!WsKeyIsValid(key) || req.get("Sec-WebSocket-Version", "") != "13") {
+      resp.set("Sec-WebSocket-Version", "13");
+      SendError(resp, HTTPResponse::HTTP_BAD_REQUEST, "BadRequest",
+                "A WebSocket upgrade needs Sec-WebSocket-Key (base64 of 16 bytes) and "
+                "Sec-WebSocket-Version: 13.");
+      return;
+    }
+
+    // Only an authenticated client creates a hub (a stranger's request creates nothing).
+    auto hub = registry_->Get(*hub_name);
+    if (!hub.ok()) {
+      SendError(resp, HTTPResponse::HTTP_SERVICE_UNAVAILABLE, "ServiceUnavailable",
+                hub.status().message());
+      return;
+    }
+    auto hs = std::make_shared<Handshake>();
+    hs->hub = *hub;
+    hs->hub_name = hub_name->str();
+    hs->init.id = RandomHex(16);
+    hs->init.user_id = claims.subject;
+    hs->init.raw_publish_group = raw_group;
+    hs->init.raw_no_echo = EqualsIgnoreCase(param("noEcho").value_or(""), "true");
+    if (auto keepalive = settings->KeepaliveSeconds(hub_name->str())) {
+      hs->init.keepalive = std::chrono::seconds(*keepalive);
+    }
+    hs->roles = claims.roles;
+    hs->groups = std::move(groups);
+    hs->protocol = protocol;
+    hs->accept = WsAcceptKey(key);
+    std::optional<rest::UpstreamRequest> connect;
+    if (connect_handler) {
+      connect = BuildConnectRequest(*connect_handler, hub_name->str(), hs->init.id, req, query,
+                                    claims, offered);
+    }
+    // From here the handshake is ours, not POCO's: the worker goes back to the pool at once,
+    // and a slow connect handler holds only this socket.
+    {
+      Poco::Net::StreamSocket detached =
+          static_cast<Poco::Net::HTTPServerRequestImpl&>(req).detachSocket();
+      hs->fd = ::dup(detached.impl()->sockfd());
+    }
+    if (hs->fd < 0) return;
+    if (!connect) {
+      FinishHandshake(hs, ConnectOutcome{});
+      return;
+    }
+    upstream_->Call(std::move(*connect), [this, hs, offered](rest::UpstreamResponse r) {
+      FinishHandshake(hs, ParseConnectResponse(r, offered));
+    });
+  } catch (const Poco::Net::WebSocketException& e) {
+    if (!resp.sent()) {
+      SendError(resp, HTTPResponse::HTTP_BAD_REQUEST, "BadRequest",
+                "Invalid WebSocket handshake: " + e.message());
+    }
+  } catch (const std::exception& e) {
+    log.Error("client handshake failed: ", e.what());
+    if (!resp.sent()) {
+      SendError(resp, HTTPResponse::HTTP_INTERNAL_SERVER_ERROR, "InternalServerError",
+                "The handshake failed.");
+    }
+  }
+}
+
+void Gateway::FinishHandshake(const std::shared_ptr<Handshake>& hs, const ConnectOutcome& outcome) {
+  int fd = hs->fd;
+  try {
+    if (outcome.http_status != 0) {
+      int status = outcome.http_status;
+      WriteHttpError(fd, status,
+                     status == 401   ? "Unauthorized"
+                     : status == 403 ? "Forbidden"
+                     : status < 500  ? "BadRequest"
+                                     : "InternalServerError",
+                     outcome.message);
+      return;
+    }
+    ClientConnection::Init init = hs->init;
+    std::vector<std::string> roles = hs->roles;
+    std::vector<std::string> groups = hs->groups;
+    std::string protocol = hs->protocol;
+    if (outcome.user_id) init.user_id = outcome.user_id->empty() ? std::nullopt : outcome.user_id;
+    if (outcome.groups) groups = *outcome.groups;
+    if (outcome.roles) roles = *outcome.roles;
+    init.state = outcome.state;
+    if (outcome.subprotocol) protocol = *outcome.subprotocol;
+    init.subprotocol = protocol;
+    init.protocol = CodecByName(protocol).protocol();
+    if (init.protocol != ClientProtocol::kRaw) init.raw_publish_group.reset();
+
+    // The connection is in the log before the client sees the 101: whoever sees the upgrade
+    // can address the connection at once. Frames for it wait in its queue until it attaches.
+    std::string id = init.id;
+    auto conn = NewConnection(hs->hub, std::move(init));
+    {
+      std::lock_guard lock(opening_mu_);
+      opening_[id] = conn->handle();
+    }
+    storage::Entry e;
+    e.kind = storage::EntryKind::kConnectionOpen;
+    e.timestamp_ms = SystemClock::Get().NowUnixMs();
+    e.origin_connection = id;
+    e.user_id = conn->user_id();
+    e.roles = std::move(roles);
+    e.groups = std::move(groups);
+    e.connection_state = conn->state();
+    e.subprotocol = protocol;
+    e.reliable = conn->codec().reliable();
+    e.node_id = registry_->node_id();
+    std::string upgrade =
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Accept: " +
+        hs->accept + "\r\n";
+    if (!protocol.empty()) upgrade += "Sec-WebSocket-Protocol: " + protocol + "\r\n";
+    upgrade += "\r\n";
+    replication::AppendCallbacks cb;
+    cb.executor = conn->loop();
+    cb.durable = [this, conn, fd, id, upgrade = std::move(upgrade)](Result<uint64_t> r) {
+      if (!r.ok()) {
+        TakeOpening(id);
+        Unregister(conn->handle());
+        WriteHttpError(fd, 503, "ServiceUnavailable", r.status().message());
+        return;
+      }
+      // A fresh socket's buffer takes a 101 whole; a client that is already gone fails it.
+      ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
+      if (!WriteAll(fd, upgrade)) {
+        ::close(fd);
+        conn->CloseByService(1011, "The WebSocket handshake failed.", false);
+        return;
+      }
+      int one = 1;
+      ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+      conn->Attach(fd);
+    };
+    hs->hub->Append(std::move(e), std::move(cb));
+  } catch (const std::exception& ex) {
+    Logger("handshake").Error("finishing the handshake failed: ", ex.what());
+    ::close(fd);
+  }
+}
+
+}  // namespace hubcast::server

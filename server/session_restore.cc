@@ -1,0 +1,231 @@
+#include "base/clock.h"
+#include "base/log.h"
+#include "rest/jwt.h"
+#include "server/gateway.h"
+#include "server/gateway_internal.h"
+#include "server/json_codec.h"
+#include "storage/replay.h"
+
+#include <Poco/Net/HTTPServerRequest.h>
+#include <Poco/Net/HTTPServerResponse.h>
+#include <Poco/Net/WebSocket.h>
+
+#include <fcntl.h>
+#include <thread>
+#include <netinet/tcp.h>
+#include <unistd.h>
+
+namespace hubcast::server {
+
+namespace {
+
+constexpr const char* kCannotRecover = "The connection cannot be recovered.";
+using Poco::Net::HTTPServerRequest;
+using Poco::Net::HTTPServerResponse;
+
+}  // namespace
+
+std::string Gateway::ReconnectionToken(const replication::Hub& hub, const std::string& id) const {
+  return rest::HmacSha256Hex(
+      options_.access_keys.front(),
+      "reconnect:" + hub.name().str() + "/" + std::to_string(hub.epoch()) + "/" + id);
+}
+
+bool Gateway::VerifyReconnectionToken(const replication::Hub& hub, const std::string& id,
+                                      const std::string& token) const {
+  std::string message =
+      "reconnect:" + hub.name().str() + "/" + std::to_string(hub.epoch()) + "/" + id;
+  for (const auto& key : options_.access_keys) {
+    std::string expected = rest::HmacSha256Hex(key, message);
+    if (expected.size() != token.size()) continue;
+    unsigned char diff = 0;
+    for (size_t i = 0; i < token.size(); ++i) diff |= expected[i] ^ token[i];
+    if (diff == 0) return true;
+  }
+  return false;
+}
+
+void Gateway::RestoreSessions() {
+  Logger log("restore");
+  auto steady_now = std::chrono::steady_clock::now();
+  int64_t now_ms = SystemClock::Get().NowUnixMs();
+  int64_t since_ms = options_.last_alive_unix_ms > 0
+                         ? std::max<int64_t>(0, now_ms - options_.last_alive_unix_ms)
+                         : 0;
+  auto until = steady_now + options_.limits.reliable_hold - std::chrono::milliseconds(since_ms);
+  size_t held = 0, ended = 0;
+  for (const auto& hub : registry_->AllHubs()) {
+    storage::Store* store = hub->store();
+    for (const auto& rec : hub->view().AllConnections()) {
+      if (rec.node_id != registry_->node_id()) continue;
+      ClientConnection::Init init;
+      init.id = rec.id;
+      init.user_id = rec.user_id;
+      const SubprotocolCodec& codec = CodecByName(rec.subprotocol);
+      init.protocol = codec.protocol();
+      init.subprotocol = rec.subprotocol;
+      init.state = rec.state;
+      auto conn = NewConnection(hub, std::move(init));
+      hub->AttachLocal(rec.id, conn->handle());
+      std::vector<std::pair<uint64_t, SharedBytes>> unacked;
+      std::string why = "The service restarted.";
+      bool can_hold = rec.reliable && store && !rec.checkpoints.empty() && until > steady_now;
+      if (can_hold) {
+        auto replay = storage::ReplayConnection(
+            *store, hub->name().str(), rec, rec.checkpoints.front(), hub->replayable_position(),
+            rec.acked, [&](uint64_t seq, uint64_t, const storage::Entry& e) {
+              EncodedMessage m;
+              codec.Encode(e, &m);
+              unacked.emplace_back(seq, codec.Shared(m));
+            });
+        if (!replay.ok()) {
+          can_hold = false;
+          why = "The connection's messages left the replay log: " + replay.status().message();
+        }
+      }
+      EventLoop* loop = conn->loop();
+      if (can_hold) {
+        ++held;
+        loop->RunAndWait([&] { conn->RestoreHeld(std::move(unacked), rec.acked, until); });
+      } else {
+        ++ended;
+        loop->RunAndWait([&] { conn->EndRestored(why); });
+      }
+    }
+  }
+  if (held + ended > 0) {
+    log.Info("after the restart: ", held, " reliable sessions held for recovery, ", ended,
+             " connections closed");
+  }
+}
+
+void Gateway::Recover(HTTPServerRequest& req, HTTPServerResponse& resp,
+                      const std::shared_ptr<replication::Hub>& hub, const std::string& protocol,
+                      const std::string& connection_id, const std::string& token) {
+  // Recovery failure is "accept, then close 1008" (PROTOCOL.md 3.6): an HTTP error would
+  // leave the official client retrying for 30 s.
+  if (!protocol.empty()) resp.set("Sec-WebSocket-Protocol", protocol);
+  Poco::Net::WebSocket ws(req, resp);
+  int fd = ::dup(ws.impl()->sockfd());
+  if (fd < 0) return;
+  ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
+  int one = 1;
+  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+
+  // The frame is built on this thread; the loop only writes it (or attaches the socket).
+  std::string reject_frame = CodecByName(protocol).Disconnected(kCannotRecover);
+  reject_frame += WsCloseFrame(1008, kCannotRecover);
+  auto reject = [](int fd, const std::string& frame) {
+    (void)!::write(fd, frame.data(), frame.size());
+    ::close(fd);
+  };
+  std::optional<storage::ConnectionRecord> rec;
+  if (hub && CodecByName(protocol).reliable() &&
+      VerifyReconnectionToken(*hub, connection_id, token) && hub->Barrier().ok()) {
+    rec = hub->view().GetConnection(connection_id);
+  }
+  if (!rec || !rec->reliable || CodecByName(rec->subprotocol).protocol() !=
+                                    CodecByName(protocol).protocol()) {
+    reject(fd, reject_frame);
+    return;
+  }
+  if (rec->node_id == registry_->node_id() && rec->local_handle != 0) {
+    uint64_t handle = rec->local_handle;
+    LoopOf(handle)->Post([this, handle, fd, reject, reject_frame = std::move(reject_frame)] {
+      ClientConnection* conn = Lookup(handle);
+      if (!conn || !conn->Recover(fd)) reject(fd, reject_frame);
+    });
+    return;
+  }
+  // The session is held by another node, or by none (its node died): it moves here through
+  // the log, and every node (its old one included) learns so when the move is applied.
+  ClientConnection::Init init;
+  init.id = rec->id;
+  init.user_id = rec->user_id;
+  init.protocol = CodecByName(rec->subprotocol).protocol();
+  init.subprotocol = rec->subprotocol;
+  init.state = rec->state;
+  auto conn = NewConnection(hub, std::move(init));
+  {
+    std::lock_guard lock(opening_mu_);
+    moving_[rec->id] = Moving{conn->handle(), fd, reject_frame};
+  }
+  storage::Entry e;
+  e.kind = storage::EntryKind::kConnectionMoved;
+  e.timestamp_ms = SystemClock::Get().NowUnixMs();
+  e.target = rec->id;
+  e.node_id = registry_->node_id();
+  replication::AppendCallbacks cb;
+  cb.executor = conn->loop();
+  cb.durable = [this, id = rec->id, reject](Result<uint64_t> r) {
+    if (r.ok()) return;
+    if (auto moving = TakeMoving(id)) {
+      Unregister(moving->handle);
+      reject(moving->fd, moving->reject_frame);
+    }
+  };
+  hub->Append(std::move(e), std::move(cb));
+}
+
+std::optional<Gateway::Moving> Gateway::TakeMoving(const std::string& connection_id) {
+  std::lock_guard lock(opening_mu_);
+  auto it = moving_.find(connection_id);
+  if (it == moving_.end()) return std::nullopt;
+  Moving m = std::move(it->second);
+  moving_.erase(it);
+  return m;
+}
+
+void Gateway::ResumeMoved(std::shared_ptr<replication::Hub> hub, uint64_t position,
+                          storage::ConnectionRecord rec, Moving moving) {
+  // Off the applier and the loops: the replay reads the store, once every entry before the
+  // move is there.
+  recovery_->Execute([this, hub = std::move(hub), position, rec = std::move(rec),
+                      moving = std::move(moving)]() mutable {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (hub->replayable_position() + 1 < position &&
+           std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    const SubprotocolCodec& codec = CodecByName(rec.subprotocol);
+    std::vector<std::pair<uint64_t, SharedBytes>> replayed;
+    Status failed;
+    if (!hub->store() || rec.checkpoints.empty()) {
+      failed = Status::NotFound("no replay log");
+    } else {
+      auto replay = storage::ReplayConnection(
+          *hub->store(), hub->name().str(), rec, rec.checkpoints.front(), position, rec.acked,
+          [&](uint64_t seq, uint64_t, const storage::Entry& e) {
+            EncodedMessage m;
+            codec.Encode(e, &m);
+            replayed.emplace_back(seq, codec.Shared(m));
+          });
+      if (!replay.ok()) {
+        failed = replay.status();
+      } else if (replay->seq != rec.seq) {
+        failed = Status::Internal("replay numbered " + std::to_string(replay->seq) +
+                                  " messages, the view " + std::to_string(rec.seq));
+      }
+    }
+    uint64_t handle = moving.handle;
+    LoopOf(handle)->Post([this, handle, failed, replayed = std::move(replayed), acked = rec.acked,
+                          moving = std::move(moving)]() mutable {
+      ClientConnection* conn = Lookup(handle);
+      if (!conn) {
+        ::close(moving.fd);
+        return;
+      }
+      if (!failed.ok()) {
+        Logger("recover").With("id", conn->id()).Warn("cannot resume the moved session: ",
+                                                      failed.message());
+        (void)!::write(moving.fd, moving.reject_frame.data(), moving.reject_frame.size());
+        ::close(moving.fd);
+        conn->EndRestored("The connection's messages could not be replayed.");
+        return;
+      }
+      conn->StartMoved(moving.fd, std::move(replayed), acked);
+    });
+  });
+}
+
+}  // namespace hubcast::server
