@@ -12,6 +12,7 @@
 #include <nats/nats.h>
 
 #include "tests/integration/process_util.h"
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <csignal>
@@ -423,7 +424,10 @@ std::vector<milliseconds> RouteRtts(const std::string& monitoring_url, size_t ro
       double ms = unit == "s" ? value * 1000 : unit == "ms" ? value : 0;
       rtts.push_back(milliseconds(static_cast<long>(ms)));
     }
-    if (rtts.size() == routes) return rtts;
+    // A route's rtt reads 0 until its first PING/PONG has been timed: wait for a measurement.
+    bool measured =
+        std::none_of(rtts.begin(), rtts.end(), [](milliseconds r) { return r.count() == 0; });
+    if (rtts.size() == routes && measured) return rtts;
     std::this_thread::sleep_for(milliseconds(200));
   }
   return rtts;
