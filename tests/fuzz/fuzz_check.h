@@ -1,11 +1,12 @@
 // Shared by the fuzz targets: FUZZ_CHECK, an assertion that survives NDEBUG and prints what
 // failed before aborting, so libFuzzer (and the corpus runner under ctest) report the input
-// as a crash; and the round-trip check of the binary codecs. Single-threaded, like every
-// target.
+// as a crash; the round-trip check of the binary codecs, and a whole target made of it.
+// Single-threaded, like every target.
 #pragma once
 
 #include "base/status.h"
 
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -33,3 +34,11 @@ void CheckCanonicalRoundTrip(std::string_view bytes, Decode decode, Encode encod
   FUZZ_CHECK(again.ok());
   FUZZ_CHECK(encode(*again) == first);
 }
+
+// A whole target for a codec with nothing to check beyond CheckCanonicalRoundTrip.
+#define FUZZ_CANONICAL_CODEC_TARGET(decode, encode)                                              \
+  extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {                      \
+    CheckCanonicalRoundTrip(std::string_view(reinterpret_cast<const char*>(data), size), decode, \
+                            encode);                                                             \
+    return 0;                                                                                    \
+  }

@@ -3,15 +3,6 @@
 #include "storage/record_codec.h"
 
 #include "tests/fuzz/fuzz_check.h"
-#include <cstdint>
-#include <string>
-#include <string_view>
 
-using hubcast::storage::DecodeConnectionRecord;
-using hubcast::storage::EncodeConnectionRecord;
-
-extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  const std::string_view bytes(reinterpret_cast<const char*>(data), size);
-  CheckCanonicalRoundTrip(bytes, DecodeConnectionRecord, EncodeConnectionRecord);
-  return 0;
-}
+FUZZ_CANONICAL_CODEC_TARGET(hubcast::storage::DecodeConnectionRecord,
+                            hubcast::storage::EncodeConnectionRecord)
