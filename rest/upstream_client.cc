@@ -160,7 +160,10 @@ class TimerThread {
       }
       auto first = queue_.begin();
       if (first->first.first > Clock::now()) {
-        cv_.wait_until(lock, first->first.first);
+        // A copy: wait_until reads the deadline again after waking, by which time Cancel or
+        // Stop may have freed the node holding it (AddressSanitizer caught the reference).
+        const Clock::time_point deadline = first->first.first;
+        cv_.wait_until(lock, deadline);
         continue;
       }
       std::function<void()> fn = std::move(first->second);
