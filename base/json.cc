@@ -80,22 +80,23 @@ int HexValue(char c) {
 // Both the writer and the string parser use it for their bulk-copy fast path.
 bool IsPlainAscii(unsigned char c) { return c >= 0x20 && c < 0x80 && c != '"' && c != '\\'; }
 
-// Recursive descent over the input. Every method returns false after recording the first
-// error, so no exceptions are needed and the first failure's offset is the one reported.
-class Parser {
+// Recursive descent over the input, reporting what it reads to a Visitor. Every method returns
+// false after recording the first error, so no exceptions are needed and the first failure's
+// offset is the one reported.
+class Reader {
  public:
-  Parser(std::string_view text, int max_depth) : text_(text), max_depth_(max_depth) {}
+  Reader(std::string_view text, int max_depth, Visitor& visitor)
+      : text_(text), max_depth_(max_depth), visitor_(visitor) {}
 
-  Result<Value> ParseDocument() {
-    Value root;
+  Status ReadDocument() {
     SkipWhitespace();
-    if (!ParseValue(root, 0)) return Status::InvalidArgument(std::move(error_));
+    if (!ReadValue(0)) return Status::InvalidArgument(std::move(error_));
     SkipWhitespace();
     if (pos_ != text_.size()) {
       Fail(pos_, "unexpected trailing characters after the value");
       return Status::InvalidArgument(std::move(error_));
     }
-    return root;
+    return Status::Ok();
   }
 
  private:
@@ -113,39 +114,43 @@ class Parser {
     }
   }
 
-  bool ParseValue(Value& out, int depth) {
+  bool ReadValue(int depth) {
     if (pos_ >= text_.size()) return Fail(pos_, "expected a value, found end of input");
     switch (text_[pos_]) {
       case '{':
-        return ParseObject(out, depth + 1);
+        return ReadObject(depth + 1);
       case '[':
-        return ParseArray(out, depth + 1);
-      case '"': {
-        std::string s;
-        if (!ParseString(s)) return false;
-        out = Value::String(std::move(s));
+        return ReadArray(depth + 1);
+      case '"':
+        scratch_.clear();
+        if (!ReadString(scratch_)) return false;
+        visitor_.OnString(scratch_);
         return true;
-      }
       case 't':
-        return ParseLiteral("true", Value::Bool(true), out);
+        if (!ReadLiteral("true")) return false;
+        visitor_.OnBool(true);
+        return true;
       case 'f':
-        return ParseLiteral("false", Value::Bool(false), out);
+        if (!ReadLiteral("false")) return false;
+        visitor_.OnBool(false);
+        return true;
       case 'n':
-        return ParseLiteral("null", Value::Null(), out);
+        if (!ReadLiteral("null")) return false;
+        visitor_.OnNull();
+        return true;
       default:
-        if (text_[pos_] == '-' || IsDigit(text_[pos_])) return ParseNumber(out);
+        if (text_[pos_] == '-' || IsDigit(text_[pos_])) return ReadNumber();
         return Fail(pos_, "expected a value");
     }
   }
 
-  bool ParseLiteral(std::string_view word, Value v, Value& out) {
+  bool ReadLiteral(std::string_view word) {
     if (text_.substr(pos_, word.size()) != word) return Fail(pos_, "invalid literal");
     pos_ += word.size();
-    out = std::move(v);
     return true;
   }
 
-  bool ParseNumber(Value& out) {
+  bool ReadNumber() {
     const size_t start = pos_;
     const size_t n = text_.size();
     if (text_[pos_] == '-') ++pos_;
@@ -167,12 +172,12 @@ class Parser {
       if (pos_ >= n || !IsDigit(text_[pos_])) return Fail(pos_, "expected a digit in exponent");
       while (pos_ < n && IsDigit(text_[pos_])) ++pos_;
     }
-    out = Value::Number(std::string(text_.substr(start, pos_ - start)));
+    visitor_.OnNumber(text_.substr(start, pos_ - start));
     return true;
   }
 
   // Reads 4 hex digits at pos_ (just after "\u").
-  bool ParseHex4(uint32_t& cp) {
+  bool ReadHex4(uint32_t& cp) {
     if (text_.size() - pos_ < 4) return Fail(pos_, "truncated \\u escape");
     cp = 0;
     for (size_t i = 0; i < 4; ++i) {
@@ -184,7 +189,7 @@ class Parser {
     return true;
   }
 
-  bool ParseEscape(std::string& out) {
+  bool ReadEscape(std::string& out) {
     const size_t esc_start = pos_;  // at the backslash
     ++pos_;
     if (pos_ >= text_.size()) return Fail(pos_, "unterminated string");
@@ -216,7 +221,7 @@ class Parser {
         return Fail(esc_start, "invalid escape sequence");
     }
     uint32_t cp = 0;
-    if (!ParseHex4(cp)) return false;
+    if (!ReadHex4(cp)) return false;
     if (cp >= 0xDC00 && cp <= 0xDFFF) return Fail(esc_start, "lone low surrogate in \\u escape");
     if (cp >= 0xD800 && cp <= 0xDBFF) {
       // A high surrogate is only meaningful as the first half of a pair; passing it through
@@ -226,7 +231,7 @@ class Parser {
       }
       pos_ += 2;
       uint32_t low = 0;
-      if (!ParseHex4(low)) return false;
+      if (!ReadHex4(low)) return false;
       if (low < 0xDC00 || low > 0xDFFF) {
         return Fail(esc_start, "high surrogate not followed by a low surrogate");
       }
@@ -236,7 +241,7 @@ class Parser {
     return true;
   }
 
-  bool ParseString(std::string& out) {
+  bool ReadString(std::string& out) {
     ++pos_;  // opening quote
     const size_t n = text_.size();
     const auto* bytes = reinterpret_cast<const unsigned char*>(text_.data());
@@ -252,7 +257,7 @@ class Parser {
         return true;
       }
       if (c == '\\') {
-        if (!ParseEscape(out)) return false;
+        if (!ReadEscape(out)) return false;
       } else if (c < 0x20) {
         return Fail(pos_, "unescaped control character in string");
       } else {
@@ -264,66 +269,129 @@ class Parser {
     }
   }
 
-  bool ParseArray(Value& out, int depth) {
+  bool ReadArray(int depth) {
     if (depth > max_depth_) return Fail(pos_, "nesting too deep");
     ++pos_;  // '['
-    std::vector<Value> items;
+    visitor_.OnBeginArray();
     SkipWhitespace();
     if (pos_ < text_.size() && text_[pos_] == ']') {
       ++pos_;
-      out = Value::Array(std::move(items));
+      visitor_.OnEndArray();
       return true;
     }
     while (true) {
       SkipWhitespace();
-      items.emplace_back();
-      if (!ParseValue(items.back(), depth)) return false;
+      if (!ReadValue(depth)) return false;
       SkipWhitespace();
       if (pos_ >= text_.size()) return Fail(pos_, "unterminated array");
       const char c = text_[pos_++];
       if (c == ']') break;
       if (c != ',') return Fail(pos_ - 1, "expected ',' or ']' in array");
     }
-    out = Value::Array(std::move(items));
+    visitor_.OnEndArray();
     return true;
   }
 
-  bool ParseObject(Value& out, int depth) {
+  bool ReadObject(int depth) {
     if (depth > max_depth_) return Fail(pos_, "nesting too deep");
     ++pos_;  // '{'
-    std::vector<Value::Member> members;
+    visitor_.OnBeginObject();
     SkipWhitespace();
     if (pos_ < text_.size() && text_[pos_] == '}') {
       ++pos_;
-      out = Value::Object(std::move(members));
+      visitor_.OnEndObject();
       return true;
     }
     while (true) {
       SkipWhitespace();
       if (pos_ >= text_.size() || text_[pos_] != '"') return Fail(pos_, "expected a string key");
-      // Explicit arguments: under clang, pair's default constructor can be ruled out
-      // because Value was incomplete when Member was first named in the header.
-      members.emplace_back(std::string(), Value());
-      if (!ParseString(members.back().first)) return false;
+      scratch_.clear();
+      if (!ReadString(scratch_)) return false;
+      visitor_.OnKey(scratch_);
       SkipWhitespace();
       if (pos_ >= text_.size() || text_[pos_] != ':') return Fail(pos_, "expected ':'");
       ++pos_;
       SkipWhitespace();
-      if (!ParseValue(members.back().second, depth)) return false;
+      if (!ReadValue(depth)) return false;
       SkipWhitespace();
       if (pos_ >= text_.size()) return Fail(pos_, "unterminated object");
       const char c = text_[pos_++];
       if (c == '}') break;
       if (c != ',') return Fail(pos_ - 1, "expected ',' or '}' in object");
     }
-    out = Value::Object(std::move(members));
+    visitor_.OnEndObject();
     return true;
   }
 
   std::string_view text_;
   int max_depth_;
+  Visitor& visitor_;
   size_t pos_ = 0;
+  std::string scratch_;  // the string or key being decoded; visitors may move from it
   std::string error_;
+};
+
+// Builds the tree Parse returns. Containers under construction wait on a stack (with the key
+// they will be stored under) and move into their parent when they close.
+class TreeBuilder : public Visitor {
+ public:
+  Value Take() { return std::move(root_); }
+
+  void OnNull() override { Add(Value()); }
+  void OnBool(bool b) override { Add(Value::Bool(b)); }
+  void OnNumber(std::string_view source_text) override {
+    Add(Value::Number(std::string(source_text)));
+  }
+  void OnString(std::string& s) override { Add(Value::String(std::move(s))); }
+  void OnBeginArray() override { Open(Value::Array()); }
+  void OnEndArray() override { Close(); }
+  void OnBeginObject() override { Open(Value::Object()); }
+  void OnKey(std::string& key) override { key_ = std::move(key); }
+  void OnEndObject() override { Close(); }
+
+ private:
+  struct Frame {
+    std::string key;  // where the container goes in its parent (if that is an object)
+    Value value;
+  };
+
+  void Add(Value v) {
+    if (stack_.empty()) {
+      root_ = std::move(v);
+      return;
+    }
+    Value& parent = stack_.back().value;
+    if (parent.is_array()) {
+      parent.items().push_back(std::move(v));
+    } else {
+      parent.members().emplace_back(std::move(key_), std::move(v));
+    }
+  }
+  void Open(Value container) { stack_.push_back(Frame{std::move(key_), std::move(container)}); }
+  void Close() {
+    Frame frame = std::move(stack_.back());
+    stack_.pop_back();
+    key_ = std::move(frame.key);
+    Add(std::move(frame.value));
+  }
+
+  Value root_;
+  std::string key_;
+  std::vector<Frame> stack_;
+};
+
+// Keeps nothing: Validate.
+class NullVisitor : public Visitor {
+ public:
+  void OnNull() override {}
+  void OnBool(bool) override {}
+  void OnNumber(std::string_view) override {}
+  void OnString(std::string&) override {}
+  void OnBeginArray() override {}
+  void OnEndArray() override {}
+  void OnBeginObject() override {}
+  void OnKey(std::string&) override {}
+  void OnEndObject() override {}
 };
 
 }  // namespace
@@ -427,8 +495,19 @@ Value& Value::Add(std::string key, Value v) {
   return members_.back().second;
 }
 
+Status Read(std::string_view text, Visitor& visitor, const ParseOptions& options) {
+  return Reader(text, options.max_depth, visitor).ReadDocument();
+}
+
+Status Validate(std::string_view text, const ParseOptions& options) {
+  NullVisitor nothing;
+  return Read(text, nothing, options);
+}
+
 Result<Value> Parse(std::string_view text, const ParseOptions& options) {
-  return Parser(text, options.max_depth).ParseDocument();
+  TreeBuilder builder;
+  if (Status s = Read(text, builder, options); !s.ok()) return s;
+  return builder.Take();
 }
 
 void SerializeTo(std::string& out, const Value& v) {
@@ -558,6 +637,205 @@ bool IsValidUtf8(std::string_view s) {
     i += step.len;
   }
   return true;
+}
+
+// ---- CompactWriter ----
+
+void CompactWriter::BeforeValue() {
+  if (need_comma_) out_.push_back(',');
+  need_comma_ = true;
+}
+
+void CompactWriter::OnNull() {
+  BeforeValue();
+  out_.append("null");
+}
+
+void CompactWriter::OnBool(bool b) {
+  BeforeValue();
+  out_.append(b ? "true" : "false");
+}
+
+void CompactWriter::OnNumber(std::string_view source_text) {
+  BeforeValue();
+  out_.append(source_text);
+}
+
+void CompactWriter::OnString(std::string& s) {
+  BeforeValue();
+  AppendQuoted(out_, s);
+}
+
+void CompactWriter::OnBeginArray() {
+  BeforeValue();
+  out_.push_back('[');
+  need_comma_ = false;
+}
+
+void CompactWriter::OnEndArray() {
+  out_.push_back(']');
+  need_comma_ = true;
+}
+
+void CompactWriter::OnBeginObject() {
+  BeforeValue();
+  out_.push_back('{');
+  need_comma_ = false;
+}
+
+void CompactWriter::OnKey(std::string& key) {
+  if (need_comma_) out_.push_back(',');
+  AppendQuoted(out_, key);
+  out_.push_back(':');
+  need_comma_ = false;
+}
+
+void CompactWriter::OnEndObject() {
+  out_.push_back('}');
+  need_comma_ = true;
+}
+
+// ---- ExtractMembers ----
+
+namespace {
+
+// Follows the document's depth; while a wanted member of the root object is being read,
+// member_ points at its slot and every event inside it is routed by its capture mode.
+class MemberExtractor : public Visitor {
+ public:
+  explicit MemberExtractor(std::span<const MemberSpec> specs) : specs_(specs) {
+    result_.members.resize(specs.size());
+  }
+  Extracted Take() { return std::move(result_); }
+
+  void OnNull() override {
+    if (Scalar(Value::Kind::kNull)) member_->value = Value();
+    if (writing_) writer_.OnNull();
+    EndScalar();
+  }
+  void OnBool(bool b) override {
+    if (Scalar(Value::Kind::kBool)) member_->value = Value::Bool(b);
+    if (writing_) writer_.OnBool(b);
+    EndScalar();
+  }
+  void OnNumber(std::string_view source_text) override {
+    if (Scalar(Value::Kind::kNumber)) member_->value = Value::Number(std::string(source_text));
+    if (writing_) writer_.OnNumber(source_text);
+    EndScalar();
+  }
+  void OnString(std::string& s) override {
+    const bool whole = Scalar(Value::Kind::kString);
+    if (writing_) writer_.OnString(s);
+    if (whole) {
+      member_->value = Value::String(std::move(s));
+    } else if (collecting_ && depth_ == 2 && member_->only_strings) {
+      member_->strings.push_back(std::move(s));
+    }
+    EndScalar();
+  }
+  void OnBeginArray() override { Begin(Value::Kind::kArray); }
+  void OnBeginObject() override { Begin(Value::Kind::kObject); }
+  void OnEndArray() override { End(Value::Kind::kArray); }
+  void OnEndObject() override { End(Value::Kind::kObject); }
+  void OnKey(std::string& key) override {
+    if (depth_ == 1 && result_.root == Value::Kind::kObject) {
+      member_ = nullptr;
+      for (size_t i = 0; i < specs_.size(); ++i) {
+        if (specs_[i].key == key && !result_.members[i].present) {
+          member_ = &result_.members[i];
+          capture_ = specs_[i].capture;
+          break;
+        }
+      }
+    } else if (writing_) {
+      writer_.OnKey(key);
+    }
+  }
+
+ private:
+  // A value starts at `depth_`: true when it is a wanted member's whole value (the caller
+  // stores it). Items inside a member's array are not (kStrings looks at them separately).
+  bool Scalar(Value::Kind kind) {
+    if (depth_ == 0) {
+      result_.root = kind;
+      return false;
+    }
+    if (member_ == nullptr) return false;
+    if (depth_ == 1) {
+      StartMember();
+      return true;
+    }
+    if (collecting_ && depth_ == 2 && kind != Value::Kind::kString) member_->only_strings = false;
+    return false;
+  }
+
+  void StartMember() {
+    member_->present = true;
+    writing_ = capture_ == Capture::kCompactJson;
+    if (writing_) writer_ = CompactWriter();
+  }
+
+  // After a scalar: a member whose whole value it was is complete.
+  void EndScalar() {
+    if (member_ != nullptr && depth_ == 1) FinishMember();
+  }
+
+  void FinishMember() {
+    if (writing_) member_->json = std::move(writer_.out());
+    writing_ = false;
+    collecting_ = false;
+    member_ = nullptr;
+  }
+
+  void Begin(Value::Kind kind) {
+    if (depth_ == 0) {
+      result_.root = kind;
+    } else if (member_ != nullptr && depth_ == 1) {
+      StartMember();
+      member_->value = kind == Value::Kind::kArray ? Value::Array() : Value::Object();
+      collecting_ = capture_ == Capture::kStrings && kind == Value::Kind::kArray;
+    } else if (collecting_ && depth_ == 2) {
+      member_->only_strings = false;
+    }
+    if (writing_) {
+      if (kind == Value::Kind::kArray) {
+        writer_.OnBeginArray();
+      } else {
+        writer_.OnBeginObject();
+      }
+    }
+    ++depth_;
+  }
+
+  void End(Value::Kind kind) {
+    --depth_;
+    if (writing_) {
+      if (kind == Value::Kind::kArray) {
+        writer_.OnEndArray();
+      } else {
+        writer_.OnEndObject();
+      }
+    }
+    if (member_ != nullptr && depth_ == 1) FinishMember();
+  }
+
+  std::span<const MemberSpec> specs_;
+  Extracted result_;
+  int depth_ = 0;
+  ExtractedMember* member_ = nullptr;  // the wanted root member being read, if any
+  Capture capture_ = Capture::kShallow;
+  bool writing_ = false;     // member_ is kCompactJson: events go to writer_
+  bool collecting_ = false;  // member_ is kStrings and its value is an array
+  CompactWriter writer_;
+};
+
+}  // namespace
+
+Result<Extracted> ExtractMembers(std::string_view text, std::span<const MemberSpec> specs,
+                                 const ParseOptions& options) {
+  MemberExtractor extractor(specs);
+  if (Status s = Read(text, extractor, options); !s.ok()) return s;
+  return extractor.Take();
 }
 
 }  // namespace hubcast::json

@@ -6,12 +6,19 @@
 // Parse accepts exactly RFC 8259 JSON (one value, optional surrounding whitespace); it never
 // throws and never recurses deeper than ParseOptions::max_depth. Values are plain immutable
 // data after parsing; share them read-only between threads.
+//
+// A parsed tree costs far more than its text (a Value per element: `[0,0,...]` grows about
+// 40-fold), so untrusted input that only needs checking or a few fields goes through Read,
+// Validate or ExtractMembers instead: the same grammar, limits and error messages, with memory
+// bounded by a small multiple of what the caller keeps. Parse itself is Read plus a tree
+// builder, so the two can never disagree about what is JSON.
 #pragma once
 
 #include "base/status.h"
 
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -72,6 +79,89 @@ struct ParseOptions {
 
 // Errors are kInvalidArgument with a message naming the byte offset.
 Result<Value> Parse(std::string_view text, const ParseOptions& options = {});
+
+// Receives a document's parts in document order (a SAX-style reader). Between OnBeginObject
+// and OnEndObject, each member is an OnKey followed by its value's events.
+class Visitor {
+ public:
+  virtual ~Visitor() = default;
+  virtual void OnNull() = 0;
+  virtual void OnBool(bool b) = 0;
+  // The number's exact source text (valid JSON number grammar).
+  virtual void OnNumber(std::string_view source_text) = 0;
+  // The decoded string (valid UTF-8); the visitor may move from it.
+  virtual void OnString(std::string& s) = 0;
+  virtual void OnBeginArray() = 0;
+  virtual void OnEndArray() = 0;
+  virtual void OnBeginObject() = 0;
+  // A member's decoded key; the visitor may move from it.
+  virtual void OnKey(std::string& key) = 0;
+  virtual void OnEndObject() = 0;
+};
+
+// Reads text with Parse's grammar, limits and error messages, handing its parts to visitor
+// instead of building a tree. On an error the visitor has seen the events of a prefix of the
+// text, and the status is exactly the one Parse returns. Beyond what the visitor keeps, memory
+// is O(max_depth) plus the longest string.
+Status Read(std::string_view text, Visitor& visitor, const ParseOptions& options = {});
+
+// Ok exactly when Parse would succeed (same error otherwise), without building anything.
+Status Validate(std::string_view text, const ParseOptions& options = {});
+
+// A Visitor that appends the compact serialization of what it sees to a string: for any valid
+// text, what Read leaves in out() equals Serialize(*Parse(text)).
+class CompactWriter : public Visitor {
+ public:
+  void OnNull() override;
+  void OnBool(bool b) override;
+  void OnNumber(std::string_view source_text) override;
+  void OnString(std::string& s) override;
+  void OnBeginArray() override;
+  void OnEndArray() override;
+  void OnBeginObject() override;
+  void OnKey(std::string& key) override;
+  void OnEndObject() override;
+
+  std::string& out() { return out_; }
+
+ private:
+  void BeforeValue();
+
+  std::string out_;
+  bool need_comma_ = false;  // a value was written in the open container
+};
+
+// ExtractMembers: a few members of a top-level object, taken in one validating pass (the
+// first member with each key, as Value::Find would see it). Everything else in the document
+// is checked and dropped, so memory is bounded by the members kept, never by the document.
+enum class Capture {
+  kShallow,      // scalars kept as values; an array or object only as an empty one of its kind
+  kCompactJson,  // as kShallow, and the member's compact serialization in `json`
+  kStrings,      // as kShallow, and an array's leading string items in `strings`
+};
+
+struct MemberSpec {
+  std::string_view key;
+  Capture capture = Capture::kShallow;
+};
+
+struct ExtractedMember {
+  bool present = false;
+  Value value;
+  std::string json;                  // kCompactJson: Serialize() of the whole member value
+  std::vector<std::string> strings;  // kStrings: the array's items up to the first non-string
+  bool only_strings = true;          // kStrings: false if a non-string item followed those
+};
+
+struct Extracted {
+  Value::Kind root = Value::Kind::kNull;  // the document's top-level kind
+  std::vector<ExtractedMember> members;   // one per spec, in the specs' order
+};
+
+// Fails exactly when Parse fails, with the same status. A root that is not an object yields
+// no present members.
+Result<Extracted> ExtractMembers(std::string_view text, std::span<const MemberSpec> specs,
+                                 const ParseOptions& options = {});
 
 // Compact serialization (no whitespace); numbers are written as their source text.
 std::string Serialize(const Value& v);

@@ -16,6 +16,7 @@ PACKAGES=(
   libpoco-dev librocksdb-dev libnats-dev nats-server libcpprest-dev libssl-dev libgtest-dev
   libprotobuf-dev protobuf-compiler
   curl procps python3 ca-certificates
+  clang libfuzzer-14-dev
 )
 
 say() { printf 'install-deps: %s\n' "$*"; }

@@ -6,6 +6,7 @@
 #include "base/names.h"
 #include "base/strings.h"
 #include "rest/jwt.h"
+#include "rest/rest_bodies.h"
 #include "storage/entry.h"
 #include "storage/filter.h"
 #include "storage/permissions.h"
@@ -733,13 +734,7 @@ Result<Reply> Exchange::SendMessage(storage::Scope scope, const std::string& tar
 
   Result<std::string> body = ReadBody();
   if (!body.ok()) return body.status();
-  if (type == storage::DataType::kJson) {
-    if (auto parsed = json::Parse(*body); !parsed.ok()) {
-      return Status::InvalidArgument("The body is not valid JSON: " + parsed.status().message());
-    }
-  } else if (type == storage::DataType::kText && !json::IsValidUtf8(*body)) {
-    return Status::InvalidArgument("A text/plain body must be valid UTF-8.");
-  }
+  if (Status s = ValidateSendBody(type, *body); !s.ok()) return s;
 
   storage::Entry e = NewEntry(storage::EntryKind::kSend, scope, target);
   e.excluded = std::move(excluded);
@@ -830,37 +825,20 @@ Result<Reply> Exchange::ChangeMembershipByFilter(storage::EntryKind kind) {
   }
   Result<std::string> body = ReadBody();
   if (!body.ok()) return body.status();
-  Result<json::Value> doc = json::Parse(*body);
-  if (!doc.ok()) {
-    return Status::InvalidArgument("The body is not valid JSON: " + doc.status().message());
-  }
-  if (!doc->is_object()) return Status::InvalidArgument("The body must be a JSON object.");
-
-  const json::Value* groups_value = doc->Find("groups");
-  if (!groups_value || !groups_value->is_array() || groups_value->items().empty()) {
-    return Status::InvalidArgument("'groups' must be a non-empty array of group names.");
-  }
-  std::vector<std::string> groups;
-  for (const json::Value& g : groups_value->items()) {
-    if (!g.is_string()) return Status::InvalidArgument("'groups' must contain only strings.");
-    if (Status s = ValidateGroupName(g.str()); !s.ok()) return s;
-    groups.push_back(g.str());
-  }
+  Result<MembershipBody> decoded = DecodeMembershipBody(*body);
+  if (!decoded.ok()) return decoded.status();
 
   std::shared_ptr<const storage::Filter> filter;
-  if (const json::Value* f = doc->Find("filter"); f && !f->is_null()) {
-    if (!f->is_string()) return Status::InvalidArgument("'filter' must be a string or null.");
-    if (!IsBlank(f->str())) {
-      auto parsed = storage::Filter::Parse(f->str());
-      if (!parsed.ok()) {
-        return Status::InvalidArgument("Invalid filter: " + parsed.status().message());
-      }
-      filter = std::move(*parsed);
+  if (decoded->filter && !IsBlank(*decoded->filter)) {
+    auto parsed = storage::Filter::Parse(*decoded->filter);
+    if (!parsed.ok()) {
+      return Status::InvalidArgument("Invalid filter: " + parsed.status().message());
     }
+    filter = std::move(*parsed);
   }
 
   storage::Entry e = NewEntry(kind, storage::Scope::kAll, "");
-  e.groups = std::move(groups);
+  e.groups = std::move(decoded->groups);
   e.filter = std::move(filter);
   return FromApply((*hub)->AppendAndWait(std::move(e)), 200, false);
 }

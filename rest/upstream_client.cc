@@ -77,12 +77,18 @@ bool SafeHeaderValue(std::string_view v) {
   return v.find_first_of(std::string_view("\r\n\0", 3)) == std::string_view::npos;
 }
 
-Headers EventHeaders(const UpstreamRequest& req, const UpstreamOptions& options) {
+// ce-signature: one HMAC per access key (primary, secondary).
+std::string EventSignature(const UpstreamRequest& req, const UpstreamOptions& options) {
   std::string signature;
   for (const std::string& key : options.access_keys) {
     if (!signature.empty()) signature += ',';
     signature += "sha256=" + HmacSha256Hex(key, req.connection_id);
   }
+  return signature;
+}
+
+Headers EventHeaders(const UpstreamRequest& req, const std::string& signature,
+                     const UpstreamOptions& options) {
   Headers h = {
       {"WebHook-Request-Origin", options.origin},
       {"ce-specversion", "1.0"},
@@ -164,7 +170,10 @@ class TimerThread {
       }
       auto first = queue_.begin();
       if (first->first.first > Clock::now()) {
-        cv_.wait_until(lock, first->first.first);
+        // A copy: wait_until reads the deadline again after waking, by which time Cancel or
+        // Stop may have freed the node holding it (AddressSanitizer caught the reference).
+        const Clock::time_point deadline = first->first.first;
+        cv_.wait_until(lock, deadline);
         continue;
       }
       std::function<void()> fn = std::move(first->second);
@@ -187,6 +196,11 @@ class TimerThread {
 struct CallCtx {
   uint64_t id = 0;
   UpstreamRequest request;
+  // Computed in Call(), on the caller's thread: OpenSSL keeps per-thread state on the thread
+  // that uses it, and cpprestsdk's threads (which start attempts after a validation or a
+  // back-off) outlive the client, so signing there would hold that state until the process
+  // ends (LeakSanitizer reports it).
+  std::string signature;
   std::function<void(UpstreamResponse)> done;
   int attempt = 0;  // attempts started; touched by one thread at a time (attempts are sequential)
   std::atomic<bool> finished{false};
@@ -259,6 +273,7 @@ class Engine : public std::enable_shared_from_this<Engine> {
     if (std::string error = CheckRequest(ctx->request); !error.empty()) {
       return FinishLater(ctx, Failure(std::move(error)));
     }
+    ctx->signature = EventSignature(ctx->request, options_);
     if (ctx->request.validation_url.empty()) return StartAttempt(ctx);
     Validate(ctx);
   }
@@ -458,7 +473,8 @@ class Engine : public std::enable_shared_from_this<Engine> {
     ++ctx->attempt;
     const UpstreamRequest& req = ctx->request;
     auto self = shared_from_this();
-    Send(http::methods::POST, req.url, EventHeaders(req, options_), req.body, req.content_type,
+    Send(http::methods::POST, req.url, EventHeaders(req, ctx->signature, options_), req.body,
+         req.content_type,
          /*reuse=*/req.retryable)
         .then([self, ctx](pplx::task<Outcome> t) {
           try {

@@ -29,8 +29,7 @@ std::string AcceptUpgrade(const std::shared_ptr<HttpExchange>& exchange) {
     }
   }
   const std::string key(Trim(req.headers.Get("Sec-WebSocket-Key")));
-  auto decoded = Base64Decode(key);
-  if (!connection_upgrade || !decoded || decoded->size() != 16 ||
+  if (!connection_upgrade || !WsKeyIsValid(key) ||
       Trim(req.headers.Get("Sec-WebSocket-Version")) != "13") {
     RefuseHandshake(exchange, 400, "BadRequest",
                     "A WebSocket upgrade needs Connection: Upgrade, a Sec-WebSocket-Key and "

@@ -16,9 +16,134 @@ std::optional<storage::DataType> ParseDataType(std::string_view s) {
   return std::nullopt;
 }
 
+// The members DecodeClientMessage reads; everything else in a frame is validated and dropped,
+// so a frame's memory cost is bounded by these fields, not by the size of its JSON tree.
+enum Field : size_t {
+  kType,
+  kAckId,
+  kGroup,
+  kEvent,
+  kNoEcho,
+  kDataType,
+  kData,
+  kSequenceId,
+  kInvocationId,
+  kTarget,
+  kStream,
+  kStreamId,
+  kStreamSequenceId,
+  kError,
+  kState,
+  kFieldCount
+};
+constexpr json::MemberSpec kFields[kFieldCount] = {
+    {"type"},
+    {"ackId"},
+    {"group"},
+    {"event"},
+    {"noEcho"},
+    {"dataType"},
+    {"data", json::Capture::kCompactJson},
+    {"sequenceId"},
+    {"invocationId"},
+    {"target"},
+    {"stream", json::Capture::kCompactJson},
+    {"streamId"},
+    {"streamSequenceId"},
+    {"error", json::Capture::kCompactJson},
+    {"state", json::Capture::kCompactJson},
+};
+
+// The nested objects (a stream start, a stream's error, a group state) are small by contract;
+// one larger than this is refused before it is turned into a tree.
+constexpr size_t kMaxNestedObjectJson = 8 * 1024;
+
+class Fields {
+ public:
+  explicit Fields(json::Extracted extracted) : extracted_(std::move(extracted)) {}
+  // The member as Value::Find on the whole message would return it (containers are empty).
+  const json::Value* Find(Field f) const {
+    const json::ExtractedMember& m = extracted_.members[f];
+    return m.present ? &m.value : nullptr;
+  }
+  // The compact JSON text of a present member captured with kCompactJson.
+  std::string& Json(Field f) { return extracted_.members[f].json; }
+  bool root_is_object() const { return extracted_.root == json::Value::Kind::kObject; }
+
+ private:
+  json::Extracted extracted_;
+};
+
+// Members are looked up the same way in the message (Fields) and in a nested object (Value).
+const json::Value* Lookup(const Fields& fields, Field f) { return fields.Find(f); }
+std::string_view KeyName(Field f) { return kFields[f].key; }
+const json::Value* Lookup(const json::Value& obj, const char* key) { return obj.Find(key); }
+std::string_view KeyName(const char* key) { return key; }
+
+template <typename Obj, typename Key>
+bool RequireString(const Obj& obj, Key key, std::string& out, ClientMessage& m) {
+  const json::Value* v = Lookup(obj, key);
+  if (v == nullptr || !v->is_string()) {
+    m.invalid_reason = std::string(KeyName(key)) + " must be a string.";
+    return false;
+  }
+  out = v->str();
+  return true;
+}
+
+template <typename Obj, typename Key>
+bool RequireNonEmpty(const Obj& obj, Key key, std::string& out, ClientMessage& m) {
+  if (!RequireString(obj, key, out, m)) return false;
+  if (!out.empty()) return true;
+  m.invalid_reason = std::string(KeyName(key)) + " must not be empty.";
+  return false;
+}
+
+// An optional unsigned member: absent or null leaves `out` unset; anything but a uint64 is
+// invalid.
+template <typename Obj, typename Key>
+bool OptionalUint(const Obj& obj, Key key, std::optional<uint64_t>& out, ClientMessage& m) {
+  const json::Value* v = Lookup(obj, key);
+  if (v == nullptr || v->is_null()) return true;
+  auto n = v->as_uint64();
+  if (!n) {
+    m.invalid_reason = std::string(KeyName(key)) + " must be an unsigned integer.";
+    return false;
+  }
+  out = *n;
+  return true;
+}
+
+bool HasMember(const Fields& fields, Field f) {
+  const json::Value* v = fields.Find(f);
+  return v != nullptr && !v->is_null();
+}
+
+// A present, non-null member that must be an object, as a tree of its own (bounded by
+// kMaxNestedObjectJson); nullopt with `m.invalid_reason` set when it is not one.
+std::optional<json::Value> NestedObject(Fields& fields, Field f, const char* what,
+                                        ClientMessage& m) {
+  if (!fields.Find(f)->is_object()) {
+    m.invalid_reason = std::string(KeyName(f)) + " must be " + what + ".";
+    return std::nullopt;
+  }
+  const std::string& text = fields.Json(f);
+  if (text.size() > kMaxNestedObjectJson) {
+    m.invalid_reason = std::string(KeyName(f)) + " is larger than " +
+                       std::to_string(kMaxNestedObjectJson) + " bytes of JSON.";
+    return std::nullopt;
+  }
+  auto parsed = json::Parse(text);
+  if (!parsed.ok()) {  // cannot happen: the text is the serialization of a validated value
+    m.invalid_reason = std::string(KeyName(f)) + ": " + parsed.status().message();
+    return std::nullopt;
+  }
+  return std::move(*parsed);
+}
+
 // Fills data_type/data from the "dataType" and "data" members; false (with reason) if invalid.
-bool DecodePayload(const json::Value& obj, ClientMessage& m) {
-  const json::Value* dt = obj.Find("dataType");
+bool DecodePayload(Fields& fields, ClientMessage& m) {
+  const json::Value* dt = fields.Find(kDataType);
   if (dt != nullptr && !dt->is_null()) {
     if (!dt->is_string()) {
       m.invalid_reason = "dataType must be a string.";
@@ -31,11 +156,11 @@ bool DecodePayload(const json::Value& obj, ClientMessage& m) {
     }
     m.data_type = *t;
   }
-  const json::Value* data = obj.Find("data");
+  const json::Value* data = fields.Find(kData);
   switch (m.data_type) {
     case storage::DataType::kJson:
       // A missing data member forwards JSON null, like the service does for `data: undefined`.
-      m.data = data ? json::Serialize(*data) : "null";
+      m.data = data ? std::move(fields.Json(kData)) : "null";
       return true;
     case storage::DataType::kText:
       if (data == nullptr || !data->is_string()) {
@@ -67,77 +192,35 @@ bool DecodePayload(const json::Value& obj, ClientMessage& m) {
   return true;
 }
 
-bool RequireString(const json::Value& obj, const char* key, std::string& out, ClientMessage& m) {
-  const json::Value* v = obj.Find(key);
-  if (v == nullptr || !v->is_string()) {
-    m.invalid_reason = std::string(key) + " must be a string.";
-    return false;
-  }
-  out = v->str();
-  return true;
-}
-
-bool RequireNonEmpty(const json::Value& obj, const char* key, std::string& out, ClientMessage& m) {
-  if (!RequireString(obj, key, out, m)) return false;
-  if (!out.empty()) return true;
-  m.invalid_reason = std::string(key) + " must not be empty.";
-  return false;
-}
-
-// An optional unsigned member: absent or null leaves `out` unset; anything but a uint64 is
-// invalid.
-bool OptionalUint(const json::Value& obj, const char* key, std::optional<uint64_t>& out,
-                  ClientMessage& m) {
-  const json::Value* v = obj.Find(key);
-  if (v == nullptr || v->is_null()) return true;
-  auto n = v->as_uint64();
-  if (!n) {
-    m.invalid_reason = std::string(key) + " must be an unsigned integer.";
-    return false;
-  }
-  out = *n;
-  return true;
-}
-
-bool HasMember(const json::Value& obj, const char* key) {
-  const json::Value* v = obj.Find(key);
-  return v != nullptr && !v->is_null();
-}
-
 // sendToGroup with `stream` (client SDK 1.1): opens a group stream; it carries no data.
-void DecodeStreamStart(const json::Value& stream, ClientMessage& m) {
+void DecodeStreamStart(Fields& fields, ClientMessage& m) {
   m.stream_start = true;
-  if (!stream.is_object()) {
-    m.invalid_reason = "stream must be an object.";
-    return;
-  }
-  if (!RequireNonEmpty(stream, "streamId", m.stream_id, m)) return;
-  OptionalUint(stream, "idleTimeoutMs", m.idle_timeout_ms, m);
+  auto stream = NestedObject(fields, kStream, "an object", m);
+  if (!stream) return;
+  if (!RequireNonEmpty(*stream, "streamId", m.stream_id, m)) return;
+  OptionalUint(*stream, "idleTimeoutMs", m.idle_timeout_ms, m);
 }
 
-void DecodeStreamData(const json::Value& obj, ClientMessage& m) {
-  if (!RequireNonEmpty(obj, "streamId", m.stream_id, m)) return;
-  if (!OptionalUint(obj, "streamSequenceId", m.stream_sequence_id, m)) return;
+void DecodeStreamData(Fields& fields, ClientMessage& m) {
+  if (!RequireNonEmpty(fields, kStreamId, m.stream_id, m)) return;
+  if (!OptionalUint(fields, kStreamSequenceId, m.stream_sequence_id, m)) return;
   if (!m.stream_sequence_id) return;  // a keep-alive: any payload is ignored
   if (*m.stream_sequence_id == 0) {
     m.invalid_reason = "streamSequenceId starts at 1.";
     return;
   }
-  if (!HasMember(obj, "dataType") || !HasMember(obj, "data")) {
+  if (!HasMember(fields, kDataType) || !HasMember(fields, kData)) {
     m.invalid_reason = "A stream message with a streamSequenceId needs dataType and data.";
     return;
   }
-  DecodePayload(obj, m);
+  DecodePayload(fields, m);
 }
 
-void DecodeStreamEnd(const json::Value& obj, ClientMessage& m) {
-  if (!RequireNonEmpty(obj, "streamId", m.stream_id, m)) return;
-  const json::Value* error = obj.Find("error");
-  if (error == nullptr || error->is_null()) return;
-  if (!error->is_object()) {
-    m.invalid_reason = "error must be an object.";
-    return;
-  }
+void DecodeStreamEnd(Fields& fields, ClientMessage& m) {
+  if (!RequireNonEmpty(fields, kStreamId, m.stream_id, m)) return;
+  if (!HasMember(fields, kError)) return;
+  auto error = NestedObject(fields, kError, "an object", m);
+  if (!error) return;
   m.stream_error = true;
   for (auto [key, out] : {std::pair{"message", &m.stream_error_message},
                           std::pair{"userErrorCode", &m.stream_user_error_code}}) {
@@ -152,13 +235,10 @@ void DecodeStreamEnd(const json::Value& obj, ClientMessage& m) {
 }
 
 // setGroupState: `state` absent or null clears; else an object of string values.
-void DecodeGroupState(const json::Value& obj, ClientMessage& m) {
-  const json::Value* state = obj.Find("state");
-  if (state == nullptr || state->is_null()) return;
-  if (!state->is_object()) {
-    m.invalid_reason = "state must be an object of strings.";
-    return;
-  }
+void DecodeGroupState(Fields& fields, ClientMessage& m) {
+  if (!HasMember(fields, kState)) return;
+  auto state = NestedObject(fields, kState, "an object of strings", m);
+  if (!state) return;
   auto& out = m.group_state.emplace();
   for (const auto& [key, value] : state->members()) {
     if (!value.is_string()) {
@@ -172,17 +252,19 @@ void DecodeGroupState(const json::Value& obj, ClientMessage& m) {
 }  // namespace
 
 Result<ClientMessage> DecodeClientMessage(std::string_view text) {
-  auto parsed = json::Parse(text);
-  if (!parsed.ok()) return Status::InvalidArgument("Invalid JSON: " + parsed.status().message());
-  const json::Value& obj = *parsed;
-  if (!obj.is_object()) return Status::InvalidArgument("A message must be a JSON object.");
-  const json::Value* type = obj.Find("type");
+  auto extracted = json::ExtractMembers(text, kFields);
+  if (!extracted.ok()) {
+    return Status::InvalidArgument("Invalid JSON: " + extracted.status().message());
+  }
+  Fields fields(std::move(*extracted));
+  if (!fields.root_is_object()) return Status::InvalidArgument("A message must be a JSON object.");
+  const json::Value* type = fields.Find(kType);
   if (type == nullptr || !type->is_string()) {
     return Status::InvalidArgument("A message must have a string \"type\".");
   }
   ClientMessage m;
   m.type_name = type->str();
-  if (const json::Value* ack = obj.Find("ackId"); ack != nullptr && !ack->is_null()) {
+  if (const json::Value* ack = fields.Find(kAckId); ack != nullptr && !ack->is_null()) {
     auto id = ack->as_uint64();
     if (!id) return Status::InvalidArgument("ackId must be an unsigned 64-bit integer.");
     m.ack_id = *id;
@@ -190,15 +272,14 @@ Result<ClientMessage> DecodeClientMessage(std::string_view text) {
   const std::string& t = m.type_name;
   if (t == "joinGroup" || t == "leaveGroup") {
     m.type = t == "joinGroup" ? ClientMessageType::kJoinGroup : ClientMessageType::kLeaveGroup;
-    RequireString(obj, "group", m.group, m);
+    RequireString(fields, kGroup, m.group, m);
   } else if (t == "sendToGroup") {
     m.type = ClientMessageType::kSendToGroup;
     // A stream start first: whatever else is wrong with it is answered about the stream.
-    const json::Value* stream = obj.Find("stream");
-    const bool starts_stream = stream != nullptr && !stream->is_null();
-    if (starts_stream) DecodeStreamStart(*stream, m);
-    if (RequireString(obj, "group", m.group, m) && !m.invalid_reason) {
-      if (const json::Value* ne = obj.Find("noEcho"); ne != nullptr && !ne->is_null()) {
+    const bool starts_stream = HasMember(fields, kStream);
+    if (starts_stream) DecodeStreamStart(fields, m);
+    if (RequireString(fields, kGroup, m.group, m) && !m.invalid_reason) {
+      if (const json::Value* ne = fields.Find(kNoEcho); ne != nullptr && !ne->is_null()) {
         if (!ne->is_bool()) {
           m.invalid_reason = "noEcho must be a boolean.";
         } else {
@@ -206,20 +287,20 @@ Result<ClientMessage> DecodeClientMessage(std::string_view text) {
         }
       }
       if (!starts_stream) {
-        if (!m.invalid_reason) DecodePayload(obj, m);
-      } else if (!m.invalid_reason && (HasMember(obj, "data") || HasMember(obj, "dataType"))) {
+        if (!m.invalid_reason) DecodePayload(fields, m);
+      } else if (!m.invalid_reason && (HasMember(fields, kData) || HasMember(fields, kDataType))) {
         m.invalid_reason = "A stream start carries no data.";
       }
     }
   } else if (t == "event") {
     m.type = ClientMessageType::kEvent;
-    if (RequireString(obj, "event", m.event, m)) {
+    if (RequireString(fields, kEvent, m.event, m)) {
       if (m.event.empty()) m.invalid_reason = "event must not be empty.";
-      if (!m.invalid_reason) DecodePayload(obj, m);
+      if (!m.invalid_reason) DecodePayload(fields, m);
     }
   } else if (t == "sequenceAck") {
     m.type = ClientMessageType::kSequenceAck;
-    const json::Value* s = obj.Find("sequenceId");
+    const json::Value* s = fields.Find(kSequenceId);
     auto id = s ? s->as_uint64() : std::nullopt;
     if (!id) {
       m.invalid_reason = "sequenceId must be an unsigned 64-bit integer.";
@@ -230,29 +311,29 @@ Result<ClientMessage> DecodeClientMessage(std::string_view text) {
     m.type = ClientMessageType::kPing;
   } else if (t == "invoke") {
     m.type = ClientMessageType::kInvoke;
-    if (!RequireNonEmpty(obj, "invocationId", m.invocation_id, m)) return m;
-    const json::Value* target = obj.Find("target");
+    if (!RequireNonEmpty(fields, kInvocationId, m.invocation_id, m)) return m;
+    const json::Value* target = fields.Find(kTarget);
     if (target != nullptr && !target->is_null() &&
         !(target->is_string() && target->str() == "event")) {
       m.invalid_reason = "target must be \"event\".";
       return m;
     }
-    if (RequireNonEmpty(obj, "event", m.event, m)) DecodePayload(obj, m);
+    if (RequireNonEmpty(fields, kEvent, m.event, m)) DecodePayload(fields, m);
   } else if (t == "cancelInvocation") {
     m.type = ClientMessageType::kCancelInvocation;
-    RequireNonEmpty(obj, "invocationId", m.invocation_id, m);
+    RequireNonEmpty(fields, kInvocationId, m.invocation_id, m);
   } else if (t == "streamData") {
     m.type = ClientMessageType::kStreamData;
-    DecodeStreamData(obj, m);
+    DecodeStreamData(fields, m);
   } else if (t == "streamEnd") {
     m.type = ClientMessageType::kStreamEnd;
-    DecodeStreamEnd(obj, m);
+    DecodeStreamEnd(fields, m);
   } else if (t == "setGroupState" || t == "subscribeGroupState" || t == "unsubscribeGroupState") {
     m.type = t == "setGroupState"         ? ClientMessageType::kSetGroupState
              : t == "subscribeGroupState" ? ClientMessageType::kSubscribeGroupState
                                           : ClientMessageType::kUnsubscribeGroupState;
-    if (RequireString(obj, "group", m.group, m) && m.type == ClientMessageType::kSetGroupState) {
-      DecodeGroupState(obj, m);
+    if (RequireString(fields, kGroup, m.group, m) && m.type == ClientMessageType::kSetGroupState) {
+      DecodeGroupState(fields, m);
     }
   } else {
     m.type = ClientMessageType::kUnknown;

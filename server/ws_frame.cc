@@ -241,6 +241,15 @@ std::optional<WsMessage> WsReader::Next() {
       if (opcode == WsOpcode::kText && !IsValidUtf8(msg.payload)) {
         return fail(kInvalidPayload, "text message is not valid UTF-8");
       }
+      if (opcode == WsOpcode::kClose && msg.payload.size() >= 2) {
+        uint16_t code;
+        std::string reason;
+        WsParseClose(msg.payload, &code, &reason);
+        if (!WsCloseCodeIsValid(code)) {
+          return fail(kProtocolError, "close code " + std::to_string(code) + " is not allowed");
+        }
+        if (!IsValidUtf8(reason)) return fail(kInvalidPayload, "close reason is not valid UTF-8");
+      }
       Compact(&buf_, &pos_);
       return msg;
     }
@@ -345,6 +354,26 @@ std::string WsAcceptKey(std::string_view client_key) {
   unsigned char digest[SHA_DIGEST_LENGTH];
   SHA1(reinterpret_cast<const unsigned char*>(input.data()), input.size(), digest);
   return Base64(digest, sizeof(digest));
+}
+
+bool WsCloseCodeIsValid(uint16_t code) {
+  return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) ||
+         (code >= 3000 && code <= 4999);
+}
+
+bool WsKeyIsValid(std::string_view key) {
+  // 16 bytes encode to 22 significant characters: 21 carry 6 bits each and the 22nd the last
+  // 2 bits plus 4 zero bits, so it is one of A, Q, g, w.
+  auto is_base64 = [](char c) {
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' ||
+           c == '/';
+  };
+  if (key.size() != 24 || key.substr(22) != "==") return false;
+  for (size_t i = 0; i < 21; ++i) {
+    if (!is_base64(key[i])) return false;
+  }
+  const char last = key[21];
+  return last == 'A' || last == 'Q' || last == 'g' || last == 'w';
 }
 
 }  // namespace hubcast::server

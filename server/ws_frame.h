@@ -8,7 +8,9 @@
 // are zero (no extension is negotiated; else 1002), control frames are <= 125 bytes and not
 // fragmented (1002), continuation only inside a fragmented message (1002), a message of at
 // most max_message_bytes (else 1009, detected from the header before the payload arrives),
-// text messages are valid UTF-8 (else 1007). After an error the reader stays failed.
+// text messages are valid UTF-8 (else 1007), a close frame carries a code a peer may send
+// (WsCloseCodeIsValid, else 1002) and a UTF-8 reason (else 1007). After an error the reader
+// stays failed.
 // Not thread-safe: one reader per connection, used on that connection's event loop.
 #pragma once
 
@@ -78,5 +80,13 @@ std::string WsCloseFrame(uint16_t code, std::string_view reason);
 void WsParseClose(std::string_view payload, uint16_t* code, std::string* reason);
 // Sec-WebSocket-Accept for a Sec-WebSocket-Key.
 std::string WsAcceptKey(std::string_view client_key);
+
+// True for a close code a peer may put in a close frame (RFC 6455 7.4): 1000-1003, 1007-1014
+// and 3000-4999. 1005, 1006 and 1015 only describe a close locally; the rest of 0-2999 is
+// unassigned or reserved, and nothing above 4999 exists.
+bool WsCloseCodeIsValid(uint16_t code);
+// True for a Sec-WebSocket-Key that is what RFC 6455 4.1 requires: the canonical base64 of
+// exactly 16 bytes (22 characters, the last of which leaves no stray bits, then "==").
+bool WsKeyIsValid(std::string_view key);
 
 }  // namespace hubcast::server

@@ -29,6 +29,9 @@ namespace {
 
 constexpr int kMaxClauses = 100;
 constexpr int kMaxDepth = 64;
+// Bounds the parse tree (at most one node per token) whatever the filter's length: a 1 MiB
+// filter is refused after reading this many tokens instead of growing a tree of its size.
+constexpr size_t kMaxTokens = 10000;
 // Long literals are cut in error messages so a hostile filter cannot bloat the 400 body.
 constexpr size_t kMaxQuotedInError = 40;
 
@@ -213,29 +216,124 @@ bool IsLiteralToken(const Token& t) {
          (t.kind == Tok::kWord && (t.text == "true" || t.text == "false" || t.text == "null"));
 }
 
+Status FilterError(size_t pos, const std::string& what) {
+  return Status::InvalidArgument("Invalid filter at position " + std::to_string(pos) + ": " + what +
+                                 ".");
+}
+
+// Produces one token at a time, so the parser holds two tokens at most, never a list as
+// long as the input.
+class Lexer {
+ public:
+  explicit Lexer(std::string_view text) : text_(text) {}
+
+  // The next token (kEnd at the end, again and again); false after a lexical error, which
+  // error() then describes.
+  bool Next(Token& tok) {
+    const size_t n = text_.size();
+    size_t i = pos_;
+    while (i < n && IsSpace(text_[i])) ++i;
+    tok = Token();
+    tok.pos = i;
+    if (i >= n) {
+      pos_ = i;
+      return true;
+    }
+    const char c = text_[i];
+    if (c == '(' || c == ')' || c == ',') {
+      tok.kind = c == '(' ? Tok::kLParen : (c == ')' ? Tok::kRParen : Tok::kComma);
+      ++i;
+    } else if (c == '\'') {
+      tok.kind = Tok::kString;
+      bool closed = false;
+      for (++i; i < n; ++i) {
+        if (text_[i] != '\'') {
+          tok.text.push_back(text_[i]);
+        } else if (i + 1 < n && text_[i + 1] == '\'') {
+          tok.text.push_back('\'');  // '' is an escaped quote
+          ++i;
+        } else {
+          closed = true;
+          ++i;
+          break;
+        }
+      }
+      if (!closed) return Fail(tok.pos, "unterminated string literal");
+    } else if (IsDigit(c) || ((c == '+' || c == '-') && i + 1 < n && IsDigit(text_[i + 1]))) {
+      tok.kind = Tok::kInt;
+      size_t end = i + 1;
+      while (end < n && IsDigit(text_[end])) ++end;
+      if (end < n && (IsWordChar(text_[end]) || text_[end] == '.')) {
+        // "1.5", "12ab": reject here rather than as two confusing tokens.
+        while (end < n && (IsWordChar(text_[end]) || text_[end] == '.')) ++end;
+        return Fail(i, "invalid number " + Quote(text_.substr(i, end - i)) +
+                           " (only integers are supported)");
+      }
+      // from_chars accepts '-' but not '+'.
+      const size_t digits_begin = c == '+' ? i + 1 : i;
+      auto [ptr, ec] =
+          std::from_chars(text_.data() + digits_begin, text_.data() + end, tok.int_value);
+      if (ec != std::errc() || ptr != text_.data() + end) {
+        return Fail(
+            i, "integer " + std::string(text_.substr(i, end - i)) + " is outside the 64-bit range");
+      }
+      i = end;
+    } else if (IsAlpha(c) || c == '_') {
+      tok.kind = Tok::kWord;
+      size_t end = i + 1;
+      while (end < n && IsWordChar(text_[end])) ++end;
+      tok.text.reserve(end - i);
+      for (size_t k = i; k < end; ++k) tok.text.push_back(AsciiLower(text_[k]));
+      i = end;
+    } else {
+      const auto byte = static_cast<unsigned char>(c);
+      if (byte >= 0x20 && byte < 0x7f)
+        return Fail(i, std::string("unexpected character '") + c + "'");
+      static constexpr char kHex[] = "0123456789abcdef";
+      return Fail(i, std::string("unexpected byte 0x") + kHex[byte >> 4] + kHex[byte & 0xf]);
+    }
+    tok.raw = text_.substr(tok.pos, i - tok.pos);
+    pos_ = i;
+    return true;
+  }
+
+  const Status& error() const { return error_; }
+
+ private:
+  bool Fail(size_t pos, const std::string& what) {
+    error_ = FilterError(pos, what);
+    pos_ = text_.size();
+    return false;
+  }
+
+  std::string_view text_;
+  size_t pos_ = 0;
+  Status error_;
+};
+
 // ---------------------------------------------------------------------------------------
 // Parser: one instance per Parse call; the first error wins and aborts the descent.
 
 class Parser {
  public:
-  explicit Parser(std::string_view text) : text_(text) {}
+  explicit Parser(std::string_view text) : text_(text), lexer_(text) {}
 
   Status Run(std::unique_ptr<Node>* root) {
-    if (!Tokenize()) return status_;
-    if (tokens_.front().kind == Tok::kEnd) {
+    // Lexical errors anywhere are reported before grammar errors, so the text is scanned once
+    // (keeping nothing) before the parse reads it again token by token.
+    if (!Scan()) return status_;
+    if (Peek().kind == Tok::kEnd) {
       return Status::InvalidArgument("Invalid filter at position 0: the filter is empty.");
     }
     std::unique_ptr<Node> expr = ParseOr();
-    if (!expr) return status_;
+    if (!expr || !status_.ok()) return status_;
     if (Peek().kind != Tok::kEnd) {
       Fail(Peek().pos, "unexpected " + Describe(Peek()) + " after a complete expression");
-      return status_;
-    }
-    if (expr->type != Type::kBool) {
+    } else if (expr->type != Type::kBool) {
       Fail(expr->pos, "a filter must be a boolean expression, but this is " +
                           Described(expr->type) + " expression");
-      return status_;
     }
+    if (!status_.ok()) return status_;  // also the token limit, which ends the input early
     *root = std::move(expr);
     return Status::Ok();
   }
@@ -263,96 +361,47 @@ class Parser {
   };
 
   std::nullptr_t Fail(size_t pos, const std::string& what) {
-    if (status_.ok()) {
-      status_ = Status::InvalidArgument("Invalid filter at position " + std::to_string(pos) + ": " +
-                                        what + ".");
-    }
+    if (status_.ok()) status_ = FilterError(pos, what);
     return nullptr;
   }
 
-  const Token& Peek(size_t ahead = 0) const {
-    return tokens_[std::min(next_ + ahead, tokens_.size() - 1)];  // the last token is kEnd
-  }
-  bool AtWord(std::string_view lower) const {
-    return Peek().kind == Tok::kWord && Peek().text == lower;
-  }
-
-  bool Tokenize() {
-    const size_t n = text_.size();
-    size_t i = 0;
-    while (true) {
-      while (i < n && IsSpace(text_[i])) ++i;
-      Token tok;
-      tok.pos = i;
-      if (i >= n) {
-        tokens_.push_back(std::move(tok));
-        return true;
-      }
-      const char c = text_[i];
-      if (c == '(' || c == ')' || c == ',') {
-        tok.kind = c == '(' ? Tok::kLParen : (c == ')' ? Tok::kRParen : Tok::kComma);
-        ++i;
-      } else if (c == '\'') {
-        tok.kind = Tok::kString;
-        bool closed = false;
-        for (++i; i < n; ++i) {
-          if (text_[i] != '\'') {
-            tok.text.push_back(text_[i]);
-          } else if (i + 1 < n && text_[i + 1] == '\'') {
-            tok.text.push_back('\'');  // '' is an escaped quote
-            ++i;
-          } else {
-            closed = true;
-            ++i;
-            break;
-          }
-        }
-        if (!closed) {
-          Fail(tok.pos, "unterminated string literal");
-          return false;
-        }
-      } else if (IsDigit(c) || ((c == '+' || c == '-') && i + 1 < n && IsDigit(text_[i + 1]))) {
-        tok.kind = Tok::kInt;
-        size_t end = i + 1;
-        while (end < n && IsDigit(text_[end])) ++end;
-        if (end < n && (IsWordChar(text_[end]) || text_[end] == '.')) {
-          // "1.5", "12ab": reject here rather than as two confusing tokens.
-          while (end < n && (IsWordChar(text_[end]) || text_[end] == '.')) ++end;
-          Fail(i, "invalid number " + Quote(text_.substr(i, end - i)) +
-                      " (only integers are supported)");
-          return false;
-        }
-        // from_chars accepts '-' but not '+'.
-        const size_t digits_begin = c == '+' ? i + 1 : i;
-        auto [ptr, ec] =
-            std::from_chars(text_.data() + digits_begin, text_.data() + end, tok.int_value);
-        if (ec != std::errc() || ptr != text_.data() + end) {
-          Fail(i,
-               "integer " + std::string(text_.substr(i, end - i)) + " is outside the 64-bit range");
-          return false;
-        }
-        i = end;
-      } else if (IsAlpha(c) || c == '_') {
-        tok.kind = Tok::kWord;
-        size_t end = i + 1;
-        while (end < n && IsWordChar(text_[end])) ++end;
-        tok.text.reserve(end - i);
-        for (size_t k = i; k < end; ++k) tok.text.push_back(AsciiLower(text_[k]));
-        i = end;
-      } else {
-        const auto byte = static_cast<unsigned char>(c);
-        if (byte >= 0x20 && byte < 0x7f) {
-          Fail(i, std::string("unexpected character '") + c + "'");
-        } else {
-          static constexpr char kHex[] = "0123456789abcdef";
-          Fail(i, std::string("unexpected byte 0x") + kHex[byte >> 4] + kHex[byte & 0xf]);
-        }
+  bool Scan() {
+    Lexer scan(text_);
+    Token tok;
+    do {
+      if (!scan.Next(tok)) {
+        status_ = scan.error();
         return false;
       }
-      tok.raw = text_.substr(tok.pos, i - tok.pos);
-      tokens_.push_back(std::move(tok));
-    }
+    } while (tok.kind != Tok::kEnd);
+    return true;
   }
+
+  // The token `ahead` positions on (0 or 1). Past the token limit, or after an error, the
+  // parser sees kEnd: every rule then fails or finishes quickly, and status_ holds the error.
+  const Token& Peek(size_t ahead = 0) {
+    while (lookahead_count_ <= ahead) {
+      Token& slot = lookahead_[(lookahead_first_ + lookahead_count_) % 2];
+      if (!status_.ok() || !lexer_.Next(slot)) {
+        if (status_.ok()) status_ = lexer_.error();
+        slot = Token();
+        slot.pos = text_.size();
+      } else if (slot.kind != Tok::kEnd && ++tokens_read_ > kMaxTokens) {
+        Fail(slot.pos, "the filter has more than " + std::to_string(kMaxTokens) +
+                           " tokens (names, literals, operators and punctuation)");
+        slot = Token();
+        slot.pos = text_.size();
+      }
+      ++lookahead_count_;
+    }
+    return lookahead_[(lookahead_first_ + ahead) % 2];
+  }
+  void Advance() {
+    Peek();
+    lookahead_first_ = (lookahead_first_ + 1) % 2;
+    --lookahead_count_;
+  }
+  bool AtWord(std::string_view lower) { return Peek().kind == Tok::kWord && Peek().text == lower; }
 
   bool CountClause(size_t pos) {
     if (++clauses_ <= kMaxClauses) return true;
@@ -383,7 +432,7 @@ class Parser {
         MakeNode(is_or ? NodeKind::kOr : NodeKind::kAnd, Type::kBool, pos);
     chain->children.push_back(std::move(first));
     while (AtWord(keyword)) {
-      ++next_;
+      Advance();
       std::unique_ptr<Node> operand = is_or ? ParseChain(false) : ParseComparison();
       if (!operand) return nullptr;
       if (!RequireBool(*operand, keyword)) return nullptr;
@@ -400,8 +449,8 @@ class Parser {
     if (Peek().text == "in") return ParseIn(std::move(lhs));
     const std::optional<CmpOp> op = FindComparison(Peek().text);
     if (!op) return lhs;
-    const Token& op_token = Peek();
-    ++next_;
+    const Token op_token = Peek();  // a copy: Advance() reuses the slot
+    Advance();
     std::unique_ptr<Node> rhs = ParseUnary();
     if (!rhs) return nullptr;
     if (!CheckComparable(*op, op_token, *lhs, *rhs)) return nullptr;
@@ -435,7 +484,7 @@ class Parser {
 
   std::unique_ptr<Node> ParseIn(std::unique_ptr<Node> lhs) {
     const size_t in_pos = Peek().pos;
-    ++next_;
+    Advance();
     if (!CountClause(in_pos)) return nullptr;
     // A '(' followed by a literal starts a literal list; anything else after `in` is an
     // operand that must be a collection (e.g. `groups` or `(groups)`).
@@ -447,23 +496,23 @@ class Parser {
       std::unique_ptr<Node> node = MakeNode(NodeKind::kInList, Type::kBool, lhs->pos);
       const Type lhs_type = lhs->type;
       node->children.push_back(std::move(lhs));
-      ++next_;  // '('
+      Advance();  // '('
       while (true) {
-        const Token& item = Peek();
+        const Token item = Peek();
         if (!IsLiteralToken(item)) {
           return Fail(item.pos, "expected a literal in the 'in' list but found " + Describe(item));
         }
         std::unique_ptr<Node> literal = MakeLiteral(item);
-        ++next_;
+        Advance();
         if (lhs_type != Type::kNull && literal->type != Type::kNull && literal->type != lhs_type) {
           return Fail(item.pos, "'in' list item is " + Described(literal->type) +
                                     " but the left operand is " + Described(lhs_type));
         }
         node->children.push_back(std::move(literal));
         if (Peek().kind == Tok::kComma) {
-          ++next_;
+          Advance();
         } else if (Peek().kind == Tok::kRParen) {
-          ++next_;
+          Advance();
           return node;
         } else {
           return Fail(Peek().pos,
@@ -494,7 +543,7 @@ class Parser {
   std::unique_ptr<Node> ParseUnary() {
     if (!AtWord("not")) return ParseOperand();
     const size_t pos = Peek().pos;
-    ++next_;
+    Advance();
     DepthGuard guard(*this, pos);
     if (!guard.ok()) return nullptr;
     std::unique_ptr<Node> operand = ParseUnary();
@@ -511,24 +560,24 @@ class Parser {
 
   // operand := "(" expr ")" | literal | identifier | function "(" args ")"
   std::unique_ptr<Node> ParseOperand() {
-    const Token& tok = Peek();
+    const Token tok = Peek();
     switch (tok.kind) {
       case Tok::kLParen: {
         DepthGuard guard(*this, tok.pos);
         if (!guard.ok()) return nullptr;
-        ++next_;
+        Advance();
         std::unique_ptr<Node> inner = ParseOr();
         if (!inner) return nullptr;
         if (Peek().kind != Tok::kRParen) {
           return Fail(Peek().pos, "expected ')' to close the '(' at position " +
                                       std::to_string(tok.pos) + " but found " + Describe(Peek()));
         }
-        ++next_;
+        Advance();
         return inner;
       }
       case Tok::kString:
       case Tok::kInt:
-        ++next_;
+        Advance();
         return MakeLiteral(tok);
       case Tok::kWord:
         break;
@@ -536,11 +585,11 @@ class Parser {
         return Fail(tok.pos, "expected an operand but found " + Describe(tok));
     }
     if (IsLiteralToken(tok)) {
-      ++next_;
+      Advance();
       return MakeLiteral(tok);
     }
     if (std::optional<NodeKind> id = FindIdentifier(tok.text)) {
-      ++next_;
+      Advance();
       return MakeNode(*id, *id == NodeKind::kGroups ? Type::kCollection : Type::kString, tok.pos);
     }
     if (const FuncInfo* fn = FindFunction(tok.text)) return ParseCall(*fn);
@@ -557,23 +606,26 @@ class Parser {
   std::unique_ptr<Node> ParseCall(const FuncInfo& fn) {
     const size_t pos = Peek().pos;
     const std::string name(fn.name);
-    ++next_;
+    Advance();
     if (Peek().kind != Tok::kLParen) {
       return Fail(Peek().pos,
                   "expected '(' after the function '" + name + "' but found " + Describe(Peek()));
     }
     DepthGuard guard(*this, Peek().pos);
     if (!guard.ok()) return nullptr;
-    ++next_;
+    Advance();
     std::unique_ptr<Node> node = MakeNode(NodeKind::kCall, fn.result, pos);
     node->func = fn.func;
+    size_t count = 0;
     if (Peek().kind != Tok::kRParen) {
       while (true) {
         std::unique_ptr<Node> arg = ParseOr();
         if (!arg) return nullptr;
-        node->children.push_back(std::move(arg));
+        // Surplus arguments are only counted (the error below says how many there were), so
+        // a call with a million arguments holds no more than one of them.
+        if (++count <= fn.max_args) node->children.push_back(std::move(arg));
         if (Peek().kind == Tok::kComma) {
-          ++next_;
+          Advance();
         } else if (Peek().kind == Tok::kRParen) {
           break;
         } else {
@@ -582,8 +634,7 @@ class Parser {
         }
       }
     }
-    ++next_;  // ')'
-    const size_t count = node->children.size();
+    Advance();  // ')'
     if (count < fn.min_args || count > fn.max_args) {
       std::string expected = std::to_string(fn.min_args);
       if (fn.max_args != fn.min_args) expected += " or " + std::to_string(fn.max_args);
@@ -628,8 +679,11 @@ class Parser {
   }
 
   std::string_view text_;
-  std::vector<Token> tokens_;
-  size_t next_ = 0;
+  Lexer lexer_;
+  Token lookahead_[2];  // a ring of lookahead_count_ tokens from lookahead_first_
+  size_t lookahead_first_ = 0;
+  size_t lookahead_count_ = 0;
+  size_t tokens_read_ = 0;
   int depth_ = 0;
   int clauses_ = 0;
   Status status_;

@@ -14,8 +14,11 @@
 // Functions: tolower, toupper, trim, substring(s,i[,n]), endswith, startswith, contains,
 // concat, indexof, length(string|collection).
 // Type errors (e.g. "not length(userId)", comparing a collection with eq, a non-boolean
-// top level) are parse errors. At most 100 clauses. Evaluation never fails: a null userId
-// compared with a string is simply unequal, and functions on null yield null.
+// top level) are parse errors. Limits: 100 clauses, 64 levels of nesting (parentheses, calls,
+// `not`), 10000 tokens. Parsing reads tokens one at a time, so a filter of any length costs at
+// most 10000 tokens' worth of tree plus a few copies of its longest literal. Evaluation never
+// fails: a null userId compared with a string is simply unequal, and functions on null yield
+// null.
 //
 // Thread-safety: a parsed Filter is immutable and may be evaluated from any thread.
 #pragma once

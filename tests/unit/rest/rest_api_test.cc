@@ -608,6 +608,17 @@ TEST_F(RestApiTest, GroupsByFilterRejectsBadBodies) {
   }
 }
 
+TEST_F(RestApiTest, DeeplyNestedFilterIs400WithTheNestingError) {
+  // As deep as this fixture's 4 KiB body limit allows (the integration tests send 10000).
+  const std::string deep = std::string(2000, '(') + "true" + std::string(2000, ')');
+  HttpResult r = Do("POST", "/api/hubs/chat/:addToGroups",
+                    R"({"groups":["g1"],"filter":")" + deep + R"("})", "application/json");
+  ExpectError(r, 400, "BadRequest");
+  EXPECT_EQ(r.Json().Find("message")->str(),
+            "Invalid filter: Invalid filter at position 64: expressions are nested deeper than 64 "
+            "levels.");
+}
+
 // --- permissions ------------------------------------------------------------------------------
 
 TEST_F(RestApiTest, PermissionsGrantCheckAndRevoke) {

@@ -479,6 +479,18 @@ TEST_F(UpstreamClientTest, SequentialRetryableCallsReuseOneConnection) {
   for (size_t i = 2; i < posts.size(); ++i) EXPECT_EQ(posts[i].peer, posts[1].peer);
 }
 
+// Every attempt's deadline waits in the client's timer thread. A call that answers first
+// cancels it while the thread sleeps until that deadline; the next call's deadline wakes the
+// thread, which must not read the cancelled one again (the ASan build caught a use after
+// free there).
+TEST_F(UpstreamClientTest, CallsAfterOnesThatBeatTheirDeadlineStillComplete) {
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_EQ(CallAndWait(Request()).status, 200);
+    std::this_thread::sleep_for(10ms);  // lets the timer thread go back to sleep
+  }
+  EXPECT_EQ(fake->Requests("POST").size(), 5u);
+}
+
 // cpprestsdk resends a request whose reused connection fails before the status line; a
 // blocking event may not be idempotent, so each one gets a connection of its own.
 TEST_F(UpstreamClientTest, BlockingCallsNeverRideAReusedConnection) {

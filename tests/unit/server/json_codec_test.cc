@@ -9,6 +9,7 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/unit/testing/alloc_meter.h"
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -264,6 +265,77 @@ TEST(JsonCodecDecode, BigJsonNumbersAreKeptExactly) {
             "12345678901234567890123");
   EXPECT_EQ(DecodeValid(R"({"type":"event","event":"e","data":[0.10000000000000000001]})").data,
             "[0.10000000000000000001]");
+}
+
+TEST(JsonCodecDecode, PayloadMembersMayComeInAnyOrderAndTheFirstOfAKeyWins) {
+  ClientMessage m = DecodeValid(
+      R"({"data":"aGk=","ackId":7,"dataType":"binary","group":"g","type":"sendToGroup",)"
+      R"("data":"ignored","dataType":"text","type":"ping"})");
+  EXPECT_EQ(m.type, ClientMessageType::kSendToGroup);
+  EXPECT_EQ(m.data_type, DataType::kBinary);
+  EXPECT_EQ(m.data, "hi");
+  EXPECT_EQ(m.ack_id, 7u);
+}
+
+TEST(JsonCodecDecode, JsonDataIsForwardedCompactWithEscapesNormalised) {
+  EXPECT_EQ(
+      DecodeValid(R"({"type":"event","event":"e","data": { "a" : [ 1 , "\u0041\/" ] } })").data,
+      R"({"a":[1,"A/"]})");
+  EXPECT_EQ(DecodeValid(R"({"type":"event","event":"e","data":"x\u2028"})").data, R"("x\u2028")");
+}
+
+TEST(JsonCodecDecode, MalformedFramesKeepTheirErrorMessages) {
+  auto message = [](std::string_view text) { return DecodeClientMessage(text).status().message(); };
+  EXPECT_EQ(message(R"({"type":"ping",})"),
+            "Invalid JSON: Invalid JSON at byte 15: expected a string key");
+  EXPECT_EQ(message(R"({"type":"ping","data":[1,2)"),
+            "Invalid JSON: Invalid JSON at byte 26: unterminated array");
+  EXPECT_EQ(message(R"([{"type":"ping"}])"), "A message must be a JSON object.");
+  EXPECT_EQ(message(R"({"type":{"name":"ping"}})"), "A message must have a string \"type\".");
+  EXPECT_EQ(message(R"({"type":"ping","ackId":[1]})"), "ackId must be an unsigned 64-bit integer.");
+  // The whole frame is checked before any field: invalid JSON after a bad ackId is a JSON error.
+  EXPECT_EQ(message(R"({"ackId":-1,"type":"ping",)"),
+            "Invalid JSON: Invalid JSON at byte 26: expected a string key");
+}
+
+TEST(JsonCodecDecode, InvalidFieldsKeepTheirReasons) {
+  EXPECT_EQ(DecodeInvalid(R"({"type":"joinGroup","group":{"g":1}})").invalid_reason,
+            "group must be a string.");
+  EXPECT_EQ(DecodeInvalid(R"({"type":"event","event":"e","dataType":"text","data":["x"]})")
+                .invalid_reason,
+            "data must be a string when dataType is text.");
+  EXPECT_EQ(DecodeInvalid(R"({"type":"sequenceAck","sequenceId":{}})").invalid_reason,
+            "sequenceId must be an unsigned 64-bit integer.");
+  EXPECT_EQ(DecodeInvalid(R"({"type":"sendToGroup","group":"g","noEcho":[]})").invalid_reason,
+            "noEcho must be a boolean.");
+}
+
+// A 1 MiB frame of `[0,0,...]` (the most tree per byte JSON allows): decoding costs about what
+// the forwarded data itself needs, not a tree of half a million values.
+TEST(JsonCodecDecode, MemoryStaysProportionalToTheDataKept) {
+  if (!testing::AllocationMeter::Available()) GTEST_SKIP() << "no allocation meter";
+  std::string zeros = "[0";
+  while (zeros.size() < 1024 * 1024 - 64) zeros += ",0";
+  zeros += "]";
+  const std::string frame = R"({"type":"sendToGroup","group":"g","data":)" + zeros + "}";
+  const std::string skipped = R"({"type":"ping","unused":)" + zeros + "}";
+  size_t peak_data = 0;
+  size_t peak_skipped = 0;
+  {
+    testing::AllocationMeter meter;
+    auto m = DecodeClientMessage(frame);
+    ASSERT_TRUE(m.ok());
+    EXPECT_EQ(m->data, zeros);
+    peak_data = meter.peak_bytes();
+  }
+  {
+    testing::AllocationMeter meter;
+    auto m = DecodeClientMessage(skipped);
+    ASSERT_TRUE(m.ok());
+    peak_skipped = meter.peak_bytes();
+  }
+  EXPECT_LT(peak_data, 3 * frame.size());
+  EXPECT_LT(peak_skipped, 64u * 1024);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -763,6 +835,21 @@ TEST(JsonCodecDecode, GroupStateMessages) {
   EXPECT_EQ(DecodeValid(R"({"type":"unsubscribeGroupState","group":"g"})").type,
             ClientMessageType::kUnsubscribeGroupState);
   DecodeInvalid(R"({"type":"subscribeGroupState","ackId":1})");
+}
+
+// Nested objects become trees of their own only when small: a 1 MiB state, stream start or
+// stream error is refused without building one (a frame's memory stays bounded).
+TEST(JsonCodecDecode, OversizedNestedObjectsAreInvalid) {
+  std::string big = "{";
+  for (int i = 0; i < 2000; ++i) big += (i ? ",\"k" : "\"k") + std::to_string(i) + "\":\"v\"";
+  big += "}";
+  ClientMessage state =
+      DecodeInvalid(R"({"type":"setGroupState","group":"g","state":)" + big + "}");
+  EXPECT_NE(state.invalid_reason->find("larger than"), std::string::npos);
+  DecodeInvalid(R"({"type":"sendToGroup","group":"g","stream":)" + big + "}");
+  DecodeInvalid(R"({"type":"streamEnd","streamId":"s","error":)" + big + "}");
+  // The same members at an ordinary size are read.
+  EXPECT_TRUE(DecodeValid(R"({"type":"setGroupState","group":"g","state":{"k":"v"}})").group_state);
 }
 
 TEST(JsonCodecEncode, ClientSdk11ServiceMessages) {

@@ -402,6 +402,59 @@ TEST(WsReaderErrorTest, CloseFrameWithOneBytePayloadIsProtocolError) {
   EXPECT_EQ(CloseCodeFor(ClientFrame(WsOpcode::kClose, "\x03")), 1002);
 }
 
+// A close frame's payload: the code big-endian, then the reason.
+std::string ClosePayload(uint16_t code, std::string_view reason = "") {
+  std::string payload;
+  payload.push_back(static_cast<char>(code >> 8));
+  payload.push_back(static_cast<char>(code & 0xFF));
+  payload.append(reason);
+  return payload;
+}
+
+TEST(WsCloseCodeTest, AcceptsTheCodesAPeerMaySend) {
+  for (uint16_t code : {1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014,
+                        3000, 3999, 4000, 4999}) {
+    EXPECT_TRUE(WsCloseCodeIsValid(code)) << code;
+  }
+}
+
+TEST(WsCloseCodeTest, RefusesReservedLocalAndUnassignedCodes) {
+  for (uint16_t code : {0, 1, 999, 1004, 1005, 1006, 1015, 1016, 1100, 2000, 2999, 5000, 65535}) {
+    EXPECT_FALSE(WsCloseCodeIsValid(code)) << code;
+  }
+  // Exhaustively: exactly 1000-1003, 1007-1014 and 3000-4999.
+  int valid = 0;
+  for (uint32_t code = 0; code <= 0xFFFF; ++code) {
+    valid += WsCloseCodeIsValid(static_cast<uint16_t>(code)) ? 1 : 0;
+  }
+  EXPECT_EQ(valid, 4 + 8 + 2000);
+}
+
+TEST(WsReaderErrorTest, CloseWithAForbiddenCodeIsProtocolError) {
+  for (uint16_t code : {0, 999, 1004, 1005, 1006, 1015, 1016, 2999, 5000, 65535}) {
+    EXPECT_EQ(CloseCodeFor(ClientFrame(WsOpcode::kClose, ClosePayload(code))), 1002) << code;
+  }
+}
+
+TEST(WsReaderErrorTest, CloseWithAnInvalidUtf8ReasonIsInvalidPayload) {
+  EXPECT_EQ(CloseCodeFor(ClientFrame(WsOpcode::kClose, ClosePayload(1000, "bye\xC3"))), 1007);
+  EXPECT_EQ(CloseCodeFor(ClientFrame(WsOpcode::kClose, ClosePayload(1000, "\xED\xA0\x80"))), 1007);
+}
+
+TEST(WsReaderTest, CloseWithAnAllowedCodeAndReasonIsDelivered) {
+  for (uint16_t code : {1000, 1001, 1003, 1014, 3000, 4999}) {
+    WsReader reader;
+    const std::string frame =
+        ClientFrame(WsOpcode::kClose, ClosePayload(code, "d\xC3\xA9j\xC3\xA0"));
+    reader.Feed(frame.data(), frame.size());
+    auto msg = reader.Next();
+    ASSERT_TRUE(msg.has_value()) << code;
+    EXPECT_EQ(msg->opcode, WsOpcode::kClose);
+    EXPECT_EQ(msg->payload, ClosePayload(code, "d\xC3\xA9j\xC3\xA0"));
+    EXPECT_FALSE(reader.error().has_value());
+  }
+}
+
 TEST(WsReaderErrorTest, InvalidUtf8TextIsInvalidPayload) {
   const std::string_view kBad[] = {
       "\x80",                  // stray continuation byte
@@ -745,6 +798,34 @@ TEST(WsAcceptKeyTest, IsTwentyEightCharacterPaddedBase64) {
   EXPECT_EQ(key,
             "HSmrc0sMlYUkAGmm5OPpG2HaGWk=");  // computed independently with openssl sha1 | base64
   EXPECT_EQ(key.size(), 28u);
+}
+
+TEST(WsKeyTest, AcceptsBase64OfSixteenBytes) {
+  EXPECT_TRUE(WsKeyIsValid("dGhlIHNhbXBsZSBub25jZQ=="));  // RFC 6455 1.3
+  EXPECT_TRUE(WsKeyIsValid("x3JJHMbDL1EzLkh9GBhXDw=="));
+  EXPECT_TRUE(WsKeyIsValid("AAAAAAAAAAAAAAAAAAAAAA=="));
+  EXPECT_TRUE(WsKeyIsValid("/////////////////////w=="));
+  EXPECT_TRUE(WsKeyIsValid("++++++++++++++++++++/Q=="));
+}
+
+TEST(WsKeyTest, RefusesAnythingElse) {
+  for (std::string_view key : {
+           "",
+           "dGhlIHNhbXBsZSBub25jZQ",      // no padding
+           "dGhlIHNhbXBsZSBub25jZQ=",     // short padding
+           "dGhlIHNhbXBsZSBub25jZQ===",   // long padding
+           "dGhlIHNhbXBsZSBub25jZQ==  ",  // trailing blanks
+           " dGhlIHNhbXBsZSBub25jZQ==",   // leading blank
+           "dGhlIHNhbXBsZSBub25jZR==",    // stray bits in the last character
+           "dGhlIHNhbXBsZSBub25j$Q==",    // not base64
+           "dGhlIHNhbXBsZSBub25jZ-==",    // base64url is not base64
+           "dGhlIHNhbXBsZSBub25jZQ==dGhl",
+           "c2FtcGxlIG5vbmNl",              // base64 of 12 bytes ("sample nonce")
+           "dGhlIHNhbXBsZSBub25jZSB0d28=",  // base64 of 20 bytes
+           "not a key at all",
+       }) {
+    EXPECT_FALSE(WsKeyIsValid(key)) << key;
+  }
 }
 
 }  // namespace

@@ -2,9 +2,12 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/unit/testing/alloc_meter.h"
 #include <optional>
 #include <set>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace hubcast::storage {
 namespace {
@@ -408,6 +411,62 @@ TEST(FilterParseError, NestingDeeperThanSixtyFourIsRejected) {
                        "nested deeper"));
   // Deep enough to overflow an unguarded recursive descent.
   EXPECT_TRUE(Contains(ParseError(Repeat("(", 100000)), "nested deeper"));
+}
+
+TEST(FilterParseError, TenThousandLevelsAreRefusedAtTheSixtyFifth) {
+  const std::string deep = Repeat("(", 10000) + "true" + Repeat(")", 10000);
+  EXPECT_EQ(ParseError(deep),
+            "Invalid filter at position 64: expressions are nested deeper than 64 levels.");
+  EXPECT_EQ(ParseError(Repeat("not (", 10000) + "true" + Repeat(")", 10000)),
+            "Invalid filter at position 160: expressions are nested deeper than 64 levels.");
+}
+
+TEST(FilterParseError, MoreThanTenThousandTokensIsRejected) {
+  // `userId in ('a','a',...)`: three tokens before the list, two per item but the last, ')'.
+  auto list = [](int items) { return "userId in (" + Repeat("'a',", items - 1) + "'a')"; };
+  EXPECT_TRUE(Parses(list(4998)));      // 3 + 2 * 4998 = 9999 tokens
+  const std::string over = list(4999);  // 10001 tokens: the last one, ')', is refused
+  const std::string error = ParseError(over);
+  EXPECT_EQ(error, "Invalid filter at position " + std::to_string(over.size() - 1) +
+                       ": the filter has more than 10000 tokens (names, literals, operators and "
+                       "punctuation).");
+}
+
+TEST(FilterParseError, LexicalErrorsAnywhereComeBeforeGrammarErrors) {
+  // The grammar error is at position 10, the unterminated literal at 13.
+  EXPECT_EQ(ParseError("userId eq eq 'abc"),
+            "Invalid filter at position 13: unterminated string literal.");
+}
+
+TEST(FilterParseError, SurplusArgumentsAreCountedInTheError) {
+  EXPECT_EQ(ParseError("tolower(" + Repeat("'a',", 999) + "'a') eq 'a'"),
+            "Invalid filter at position 0: the function 'tolower' takes 1 argument but was given "
+            "1000.");
+}
+
+// Each shape is the worst a megabyte can do for one part of the parser: recursion, a long
+// list, a long argument list, a long chain, one huge literal, and nothing but blanks. Before
+// the tokens were read lazily a 1 MiB filter cost some 80 MB; now the parse holds at most
+// 10000 tokens' worth of tree plus a few copies of the longest literal.
+TEST(FilterMemory, ParsingAMebibyteStaysWithinAFixedBudget) {
+  if (!testing::AllocationMeter::Available()) GTEST_SKIP() << "no allocation meter";
+  constexpr int kMiB = 1024 * 1024;
+  const std::vector<std::pair<std::string, std::string>> shapes = {
+      {"nesting", Repeat("(", kMiB)},
+      {"in list", "userId in (" + Repeat("'',", kMiB / 3) + "'')"},
+      {"arguments", "tolower(" + Repeat("'a',", kMiB / 4) + "'a') eq 'a'"},
+      {"chain", Repeat("true and ", kMiB / 9) + "true"},
+      {"literal", "userId eq '" + std::string(kMiB, 'x') + "'"},
+      {"blanks", std::string(kMiB, ' ') + "true"},
+  };
+  for (const auto& [name, text] : shapes) {
+    testing::AllocationMeter meter;
+    { auto filter = Filter::Parse(text); }
+    // 4 copies of a literal as long as the input (scan, lookahead, node, kept text) and
+    // 10000 tokens' worth of nodes.
+    EXPECT_LT(meter.peak_bytes(), 4 * text.size() + 2 * kMiB) << name;
+    EXPECT_LT(meter.allocations(), 40000u) << name;
+  }
 }
 
 // ---------------------------------------------------------------------------------------
