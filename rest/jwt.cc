@@ -7,6 +7,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cmath>
 #include <limits>
@@ -167,28 +168,29 @@ std::string_view UrlPath(std::string_view url) {
 }
 
 // Malformed escapes stay as they are: the audience is signed, so leniency here cannot widen
-// what a token grants, it only avoids rejecting an odd but honest SDK.
-std::string PercentDecode(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
+// what a token grants, it only avoids rejecting an odd but honest SDK. Writes at most
+// s.size() bytes to `out`; returns how many.
+size_t PercentDecodeTo(std::string_view s, char* out) {
+  size_t n = 0;
   for (size_t i = 0; i < s.size(); ++i) {
     if (s[i] == '%' && i + 2 < s.size() && HexDigitValue(s[i + 1]) >= 0 &&
         HexDigitValue(s[i + 2]) >= 0) {
-      out.push_back(static_cast<char>(HexDigitValue(s[i + 1]) * 16 + HexDigitValue(s[i + 2])));
+      out[n++] = static_cast<char>(HexDigitValue(s[i + 1]) * 16 + HexDigitValue(s[i + 2]));
       i += 2;
     } else {
-      out.push_back(s[i]);
+      out[n++] = s[i];
     }
   }
-  return out;
+  return n;
 }
 
-std::string CanonicalPath(std::string_view path) {
-  if (!path.empty() && path.back() == '/') path.remove_suffix(1);
-  std::string out;
-  out.reserve(path.size());
-  for (char c : path) out.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
-  return out;
+// In place: one trailing '/' dropped, ASCII letters lower-cased (the "C" locale's tolower).
+std::string_view CanonicalPathIn(char* path, size_t n) {
+  if (n > 0 && path[n - 1] == '/') --n;
+  for (size_t i = 0; i < n; ++i) {
+    if (path[i] >= 'A' && path[i] <= 'Z') path[i] = static_cast<char>(path[i] - 'A' + 'a');
+  }
+  return std::string_view(path, n);
 }
 
 std::string SignHs256(std::string_view signing_input, std::string_view key) {
@@ -271,9 +273,23 @@ std::string SignToken(const json::Value& payload, std::string_view key) {
 bool AudiencePathMatches(std::string_view audience_url, std::string_view expected_path) {
   const std::string_view path = UrlPath(audience_url);
   if (!path.empty() && path.front() != '/') return false;  // Not a URL nor a path.
-  const std::string audience = CanonicalPath(PercentDecode(path));
-  return audience == CanonicalPath(expected_path) ||
-         audience == CanonicalPath(PercentDecode(expected_path));
+  // Every REST call checks its token's audience: three scratch copies on the stack for usual
+  // lengths, on the heap only for long ones.
+  constexpr size_t kStack = 512;
+  char stack[3][kStack];
+  std::string heap[3];
+  auto scratch = [&](int i, size_t size) {
+    if (size <= kStack) return stack[i];
+    heap[i].resize(size);
+    return heap[i].data();
+  };
+  char* a = scratch(0, path.size());
+  const std::string_view audience = CanonicalPathIn(a, PercentDecodeTo(path, a));
+  char* raw = scratch(1, expected_path.size());
+  std::copy(expected_path.begin(), expected_path.end(), raw);
+  if (audience == CanonicalPathIn(raw, expected_path.size())) return true;
+  char* decoded = scratch(2, expected_path.size());
+  return audience == CanonicalPathIn(decoded, PercentDecodeTo(expected_path, decoded));
 }
 
 std::string HmacSha256Hex(std::string_view key, std::string_view message) {

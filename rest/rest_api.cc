@@ -244,9 +244,14 @@ struct Reply {
 // One request from routing to response. Lives on the handling thread's stack only.
 class Exchange {
  public:
-  Exchange(replication::HubRegistry* hubs, const RestOptions& options, const Clock* clock,
-           const HttpRequest& request, HttpResponse& response)
-      : hubs_(hubs), options_(options), clock_(clock), request_(request), response_(response) {}
+  Exchange(replication::HubRegistry* hubs, const RestOptions& options, TokenCache* tokens,
+           const Clock* clock, const HttpRequest& request, HttpResponse& response)
+      : hubs_(hubs),
+        options_(options),
+        tokens_(tokens),
+        clock_(clock),
+        request_(request),
+        response_(response) {}
 
   void Run();
 
@@ -316,6 +321,7 @@ class Exchange {
 
   replication::HubRegistry* hubs_;
   const RestOptions& options_;
+  TokenCache* tokens_;
   const Clock* clock_;
   const HttpRequest& request_;
   HttpResponse& response_;
@@ -417,13 +423,14 @@ Status Exchange::Authenticate() const {
     return Status::Unauthorized("A bearer token is required: Authorization: Bearer <jwt>.");
   }
   const std::string_view token = Trim(header.substr(kBearer.size()));
-  Result<TokenClaims> claims = VerifyToken(token, options_.access_keys, clock_->NowUnixMs() / 1000);
+  Result<std::shared_ptr<const TokenClaims>> claims =
+      tokens_->Verify(token, clock_->NowUnixMs() / 1000);
   if (!claims.ok()) {
     return claims.status().code() == StatusCode::kUnauthorized
                ? claims.status()
                : Status::Unauthorized("Invalid access token.");
   }
-  for (const std::string& audience : claims->audiences) {
+  for (const std::string& audience : (*claims)->audiences) {
     if (AudiencePathMatches(audience, raw_path_)) return Status::Ok();
   }
   return Status::Unauthorized("The access token's audience does not match the request URL.");
@@ -1060,13 +1067,16 @@ Result<Reply> Exchange::ListGroups() {
 }  // namespace
 
 RestApi::RestApi(replication::HubRegistry* hubs, RestOptions options, const Clock* clock)
-    : hubs_(hubs), options_(std::move(options)), clock_(clock) {}
+    : hubs_(hubs),
+      options_(std::move(options)),
+      clock_(clock),
+      tokens_(std::make_unique<TokenCache>(options_.access_keys)) {}
 
 HttpResponse RestApi::Handle(const HttpRequest& request) const {
   std::string failure;
   try {
     HttpResponse response;
-    Exchange(hubs_, options_, clock_, request, response).Run();
+    Exchange(hubs_, options_, tokens_.get(), clock_, request, response).Run();
     return response;
   } catch (const std::exception& e) {
     failure = e.what();

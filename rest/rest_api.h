@@ -15,7 +15,9 @@
 #include "base/clock.h"
 #include "replication/hub.h"
 #include "rest/http_message.h"
+#include "rest/token_cache.h"
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -38,6 +40,8 @@ class RestApi {
   replication::HubRegistry* hubs_;
   RestOptions options_;
   const Clock* clock_;
+  // Bearer tokens already verified (an app server sends the same one with every call).
+  std::unique_ptr<TokenCache> tokens_;
 };
 
 }  // namespace hubcast::rest

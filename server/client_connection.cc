@@ -727,6 +727,9 @@ void ClientConnection::StartMoved(std::unique_ptr<Transport> transport, std::str
 }
 
 void ClientConnection::OnTick(std::chrono::steady_clock::time_point now) {
+  // Drained queues give their memory back (an idle connection holds none).
+  out_.Trim();
+  unacked_.Trim();
   // sequenceAck is kept in memory and persisted lazily, batched into checkpoint entries.
   if (codec_->reliable() && acked_seq_ > checkpointed_ && now >= next_checkpoint_ &&
       (state_ == State::kOpen || state_ == State::kHeld)) {

@@ -30,6 +30,7 @@
 // loop turn leaves in one writev.
 #pragma once
 
+#include "base/lazy_deque.h"
 #include "replication/hub.h"
 #include "server/codec.h"
 #include "server/event_loop.h"
@@ -259,7 +260,7 @@ class ClientConnection final : public IoHandler {
   State state_ = State::kNew;
   std::unique_ptr<Transport> transport_;  // while a socket is attached
   WsReader reader_;
-  std::deque<OutItem> out_;
+  LazyDeque<OutItem> out_;  // no memory while nothing is queued (idle connections)
   size_t out_bytes_ = 0;
   size_t front_offset_ = 0;  // bytes of out_.front() (head then body) already written
   bool want_write_ = false;
@@ -279,7 +280,7 @@ class ClientConnection final : public IoHandler {
   uint64_t acked_seq_ = 0;
   uint64_t checkpointed_ = 0;  // acked_seq_ as last queued for a checkpoint entry
   std::chrono::steady_clock::time_point next_checkpoint_;
-  std::deque<Unacked> unacked_;
+  LazyDeque<Unacked> unacked_;
   size_t unacked_bytes_ = 0;
 
   // Client SDK 1.1.

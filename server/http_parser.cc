@@ -46,6 +46,14 @@ bool IsFieldValueChar(char c) {
   return c == '\t' || (u >= 0x20 && u != 0x7f);
 }
 
+// Every byte of a value is checked (a bearer token alone is hundreds): one loop the compiler
+// can inline, instead of a call per byte through a function pointer.
+bool IsFieldValue(std::string_view s) {
+  bool ok = true;
+  for (char c : s) ok &= IsFieldValueChar(c);
+  return ok;
+}
+
 std::string_view TrimOws(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
   while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
@@ -295,7 +303,7 @@ bool HttpRequestParser::OnHeaderLine(std::string_view line, bool trailer) {
                     : "Invalid header field name.");
   }
   const std::string_view value = TrimOws(line.substr(colon + 1));
-  if (!std::all_of(value.begin(), value.end(), IsFieldValueChar)) {
+  if (!IsFieldValue(value)) {
     return Fail(400, "BadRequest", "A header field value holds a control character.");
   }
   if (++field_count_ > limits_.max_header_count) {
@@ -424,7 +432,7 @@ bool HttpRequestParser::OnChunkSizeLine(std::string_view line) {
   if (!rest.empty() && rest.front() != ';') {
     return Fail(400, "BadRequest", "Invalid chunk size.");
   }
-  if (!std::all_of(rest.begin(), rest.end(), IsFieldValueChar)) {
+  if (!IsFieldValue(rest)) {
     return Fail(400, "BadRequest", "A chunk extension holds a control character.");
   }
   if (huge || size > limits_.max_body_bytes -

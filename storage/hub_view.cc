@@ -1,5 +1,6 @@
 #include "storage/hub_view.h"
 
+#include "base/lazy_deque.h"
 #include "storage/targeting.h"
 
 #include <algorithm>
@@ -22,7 +23,8 @@ constexpr size_t kAckHistory = 4096;
 struct Conn {
   ConnectionRecord rec;
   std::unordered_set<uint64_t> acks;
-  std::deque<AckRecord> ack_order;  // arrival order
+  // Arrival order; no memory until the connection's first ackId.
+  LazyDeque<AckRecord> ack_order;
   bool removing = false;  // set while RemoveConnection runs: its changes are not "touched"
 
   bool SeenAck(uint64_t id) const { return acks.count(id) != 0; }

@@ -31,10 +31,11 @@ constexpr size_t kMaxBody = 4096;
 
 class FixedClock : public Clock {
  public:
-  int64_t NowUnixMs() const override { return kNowSeconds * 1000 + 250; }
+  int64_t NowUnixMs() const override { return now_ms; }
   std::chrono::steady_clock::time_point Monotonic() const override {
     return std::chrono::steady_clock::now();
   }
+  int64_t now_ms = kNowSeconds * 1000 + 250;
 };
 
 struct Delivered {
@@ -249,6 +250,22 @@ TEST_F(RestApiTest, ExpiredTokenIs401) {
   Call call;
   call.target = "/api/hubs/chat/:send";
   call.authorization = "Bearer " + TokenFor(Base() + call.target, kKey, kNowSeconds - 3600);
+  ExpectError(Do(call), 401, "Unauthorized");
+}
+
+TEST_F(RestApiTest, AnAcceptedTokenIsStillCheckedForExpiryAndAudienceOnLaterCalls) {
+  Call call;
+  call.target = "/api/hubs/chat/:send";
+  const int64_t exp = kNowSeconds + 60;
+  call.authorization = "Bearer " + TokenFor(Base() + call.target, kKey, exp);
+  EXPECT_EQ(Do(call).status, 202);
+  EXPECT_EQ(Do(call).status, 202);  // the second time from the cache
+  // Same token, another path: its audience does not cover it.
+  Call other = call;
+  other.target = "/api/hubs/other/:send";
+  ExpectError(Do(other), 401, "Unauthorized");
+  // Past exp + the clock skew, the remembered token is refused like any expired one.
+  clock_.now_ms = (exp + kTokenClockSkewSeconds) * 1000;
   ExpectError(Do(call), 401, "Unauthorized");
 }
 
