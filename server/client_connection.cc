@@ -417,6 +417,11 @@ void ClientConnection::Handle(ClientMessage& m) {
     HandleRaw(m);
     return;
   }
+  if (!m.invalid_reason &&
+      (m.type == ClientMessageType::kEvent || m.type == ClientMessageType::kInvoke)) {
+    // The name travels in ce-eventName and the handler's URL: it must be representable there.
+    if (Status s = ValidateEventName(m.event); !s.ok()) m.invalid_reason = s.message();
+  }
   auto reject = [&](const Status& s) {
     if (m.ack_id) {
       SendControl(codec_->Ack(*m.ack_id, s));
