@@ -23,10 +23,15 @@ class HubName {
   std::string name_;
 };
 
-// Group: 1-1024 bytes, not whitespace only. Case-sensitive.
+// Every name below is 1-1024 bytes (a bound of ours, against abuse) of valid UTF-8 without
+// control characters (U+0000-U+001F, U+007F): the store separates key parts with NUL, and user
+// ids, connection ids and event names travel in event handler headers (ce-userId, ...), where
+// CR and LF cannot be represented (docs/PROTOCOL-DECISIONS.md, "Names").
+// Group: also not whitespace only. Case-sensitive.
 Status ValidateGroupName(std::string_view group);
-// User id / connection id: at least one byte, at most 1024 (a bound of ours, against abuse).
 Status ValidateUserId(std::string_view user);
 Status ValidateConnectionId(std::string_view id);
+// A user event's name (`event` and `invoke` messages).
+Status ValidateEventName(std::string_view event);
 
 }  // namespace hubcast

@@ -191,12 +191,14 @@ class Provider final : public LocalLogProvider {
         return Status::NotFound("hub " + hub + " has no log");
       }
     }
-    auto epoch = store_->Epoch(hub, RandomU64());
-    if (!epoch.ok()) return epoch.status();
+    // Reads first: the epoch is the hub's first write (it puts the hub in the store's list),
+    // so a failure before it leaves nothing behind.
     auto logged = store_->LastLogPosition(hub);
     if (!logged.ok()) return logged.status();
     auto applied = store_->AppliedPosition(hub);
     if (!applied.ok()) return applied.status();
+    auto epoch = store_->Epoch(hub, RandomU64());
+    if (!epoch.ok()) return epoch.status();
     uint64_t last = std::max(*logged, *applied);
     return std::unique_ptr<HubLog>(std::make_unique<LocalLog>(&writer_, store_, hub, *epoch, last));
   }

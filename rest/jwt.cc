@@ -292,6 +292,10 @@ bool AudiencePathMatches(std::string_view audience_url, std::string_view expecte
   return audience == CanonicalPathIn(decoded, PercentDecodeTo(expected_path, decoded));
 }
 
+bool ConstantTimeEquals(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
 std::string HmacSha256Hex(std::string_view key, std::string_view message) {
   static constexpr char kHex[] = "0123456789abcdef";
   const std::string mac = Hmac(EVP_sha256(), key, message);

@@ -60,5 +60,7 @@ bool AudiencePathMatches(std::string_view audience_url, std::string_view expecte
 
 // HMAC-SHA256(key, message) as lower-case hex.
 std::string HmacSha256Hex(std::string_view key, std::string_view message);
+// Equal bytes, compared in time that depends only on the lengths (for secrets and MACs).
+bool ConstantTimeEquals(std::string_view a, std::string_view b);
 
 }  // namespace hubcast::rest

@@ -276,7 +276,9 @@ class Exchange {
 
   // Validation helpers: each returns the failure to answer, if any.
   // Writes: the hub, created by this authenticated call if it is new.
-  Result<std::shared_ptr<replication::Hub>> GetHub();
+  // The hub named by the path (parsed only: nothing is created). A write gets its hub with
+  // hubs_->Get once the whole request is valid, so a bad request creates no hub.
+  Result<HubName> PathHub() const;
   // Reads: the hub's view once it applied everything acknowledged before the call (a read
   // barrier), or an empty view for a hub that does not exist: reads create nothing.
   Result<const storage::HubView*> ReadView();
@@ -591,14 +593,10 @@ Result<Reply> Exchange::Dispatch(Op op) {
 // ---------------------------------------------------------------------------------------------
 // Validation.
 
-Result<std::shared_ptr<replication::Hub>> Exchange::GetHub() {
-  Result<HubName> name = HubName::Parse(captures_.at(0));
-  if (!name.ok()) return name.status();
-  return hubs_->Get(*name);
-}
+Result<HubName> Exchange::PathHub() const { return HubName::Parse(captures_.at(0)); }
 
 Result<const storage::HubView*> Exchange::ReadView() {
-  Result<HubName> name = HubName::Parse(captures_.at(0));
+  Result<HubName> name = PathHub();
   if (!name.ok()) return name.status();
   std::shared_ptr<replication::Hub> hub = hubs_->Find(*name);
   if (!hub) {
@@ -702,8 +700,8 @@ Result<Reply> Exchange::FromApply(const Status& applied, int success_status,
 
 Result<Reply> Exchange::SendMessage(storage::Scope scope, const std::string& target) {
   using storage::Scope;
-  auto hub = GetHub();
-  if (!hub.ok()) return hub.status();
+  auto name = PathHub();
+  if (!name.ok()) return name.status();
   if (Status s = ValidateTarget(scope, target); !s.ok()) return s;
   std::vector<std::string> excluded;
   if (scope == Scope::kAll || scope == Scope::kGroup) {
@@ -753,14 +751,16 @@ Result<Reply> Exchange::SendMessage(storage::Scope scope, const std::string& tar
   e.data_type = type;
   e.data = std::move(*body);
   e.message_ttl_seconds = ttl;
+  auto hub = hubs_->Get(*name);
+  if (!hub.ok()) return hub.status();
   Result<uint64_t> position = (*hub)->AppendAndWaitDurable(std::move(e));
   if (!position.ok()) return FromApply(position.status(), 202, false);
   return Reply{202, "", ""};
 }
 
 Result<Reply> Exchange::CloseConnections(storage::Scope scope, const std::string& target) {
-  auto hub = GetHub();
-  if (!hub.ok()) return hub.status();
+  auto name = PathHub();
+  if (!name.ok()) return name.status();
   if (Status s = ValidateTarget(scope, target); !s.ok()) return s;
   storage::Entry e = NewEntry(storage::EntryKind::kCloseConnections, scope, target);
   if (scope != storage::Scope::kConnection) {
@@ -769,6 +769,8 @@ Result<Reply> Exchange::CloseConnections(storage::Scope scope, const std::string
     e.excluded = std::move(*ex);
   }
   if (const std::string* reason = First("reason")) e.reason = *reason;
+  auto hub = hubs_->Get(*name);
+  if (!hub.ok()) return hub.status();
   return FromApply((*hub)->AppendAndWait(std::move(e)), 204, true);
 }
 
@@ -797,8 +799,8 @@ Result<Reply> Exchange::Exists(storage::Scope scope, const std::string& target) 
 Result<Reply> Exchange::ChangeMembership(storage::EntryKind kind, storage::Scope scope,
                                          const std::string& target,
                                          std::vector<std::string> groups) {
-  auto hub = GetHub();
-  if (!hub.ok()) return hub.status();
+  auto name = PathHub();
+  if (!name.ok()) return name.status();
   for (const std::string& g : groups) {
     if (Status s = ValidateGroupName(g); !s.ok()) return s;
   }
@@ -820,12 +822,14 @@ Result<Reply> Exchange::ChangeMembership(storage::EntryKind kind, storage::Scope
   // Adding an unknown connection is the one 404 (SDKs rely on it); adding a user without
   // connections and every removal succeed.
   const bool not_found_is_success = !(add && scope == storage::Scope::kConnection);
+  auto hub = hubs_->Get(*name);
+  if (!hub.ok()) return hub.status();
   return FromApply((*hub)->AppendAndWait(std::move(e)), add ? 200 : 204, not_found_is_success);
 }
 
 Result<Reply> Exchange::ChangeMembershipByFilter(storage::EntryKind kind) {
-  auto hub = GetHub();
-  if (!hub.ok()) return hub.status();
+  auto name = PathHub();
+  if (!name.ok()) return name.status();
   const std::string media = MediaType();
   if (media != "application/json") {
     return Status::UnsupportedMedia("Content-Type must be application/json.");
@@ -847,13 +851,15 @@ Result<Reply> Exchange::ChangeMembershipByFilter(storage::EntryKind kind) {
   storage::Entry e = NewEntry(kind, storage::Scope::kAll, "");
   e.groups = std::move(decoded->groups);
   e.filter = std::move(filter);
+  auto hub = hubs_->Get(*name);
+  if (!hub.ok()) return hub.status();
   return FromApply((*hub)->AppendAndWait(std::move(e)), 200, false);
 }
 
 Result<Reply> Exchange::ChangePermission(storage::EntryKind kind, const std::string& permission,
                                          const std::string& connection_id) {
-  auto hub = GetHub();
-  if (!hub.ok()) return hub.status();
+  auto name = PathHub();
+  if (!name.ok()) return name.status();
   auto p = PathPermission(permission);
   if (!p.ok()) return p.status();
   if (Status s = ValidateConnectionId(connection_id); !s.ok()) return s;
@@ -863,6 +869,8 @@ Result<Reply> Exchange::ChangePermission(storage::EntryKind kind, const std::str
   e.permission = *p;
   e.permission_target = std::move(*target);
   const bool grant = kind == storage::EntryKind::kGrant;
+  auto hub = hubs_->Get(*name);
+  if (!hub.ok()) return hub.status();
   return FromApply((*hub)->AppendAndWait(std::move(e)), grant ? 200 : 204, !grant);
 }
 
@@ -881,7 +889,7 @@ Result<Reply> Exchange::CheckPermission(const std::string& permission,
 
 Result<Reply> Exchange::GenerateClientToken() {
   // Signing a token touches no hub state: the hub is neither read nor created.
-  if (Result<HubName> name = HubName::Parse(captures_.at(0)); !name.ok()) return name.status();
+  if (Result<HubName> name = PathHub(); !name.ok()) return name.status();
 
   std::optional<std::string> user;
   if (const std::string* u = First("userId")) {

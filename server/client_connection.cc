@@ -18,6 +18,10 @@ namespace {
 constexpr size_t kReadChunk = 64 * 1024;
 constexpr int kMaxReadsPerEvent = 8;  // fairness between the connections of one loop
 constexpr int kMaxIov = 64;
+// A recovery replays the unacknowledged window this much at a time (at least one message),
+// refilled as the socket drains, outside the slow-consumer limit: the window may be far larger
+// than that limit, and a client that reads at any speed must be able to catch up.
+constexpr size_t kReplayChunkBytes = 256 * 1024;
 
 int64_t NowMs() { return SystemClock::Get().NowUnixMs(); }
 
@@ -77,8 +81,11 @@ void ClientConnection::Attach(std::unique_ptr<Transport> transport, std::string 
     // SDK 1.1 resumes its outbound group streams only on this message.
     SendControl(
         codec_->Connected(init_.user_id, init_.id, gateway_->ReconnectionToken(*hub_, init_.id)));
-    // Everything the client has not acknowledged, in order, with its original numbers.
-    for (const auto& u : unacked_) EnqueueReliable(u);
+    // Everything the client has not acknowledged, in order, with its original numbers, streamed
+    // in chunks by RefillReplay; deliveries meanwhile wait behind it in unacked_.
+    replaying_ = true;
+    replay_next_ = 0;
+    RefillReplay();
     ResendAfterRecovery();
   }
   // Frames queued before the socket arrived (the `connected` message, early deliveries).
@@ -120,19 +127,38 @@ void ClientConnection::DeliverMessage(const EncodedMessage& m, uint64_t seq) {
     }
     return;
   }
-  if (Accepting()) EnqueueReliable(u);
+  if (!Accepting()) return;
+  if (replaying_) {
+    loop_->RequestFlush(this);  // queued behind the replay: RefillReplay takes it in turn
+  } else {
+    EnqueueReliable(u);
+  }
 }
 
-void ClientConnection::EnqueueReliable(const Unacked& u) {
-  Enqueue(codec_->ReliableHead(u.seq, u.body.size()), u.body);
+void ClientConnection::EnqueueReliable(const Unacked& u, bool replay) {
+  Enqueue(codec_->ReliableHead(u.seq, u.body.size()), u.body, 0, replay);
 }
 
-void ClientConnection::Enqueue(std::string head, SharedBytes body, int64_t expire) {
+void ClientConnection::RefillReplay() {
+  while (replaying_ && transport_ && !close_after_flush_ &&
+         replay_queued_bytes_ < kReplayChunkBytes) {
+    if (replay_next_ >= unacked_.size()) {
+      replaying_ = false;  // caught up: new deliveries are queued directly again
+      return;
+    }
+    EnqueueReliable(unacked_[replay_next_++], /*replay=*/true);
+  }
+}
+
+void ClientConnection::Enqueue(std::string head, SharedBytes body, int64_t expire, bool replay) {
   if ((!transport_ && state_ != State::kNew) || close_after_flush_) return;
   if (out_.empty()) write_progress_ = std::chrono::steady_clock::now();
-  out_bytes_ += head.size() + body.size();
-  out_.push_back({std::move(head), std::move(body), expire});
-  if (out_bytes_ > limits_.max_outbound_bytes) {
+  size_t size = head.size() + body.size();
+  out_bytes_ += size;
+  if (replay) replay_queued_bytes_ += size;
+  out_.push_back({std::move(head), std::move(body), expire, replay});
+  // The replay is bounded by its chunk and waits for the socket; it does not count here.
+  if (out_bytes_ - replay_queued_bytes_ > limits_.max_outbound_bytes) {
     // A client that does not read must not hold the server's memory hostage.
     Logger("conn")
         .With("id", init_.id)
@@ -417,6 +443,11 @@ void ClientConnection::Handle(ClientMessage& m) {
     HandleRaw(m);
     return;
   }
+  if (!m.invalid_reason &&
+      (m.type == ClientMessageType::kEvent || m.type == ClientMessageType::kInvoke)) {
+    // The name travels in ce-eventName and the handler's URL: it must be representable there.
+    if (Status s = ValidateEventName(m.event); !s.ok()) m.invalid_reason = s.message();
+  }
   auto reject = [&](const Status& s) {
     if (m.ack_id) {
       SendControl(codec_->Ack(*m.ack_id, s));
@@ -466,6 +497,8 @@ void ClientConnection::Handle(ClientMessage& m) {
       while (!unacked_.empty() && unacked_.front().seq <= acked_seq_) {
         unacked_bytes_ -= unacked_.front().body.size();
         unacked_.pop_front();
+        // The client has it already (from before the drop): the replay skips it.
+        if (replay_next_ > 0) --replay_next_;
       }
       return;
     case ClientMessageType::kJoinGroup:
@@ -587,7 +620,10 @@ void ClientConnection::OnFlush() { WriteSome(); }
 void ClientConnection::WriteSome() {
   if (!transport_) return;
   int64_t now_ms = 0;
-  while (!out_.empty()) {
+  for (;;) {
+    RefillReplay();
+    if (!transport_) return;
+    if (out_.empty()) break;
     // Messages whose TTL ran out before they started to leave are dropped (messageTtlSeconds).
     while (front_offset_ == 0 && !out_.empty() && out_.front().expire_unix_ms != 0) {
       if (now_ms == 0) now_ms = NowMs();
@@ -635,6 +671,7 @@ void ClientConnection::WriteSome() {
       if (written >= left) {
         written -= left;
         out_bytes_ -= total;
+        if (f.replay) replay_queued_bytes_ -= total;
         front_offset_ = 0;
         out_.pop_front();
       } else {
@@ -780,6 +817,9 @@ void ClientConnection::DetachSocket() {
   front_offset_ = 0;
   want_write_ = false;
   close_after_flush_ = false;
+  replaying_ = false;  // a later recovery replays the whole window again
+  replay_next_ = 0;
+  replay_queued_bytes_ = 0;
 }
 
 void ClientConnection::Lost(const std::string& why) {

@@ -13,8 +13,10 @@
 //   3. The socket ends: by a client close, a drop, a slow-consumer overflow or a service close.
 //      A reliable connection that drops without a normal close is *held* for the hold window
 //      and keeps numbering and buffering what it is sent; Attach() with a recovered socket
-//      replays every unacknowledged message. Otherwise the logical connection ends: a
-//      kConnectionClose command is appended (unless the log itself closed it).
+//      replays every unacknowledged message, streamed a bounded chunk at a time as the
+//      socket drains (outside the slow-consumer limit, so any window can be caught up). Otherwise
+//      the logical connection ends: a kConnectionClose command is appended (unless the log itself
+//      closed it).
 //   4. The Gateway drops the connection from its loop's table when the close entry is
 //      applied (or when the close could not be appended).
 //
@@ -155,6 +157,7 @@ class ClientConnection final : public IoHandler {
     std::string head;  // per-connection bytes
     SharedBytes body;  // shared bytes, may be empty
     int64_t expire_unix_ms = 0;
+    bool replay = false;  // part of a recovery's replay (counted in replay_queued_bytes_)
     size_t size() const { return head.size() + body.size(); }
   };
   struct Unacked {
@@ -168,8 +171,11 @@ class ClientConnection final : public IoHandler {
   void HandleMessage(WsMessage& msg);
   void Handle(ClientMessage& m);
   void HandleRaw(ClientMessage& m);
-  void Enqueue(std::string head, SharedBytes body = {}, int64_t expire = 0);
-  void EnqueueReliable(const Unacked& u);
+  void Enqueue(std::string head, SharedBytes body = {}, int64_t expire = 0, bool replay = false);
+  void EnqueueReliable(const Unacked& u, bool replay = false);
+  // Recovery: queues the next unacknowledged messages while less than a chunk of the replay
+  // waits for the socket; called again as the socket drains, until the replay caught up.
+  void RefillReplay();
   void WriteSome();
   void WaitWritable();  // the transport is full: watch EPOLLOUT
   // The socket is gone without a normal close: hold a reliable session, else end.
@@ -282,6 +288,11 @@ class ClientConnection final : public IoHandler {
   std::chrono::steady_clock::time_point next_checkpoint_;
   LazyDeque<Unacked> unacked_;
   size_t unacked_bytes_ = 0;
+  // A recovery's replay in progress: unacked_[replay_next_..] are not queued for the socket
+  // yet (deliveries meanwhile only join unacked_); replay_queued_bytes_ of out_ are replay.
+  bool replaying_ = false;
+  size_t replay_next_ = 0;
+  size_t replay_queued_bytes_ = 0;
 
   // Client SDK 1.1.
   std::unordered_set<std::string> invocations_;  // in flight; cancelled ones are removed

@@ -135,6 +135,8 @@ const std::vector<Option>& Options() {
               "drop a connection that sent nothing for this long"),
       INT_OPT("reliable-hold", reliable_hold_seconds, "30", 1, 3600,
               "seconds a dropped reliable connection waits for its client to recover"),
+      INT_OPT("reconnection-token-seconds", reconnection_token_seconds, "604800", 1, 31536000,
+              "seconds a reliable connection's reconnection token stays valid after it is issued"),
       INT_OPT("max-outbound-mib", max_outbound_mib, "16", 1, 1024,
               "unsent bytes queued for one client before it is dropped as too slow"),
       INT_OPT("write-stall-seconds", write_stall_seconds, "30", 1, 3600,

@@ -34,6 +34,7 @@ struct ServerConfig {
   int keepalive_seconds = 20;
   int idle_timeout_seconds = 120;
   int reliable_hold_seconds = 30;
+  int reconnection_token_seconds = 604800;
   int max_outbound_mib = 16;
   int write_stall_seconds = 30;
   bool allow_anonymous = false;

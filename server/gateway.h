@@ -55,6 +55,9 @@ struct GatewayOptions {
   std::vector<std::string> access_keys;
   bool allow_anonymous = false;
   ConnectionLimits limits;
+  // How long a reconnection token stays valid after it was issued (each recovery issues a
+  // fresh one); the reliable hold window still bounds when a dropped session can resume.
+  std::chrono::seconds reconnection_token_lifetime{7 * 24 * 3600};
   // When the previous run was last known alive (Unix ms; 0 = unknown): a held session's hold
   // window counts from then, so a restart after the window closes the sessions at once.
   int64_t last_alive_unix_ms = 0;
@@ -114,8 +117,9 @@ class Gateway final : public replication::DeliverySink {
   void SetSettings(std::shared_ptr<const HubSettings> settings);
   rest::UpstreamClient* upstream() { return upstream_.get(); }
 
-  // HMAC of the connection id with the primary key, verifiable with any configured key.
-  // Bound to the hub's log epoch: a recreated log (other data dir or stream) refuses it.
+  // An expiry and the HMAC of the connection id and that expiry with the primary key,
+  // verifiable with any configured key (in constant time). Bound to the hub's log epoch: a
+  // recreated log (other data dir or stream) refuses it; so does its expiry passing.
   std::string ReconnectionToken(const replication::Hub& hub,
                                 const std::string& connection_id) const;
   bool VerifyReconnectionToken(const replication::Hub& hub, const std::string& connection_id,

@@ -135,6 +135,9 @@ ConnectOutcome ParseConnectResponse(const rest::UpstreamResponse& r,
   if (!doc->is_object()) return fail("not a JSON object");
   if (const json::Value* u = doc->Find("userId"); u && !u->is_null()) {
     if (!u->is_string()) return fail("userId is not a string");
+    if (!u->str().empty()) {
+      if (Status s = ValidateUserId(u->str()); !s.ok()) return fail(s.message());
+    }
     out.user_id = u->str();
   }
   out.groups = StringArray(doc->Find("groups"));
@@ -265,6 +268,13 @@ void Gateway::HandleClient(const std::shared_ptr<HttpExchange>& exchange) {
         refuse(401, "Unauthorized", "The token's audience is not this hub's client endpoint.");
         return;
       }
+      // An empty `sub` is left as it was; any other must be a valid user id.
+      if (claims.subject && !claims.subject->empty()) {
+        if (Status s = ValidateUserId(*claims.subject); !s.ok()) {
+          refuse(400, "BadRequest", "The token's sub claim: " + s.message());
+          return;
+        }
+      }
     }
     std::vector<std::string> groups;
     for (const auto& g : claims.groups) {
@@ -285,14 +295,7 @@ void Gateway::HandleClient(const std::shared_ptr<HttpExchange>& exchange) {
       }
       raw_group = g;
     }
-    // Only an authenticated client creates a hub (a stranger's request creates nothing).
-    auto hub = registry_->Get(*hub_name);
-    if (!hub.ok()) {
-      refuse(503, "ServiceUnavailable", hub.status().message());
-      return;
-    }
     auto hs = std::make_shared<Handshake>();
-    hs->hub = *hub;
     hs->hub_name = hub_name->str();
     hs->init.id = RandomHex(16);
     hs->init.user_id = claims.subject;
@@ -340,6 +343,15 @@ void Gateway::FinishHandshake(const std::shared_ptr<Handshake>& hs, const Connec
                       outcome.message);
       return;
     }
+    // Only an accepted client creates a hub: neither a stranger's request nor one the connect
+    // handler refused leaves anything behind (no hub, no log, no view).
+    auto hub_name = HubName::Parse(hs->hub_name);
+    auto hub = hub_name.ok() ? registry_->Get(*hub_name) : hub_name.status();
+    if (!hub.ok()) {
+      RefuseHandshake(hs->exchange, 503, "ServiceUnavailable", hub.status().message());
+      return;
+    }
+    hs->hub = *hub;
     ClientConnection::Init init = hs->init;
     std::vector<std::string> roles = hs->roles;
     std::vector<std::string> groups = hs->groups;

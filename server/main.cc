@@ -233,6 +233,7 @@ int Serve(const std::vector<std::string>& args) {
   go.limits.keepalive = std::chrono::seconds(cfg.keepalive_seconds);
   go.limits.idle_timeout = std::chrono::seconds(cfg.idle_timeout_seconds);
   go.limits.reliable_hold = std::chrono::seconds(cfg.reliable_hold_seconds);
+  go.reconnection_token_lifetime = std::chrono::seconds(cfg.reconnection_token_seconds);
   go.limits.write_stall = std::chrono::seconds(cfg.write_stall_seconds);
   go.limits.max_outbound_bytes = static_cast<size_t>(cfg.max_outbound_mib) * 1024 * 1024;
 

@@ -16,24 +16,47 @@ constexpr const char* kCannotRecover = "The connection cannot be recovered.";
 
 }  // namespace
 
+// Reconnection token (format 2): "<expiry>.<mac>", where expiry is Unix seconds in decimal and
+// mac the hex HMAC-SHA256, with the primary key, of "reconnect2:{hub}/{epoch}/{id}/{expiry}".
+// Bound to the hub's log epoch (a recreated log refuses it) and valid until its expiry; any
+// configured key verifies it. Tokens of format 1 (a bare MAC, no expiry) are refused: they
+// never expire, and their sessions (held across the upgrade's restart) start new connections.
+namespace {
+
+// What a reconnection token's MAC covers.
+std::string TokenMessage(const replication::Hub& hub, const std::string& id,
+                         std::string_view expiry) {
+  return "reconnect2:" + hub.name().str() + "/" + std::to_string(hub.epoch()) + "/" + id + "/" +
+         std::string(expiry);
+}
+
+}  // namespace
+
 std::string Gateway::ReconnectionToken(const replication::Hub& hub, const std::string& id) const {
-  return rest::HmacSha256Hex(
-      options_.access_keys.front(),
-      "reconnect:" + hub.name().str() + "/" + std::to_string(hub.epoch()) + "/" + id);
+  std::string expiry = std::to_string(SystemClock::Get().NowUnixMs() / 1000 +
+                                      options_.reconnection_token_lifetime.count());
+  return expiry + "." +
+         rest::HmacSha256Hex(options_.access_keys.front(), TokenMessage(hub, id, expiry));
 }
 
 bool Gateway::VerifyReconnectionToken(const replication::Hub& hub, const std::string& id,
                                       const std::string& token) const {
-  std::string message =
-      "reconnect:" + hub.name().str() + "/" + std::to_string(hub.epoch()) + "/" + id;
-  for (const auto& key : options_.access_keys) {
-    std::string expected = rest::HmacSha256Hex(key, message);
-    if (expected.size() != token.size()) continue;
-    unsigned char diff = 0;
-    for (size_t i = 0; i < token.size(); ++i) diff |= expected[i] ^ token[i];
-    if (diff == 0) return true;
+  size_t dot = token.find('.');
+  if (dot == std::string::npos || dot == 0 || dot > 18) return false;  // fits an int64
+  std::string_view expiry_text(token.data(), dot);
+  int64_t expiry = 0;
+  for (char c : expiry_text) {
+    if (c < '0' || c > '9') return false;
+    expiry = expiry * 10 + (c - '0');
   }
-  return false;
+  if (expiry < SystemClock::Get().NowUnixMs() / 1000) return false;
+  std::string message = TokenMessage(hub, id, expiry_text);
+  std::string_view mac = std::string_view(token).substr(dot + 1);
+  bool ok = false;
+  for (const auto& key : options_.access_keys) {
+    ok |= rest::ConstantTimeEquals(rest::HmacSha256Hex(key, message), mac);
+  }
+  return ok;
 }
 
 void Gateway::RestoreSessions() {

@@ -17,6 +17,7 @@
 #include <rocksdb/db.h>
 #include <rocksdb/options.h>
 
+#include "tests/integration/json_client.h"
 #include "tests/integration/jwt_util.h"
 #include "tests/integration/process_util.h"
 #include "tests/integration/ws_client.h"
@@ -62,55 +63,7 @@ constexpr char kReliable[] = "json.reliable.webpubsub.azure.v1";
 // ---------------------------------------------------------------------------------------------
 // Client-side helpers.
 
-// The next text message parsed as JSON; nullopt on timeout, close or EOF (`why` says which).
-std::optional<json::Value> ReadJson(WsClient& client, milliseconds timeout,
-                                    std::string* why = nullptr) {
-  std::optional<WsMessage> message = client.Read(timeout);
-  if (!message) {
-    if (why) *why = client.error();
-    return std::nullopt;
-  }
-  if (message->op != WsOp::kText) {
-    if (why) {
-      *why = message->op == WsOp::kClose
-                 ? "close " + std::to_string(message->close_code) + " " + message->close_reason
-                 : "non-text frame";
-    }
-    return std::nullopt;
-  }
-  Result<json::Value> parsed = json::Parse(message->payload);
-  if (!parsed.ok() || !parsed->is_object()) {
-    if (why) *why = "not a JSON object: " + message->payload;
-    return std::nullopt;
-  }
-  return std::move(parsed).value();
-}
-
-std::string StringField(const json::Value& object, const char* name) {
-  const json::Value* v = object.Find(name);
-  return v != nullptr && v->is_string() ? v->str() : "";
-}
-
-std::optional<uint64_t> UintField(const json::Value& object, const char* name) {
-  const json::Value* v = object.Find(name);
-  return v != nullptr ? v->as_uint64() : std::nullopt;
-}
-
-struct Connected {
-  std::string connection_id;
-  std::string reconnection_token;  // reliable subprotocol only
-};
-
-// Reads the `connected` system message every JSON client gets first.
-std::optional<Connected> ReadConnected(WsClient& client, std::string* why) {
-  std::optional<json::Value> m = ReadJson(client, seconds(10), why);
-  if (!m) return std::nullopt;
-  if (StringField(*m, "type") != "system" || StringField(*m, "event") != "connected") {
-    if (why) *why = "first message is not `connected`: " + json::Serialize(*m);
-    return std::nullopt;
-  }
-  return Connected{StringField(*m, "connectionId"), StringField(*m, "reconnectionToken")};
-}
+// ReadJson, StringField, UintField and ReadConnected: tests/integration/json_client.h.
 
 // A file tree's regular files and their contents, keyed by path relative to `root`. RocksDB's
 // informational logs (db/LOG, db/LOG.old.*) are left out: any open, even a failed or read-only

@@ -34,10 +34,19 @@ inline std::string Base64Url(std::string_view data) {
   return out;
 }
 
-// Quotes a claim value. Only '"' and '\\' are escaped: tests use plain ASCII names.
+// Quotes a claim value: '"', '\\' and control characters are escaped; other bytes go as they
+// are (tests that send invalid UTF-8 mean to).
 inline std::string JwtQuote(std::string_view text) {
   std::string out = "\"";
   for (char c : text) {
+    if (static_cast<unsigned char>(c) < 0x20) {
+      // Control characters (NUL among them) only as \u escapes: raw ones are not JSON.
+      static constexpr char kHex[] = "0123456789abcdef";
+      out += "\\u00";
+      out += kHex[(c >> 4) & 0xf];
+      out += kHex[c & 0xf];
+      continue;
+    }
     if (c == '"' || c == '\\') out += '\\';
     out += c;
   }

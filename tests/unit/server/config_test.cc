@@ -42,6 +42,7 @@ const std::vector<std::string> kOptionNames = {
     "keepalive-seconds",
     "idle-timeout-seconds",
     "reliable-hold",
+    "reconnection-token-seconds",
     "max-outbound-mib",
     "write-stall-seconds",
     "allow-anonymous",
@@ -316,6 +317,7 @@ TEST_F(ServeConfig, OutOfRangeIntegersAreRejected) {
   ParseError({"--idle-timeout-seconds", "4"});
   ParseError({"--idle-timeout-seconds", "3601"});
   ParseError({"--reliable-hold", "0"});
+  ParseError({"--reconnection-token-seconds", "0"});
   ParseError({"--max-outbound-mib", "1025"});
   ParseError({"--write-stall-seconds", "0"});
 }
