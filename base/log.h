@@ -1,6 +1,13 @@
 // Logging: a process-wide sink with levels, and a Logger value that carries context
 // (hub, connection id) so every line says where it came from. Thread-safe: lines from
 // different threads never interleave. Tokens and payloads are never logged at info or above.
+//
+// Two line formats (`--log-format`):
+//   text  2026-01-02T03:04:05.678Z INFO [conn hub=chat id=abc] closing with 1000: ...
+//   json  {"time":"2026-01-02T03:04:05.678Z","level":"info","logger":"conn","hub":"chat",
+//          "id":"abc","msg":"closing with 1000: ..."}  (one object per line)
+// In JSON the context's first word is "logger" and each key=value of With() is a member
+// (values are ids and names: they hold no spaces).
 #pragma once
 
 #include <sstream>
@@ -10,6 +17,7 @@
 namespace hubcast {
 
 enum class LogLevel { kDebug = 0, kInfo = 1, kWarn = 2, kError = 3 };
+enum class LogFormat { kText = 0, kJson = 1 };
 
 class LogSink {
  public:
@@ -21,6 +29,9 @@ class LogSink {
 void SetLogSink(LogSink* sink);
 void SetLogLevel(LogLevel level);
 LogLevel GetLogLevel();
+void SetLogFormat(LogFormat format);
+// One line as the current format writes it (without the newline); for tests.
+std::string FormatLogLine(LogLevel level, std::string_view context, std::string_view message);
 void LogLine(LogLevel level, std::string_view context, std::string_view message);
 
 class Logger {

@@ -17,6 +17,7 @@ PACKAGES=(
   libprotobuf-dev protobuf-compiler
   curl procps python3 ca-certificates
   clang libfuzzer-14-dev
+  chromium fonts-dejavu-core  # tests/integration/dashboard_test.cc drives the dashboard headless
 )
 
 say() { printf 'install-deps: %s\n' "$*"; }

@@ -2,6 +2,7 @@
 
 #include "base/clock.h"
 #include "base/log.h"
+#include "base/metrics.h"
 #include "replication/applier.h"
 #include "replication/local_log.h"
 #include "replication/snapshots.h"
@@ -78,7 +79,9 @@ void Hub::Append(storage::Entry entry, AppendCallbacks cb) {
     }
     return;
   }
-  DurableFn durable = [this, bytes, ex, d = std::move(cb.durable)](Result<uint64_t> r) {
+  DurableFn durable = [this, bytes, ex, d = std::move(cb.durable),
+                       start = metrics::NowNs()](Result<uint64_t> r) {
+    if (r.ok()) metrics::Observe("hubcast_append_seconds", {}, metrics::SecondsSince(start));
     if (!r.ok()) Release(bytes);
     if (d) RunOn(ex, [d, r = std::move(r)] { d(r); });
   };
@@ -145,8 +148,10 @@ void Hub::Apply(LogRecord& rec, storage::ApplyBatch* batch, DeliverySink* sink) 
   }
   storage::ApplyResult result;
   try {
+    const int64_t start = metrics::NowNs();
     result = view_->Apply(position, *rec.entry);
     if (batch) batch->Add(name_.str(), position, *rec.entry, result, rec.encoded);
+    metrics::Observe("hubcast_apply_seconds", {}, metrics::SecondsSince(start));
   } catch (const std::exception& e) {
     // The view may be half-changed: serving it would answer from a state no log produced.
     Logger("applier").Error("hub ", name_.str(), ": entry ", position, " failed to apply (",

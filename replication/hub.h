@@ -69,6 +69,8 @@ class Hub : public std::enable_shared_from_this<Hub> {
   const std::string& node_id() const;
   const storage::HubView& view() const { return *view_; }
   uint64_t epoch() const { return log_->epoch(); }
+  // This node's consumer lag behind the hub's log (cluster), nullopt on the embedded log.
+  std::optional<uint64_t> consumer_lag() const { return log_->consumer_lag(); }
 
   void Append(storage::Entry entry, AppendCallbacks callbacks = {});
   // Waits for `durable`: the position, or why nothing was appended.

@@ -33,6 +33,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -67,6 +68,9 @@ class HubLog {
   virtual Result<uint64_t> Head() = 0;
   // Fixed when the log is created; a recreated log has a different epoch.
   virtual uint64_t epoch() const = 0;
+  // Entries in the log not yet handed to this node's consumer, as last known (NatsLog: the
+  // consumer's pending count); nullopt for a log without one (LocalLog). Any thread.
+  virtual std::optional<uint64_t> consumer_lag() const { return std::nullopt; }
 };
 
 class LogProvider {

@@ -59,6 +59,9 @@ class NatsLog final : public HubLog {
               const std::string& request_id) override;
   Result<uint64_t> Head() override;
   uint64_t epoch() const override { return epoch_; }
+  std::optional<uint64_t> consumer_lag() const override {
+    return lag_.load(std::memory_order_relaxed);
+  }
 
   void Stop();
   // Replaces the consumer with a new one that starts after the last entry handed over: the
@@ -85,6 +88,7 @@ class NatsLog final : public HubLog {
   // callback while its successor starts: handing over is serialized.
   std::mutex handle_mu_;
   uint64_t last_handed_ = 0;
+  std::atomic<uint64_t> lag_{0};  // the consumer's pending count at the last message
 };
 
 class Provider final : public NatsLogProvider {
@@ -485,6 +489,7 @@ void NatsLog::Handle(natsMsg* msg) {
   jsMsgMetaData* meta = nullptr;
   if (natsMsg_GetMetaData(&meta, msg) != NATS_OK) return;  // not a stream message
   uint64_t position = meta->Sequence.Stream;
+  lag_.store(meta->NumPending, std::memory_order_relaxed);
   jsMsgMetaData_Destroy(meta);
   std::lock_guard lock(handle_mu_);
   // An ordered consumer that was reset may hand over again what it already did.

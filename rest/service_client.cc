@@ -121,6 +121,7 @@ struct Request {
   std::string path;                                        // encoded, below /api/hubs/{hub}
   std::vector<std::pair<std::string, std::string>> query;  // decoded; encoded when sent
   std::string raw_query;                                   // appended as it is (page tokens)
+  bool node_wide = false;  // path is below the endpoint's root, not below the hub
   std::optional<std::string> body;
   std::string content_type;
 };
@@ -171,13 +172,15 @@ struct ServiceClient::Impl {
   std::string origin;       // scheme://authority
   std::string endpoint;     // origin + path
   std::string api_path;     // path + "/api/hubs/" + encoded hub
+  std::string root_path;    // path (the endpoint's, may be empty)
   std::string ws_endpoint;  // ws(s)://authority/path
   std::string key;
   ServiceClientOptions options;
   std::shared_ptr<http::client::http_client> http;
 
   std::string Target(const Request& request) const {
-    std::string target = api_path + request.path + "?api-version=" + Encode(options.api_version);
+    std::string target = (request.node_wide ? root_path : api_path) + request.path +
+                         "?api-version=" + Encode(options.api_version);
     for (const auto& [name, value] : request.query) target += "&" + name + "=" + Encode(value);
     if (!request.raw_query.empty()) target += "&" + request.raw_query;
     return target;
@@ -472,6 +475,7 @@ ServiceResult<ServiceClient> ServiceClient::FromConnectionString(std::string_vie
   impl->origin = parsed->scheme + "://" + parsed->authority;
   impl->endpoint = impl->origin + parsed->path;
   impl->api_path = parsed->path + "/api/hubs/" + Encode(hub);
+  impl->root_path = parsed->path;
   impl->ws_endpoint =
       (parsed->scheme == "https" ? "wss://" : "ws://") + parsed->authority + parsed->path;
   impl->key = std::move(parsed->key);
@@ -754,6 +758,15 @@ ServiceFuture<Page<std::string>> ServiceClient::ListGroupsAsync(const ListOption
   return Run<Page<std::string>>(impl_, r, [](const Reply& reply) {
     return ParsePage<std::string>(reply,
                                   [](const json::Value& v) { return RequiredString(v, "name"); });
+  });
+}
+
+ServiceFuture<std::string> ServiceClient::GetServiceStatusAsync() const {
+  Request r = Make(http::methods::GET, "/api/status");
+  r.node_wide = true;
+  return Run<std::string>(impl_, r, [](const Reply& reply) -> ServiceResult<std::string> {
+    if (reply.status != 200) return ErrorFromReply(reply);
+    return reply.body;
   });
 }
 

@@ -399,6 +399,10 @@ class ServiceClient {
       std::string_view user_id, const ListOptions& options = {}) const;
   [[nodiscard]] ServiceFuture<Page<std::string>> ListGroupsAsync(
       const ListOptions& options = {}) const;
+  // Hubcast extension: the serving node's status as JSON text (GET /api/status: the node, its
+  // hubs with connection counts and message rates, the cluster's nodes and regions; README,
+  // "Operating it"). Not hub-scoped. Azure has no such route (404).
+  [[nodiscard]] ServiceFuture<std::string> GetServiceStatusAsync() const;
 
   // ---- Blocking forms: the same operations, waiting for the answer.
   ServiceResult<void> SendToAll(Message message, const SendToAllOptions& options = {}) const {
@@ -494,6 +498,7 @@ class ServiceClient {
   ServiceResult<Page<std::string>> ListGroups(const ListOptions& options = {}) const {
     return ListGroupsAsync(options).get();
   }
+  ServiceResult<std::string> GetServiceStatus() const { return GetServiceStatusAsync().get(); }
 
   struct Impl;  // defined in service_client.cc
 

@@ -1,8 +1,11 @@
 #include "server/cli.h"
 
+#include "base/json.h"
 #include "rest/service_client.h"
 
 #include <charconv>
+#include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <istream>
 #include <iterator>
@@ -275,6 +278,114 @@ int RunSendCommand(const std::vector<std::string>& args, CliIo io) {
     io.err << "hubcast send: " << sent.error().ToString() << "\n";
     return sent.error().code == "InvalidArgument" ? kExitUsage : kExitRefused;
   }
+  return 0;
+}
+
+std::string StatusUsage() {
+  return "usage: hubcast status [--format text|json] [--connection-string CS]\n"
+         "Prints the node that serves the endpoint: its id, region and readiness, its hubs\n"
+         "with connections (in the hub / on this node), groups and messages per second, and\n"
+         "in a cluster every node and region with the age of its last heartbeat and this\n"
+         "node's lag behind each hub's log. --format json prints the service's document.\n"
+         "The connection string comes from --connection-string or HUBCAST_CONNECTION_STRING.\n";
+}
+
+Result<std::string> FormatStatus(const std::string& status_json) {
+  auto doc = json::Parse(status_json);
+  if (!doc.ok() || !doc->is_object()) return Status::InvalidArgument("not a JSON object");
+  auto str = [](const json::Value* o, const char* name) -> std::string {
+    const json::Value* v = o ? o->Find(name) : nullptr;
+    if (!v) return "";
+    return v->is_string() ? v->str() : json::Serialize(*v);
+  };
+  const json::Value* node = doc->Find("node");
+  const json::Value* hubs = doc->Find("hubs");
+  const json::Value* nodes = doc->Find("nodes");
+  if (!node || !node->is_object() || !hubs || !hubs->is_array() || !nodes || !nodes->is_array()) {
+    return Status::InvalidArgument("not a status document (node, hubs, nodes)");
+  }
+  std::string out = "node " + str(node, "id");
+  if (!str(node, "region").empty()) out += "  region " + str(node, "region");
+  out += str(node, "ready") == "true" ? "  ready" : "  NOT READY: " + str(node, "notReady");
+  if (str(node, "clustered") == "true") {
+    out += str(node, "natsConnected") == "true" ? "  NATS connected" : "  NATS DISCONNECTED";
+  }
+  out += "  up " + str(node, "uptimeSeconds") + " s\n";
+  char line[512];
+  std::snprintf(line, sizeof line, "%-24s %12s %8s %8s %10s %10s %8s\n", "hub", "connections",
+                "here", "groups", "in/s", "out/s", "lag");
+  out += "\n";
+  out += line;
+  for (const json::Value& h : hubs->items()) {
+    std::string lag = str(&h, "lag");
+    std::snprintf(line, sizeof line, "%-24s %12s %8s %8s %10s %10s %8s\n", str(&h, "name").c_str(),
+                  str(&h, "connections").c_str(), str(&h, "localConnections").c_str(),
+                  str(&h, "groups").c_str(), str(&h, "receivedPerSecond").c_str(),
+                  str(&h, "deliveredPerSecond").c_str(), lag.empty() ? "-" : lag.c_str());
+    out += line;
+  }
+  if (hubs->items().empty()) out += "(no hubs)\n";
+  out += "\n";
+  std::snprintf(line, sizeof line, "%-24s %-16s %s\n", "node", "region", "heartbeat");
+  out += line;
+  for (const json::Value& n : nodes->items()) {
+    std::string age = "this node";
+    if (str(&n, "self") != "true") {
+      const json::Value* ms = n.Find("heartbeatAgeMs");
+      char buf[48];
+      std::snprintf(
+          buf, sizeof buf, "%.1f s ago",
+          ms && ms->is_number() ? std::strtod(json::Serialize(*ms).c_str(), nullptr) / 1000 : 0.0);
+      age = buf;
+    }
+    std::string region = str(&n, "region");
+    std::snprintf(line, sizeof line, "%-24s %-16s %s\n", str(&n, "id").c_str(),
+                  region.empty() ? "-" : region.c_str(), age.c_str());
+    out += line;
+  }
+  return out;
+}
+
+int RunStatusCommand(const std::vector<std::string>& args, CliIo io) {
+  bool help = false;
+  auto a = SplitArgs(args, {"connection-string", "format"}, {}, &help);
+  if (help) {
+    io.out << StatusUsage();
+    return 0;
+  }
+  if (!a.ok()) return UsageError(io.err, "status", a.status().message());
+  if (!a->positionals.empty()) return UsageError(io.err, "status", "no arguments expected");
+  const std::string* format = One(*a, "format");
+  if (format && *format != "text" && *format != "json") {
+    return UsageError(io.err, "status", "--format must be text or json");
+  }
+  std::string cs = One(*a, "connection-string") ? *One(*a, "connection-string")
+                   : io.env_connection_string   ? *io.env_connection_string
+                                                : std::string();
+  if (cs.empty()) {
+    return UsageError(io.err, "status",
+                      "no connection string: set HUBCAST_CONNECTION_STRING or pass "
+                      "--connection-string");
+  }
+  // The status is node-wide; the SDK wants a hub name all the same.
+  auto service = ServiceClient::FromConnectionString(cs, "status");
+  if (!service.ok()) return UsageError(io.err, "status", service.error().message);
+  auto status = service->GetServiceStatus();
+  if (!status.ok()) {
+    io.err << "hubcast status: " << status.error().ToString() << "\n";
+    return kExitRefused;
+  }
+  if (format && *format == "json") {
+    io.out << *status << "\n";
+    return 0;
+  }
+  auto text = FormatStatus(*status);
+  if (!text.ok()) {
+    io.err << "hubcast status: the service's answer was not understood: " << text.status().message()
+           << "\n";
+    return kExitRefused;
+  }
+  io.out << *text;
   return 0;
 }
 

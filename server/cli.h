@@ -7,6 +7,10 @@
 //                [--ttl S] [--type text|json|binary] TEXT|@FILE|-
 //       sends TEXT, the bytes of FILE, or standard input to the whole hub, a group, a user or
 //       a connection
+//   hubcast status [--format text|json]
+//       prints the serving node (id, region, readiness), its hubs with their connection counts
+//       and message rates, and in a cluster every node and region with its heartbeat age and
+//       the node's lag behind each hub's log (GET /api/status, a Hubcast extension)
 //
 // Both take the connection string from --connection-string or HUBCAST_CONNECTION_STRING.
 // Exit codes: 0 done; 1 the service refused (its status, code and message go to stderr) or did
@@ -67,9 +71,13 @@ Result<SendCommand> ParseSendCommand(const std::vector<std::string>& args,
 
 std::string TokenUsage();
 std::string SendUsage();
+std::string StatusUsage();
+// The text form of a /api/status document; an error when it is not one.
+Result<std::string> FormatStatus(const std::string& status_json);
 
 // Run a verb; the return value is the process exit code.
 int RunTokenCommand(const std::vector<std::string>& args, CliIo io);
 int RunSendCommand(const std::vector<std::string>& args, CliIo io);
+int RunStatusCommand(const std::vector<std::string>& args, CliIo io);
 
 }  // namespace hubcast::server

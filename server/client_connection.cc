@@ -9,6 +9,7 @@
 #include "server/gateway.h"
 #include "server/gateway_internal.h"
 #include "server/json_codec.h"
+#include "server/server_metrics.h"
 
 #include <sys/uio.h>
 
@@ -24,6 +25,13 @@ constexpr int kMaxIov = 64;
 constexpr size_t kReplayChunkBytes = 256 * 1024;
 
 int64_t NowMs() { return SystemClock::Get().NowUnixMs(); }
+
+// Every line about a connection names its hub and id.
+Logger ConnLog(const ClientConnection& c) {
+  return Logger("conn").With("hub", c.hub()->name().str()).With("id", c.id());
+}
+
+void CountHeld(int delta) { metrics::Count(metric::kReliableHeld, {}, delta); }
 
 }  // namespace
 
@@ -46,6 +54,7 @@ bool ClientConnection::Recover(std::unique_ptr<Transport>& transport, std::strin
     auto self = shared_from_this();
     DetachSocket();
     state_ = State::kHeld;
+    CountHeld(+1);
   }
   if (state_ != State::kHeld) return false;
   Attach(std::move(transport), std::move(early_bytes));
@@ -64,6 +73,7 @@ void ClientConnection::Attach(std::unique_ptr<Transport> transport, std::string 
   }
   bool recovering = state_ == State::kHeld;
   if (recovering) loop_->RemoveTicker(this);
+  if (recovering) CountHeld(-1);
   transport_ = std::move(transport);
   reader_ = WsReader(limits_.max_message_bytes);
   front_offset_ = 0;
@@ -160,10 +170,9 @@ void ClientConnection::Enqueue(std::string head, SharedBytes body, int64_t expir
   // The replay is bounded by its chunk and waits for the socket; it does not count here.
   if (out_bytes_ - replay_queued_bytes_ > limits_.max_outbound_bytes) {
     // A client that does not read must not hold the server's memory hostage.
-    Logger("conn")
-        .With("id", init_.id)
-        .Warn("outbound queue over ", limits_.max_outbound_bytes,
-              " bytes; dropping the slow client");
+    ConnLog(*this).Warn("outbound queue over ", limits_.max_outbound_bytes,
+                        " bytes; dropping the slow client");
+    metric::CountDropped("slow_consumer", static_cast<int64_t>(out_.size()));
     Lost("The client is not reading its messages.");
     return;
   }
@@ -196,6 +205,7 @@ void ClientConnection::OnEvents(uint32_t events) {
     for (int i = 0; i < kMaxReadsPerEvent && transport_; ++i) {
       IoResult r = transport_->Read(buf, sizeof buf);
       if (r.status == IoStatus::kOk) {
+        metrics::Add(metrics::Counter::kBytesIn, r.bytes);
         last_read_ = std::chrono::steady_clock::now();
         if (state_ == State::kClosing) continue;  // draining until the peer closes
         reader_.Feed(buf, r.bytes);
@@ -355,12 +365,11 @@ void ClientConnection::LogIgnored(const ClientMessage& m, const std::string& why
   constexpr int kMaxLogged = 8;  // per connection: a misbehaving client must not flood the log
   if (ignored_logged_ >= kMaxLogged) return;
   if (++ignored_logged_ == kMaxLogged) {
-    Logger("conn")
-        .With("id", init_.id)
-        .Info("ignored a '", m.type_name, "' message: ", why, " (further ones are not logged)");
+    ConnLog(*this).Info("ignored a '", m.type_name, "' message: ", why,
+                        " (further ones are not logged)");
     return;
   }
-  Logger("conn").With("id", init_.id).Info("ignored a '", m.type_name, "' message: ", why);
+  ConnLog(*this).Info("ignored a '", m.type_name, "' message: ", why);
 }
 
 void ClientConnection::FinishUserEvent(const std::string& event, std::optional<uint64_t> ack_id,
@@ -425,6 +434,7 @@ void ClientConnection::HandleMessage(WsMessage& msg) {
     }
     case WsOpcode::kText:
     case WsOpcode::kBinary: {
+      metric::CountReceived(hub_->name().str());
       auto decoded = codec_->Decode(msg);
       if (!decoded.ok()) {
         CloseWith(1003, decoded.status().message());
@@ -607,7 +617,7 @@ void ClientConnection::AppendCommand(storage::Entry entry) {
 }
 
 void ClientConnection::CloseWith(uint16_t code, const std::string& reason) {
-  Logger("conn").With("id", init_.id).Info("closing with ", code, ": ", reason);
+  ConnLog(*this).Info("closing with ", code, ": ", reason);
   SendControl(codec_->Disconnected(reason));
   Enqueue(WsCloseFrame(code, reason));
   close_after_flush_ = true;
@@ -663,6 +673,7 @@ void ClientConnection::WriteSome() {
       return;
     }
     last_write_ = write_progress_ = std::chrono::steady_clock::now();
+    metrics::Add(metrics::Counter::kBytesOut, w.bytes);
     size_t written = w.bytes;
     while (written > 0 && !out_.empty()) {
       OutItem& f = out_.front();
@@ -719,6 +730,7 @@ void ClientConnection::RestoreHeld(std::vector<std::pair<uint64_t, SharedBytes>>
   }
   acked_seq_ = checkpointed_ = acked;
   state_ = State::kHeld;
+  CountHeld(+1);
   held_until_ = until;
   loop_->AddTicker(shared_from_this());
 }
@@ -729,6 +741,7 @@ void ClientConnection::Release() {
   // Stream state lives here, not in the log: the streams end rather than move with the session.
   EndAllStreams(false);
   if (state_ == State::kHeld) loop_->RemoveTicker(this);
+  if (state_ == State::kHeld) CountHeld(-1);
   log_closed_ = true;
   DetachSocket();
   state_ = State::kEnded;
@@ -760,6 +773,7 @@ void ClientConnection::StartMoved(std::unique_ptr<Transport> transport, std::str
   out_.clear();
   out_bytes_ = 0;
   state_ = State::kHeld;
+  CountHeld(+1);  // Attach counts the recovery
   Attach(std::move(transport), std::move(early_bytes));
 }
 
@@ -790,10 +804,9 @@ void ClientConnection::OnTick(std::chrono::steady_clock::time_point now) {
         return;
       }
       if (!out_.empty() && now - write_progress_ > limits_.write_stall) {
-        Logger("conn")
-            .With("id", init_.id)
-            .Warn("no write progress for ", limits_.write_stall.count(),
-                  " s; dropping the slow client");
+        ConnLog(*this).Warn("no write progress for ", limits_.write_stall.count(),
+                            " s; dropping the slow client");
+        metric::CountDropped("slow_consumer", static_cast<int64_t>(out_.size()));
         Lost("The client is not reading its messages.");
         return;
       }
@@ -825,10 +838,11 @@ void ClientConnection::DetachSocket() {
 void ClientConnection::Lost(const std::string& why) {
   if (state_ == State::kEnded || state_ == State::kHeld) return;
   if (codec_->reliable() && state_ == State::kOpen && !log_closed_) {
-    Logger("conn").With("id", init_.id).Info("held for recovery: ", why);
+    ConnLog(*this).Info("held for recovery: ", why);
     auto self = shared_from_this();  // keep alive across DetachSocket's Remove
     DetachSocket();
     state_ = State::kHeld;
+    CountHeld(+1);
     held_until_ = std::chrono::steady_clock::now() + limits_.reliable_hold;
     loop_->AddTicker(self);
     return;
@@ -841,6 +855,7 @@ void ClientConnection::End(const std::string& reason) {
   auto self = shared_from_this();
   end_reason_ = reason;
   if (state_ == State::kHeld) loop_->RemoveTicker(this);
+  if (state_ == State::kHeld) CountHeld(-1);
   DetachSocket();
   state_ = State::kEnded;
   unacked_.clear();

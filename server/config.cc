@@ -85,6 +85,29 @@ Status ParseBool(const std::string& name, const std::string& v, bool* out) {
   return Status::Ok();
 }
 
+}  // namespace
+
+std::optional<std::pair<std::string, int>> ParseHostPort(const std::string& text) {
+  size_t colon = text.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 == text.size()) return std::nullopt;
+  std::string host = text.substr(0, colon);
+  if (host.front() == '[') {
+    if (host.size() < 3 || host.back() != ']') return std::nullopt;
+    host = host.substr(1, host.size() - 2);
+  } else if (host.find(':') != std::string::npos) {
+    return std::nullopt;  // an IPv6 address needs brackets
+  }
+  int port = 0;
+  for (char c : text.substr(colon + 1)) {
+    if (c < '0' || c > '9' || port > 65535) return std::nullopt;
+    port = port * 10 + (c - '0');
+  }
+  if (port > 65535) return std::nullopt;
+  return std::make_pair(host, port);
+}
+
+namespace {
+
 #define INT_OPT(NAME, FIELD, DEF, LO, HI, HELP)                                                   \
   Option {                                                                                        \
     NAME, DEF, HELP, false,                                                                       \
@@ -207,8 +230,7 @@ const std::vector<Option>& Options() {
       STR_OPT("stream-placement", stream_placement, "",
               "placement tag of new hub streams (nats-server server_tags)"),
       Option{"stream-max-age", "24h",
-             "how long a hub's stream keeps entries: a node away longer loads a snapshot",
-             false,
+             "how long a hub's stream keeps entries: a node away longer loads a snapshot", false,
              [](ServerConfig& c, const std::string& v) {
                return ParseDuration("stream-max-age", v, &c.stream_max_age_seconds);
              }},
@@ -222,6 +244,28 @@ const std::vector<Option>& Options() {
                  return Status::InvalidArgument("--log-level must be debug, info, warn or error");
                }
                c.log_level = v;
+               return Status::Ok();
+             }},
+      Option{"log-format", "text", "text (one line per event) or json (one object per line)", false,
+             [](ServerConfig& c, const std::string& v) {
+               if (v != "text" && v != "json") {
+                 return Status::InvalidArgument("--log-format must be text or json, got '" + v +
+                                                "'");
+               }
+               c.log_format = v;
+               return Status::Ok();
+             }},
+      Option{"admin-bind", "127.0.0.1:0",
+             "HOST:PORT of the admin listener (/metrics, /healthz, /readyz, /dashboard); port 0 "
+             "picks a free one (printed at start), off disables it",
+             false,
+             [](ServerConfig& c, const std::string& v) {
+               if (v != "off" && !ParseHostPort(v)) {
+                 return Status::InvalidArgument(
+                     "--admin-bind must be HOST:PORT (e.g. 127.0.0.1:9090, [::1]:0) or off, got '" +
+                     v + "'");
+               }
+               c.admin_bind = v;
                return Status::Ok();
              }},
   };

@@ -12,7 +12,9 @@
 #include "base/status.h"
 
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace hubcast::server {
@@ -56,6 +58,10 @@ struct ServerConfig {
   std::string public_host;
   std::string node_id;  // default: random, kept in the data dir
   std::string log_level = "info";
+  std::string log_format = "text";  // text or json
+  // The admin listener (metrics, probes, dashboard): HOST:PORT, port 0 = a free one, "off":
+  // none.
+  std::string admin_bind = "127.0.0.1:0";
   // Cluster (NatsLog); empty `nats`: a single node on the embedded log.
   std::string nats;
   std::string region;
@@ -77,5 +83,7 @@ std::string ServeUsage();
 // A key must be at least 32 bytes with no ';', control characters or surrounding spaces
 // (the same rule as Microsoft's emulator, so every SDK's connection-string parser takes it).
 Status ValidateAccessKey(const std::string& key);
+// "host:port" or "[v6]:port" (port 0-65535) as (host, port); nullopt when malformed.
+std::optional<std::pair<std::string, int>> ParseHostPort(const std::string& text);
 
 }  // namespace hubcast::server

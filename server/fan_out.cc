@@ -2,6 +2,7 @@
 #include "base/json.h"
 #include "server/gateway.h"
 #include "server/json_codec.h"
+#include "server/server_metrics.h"
 
 #include <array>
 
@@ -18,6 +19,7 @@ struct LoopBatch {
 
 void Gateway::Deliver(replication::Hub& hub, uint64_t position, const storage::Entry& e,
                       const storage::ApplyResult& r) {
+  trace_.Record(hub.name().str(), position, e, r);
   DeliverEntry(hub, position, e, r);
   if (!r.group_states.empty()) DeliverGroupState(r);
   if (!r.membership.empty()) FireGroupEvents(hub, position, r);
@@ -135,6 +137,7 @@ void Gateway::DeliverEntry(replication::Hub& hub, uint64_t position, const stora
       return;
     }
     case storage::EntryKind::kSend: {
+      if (r.status.code() == StatusCode::kForbidden) metric::CountDropped("forbidden");
       if (r.recipients.empty()) return;
       auto m = std::make_shared<EncodedMessage>();
       if (e.message_ttl_seconds > 0) {
@@ -153,10 +156,16 @@ void Gateway::DeliverEntry(replication::Hub& hub, uint64_t position, const stora
       }
       for (size_t i = 0; i < per_loop.size(); ++i) {
         if (per_loop[i].targets.empty()) continue;
-        loops_[i]->loop->PostBounded([this, m, batch = std::move(per_loop[i])] {
+        loops_[i]->loop->PostBounded([this, m, batch = std::move(per_loop[i]),
+                                      name = hub.name().str()] {
+          int64_t delivered = 0;
           for (const auto& [handle, seq] : batch.targets) {
-            if (ClientConnection* c = Lookup(handle)) c->DeliverMessage(*m, seq);
+            ClientConnection* c = Lookup(handle);
+            if (c) c->DeliverMessage(*m, seq);
+            delivered += c ? 1 : 0;
           }
+          metric::CountDelivered(name, delivered);
+          metric::CountDropped("closed", static_cast<int64_t>(batch.targets.size()) - delivered);
         });
       }
       return;

@@ -1,6 +1,7 @@
 #include "server/gateway.h"
 
 #include "base/log.h"
+#include "server/server_metrics.h"
 
 #include <algorithm>
 
@@ -23,8 +24,13 @@ void Gateway::Route(const std::shared_ptr<HttpExchange>& exchange) {
   const rest::HttpRequest& request = exchange->request();
   if (IsClientTarget(request.target)) {
     HandleClient(exchange);
+  } else if (status_route_ && request.target.substr(0, request.target.find('?')) == "/api/status") {
+    exchange->Respond(status_route_(request));
   } else if (IsApiTarget(request.target)) {
-    exchange->Respond(rest_->Handle(request));
+    const int64_t start = metrics::NowNs();
+    rest::HttpResponse response = rest_->Handle(request);
+    metric::CountRest(request, response, start);
+    exchange->Respond(std::move(response));
   } else {
     std::string path = request.target.substr(0, request.target.find('?'));
     exchange->Respond(
@@ -54,7 +60,7 @@ Gateway::Gateway(GatewayOptions options)
   uo.origin = options_.origin;
   uo.timeout = options_.upstream_timeout;
   uo.ca_file = options_.upstream_ca;
-  upstream_ = rest::NewUpstreamClient(std::move(uo));
+  upstream_ = metric::MeterUpstream(rest::NewUpstreamClient(std::move(uo)));
   for (int i = 0; i < std::clamp(options_.event_loops, 1, 255); ++i) {
     auto state = std::make_unique<LoopState>();
     state->loop = std::make_unique<EventLoop>(i, options_.max_loop_inbox);
@@ -126,6 +132,7 @@ std::shared_ptr<ClientConnection> Gateway::NewConnection(std::shared_ptr<replica
                                                  std::move(init), options_.limits);
   // Registered before anything can be delivered to it: tasks run in posting order.
   state.loop->Post([&state, conn] {
+    metric::CountConnection(conn->hub()->name().str(), HandleProtocol(conn->handle()), +1);
     state.conns.emplace(conn->handle(), conn);
     state.count.store(state.conns.size(), std::memory_order_relaxed);
   });
@@ -140,6 +147,9 @@ ClientConnection* Gateway::Lookup(uint64_t handle) {
 
 void Gateway::Unregister(uint64_t handle) {
   LoopState& state = *loops_[HandleLoop(handle)];
+  if (auto it = state.conns.find(handle); it != state.conns.end()) {
+    metric::CountConnection(it->second->hub()->name().str(), HandleProtocol(handle), -1);
+  }
   state.conns.erase(handle);
   state.count.store(state.conns.size(), std::memory_order_relaxed);
 }

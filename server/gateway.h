@@ -29,6 +29,7 @@
 #include "server/event_loop.h"
 #include "server/http_front.h"
 #include "server/hub_settings.h"
+#include "server/live_trace.h"
 
 #include <atomic>
 #include <memory>
@@ -110,12 +111,18 @@ class Gateway final : public replication::DeliverySink {
 
   // HTTP worker entry point for every complete request (routes by path).
   void Route(const std::shared_ptr<HttpExchange>& exchange);
+  // GET /api/status (the node's status for `hubcast status`), set before Start; without
+  // one the path is the REST API's (404).
+  using StatusRoute = std::function<rest::HttpResponse(const rest::HttpRequest&)>;
+  void SetStatusRoute(StatusRoute route) { status_route_ = std::move(route); }
   rest::RestApi* rest() { return rest_.get(); }
 
   // Hub settings, replaced as a whole on SIGHUP (connections stay).
   std::shared_ptr<const HubSettings> settings() const;
   void SetSettings(std::shared_ptr<const HubSettings> settings);
   rest::UpstreamClient* upstream() { return upstream_.get(); }
+  // Applied entries of watched hubs, for the dashboard's live trace.
+  LiveTrace* trace() { return &trace_; }
 
   // An expiry and the HMAC of the connection id and that expiry with the primary key,
   // verifiable with any configured key (in constant time). Bound to the hub's log epoch: a
@@ -209,6 +216,8 @@ class Gateway final : public replication::DeliverySink {
   std::atomic<size_t> next_loop_{0};
   std::atomic<uint64_t> next_serial_{1};
   std::unique_ptr<HttpFront> front_;
+  LiveTrace trace_;
+  StatusRoute status_route_;
 
   // Connections whose open entry is being appended: id -> handle, taken when it is applied.
   std::mutex opening_mu_;

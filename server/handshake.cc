@@ -411,7 +411,10 @@ void Gateway::FinishHandshake(const std::shared_ptr<Handshake>& hs, const Connec
     };
     hs->hub->Append(std::move(e), std::move(cb));
   } catch (const std::exception& ex) {
-    Logger("handshake").Error("finishing the handshake failed: ", ex.what());
+    Logger("handshake")
+        .With("hub", hs->hub_name)
+        .With("id", hs->init.id)
+        .Error("finishing the handshake failed: ", ex.what());
     RefuseHandshake(hs->exchange, 500, "InternalServerError", "The handshake failed.");
   }
 }

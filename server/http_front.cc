@@ -104,42 +104,11 @@ HttpFront::HttpFront(HttpFrontOptions options, std::vector<EventLoop*> loops, Ht
 HttpFront::~HttpFront() { Stop(); }
 
 Result<int> HttpFront::Start() {
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-  addrinfo* found = nullptr;
-  const std::string port = std::to_string(options_.port);
-  const std::string where = options_.bind + ":" + port;
-  if (int rc = ::getaddrinfo(options_.bind.c_str(), port.c_str(), &hints, &found); rc != 0) {
-    return Status::Unavailable("cannot listen on " + where + ": " + ::gai_strerror(rc));
-  }
-  std::string error = "no address";
-  for (addrinfo* a = found; a != nullptr && listen_fd_ < 0; a = a->ai_next) {
-    int fd = ::socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, a->ai_protocol);
-    if (fd < 0) {
-      error = std::strerror(errno);
-      continue;
-    }
-    int one = 1;
-    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    // A deep backlog: thousands of clients reconnect at once after a restart.
-    if (::bind(fd, a->ai_addr, a->ai_addrlen) != 0 || ::listen(fd, 4096) != 0) {
-      error = std::strerror(errno);
-      ::close(fd);
-      continue;
-    }
-    listen_fd_ = fd;
-  }
-  ::freeaddrinfo(found);
-  if (listen_fd_ < 0) return Status::Unavailable("cannot listen on " + where + ": " + error);
-
-  sockaddr_storage bound{};
-  socklen_t len = sizeof bound;
-  ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&bound), &len);
-  const int bound_port =
-      ntohs(bound.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port
-                                        : reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
+  // A deep backlog: thousands of clients reconnect at once after a restart.
+  auto listening = ListenTcp(options_.bind, options_.port, 4096, /*nonblocking=*/true);
+  if (!listening.ok()) return listening.status();
+  listen_fd_ = listening->fd;
+  const int bound_port = listening->port;
 
   workers_ = std::make_unique<WorkerPool>(options_.workers, options_.max_queued_requests, "http");
   for (EventLoop* loop : loops_) {

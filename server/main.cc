@@ -10,6 +10,7 @@
 #include "replication/nats_log.h"
 #include "replication/snapshots.h"
 #include "rest/upstream_client.h"
+#include "server/admin.h"
 #include "server/cli.h"
 #include "server/config.h"
 #include "server/gateway.h"
@@ -27,6 +28,7 @@
 #include <signal.h>
 #include <sys/stat.h>
 #include <thread>
+#include <tuple>
 #include <unistd.h>
 
 namespace {
@@ -175,6 +177,8 @@ int Serve(const std::vector<std::string>& args) {
                        : cfg.log_level == "warn"  ? LogLevel::kWarn
                        : cfg.log_level == "error" ? LogLevel::kError
                                                   : LogLevel::kInfo);
+  hubcast::SetLogFormat(cfg.log_format == "json" ? hubcast::LogFormat::kJson
+                                                 : hubcast::LogFormat::kText);
 
   std::error_code ec;
   fs::create_directories(cfg.data_dir, ec);
@@ -294,13 +298,44 @@ int Serve(const std::vector<std::string>& args) {
     return Fail("cannot load the state in " + cfg.data_dir + ": " + loaded.message());
   }
   gateway.SetRegistry(&registry);
+  // The admin pages (metrics, probes, dashboard, status): the listener is off the client
+  // port; the client port only answers GET /api/status from them.
+  hubcast::server::AdminOptions ao;
+  const auto admin_where = hubcast::server::ParseHostPort(cfg.admin_bind);
+  if (admin_where) std::tie(ao.host, ao.port) = *admin_where;
+  ao.access_keys = cfg.access_keys;
+  ao.node_id = cfg.node_id;
+  ao.region = cfg.region;
+  hubcast::server::AdminSources sources;
+  sources.registry = &registry;
+  sources.store = store->get();
+  sources.trace = gateway.trace();
+  sources.nats = cluster.connection.get();
+  sources.membership = cluster.membership.get();
+  hubcast::server::Admin admin(std::move(ao), sources);
+  gateway.SetStatusRoute([&admin](const hubcast::rest::HttpRequest& request) {
+    return admin.HandleClientStatus(request);
+  });
   auto port = gateway.Start();
   if (!port.ok()) return Fail(port.status().message());
+  int admin_port = 0;
+  if (admin_where) {
+    auto bound = admin.Start();
+    if (!bound.ok()) return Fail("admin listener: " + bound.status().message());
+    admin_port = *bound;
+  }
+  admin.SetServing(true);
 
   std::string host = cfg.bind == "0.0.0.0" || cfg.bind == "::" ? "127.0.0.1" : cfg.bind;
   if (host.find(':') != std::string::npos) host = "[" + host + "]";
   std::cout << "Endpoint=" << (go.tls ? "https://" : "http://") << host << ":" << *port
             << ";AccessKey=" << cfg.access_keys[0] << ";Version=1.0;" << std::endl;
+  if (admin_where) {
+    std::string admin_host = admin_where->first;
+    if (admin_host == "0.0.0.0" || admin_host == "::") admin_host = "127.0.0.1";
+    if (admin_host.find(':') != std::string::npos) admin_host = "[" + admin_host + "]";
+    std::cout << "Admin=http://" << admin_host << ":" << admin_port << "/" << std::endl;
+  }
   if (!cfg.ports_file.empty()) {
     std::string tmp = cfg.ports_file + ".tmp";
     {
@@ -310,6 +345,7 @@ int Serve(const std::vector<std::string>& args) {
     fs::rename(tmp, cfg.ports_file, ec);
     if (ec) return Fail("cannot write ports file " + cfg.ports_file + ": " + ec.message());
   }
+  if (admin_where) log.Info("admin listener on port ", admin_port, " (/metrics, /dashboard)");
   log.Info("listening on ", cfg.bind, ":", *port, " node=", cfg.node_id,
            " event-loops=", go.event_loops, " appliers=", ro.appliers);
 
@@ -349,8 +385,10 @@ int Serve(const std::vector<std::string>& args) {
     if (sig > 0) break;
   }
   log.Info("signal ", sig, ": draining connections");
+  admin.SetServing(false);
   gateway.Shutdown("Service reload");
   registry.Stop();  // applies the closes: their `disconnected` events start
+  admin.Stop();
   cluster.Stop();
   if (!gateway.DrainUpstream(std::chrono::seconds(5))) {
     log.Warn("event handler calls still pending at exit");
@@ -366,15 +404,17 @@ int main(int argc, char** argv) {
   if (args.empty() || args[0] == "help" || args[0] == "--help") {
     std::cout << "usage: hubcast serve [options]   run a node (hubcast serve --help)\n"
                  "       hubcast token [options]   print a client access URL (--help)\n"
-                 "       hubcast send [options] TEXT|@FILE|-   send a message (--help)\n";
+                 "       hubcast send [options] TEXT|@FILE|-   send a message (--help)\n"
+                 "       hubcast status [options]  the node, its hubs, the cluster (--help)\n";
     return args.empty() ? 2 : 0;
   }
   if (args[0] == "serve") return Serve({args.begin() + 1, args.end()});
-  if (args[0] == "token" || args[0] == "send") {
+  if (args[0] == "token" || args[0] == "send" || args[0] == "status") {
     const char* cs = std::getenv("HUBCAST_CONNECTION_STRING");
     hubcast::server::CliIo io{std::cin, std::cout, std::cerr,
                               cs ? std::optional<std::string>(cs) : std::nullopt};
     const std::vector<std::string> rest(args.begin() + 1, args.end());
+    if (args[0] == "status") return hubcast::server::RunStatusCommand(rest, io);
     return args[0] == "token" ? hubcast::server::RunTokenCommand(rest, io)
                               : hubcast::server::RunSendCommand(rest, io);
   }

@@ -246,6 +246,7 @@ void Gateway::ResumeMoved(std::shared_ptr<replication::Hub> hub, uint64_t positi
           if (!conn) return;  // the socket closes with `m`
           if (!failed.ok()) {
             Logger("recover")
+                .With("hub", conn->hub()->name().str())
                 .With("id", conn->id())
                 .Warn("cannot resume the moved session: ", failed.message());
             WriteAndClose(std::move(m->transport), m->reject_frame);

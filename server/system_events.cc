@@ -56,10 +56,11 @@ void Gateway::FireSystemEvent(SystemEvent event, const std::string& hub,
   request.content_type = "application/json; charset=utf-8";
   request.body = std::move(body);
   request.retryable = true;
-  upstream_->Call(std::move(request), [name, id = c.id](rest::UpstreamResponse r) {
+  upstream_->Call(std::move(request), [name, hub, id = c.id](rest::UpstreamResponse r) {
     // Notifications: the app's answer changes nothing; failures are only logged.
     if (!r.ok()) {
       Logger("upstream")
+          .With("hub", hub)
           .With("id", id)
           .Warn(name, " event failed: ", r.status ? std::to_string(r.status) : r.error);
     }

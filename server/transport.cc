@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <cerrno>
 #include <cstring>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -68,6 +69,46 @@ std::string LocalAddress(int fd) {
     return "[" + std::string(host) + "]:" + std::to_string(ntohs(a->sin6_port));
   }
   return "";
+}
+
+Result<Listening> ListenTcp(const std::string& host, int port, int backlog, bool nonblocking) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+  addrinfo* found = nullptr;
+  const std::string port_text = std::to_string(port);
+  const std::string where = host + ":" + port_text;
+  if (int rc = ::getaddrinfo(host.c_str(), port_text.c_str(), &hints, &found); rc != 0) {
+    return Status::Unavailable("cannot listen on " + where + ": " + ::gai_strerror(rc));
+  }
+  std::string error = "no address";
+  Listening out;
+  for (addrinfo* a = found; a != nullptr && out.fd < 0; a = a->ai_next) {
+    int fd =
+        ::socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC | (nonblocking ? SOCK_NONBLOCK : 0),
+                 a->ai_protocol);
+    if (fd < 0) {
+      error = std::strerror(errno);
+      continue;
+    }
+    int one = 1;
+    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (::bind(fd, a->ai_addr, a->ai_addrlen) != 0 || ::listen(fd, backlog) != 0) {
+      error = std::strerror(errno);
+      ::close(fd);
+      continue;
+    }
+    out.fd = fd;
+  }
+  ::freeaddrinfo(found);
+  if (out.fd < 0) return Status::Unavailable("cannot listen on " + where + ": " + error);
+  sockaddr_storage bound{};
+  socklen_t len = sizeof bound;
+  ::getsockname(out.fd, reinterpret_cast<sockaddr*>(&bound), &len);
+  out.port = ntohs(bound.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port
+                                               : reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
+  return out;
 }
 
 }  // namespace hubcast::server

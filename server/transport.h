@@ -14,12 +14,22 @@
 // A transport may be handed from one loop to another, but is used by one thread at a time.
 #pragma once
 
+#include "base/status.h"
+
 #include <cstddef>
 #include <memory>
 #include <string>
 #include <sys/uio.h>
 
 namespace hubcast::server {
+
+// A listening TCP socket on host:port (port 0: a free one), SO_REUSEADDR, CLOEXEC and, when
+// `nonblocking`, O_NONBLOCK; the first address of `host` that binds wins.
+struct Listening {
+  int fd = -1;
+  int port = 0;  // the bound port
+};
+Result<Listening> ListenTcp(const std::string& host, int port, int backlog, bool nonblocking);
 
 enum class IoStatus {
   kOk,      // `bytes` were read or accepted (for Read, bytes > 0)

@@ -331,6 +331,26 @@ class RocksStore final : public Store {
     return std::make_unique<RocksApplyBatch>(cfs_);
   }
 
+  std::vector<std::pair<std::string, uint64_t>> EngineStats() const override {
+    static constexpr std::pair<const char*, const char*> kProperties[] = {
+        {"live_data_bytes", "rocksdb.estimate-live-data-size"},
+        {"sst_files_bytes", "rocksdb.total-sst-files-size"},
+        {"memtable_bytes", "rocksdb.cur-size-all-mem-tables"},
+        {"pending_compaction_bytes", "rocksdb.estimate-pending-compaction-bytes"},
+        {"background_errors", "rocksdb.background-errors"},
+    };
+    std::vector<std::pair<std::string, uint64_t>> out;
+    for (const auto& [name, property] : kProperties) {
+      uint64_t total = 0, v = 0;
+      for (auto* cf : cfs_) {
+        if (db_->GetIntProperty(cf, property, &v)) total += v;
+        if (std::string_view(name) == "background_errors") break;  // one count for the DB
+      }
+      out.emplace_back(name, total);
+    }
+    return out;
+  }
+
   Status Commit(std::unique_ptr<ApplyBatch> batch) override {
     auto* rb = static_cast<RocksApplyBatch*>(batch.get());
     if (rb->empty()) return Status::Ok();

@@ -112,6 +112,10 @@ class Store {
   // one write: a node that loads a snapshot, or finds its hub's log recreated.
   virtual Status InstallViewState(const std::string& hub, uint64_t epoch,
                                   const ViewState& state) = 0;
+
+  // The engine's own state for monitoring, as (name, value) pairs: sizes in bytes, counts
+  // (RocksStore: live data, SST files, memtables, pending compaction, background errors).
+  virtual std::vector<std::pair<std::string, uint64_t>> EngineStats() const { return {}; }
 };
 
 }  // namespace hubcast::storage

@@ -72,6 +72,8 @@ const std::vector<std::string> kOptionNames = {
     "node-timeout",
     "snapshot-seconds",
     "log-level",
+    "log-format",
+    "admin-bind",
 };
 
 std::string EnvName(const std::string& option) {
@@ -576,6 +578,18 @@ TEST_F(ServeConfig, DefaultConfigTextOptionsAreAllKnownKeys) {
         << name;
   }
   EXPECT_EQ(lines, kOptionNames.size());
+}
+
+TEST_F(ServeConfig, LogFormatAndAdminBindAreChecked) {
+  bool print_defaults = false, help = false;
+  auto ok = ParseServeConfig({"--log-format", "json", "--admin-bind", "[::1]:9090"},
+                             &print_defaults, &help);
+  ASSERT_TRUE(ok.ok()) << ok.status().message();
+  EXPECT_EQ(ok->log_format, "json");
+  EXPECT_EQ(ok->admin_bind, "[::1]:9090");
+  EXPECT_FALSE(ParseServeConfig({"--log-format", "yaml"}, &print_defaults, &help).ok());
+  EXPECT_FALSE(ParseServeConfig({"--admin-bind", "9090"}, &print_defaults, &help).ok());
+  EXPECT_TRUE(ParseServeConfig({"--admin-bind", "off"}, &print_defaults, &help).ok());
 }
 
 TEST_F(ServeConfig, UsageListsEveryFlag) {
