@@ -187,7 +187,8 @@ class Provider final : public LocalLogProvider {
     }
     if (!create) {
       auto hubs = store_->Hubs();
-      if (std::find(hubs.begin(), hubs.end(), hub) == hubs.end()) {
+      if (!hubs.ok()) return hubs.status();
+      if (std::find(hubs->begin(), hubs->end(), hub) == hubs->end()) {
         return Status::NotFound("hub " + hub + " has no log");
       }
     }

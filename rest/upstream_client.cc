@@ -570,6 +570,17 @@ class Engine : public std::enable_shared_from_this<Engine> {
     // its answer would never time out; this deadline bounds the whole attempt.
     auto self = shared_from_this();
     auto timed_out = std::make_shared<std::atomic<bool>>(false);
+    // An answer over the limit ends the attempt as soon as it is known to be (its
+    // Content-Length, else the bytes read so far): a handler cannot make the node buffer it.
+    auto too_large = std::make_shared<std::atomic<bool>>(false);
+    const uint64_t max_bytes = options_.max_response_bytes;
+    msg.set_progress_handler([too_large, attempt_cancel, max_bytes](
+                                 http::message_direction::direction direction, uint64_t bytes) {
+      if (direction == http::message_direction::download && bytes > max_bytes &&
+          !too_large->exchange(true)) {
+        attempt_cancel->cancel();
+      }
+    });
     const std::optional<TimerThread::Key> deadline =
         timer_.Schedule(Clock::now() + options_.timeout, [attempt_cancel, timed_out] {
           timed_out->store(true);
@@ -582,7 +593,12 @@ class Engine : public std::enable_shared_from_this<Engine> {
       sent = pplx::task_from_exception<http::http_response>(std::current_exception());
     }
     return sent
-        .then([](http::http_response response) {
+        .then([too_large, attempt_cancel, max_bytes](http::http_response response) {
+          if (response.headers().content_length() > max_bytes) {
+            too_large->store(true);
+            attempt_cancel->cancel();
+            return pplx::task_from_result(Outcome{});
+          }
           auto out = std::make_shared<Outcome>();
           out->response.status = response.status_code();
           const http::http_headers& h = response.headers();
@@ -600,7 +616,8 @@ class Engine : public std::enable_shared_from_this<Engine> {
             return std::move(*out);
           });
         })
-        .then([self, attempt_id, deadline, timed_out, client](pplx::task<Outcome> t) {
+        .then([self, attempt_id, deadline, timed_out, too_large, max_bytes,
+               client](pplx::task<Outcome> t) {
           // `client` rides along: a per-request client must outlive its request.
           (void)client;
           if (deadline) self->timer_.Cancel(*deadline);
@@ -622,6 +639,12 @@ class Engine : public std::enable_shared_from_this<Engine> {
             o.response = Failure(std::string("network error: ") + e.what());
           } catch (...) {
             o.response = Failure("internal error");
+          }
+          if (too_large->load() || o.response.body.size() > max_bytes) {
+            // A failed call, not retried: the handler would answer the same again.
+            o = Outcome{};
+            o.response = Failure("the answer is larger than the limit of " +
+                                 std::to_string(max_bytes) + " bytes");
           }
           {
             std::lock_guard lock(self->mu_);
@@ -658,6 +681,7 @@ class CppRestUpstreamClient : public UpstreamClient {
   }
   void ResetValidations() override { engine_->ResetValidations(); }
   bool Drain(std::chrono::milliseconds limit) override { return engine_->Drain(limit); }
+  void Shutdown() override { engine_->Shutdown(); }
 
  private:
   std::shared_ptr<Engine> engine_;

@@ -14,6 +14,7 @@
 //   - a per-attempt timeout; retries with back-off on 408, 5xx and network errors when the
 //     request says it may be retried;
 //   - connection reuse: one pooled HTTP client per scheme://host:port;
+//   - answers over max_response_bytes (1 MiB) fail the call without being buffered whole;
 //   - https:// handlers: the certificate chain and host name are verified against the
 //     system's CAs and, when given, the CAs in UpstreamOptions::ca_file (private CAs).
 // cpprestsdk is used only in the .cc: no cpprest type appears here.
@@ -25,6 +26,7 @@
 #include "base/status.h"
 
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -41,6 +43,8 @@ struct UpstreamOptions {
   std::chrono::milliseconds retry_base{1000};        // back-off: base, 3*base, 5*base, ...
   std::chrono::milliseconds validation_retry{5000};  // after a failed validation
   int threads = 4;                                   // cpprestsdk pool size (fixed)
+  // An answer with a larger body fails the call (docs/PROTOCOL-DECISIONS.md).
+  uint64_t max_response_bytes = uint64_t{1} << 20;
   std::string ca_file;  // PEM certificates trusted besides the system's (may be empty)
 };
 
@@ -82,6 +86,11 @@ class UpstreamClient {
   // Waits until every call made so far has finished (retries included), at most `limit`;
   // false on timeout. For a graceful shutdown: the last `disconnected` events go out.
   virtual bool Drain(std::chrono::milliseconds limit) = 0;
+  // Ends every pending call now (`done` runs with a "shutting down" error) and refuses later
+  // ones the same way; returns once every `done` has returned (bounded by a few seconds). The
+  // owner calls it before destroying what the callbacks touch. Idempotent; the destructor
+  // calls it too.
+  virtual void Shutdown() = 0;
 };
 
 std::unique_ptr<UpstreamClient> NewUpstreamClient(UpstreamOptions options);

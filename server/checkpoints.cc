@@ -1,4 +1,5 @@
 #include "base/clock.h"
+#include "base/log.h"
 #include "server/gateway.h"
 
 namespace hubcast::server {
@@ -18,9 +19,20 @@ void Gateway::FlushCheckpoints(int loop) {
   loops_[loop]->checkpoints.clear();
   for (auto& [key, slot] : pending) {
     slot.second.timestamp_ms = SystemClock::Get().NowUnixMs();
-    // Asynchronous and unacknowledged: a lost checkpoint only means a longer replay after a
-    // restart, and the connection queues a new one when its client acknowledges more.
-    slot.first->Append(std::move(slot.second));
+    // Asynchronous: nothing waits for it. A refused one (a full queue or disk) is queued again
+    // for the next tick: a checkpoint left out would make a later recovery replay from an
+    // older one, which the replay log may have trimmed by then.
+    replication::AppendCallbacks cb;
+    cb.executor = loops_[loop]->loop.get();
+    cb.durable = [this, loop, hub = slot.first, acks = slot.second.acks](Result<uint64_t> r) {
+      if (r.ok()) return;
+      Logger("checkpoint")
+          .With("hub", hub->name().str())
+          .Warn("checkpoint of ", acks.size(),
+                " connections not appended, retried: ", r.status().message());
+      for (const auto& [id, acked] : acks) QueueCheckpoint(loop, hub, id, acked);
+    };
+    slot.first->Append(std::move(slot.second), std::move(cb));
   }
 }
 

@@ -81,7 +81,9 @@ void ClientConnection::Attach(std::unique_ptr<Transport> transport, std::string 
   state_ = State::kOpen;
   last_read_ = last_write_ = std::chrono::steady_clock::now();
   auto self = std::static_pointer_cast<ClientConnection>(shared_from_this());
-  if (!loop_->Add(transport_->fd(), EPOLLIN | EPOLLRDHUP, self)) {
+  // A session recovered while an event-handler call of its old socket is pending stays
+  // paused: its new socket is not read (into an unbounded buffer) until the answer comes.
+  if (!loop_->Add(transport_->fd(), Interest(), self)) {
     transport_.reset();
     End("Failed to register the socket.");
     return;

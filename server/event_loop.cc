@@ -5,7 +5,6 @@
 #include <cerrno>
 #include <cstring>
 #include <future>
-#include <stdexcept>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -14,15 +13,31 @@ namespace {
 constexpr auto kTick = std::chrono::seconds(1);
 }
 
-EventLoop::EventLoop(int index, size_t max_inbox) : index_(index), max_inbox_(max_inbox) {
-  epfd_ = epoll_create1(EPOLL_CLOEXEC);
-  wakefd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  if (epfd_ < 0 || wakefd_ < 0) throw std::runtime_error("event loop: epoll/eventfd failed");
+Result<std::unique_ptr<EventLoop>> EventLoop::Create(int index, size_t max_inbox) {
+  const int epfd = epoll_create1(EPOLL_CLOEXEC);
+  if (epfd < 0) {
+    return Status::Unavailable(std::string("event loop: epoll_create1: ") + std::strerror(errno));
+  }
+  const int wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (wakefd < 0) {
+    const int error = errno;
+    close(epfd);
+    return Status::Unavailable(std::string("event loop: eventfd: ") + std::strerror(error));
+  }
   epoll_event ev{};
   ev.events = EPOLLIN;
   ev.data.ptr = nullptr;  // nullptr marks the wake-up fd
-  epoll_ctl(epfd_, EPOLL_CTL_ADD, wakefd_, &ev);
+  if (epoll_ctl(epfd, EPOLL_CTL_ADD, wakefd, &ev) != 0) {
+    const int error = errno;
+    close(wakefd);
+    close(epfd);
+    return Status::Unavailable(std::string("event loop: epoll_ctl: ") + std::strerror(error));
+  }
+  return std::unique_ptr<EventLoop>(new EventLoop(index, max_inbox, epfd, wakefd));
 }
+
+EventLoop::EventLoop(int index, size_t max_inbox, int epfd, int wakefd)
+    : index_(index), epfd_(epfd), wakefd_(wakefd), max_inbox_(max_inbox) {}
 
 EventLoop::~EventLoop() {
   Stop();

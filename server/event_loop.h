@@ -17,6 +17,7 @@
 #pragma once
 
 #include "base/executor.h"
+#include "base/status.h"
 
 #include <atomic>
 #include <chrono>
@@ -45,7 +46,9 @@ class EventLoop final : public Executor {
  public:
   using Task = std::function<void()>;
   static constexpr size_t kDefaultMaxInbox = 65536;
-  explicit EventLoop(int index, size_t max_inbox = kDefaultMaxInbox);
+  // A loop with its epoll and wake-up descriptors; kUnavailable (errno's text) when the
+  // kernel refuses them (descriptors exhausted). Not started.
+  static Result<std::unique_ptr<EventLoop>> Create(int index, size_t max_inbox = kDefaultMaxInbox);
   ~EventLoop();
   EventLoop(const EventLoop&) = delete;
   EventLoop& operator=(const EventLoop&) = delete;
@@ -74,6 +77,7 @@ class EventLoop final : public Executor {
   size_t handler_count() const { return handler_count_.load(std::memory_order_relaxed); }
 
  private:
+  EventLoop(int index, size_t max_inbox, int epfd, int wakefd);
   void Run();
   void DrainInbox();
 

@@ -62,19 +62,33 @@ Gateway::Gateway(GatewayOptions options)
   uo.ca_file = options_.upstream_ca;
   upstream_ = metric::MeterUpstream(rest::NewUpstreamClient(std::move(uo)));
   for (int i = 0; i < std::clamp(options_.event_loops, 1, 255); ++i) {
+    auto loop = EventLoop::Create(i, options_.max_loop_inbox);
+    if (!loop.ok()) {
+      status_ = loop.status();
+      return;
+    }
     auto state = std::make_unique<LoopState>();
-    state->loop = std::make_unique<EventLoop>(i, options_.max_loop_inbox);
+    state->loop = std::move(loop).value();
     state->loop->SetTickHook([this, i] { FlushCheckpoints(i); });
     loops_.push_back(std::move(state));
   }
 }
 
 Gateway::~Gateway() {
-  front_.reset();  // stops accepting and the workers before the loops go
+  Stop();
+  // Explicitly, before the members are destroyed in reverse order (the loops would go first).
+  upstream_.reset();
+  front_.reset();
+}
+
+void Gateway::Stop() {
+  if (front_) front_->Stop();  // stops accepting and the workers before the loops go
   for (auto& l : loops_) l->loop->Stop();
   // Pending event-handler calls finish now, while the loops they post to (stopped: the posts
-  // are dropped) and every member their callbacks touch still exist.
-  upstream_.reset();
+  // are dropped), the HTTP front their refusals answer through and the registry their
+  // appends go to still exist.
+  upstream_->Shutdown();
+  recovery_->Stop();  // replays of moving sessions read the registry's store
 }
 
 void Gateway::SetRegistry(replication::HubRegistry* registry) {
@@ -86,6 +100,7 @@ void Gateway::SetRegistry(replication::HubRegistry* registry) {
 }
 
 Result<int> Gateway::Start() {
+  if (!status_.ok()) return status_;
   for (auto& l : loops_) l->loop->Start();
   RestoreSessions();
   HttpFrontOptions fo;

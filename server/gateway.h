@@ -62,6 +62,10 @@ struct GatewayOptions {
   // When the previous run was last known alive (Unix ms; 0 = unknown): a held session's hold
   // window counts from then, so a restart after the window closes the sessions at once.
   int64_t last_alive_unix_ms = 0;
+  // When this process started (Unix ms; 0 = unknown, then the restore's own time): the down
+  // time charged to a held session ends here, so a slow start-up does not use up its window
+  // (what is left of it counts from when the sessions are restored).
+  int64_t started_unix_ms = 0;
   // Event handlers (WebHook-Request-Origin host and per-call timeout).
   std::string origin = "localhost";
   std::chrono::milliseconds upstream_timeout{10000};
@@ -82,6 +86,9 @@ class Gateway final : public replication::DeliverySink {
  public:
   explicit Gateway(GatewayOptions options);
   ~Gateway() override;
+  // What construction met: not OK when an event loop could not be created (descriptors
+  // exhausted). Such a Gateway is only destroyed (Start returns the same status).
+  const Status& status() const { return status_; }
 
   // Wires the registry (constructed with this Gateway as its sink) before Start.
   void SetRegistry(replication::HubRegistry* registry);
@@ -91,6 +98,11 @@ class Gateway final : public replication::DeliverySink {
   void Shutdown(const std::string& reason);
   // After the registry applied the last entries: waits (bounded) for event-handler calls.
   bool DrainUpstream(std::chrono::milliseconds limit) { return upstream_->Drain(limit); }
+  // Ends what could still call back into the registry or the loops: the event-handler calls
+  // still pending (their callbacks run now, failing) and the replays of moving sessions.
+  // Called after DrainUpstream and before the registry is destroyed; the destructor calls it
+  // too (idempotent). Nothing of the Gateway is used afterwards but its destructor.
+  void Stop();
 
   void Deliver(replication::Hub& hub, uint64_t position, const storage::Entry& entry,
                const storage::ApplyResult& result) override;
@@ -207,6 +219,7 @@ class Gateway final : public replication::DeliverySink {
                const std::string& token);
 
   GatewayOptions options_;
+  Status status_ = Status::Ok();
   replication::HubRegistry* registry_ = nullptr;
   std::unique_ptr<rest::RestApi> rest_;
   std::unique_ptr<rest::UpstreamClient> upstream_;

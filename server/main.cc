@@ -24,10 +24,13 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <iterator>
 #include <sched.h>
 #include <signal.h>
+#include <sstream>
 #include <sys/stat.h>
 #include <thread>
+#include <time.h>
 #include <tuple>
 #include <unistd.h>
 
@@ -69,6 +72,33 @@ bool KeepInDataDir(const fs::path& file, const std::function<std::string()>& mak
     return false;
   }
   return true;
+}
+
+// When this process started (Unix ms), from the kernel's record: start-up work that comes
+// before the hold windows are computed (opening the store, re-applying the log) is then not
+// counted as down time. 0 when /proc cannot tell.
+int64_t ProcessStartUnixMs() {
+  std::ifstream in("/proc/self/stat");
+  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  // Field 22 (starttime, clock ticks since boot); counted after the command name's ')',
+  // which may itself hold spaces, so field 3 is the first after it.
+  const size_t close = stat.rfind(')');
+  if (close == std::string::npos) return 0;
+  std::istringstream fields(stat.substr(close + 1));
+  std::string skipped;
+  for (int i = 3; i < 22; ++i) fields >> skipped;
+  uint64_t start_ticks = 0;
+  const long ticks = ::sysconf(_SC_CLK_TCK);
+  timespec boot{};
+  if (!(fields >> start_ticks) || ticks <= 0 || ::clock_gettime(CLOCK_BOOTTIME, &boot) != 0) {
+    return 0;
+  }
+  const int64_t started_ms = static_cast<int64_t>(start_ticks * 1000 / ticks);
+  const int64_t up_ms = int64_t{boot.tv_sec} * 1000 + boot.tv_nsec / 1000000;
+  const int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                             std::chrono::system_clock::now().time_since_epoch())
+                             .count();
+  return now_ms - std::max<int64_t>(0, up_ms - started_ms);
 }
 
 using hubcast::Status;
@@ -257,7 +287,9 @@ int Serve(const std::vector<std::string>& args) {
               : cfg.bind == "0.0.0.0" || cfg.bind == "::" ? "localhost"
                                                           : cfg.bind;
 
-  // When the previous run was last alive: its held sessions' windows count from then.
+  // When the previous run was last alive: its held sessions' windows count from then, up to
+  // when this one started.
+  go.started_unix_ms = ProcessStartUnixMs();
   fs::path alive = fs::path(cfg.data_dir) / "alive";
   if (fs::exists(alive, ec)) {
     auto t = fs::last_write_time(alive, ec);
@@ -271,11 +303,14 @@ int Serve(const std::vector<std::string>& args) {
   hubcast::storage::StoreOptions so;
   so.path = (fs::path(cfg.data_dir) / "db").string();
   so.sync_writes = cfg.sync_writes;
+  // RocksDB resumes after a full disk only with ~8 MiB free: twice that is kept in reserve.
+  so.ballast_bytes = uint64_t{16} << 20;
   auto store = hubcast::storage::Store::Open(so);
   if (!store.ok()) return Fail(store.status().message());
 
   Logger log("main");
   hubcast::server::Gateway gateway(go);
+  if (!gateway.status().ok()) return Fail(gateway.status().message());
   // Cluster mode: the hubs' logs are JetStream streams, shared with the other nodes.
   Cluster cluster;
   if (!cfg.nats.empty()) {
@@ -393,6 +428,10 @@ int Serve(const std::vector<std::string>& args) {
   if (!gateway.DrainUpstream(std::chrono::seconds(5))) {
     log.Warn("event handler calls still pending at exit");
   }
+  // The calls still pending end now, while the registry their callbacks append to exists.
+  // Destruction then runs in reverse declaration order: registry (appliers joined, so no more
+  // Deliver), cluster, gateway, store.
+  gateway.Stop();
   log.Info("stopped");
   return 0;
 }

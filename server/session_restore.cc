@@ -62,9 +62,12 @@ bool Gateway::VerifyReconnectionToken(const replication::Hub& hub, const std::st
 void Gateway::RestoreSessions() {
   Logger log("restore");
   auto steady_now = std::chrono::steady_clock::now();
-  int64_t now_ms = SystemClock::Get().NowUnixMs();
+  // Down from when the previous run was last alive until this one started (not until now:
+  // start-up may be slow, and the clients cannot come back before the sessions are restored).
+  const int64_t back_ms =
+      options_.started_unix_ms > 0 ? options_.started_unix_ms : SystemClock::Get().NowUnixMs();
   int64_t since_ms = options_.last_alive_unix_ms > 0
-                         ? std::max<int64_t>(0, now_ms - options_.last_alive_unix_ms)
+                         ? std::max<int64_t>(0, back_ms - options_.last_alive_unix_ms)
                          : 0;
   auto until = steady_now + options_.limits.reliable_hold - std::chrono::milliseconds(since_ms);
   size_t held = 0, ended = 0;

@@ -156,19 +156,26 @@ void WsReader::Feed(const char* data, size_t n) {
   // A failed reader never parses again; buffering would only grow memory until the
   // connection is torn down.
   if (error_) return;
+  if (buffered() + n > max_message_bytes_ + kWsReaderSlack) {
+    return Fail(kMessageTooBig, "more unread data than the server buffers");
+  }
   buf_.append(data, n);
+}
+
+void WsReader::Fail(uint16_t code, std::string reason) {
+  error_ = WsError{code, std::move(reason)};
+  // The connection is about to be closed: release what it held.
+  std::string().swap(buf_);
+  std::string().swap(frag_payload_);
+  pos_ = 0;
+  frag_opcode_.reset();
 }
 
 size_t WsReader::buffered() const { return buf_.size() - pos_; }
 
 std::optional<WsMessage> WsReader::Next() {
   auto fail = [this](uint16_t code, std::string reason) -> std::optional<WsMessage> {
-    error_ = WsError{code, std::move(reason)};
-    // The connection is about to be closed: release what it held.
-    std::string().swap(buf_);
-    std::string().swap(frag_payload_);
-    pos_ = 0;
-    frag_opcode_.reset();
+    Fail(code, std::move(reason));
     return std::nullopt;
   };
   if (error_) return std::nullopt;

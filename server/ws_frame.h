@@ -9,8 +9,10 @@
 // fragmented (1002), continuation only inside a fragmented message (1002), a message of at
 // most max_message_bytes (else 1009, detected from the header before the payload arrives),
 // text messages are valid UTF-8 (else 1007), a close frame carries a code a peer may send
-// (WsCloseCodeIsValid, else 1002) and a UTF-8 reason (else 1007). After an error the reader
-// stays failed.
+// (WsCloseCodeIsValid, else 1002) and a UTF-8 reason (else 1007). Bytes fed but not yet
+// parsed are bounded too: past max_message_bytes + kWsReaderSlack (a caller that feeds while
+// it does not call Next, e.g. a paused connection) the reader fails with 1009 and drops them.
+// After an error the reader stays failed.
 // Not thread-safe: one reader per connection, used on that connection's event loop.
 #pragma once
 
@@ -42,10 +44,14 @@ struct WsError {
   std::string reason;
 };
 
+// What a reader holds unparsed beyond one whole message: headers and a few reads' worth.
+inline constexpr size_t kWsReaderSlack = 256 * 1024;
+
 class WsReader {
  public:
   explicit WsReader(size_t max_message_bytes = 1024 * 1024);
-  // Buffers bytes; cheap, no parsing happens until Next().
+  // Buffers bytes; cheap, no parsing happens until Next(). Fails the reader (1009) when the
+  // unparsed bytes would pass max_message_bytes + kWsReaderSlack.
   void Feed(const char* data, size_t n);
   // The next complete message, or nullopt when more bytes are needed or the reader failed
   // (then error() is set).
@@ -55,6 +61,8 @@ class WsReader {
   size_t buffered() const;
 
  private:
+  void Fail(uint16_t code, std::string reason);
+
   size_t max_message_bytes_;
   std::string buf_;
   size_t pos_ = 0;                       // consumed prefix of buf_

@@ -1,4 +1,5 @@
 #include "base/log.h"
+#include "storage/ballast.h"
 #include "storage/entry_codec.h"
 #include "storage/record_codec.h"
 #include "storage/store.h"
@@ -52,12 +53,18 @@ std::string AppliedValue(uint64_t pos, int64_t time_ms) {
 std::string EpochKey(const std::string& hub) { return std::string("epoch\0", 6) + hub; }
 
 // RocksDB's status converted at the boundary; a full disk is the one case callers retry.
+bool IsNoSpace(const rocksdb::Status& s) {
+  return s.IsNoSpace() || s.subcode() == rocksdb::Status::kNoSpace ||
+         s.ToString().find("No space") != std::string::npos;
+}
+
+Status NoSpace(const char* what) {
+  return Status::Unavailable(std::string(what) + ": no space left on the data disk");
+}
+
 Status Convert(const rocksdb::Status& s, const char* what) {
   if (s.ok()) return Status::Ok();
-  if (s.IsNoSpace() || s.subcode() == rocksdb::Status::kNoSpace ||
-      s.ToString().find("No space") != std::string::npos) {
-    return Status::Unavailable(std::string(what) + ": no space left on the data disk");
-  }
+  if (IsNoSpace(s)) return NoSpace(what);
   if (s.IsCorruption()) return Status::InvalidArgument(std::string(what) + ": " + s.ToString());
   if (s.IsIOError() && s.ToString().find("lock") != std::string::npos) {
     return Status::Unavailable(std::string(what) + ": " + s.ToString());
@@ -179,9 +186,11 @@ class RocksApplyBatch final : public ApplyBatch {
 class RocksStore final : public Store {
  public:
   RocksStore(std::unique_ptr<rocksdb::DB> db, std::vector<rocksdb::ColumnFamilyHandle*> cfs,
-             bool sync)
-      : db_(std::move(db)), cfs_(std::move(cfs)) {
-    write_.sync = sync;
+             const StoreOptions& options)
+      : ballast_(options.path + ".ballast", options.ballast_bytes),
+        db_(std::move(db)),
+        cfs_(std::move(cfs)) {
+    write_.sync = options.sync_writes;
   }
   ~RocksStore() override {
     for (auto* h : cfs_) db_->DestroyColumnFamilyHandle(h);
@@ -189,6 +198,8 @@ class RocksStore final : public Store {
   }
 
   Status Init() {
+    // Without room for it (a small or full disk) start-up goes on; it is made once there is.
+    (void)ballast_.Arm();
     std::string v;
     auto s = db_->Get(rocksdb::ReadOptions(), cfs_[kMeta], "format", &v);
     if (s.IsNotFound()) {
@@ -206,13 +217,16 @@ class RocksStore final : public Store {
     return Status::Ok();
   }
 
-  std::vector<std::string> Hubs() const override {
+  Result<std::vector<std::string>> Hubs() const override {
     std::vector<std::string> hubs;
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cfs_[kMeta]));
     const std::string prefix("epoch\0", 6);
     for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
       hubs.push_back(it->key().ToString().substr(prefix.size()));
     }
+    // A read error ends the scan like the last key would: without the check, hubs would
+    // silently go missing at start-up.
+    if (Status s = Convert(it->status(), "list the hubs"); !s.ok()) return s;
     return hubs;
   }
 
@@ -306,10 +320,11 @@ class RocksStore final : public Store {
     if (first == 0 || first >= pos) return Status::Ok();
     // Account the bytes leaving, for the size limit.
     uint64_t bytes = 0;
-    (void)ScanLog(hub, first, pos - 1, [&](uint64_t, std::string_view v) {
+    Status scanned = ScanLog(hub, first, pos - 1, [&](uint64_t, std::string_view v) {
       bytes += v.size();
       return true;
     });
+    if (!scanned.ok()) return scanned;
     rocksdb::WriteBatch b;
     b.DeleteRange(cfs_[kLog], PosKey(hub, 0), PosKey(hub, pos));
     b.DeleteRange(cfs_[kOutcome], PosKey(hub, 0), PosKey(hub, pos));
@@ -503,21 +518,29 @@ class RocksStore final : public Store {
 
   // After a failed write (a full disk) RocksDB refuses every write until Resume() succeeds;
   // try it (at most once a second) so the node recovers by itself when space returns.
+  // The ballast (ballast.h) is released at the first write that finds the disk full; until
+  // as much is free again, writes are refused here, so RocksDB keeps that room to recover in.
   Status Write(rocksdb::WriteBatch* batch, const char* what, bool sync = true) {
+    if (!ballast_.HasRoom()) return NoSpace(what);
     const rocksdb::WriteOptions& opts = sync ? write_ : no_sync_;
     rocksdb::Status s = db_->Write(opts, batch);
-    if (s.ok()) return Status::Ok();
+    if (s.ok()) {
+      ballast_.MaybeRearm();
+      return Status::Ok();
+    }
+    const bool released = IsNoSpace(s) && ballast_.Release();
     auto now = std::chrono::steady_clock::now();
     {
       std::lock_guard lock(resume_mu_);
-      if (now - last_resume_ >= std::chrono::seconds(1)) {
+      if (released || now - last_resume_ >= std::chrono::seconds(1)) {
         last_resume_ = now;
-        if (db_->Resume().ok()) s = db_->Write(opts, batch);
+        if (db_->Resume().ok() && ballast_.HasRoom()) s = db_->Write(opts, batch);
       }
     }
     return Convert(s, what);
   }
 
+  Ballast ballast_;
   struct Deferred {
     rocksdb::WriteBatch batch;
     std::vector<std::pair<std::atomic<uint64_t>*, uint64_t>> log_bytes;  // replay-log growth
@@ -616,7 +639,7 @@ Result<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) {
   // handles[0] is the default family, unused.
   db->DestroyColumnFamilyHandle(handles[0]);
   handles.erase(handles.begin());
-  auto store = std::make_unique<RocksStore>(std::move(db), std::move(handles), options.sync_writes);
+  auto store = std::make_unique<RocksStore>(std::move(db), std::move(handles), options);
   if (Status st = store->Init(); !st.ok()) return st;
   info_log->Enable();
   return std::unique_ptr<Store>(std::move(store));

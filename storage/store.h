@@ -37,6 +37,9 @@ inline constexpr uint32_t kStoreFormatVersion = 1;
 struct StoreOptions {
   std::string path;
   bool sync_writes = false;
+  // Space reserved beside the store (<path>.ballast, ballast.h) and released when the disk
+  // fills up, so the store recovers once that much is free again; 0: none.
+  uint64_t ballast_bytes = 0;
 };
 
 // What applying a run of entries changed, gathered for one write. Filled by one thread.
@@ -62,7 +65,7 @@ class Store {
   static Result<std::unique_ptr<Store>> Open(const StoreOptions& options);
 
   // Hubs that have state, and each hub's epoch (created with `new_epoch` the first time).
-  virtual std::vector<std::string> Hubs() const = 0;
+  virtual Result<std::vector<std::string>> Hubs() const = 0;
   virtual Result<uint64_t> Epoch(const std::string& hub, uint64_t new_epoch) = 0;
 
   // The log. AppendLog writes every entry in one atomic write (group commit: one fsync with

@@ -80,10 +80,12 @@ class InProcessGateway {
     port_ = *port;
     return Status::Ok();
   }
-  // The gateway, then the registry; the logs are the caller's to stop afterwards.
+  // The gateway, then the registry; the logs are the caller's to stop afterwards. As in
+  // main.cc, the gateway's callbacks end before the registry is destroyed.
   void Stop() {
     if (gateway_) gateway_->Shutdown("test over");
     if (registry_) registry_->Stop();
+    if (gateway_) gateway_->Stop();
   }
 
   int port() const { return port_; }

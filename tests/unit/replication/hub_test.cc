@@ -18,12 +18,14 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <cstdlib>
 #include <future>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <set>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <tuple>
@@ -848,6 +850,160 @@ TEST_F(DurableAppend, GroupCommitSharesOneFsyncAmongConcurrentAppends) {
       double(kConcurrent) / concurrent_rounds, concurrent_rate / serial_rate);
   ASSERT_TRUE(hub->Barrier().ok());
   EXPECT_EQ(Positions(sink_.All()), OneTo(kSerial + kConcurrent));
+}
+
+}  // namespace
+}  // namespace hubcast::replication
+
+// --- An apply that fails halfway -------------------------------------------------------------
+
+namespace hubcast::replication {
+namespace {
+
+// A store whose apply batches throw on the entry that carries `poison` (after the view applied
+// it, before the batch took its changes): an apply that fails halfway.
+class PoisonedStore final : public storage::Store {
+ public:
+  PoisonedStore(storage::Store* inner, std::string poison)
+      : inner_(inner), poison_(std::move(poison)) {}
+
+  Result<std::vector<std::string>> Hubs() const override { return inner_->Hubs(); }
+  Result<uint64_t> Epoch(const std::string& hub, uint64_t e) override {
+    return inner_->Epoch(hub, e);
+  }
+  Status AppendLog(const std::vector<LogAppend>& entries) override {
+    return inner_->AppendLog(entries);
+  }
+  Result<uint64_t> FirstLogPosition(const std::string& hub) const override {
+    return inner_->FirstLogPosition(hub);
+  }
+  Result<uint64_t> LastLogPosition(const std::string& hub) const override {
+    return inner_->LastLogPosition(hub);
+  }
+  Status ScanLog(const std::string& hub, uint64_t from, uint64_t to,
+                 const std::function<bool(uint64_t, std::string_view)>& fn) const override {
+    return inner_->ScanLog(hub, from, to, fn);
+  }
+  Result<StatusCode> Outcome(const std::string& hub, uint64_t position) const override {
+    return inner_->Outcome(hub, position);
+  }
+  Status TrimLogBefore(const std::string& hub, uint64_t position) override {
+    return inner_->TrimLogBefore(hub, position);
+  }
+  uint64_t LogBytes(const std::string& hub) const override { return inner_->LogBytes(hub); }
+  std::unique_ptr<storage::ApplyBatch> NewApplyBatch() override {
+    return std::make_unique<Batch>(inner_->NewApplyBatch(), poison_);
+  }
+  Status Commit(std::unique_ptr<storage::ApplyBatch> batch) override {
+    return inner_->Commit(std::move(static_cast<Batch&>(*batch).inner));
+  }
+  Result<uint64_t> AppliedPosition(const std::string& hub) const override {
+    return inner_->AppliedPosition(hub);
+  }
+  Result<storage::ViewState> LoadViewState(const std::string& hub) const override {
+    return inner_->LoadViewState(hub);
+  }
+  Status InstallViewState(const std::string& hub, uint64_t epoch,
+                          const storage::ViewState& state) override {
+    return inner_->InstallViewState(hub, epoch, state);
+  }
+
+ private:
+  struct Batch final : storage::ApplyBatch {
+    Batch(std::unique_ptr<storage::ApplyBatch> b, std::string p)
+        : inner(std::move(b)), poison(std::move(p)) {}
+    void Add(const std::string& hub, uint64_t position, const Entry& entry,
+             const storage::ApplyResult& result, std::string_view log_entry) override {
+      if (entry.data == poison) throw std::runtime_error("injected apply failure");
+      inner->Add(hub, position, entry, result, log_entry);
+    }
+    bool changes_state() const override { return inner->changes_state(); }
+    bool empty() const override { return inner->empty(); }
+    std::unique_ptr<storage::ApplyBatch> inner;
+    std::string poison;
+  };
+
+  storage::Store* inner_;
+  std::string poison_;
+};
+
+// The node's store, log and registry over a data dir; the registry's store may be poisoned.
+struct Node {
+  explicit Node(const std::string& path, const std::string& poison = "") {
+    storage::StoreOptions so;
+    so.path = path;
+    auto opened = storage::Store::Open(so);
+    EXPECT_TRUE(opened.ok()) << opened.status().message();
+    if (!opened.ok()) return;
+    real = std::move(opened).value();
+    store = poison.empty() ? nullptr : std::make_unique<PoisonedStore>(real.get(), poison);
+    storage::Store* used = store ? store.get() : real.get();
+    logs = LocalLogProvider::New(used);
+    HubRegistryOptions options{"n"};
+    options.store = used;
+    options.logs = logs.get();
+    registry = std::make_unique<HubRegistry>(options, &sink);
+  }
+  ~Node() {
+    if (registry) registry->Stop();
+  }
+  RecordingSink sink;
+  std::unique_ptr<storage::Store> real;
+  std::unique_ptr<PoisonedStore> store;
+  std::unique_ptr<LocalLogProvider> logs;
+  std::unique_ptr<HubRegistry> registry;
+};
+
+// An entry whose apply throws after the view changed stops the node (a half-applied view must
+// never be served), with nothing of it committed; the restart re-applies it, and everything
+// after the last committed position, from the log.
+TEST(HubApplyFailure, ApplyThatFailsHalfwayStopsTheNodeAndTheRestartReappliesIt) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  // The death test's child re-runs this test up to EXPECT_DEATH: it must use the same dir.
+  static constexpr char kDirVariable[] = "HUBCAST_APPLY_FAILURE_TEST_DIR";
+  std::optional<hubcast::testing::TempDir> made;
+  const char* given = std::getenv(kDirVariable);
+  if (given == nullptr) {
+    made.emplace();
+    ::setenv(kDirVariable, made->path().c_str(), 1);
+  }
+  const std::string path = std::string(given ? given : made->path().c_str()) + "/db";
+
+  EXPECT_DEATH(
+      {
+        Node node(path, "poison");
+        auto hub = node.registry->Get(Name("chat"));
+        if (!hub.ok()) std::exit(3);
+        // Each changes the view's state, so each is committed before the next is applied.
+        for (Entry e : {Open("c1"), AddToGroup("c1", "g1"), AddToGroup("c1", "g2")}) {
+          if (!(*hub)->AppendAndWait(std::move(e)).ok()) std::exit(4);
+        }
+        (void)(*hub)->AppendAndWaitDurable(SendToAll("poison"));
+        (void)(*hub)->AppendAndWait(SendToAll("after"));
+        std::this_thread::sleep_for(std::chrono::seconds(20));
+        std::exit(0);  // still running: the failure did not stop the node
+      },
+      "entry 4 failed to apply \\(injected apply failure\\); stopping the node");
+  ::unsetenv(kDirVariable);
+
+  Node node(path);
+  ASSERT_TRUE(node.registry);
+  // Durable in the log up to the poisoned entry; applied (committed) only before it.
+  EXPECT_EQ(node.real->LastLogPosition("chat").value(), 4u);
+  EXPECT_EQ(node.real->AppliedPosition("chat").value(), 3u);
+  ASSERT_TRUE(node.registry->LoadAll().ok());
+  auto hub = node.registry->Get(Name("chat"));
+  ASSERT_TRUE(hub.ok());
+  ASSERT_TRUE((*hub)->Barrier().ok());
+  EXPECT_EQ((*hub)->view().applied_position(), 4u);
+  std::vector<Delivery> delivered = node.sink.All();
+  ASSERT_EQ(delivered.size(), 1u) << "only the entry after the committed position is re-applied";
+  EXPECT_EQ(delivered[0].position, 4u);
+  EXPECT_EQ(delivered[0].data, "poison");
+  // The node goes on from there.
+  EXPECT_TRUE((*hub)->view().GroupExists("g2"));
+  EXPECT_TRUE((*hub)->AppendAndWait(SendToAll("m5")).ok());
+  EXPECT_EQ((*hub)->view().applied_position(), 5u);
 }
 
 }  // namespace

@@ -99,6 +99,7 @@ struct Reply {
   bool block = false;  // hold the answer until the test ends (or the gate opens)
   std::chrono::milliseconds delay{0};
   std::chrono::milliseconds drip{0};  // when set: the body goes out one byte per interval
+  bool chunked = false;               // chunked transfer encoding instead of Content-Length
 };
 
 using Script = std::function<Reply(const Recorded&)>;
@@ -182,7 +183,11 @@ class ScriptedRequestHandler : public Poco::Net::HTTPRequestHandler {
     response.setStatusAndReason(static_cast<Poco::Net::HTTPResponse::HTTPStatus>(reply.status));
     for (const auto& [name, value] : reply.headers) response.add(name, value);
     if (!reply.content_type.empty()) response.setContentType(reply.content_type);
-    response.setContentLength(static_cast<std::streamsize>(reply.body.size()));
+    if (reply.chunked) {
+      response.setChunkedTransferEncoding(true);
+    } else {
+      response.setContentLength(static_cast<std::streamsize>(reply.body.size()));
+    }
     std::ostream& out = response.send();
     if (reply.drip == 0ms) {
       out << reply.body;
@@ -445,6 +450,38 @@ TEST_F(UpstreamClientTest, EmptyResponseBodyIsEmpty) {
   EXPECT_EQ(response.status, 204);
   EXPECT_TRUE(response.ok());
   EXPECT_TRUE(response.body.empty());
+}
+
+// Answers over max_response_bytes fail the call, whether their size is announced
+// (Content-Length) or only found while reading (chunked); one at the limit is taken whole.
+TEST_F(UpstreamClientTest, AnswerOverTheSizeLimitFailsTheCall) {
+  constexpr size_t kLimit = size_t{1} << 20;
+  for (const bool chunked : {false, true}) {
+    SCOPED_TRACE(chunked ? "chunked" : "Content-Length");
+    for (const size_t size : {kLimit, kLimit + 1, 4 * kLimit}) {
+      fake->SetScript([size, chunked](const Recorded& r) {
+        Reply reply = DefaultReply(r);
+        if (r.method == "POST") reply.body.assign(size, 'a');
+        reply.chunked = chunked;
+        return reply;
+      });
+      UpstreamRequest request = Request();
+      request.retryable = true;
+      const UpstreamResponse response = CallAndWait(std::move(request));
+      if (size <= kLimit) {
+        EXPECT_EQ(response.status, 200) << response.error;
+        EXPECT_EQ(response.body.size(), size);
+      } else {
+        EXPECT_EQ(response.status, 0) << "an answer of " << size << " bytes was taken";
+        EXPECT_FALSE(response.ok());
+        EXPECT_TRUE(response.body.empty());
+        EXPECT_NE(response.error.find("larger than the limit"), std::string::npos)
+            << response.error;
+      }
+    }
+  }
+  // Over-limit answers are not retried: the handler would answer the same again.
+  EXPECT_EQ(fake->Requests("POST").size(), 6u);
 }
 
 TEST_F(UpstreamClientTest, ValidatesOnceThenUsesTheCachedResult) {

@@ -227,6 +227,33 @@ TEST(WsReaderTest, BufferedCountsOnlyUnconsumedBytes) {
   EXPECT_EQ(reader.buffered(), 0u);
 }
 
+// A caller that feeds without parsing (a paused connection) cannot make the reader hold more
+// than one whole message and the slack: past it the reader fails with 1009 and lets go.
+TEST(WsReaderTest, UnparsedBytesPastOneMessageAndTheSlackFailWith1009) {
+  const std::string frame = ClientFrame(WsOpcode::kText, "small");
+  WsReader reader(kMiB);
+  size_t fed = 0;
+  while (!reader.error() && fed < 64 * kMiB) {
+    reader.Feed(frame.data(), frame.size());
+    fed += frame.size();
+    ASSERT_LE(reader.buffered(), kMiB + kWsReaderSlack);
+  }
+  ASSERT_TRUE(reader.error().has_value()) << "fed " << fed << " bytes unparsed";
+  EXPECT_EQ(reader.error()->close_code, 1009);
+  EXPECT_GT(fed, kMiB + kWsReaderSlack - frame.size());
+  EXPECT_EQ(reader.buffered(), 0u);
+  EXPECT_FALSE(reader.Next().has_value());
+  // A whole message of the maximum size and the slack's worth of small frames still fit.
+  WsReader fits(kMiB);
+  const std::string big = ClientFrame(WsOpcode::kBinary, BinaryData(kMiB));
+  fits.Feed(big.data(), big.size());
+  for (size_t n = 0; n + frame.size() <= kWsReaderSlack - 16; n += frame.size()) {
+    fits.Feed(frame.data(), frame.size());
+  }
+  EXPECT_FALSE(fits.error().has_value());
+  EXPECT_EQ(DrainAll(fits).size(), 1 + (kWsReaderSlack - 16) / frame.size());
+}
+
 TEST(WsReaderTest, FragmentedMessageWithInterleavedPingReturnsPingFirst) {
   const std::string stream = ClientFrame(WsOpcode::kBinary, "ab", {.fin = false}) +
                              ClientFrame(WsOpcode::kContinuation, "cd", {.fin = false}) +
