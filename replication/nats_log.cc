@@ -5,6 +5,7 @@
 #include "replication/nats_internal.h"
 #include "storage/entry_codec.h"
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <cstdio>
@@ -43,6 +44,27 @@ std::string Escape(const std::string& hub) {
 
 class Provider;
 
+// How a hub's log is consumed, and why this way (the repair of a consumer used to race
+// nats.c's own reset of an ordered consumer: a use-after-free of the consumer's name):
+//   1. Each subscription is a Feed: an explicit ephemeral push consumer (no acks, flow
+//      control, idle heartbeats, one in-memory replica) that delivers from the entry after the
+//      last one handed over. It is not an `Ordered` consumer, so nats.c never resets or
+//      re-creates it behind our back: the consumer and its subscription change only here.
+//   2. Every delivery carries its consumer sequence; the feed expects 1, 2, 3... A gap (the
+//      client dropped messages) makes the feed broken: it hands over nothing more, and the
+//      repair thread re-creates it. So do missed heartbeats, a slow consumer and a sequence
+//      mismatch that nats.c reports for it.
+//   3. Handing over is serialized (handle_mu_) and takes only the feed that is current and
+//      not broken, and only the stream position after the last one handed over: an entry is
+//      handed at most once and in order, and a replaced feed still finishing a callback hands
+//      nothing.
+//   4. Only the repair thread (Restart) and the log's own Stop tear a feed down; each takes
+//      the feed out of `current_` under handle_mu_ first, so one teardown per feed. Restart
+//      reads the position to resume from in the same step: nothing between is lost.
+//   5. A feed's memory lives until nats.c reports that its last callback returned
+//      (natsSubscription_SetOnCompleteCB); the log's destructor waits for that, so no
+//      callback runs on a destroyed log. A feed that never got a subscription is reused by
+//      the next attempt instead of freed.
 class NatsLog final : public HubLog {
  public:
   NatsLog(Provider* provider, std::string hub, uint64_t epoch)
@@ -63,32 +85,54 @@ class NatsLog final : public HubLog {
     return lag_.load(std::memory_order_relaxed);
   }
 
+  // Ends the current feed and deletes its consumer (shutdown).
   void Stop();
-  // Replaces the consumer with a new one that starts after the last entry handed over: the
-  // old one stopped delivering (its server died, its heartbeats stopped). Repair thread only.
+  // Replaces the current feed with one that starts after the last entry handed over. Repair
+  // thread only.
   Status Restart();
+  // Whether `sub` is the current feed's subscription (asynchronous errors name a sub).
   bool Owns(natsSubscription* sub) {
-    std::lock_guard lock(mu_);
-    return sub_ == sub;
+    std::lock_guard lock(sub_mu_);
+    return sub != nullptr && live_sub_ == sub;
   }
   const std::string& hub() const { return hub_; }
 
  private:
+  struct Feed {
+    explicit Feed(NatsLog* log) : log(log) {}
+    NatsLog* const log;
+    natsSubscription* sub = nullptr;  // once js_Subscribe returned
+    uint64_t next_delivery = 1;       // the consumer sequence the next message must carry
+    bool broken = false;              // hands over nothing more; a repair replaces it
+    bool subscribing = false;         // inside js_Subscribe
+    bool completing = false;          // nats.c will run OnComplete once it is closed
+    bool complete = false;            // ... and it has: no callback of it runs any more
+  };
+
   static void OnMsg(natsConnection*, natsSubscription*, natsMsg* msg, void* closure);
-  void Handle(natsMsg* msg);
+  static void OnComplete(void* closure);
+  void Handle(Feed* feed, natsMsg* msg);
   Status Subscribe(uint64_t after);
+  // Takes the current feed out (no message of it is handed over after this) and the position
+  // to resume from.
+  Feed* Detach(uint64_t* after);
+  // Closes a detached feed's subscription; `delete_consumer` also deletes its consumer (a
+  // JetStream request: not on the repair path, where the server may be unreachable - the
+  // server drops an ephemeral consumer without interest after its inactive threshold).
+  void Close(Feed* feed, bool delete_consumer);
 
   Provider* const provider_;
   const std::string hub_, stream_, subject_;
   const uint64_t epoch_;
   Consumer consumer_;
-  std::mutex mu_;
-  natsSubscription* sub_ = nullptr;
-  // Delivery is in order on one subscription, but a replaced one may still be finishing a
-  // callback while its successor starts: handing over is serialized.
-  std::mutex handle_mu_;
+  std::mutex handle_mu_;  // the feeds and the hand-over
+  std::condition_variable complete_cv_;
+  std::vector<std::unique_ptr<Feed>> feeds_;  // every feed whose memory a callback may use
+  Feed* current_ = nullptr;
   uint64_t last_handed_ = 0;
   std::atomic<uint64_t> lag_{0};  // the consumer's pending count at the last message
+  std::mutex sub_mu_;  // a leaf: taken under the provider's mutex
+  natsSubscription* live_sub_ = nullptr;
 };
 
 class Provider final : public NatsLogProvider {
@@ -248,9 +292,9 @@ class Provider final : public NatsLogProvider {
   }
 
  private:
-  // A consumer whose heartbeats stopped (its server died or lost the stream) delivers nothing
-  // more, and nats.c's own reset may fail while JetStream elects leaders: the repair thread
-  // re-creates it, retrying every second, from the last entry handed over.
+  // A feed that stopped (its server died or lost the stream: missed heartbeats), fell behind
+  // (slow consumer) or lost deliveries (mismatch, or a gap NatsLog saw) is re-created by the
+  // repair thread, retrying every second, from the last entry handed over.
   void OnSubscriptionError(natsSubscription* sub, natsStatus error) {
     if (error != NATS_MISSED_HEARTBEAT && error != NATS_SLOW_CONSUMER && error != NATS_MISMATCH) {
       return;
@@ -258,13 +302,25 @@ class Provider final : public NatsLogProvider {
     std::lock_guard lock(mu_);
     for (NatsLog* log : logs_) {
       if (!log->Owns(sub)) continue;
-      if (broken_.insert(log).second) {
-        Logger("nats").Warn("hub ", log->hub(), ": its consumer stopped (",
-                            natsStatus_GetText(error), "); re-creating it");
-      }
-      repair_cv_.notify_all();
+      MarkBroken(log, natsStatus_GetText(error));
       return;
     }
+  }
+
+ public:
+  // For NatsLog: its current feed lost deliveries. Not under the log's handle_mu_.
+  void RequestRepair(NatsLog* log, const std::string& why) {
+    std::lock_guard lock(mu_);
+    if (std::find(logs_.begin(), logs_.end(), log) == logs_.end()) return;  // going away
+    MarkBroken(log, why);
+  }
+
+ private:
+  void MarkBroken(NatsLog* log, const std::string& why) {  // mu_ held
+    if (broken_.insert(log).second) {
+      Logger("nats").Warn("hub ", log->hub(), ": its consumer stopped (", why, "); re-creating it");
+    }
+    repair_cv_.notify_all();
   }
 
   void RunRepairs() {
@@ -398,18 +454,43 @@ class Provider final : public NatsLogProvider {
 NatsLog::~NatsLog() {
   provider_->Forget(this);  // first: no repair re-subscribes it after Stop
   Stop();
+  // Callbacks of closed feeds may still be running on delivery threads.
+  std::unique_lock lock(handle_mu_);
+  while (!complete_cv_.wait_for(lock, std::chrono::seconds(5), [this] {
+    return std::all_of(feeds_.begin(), feeds_.end(),
+                       [](const auto& f) { return !f->completing || f->complete; });
+  })) {
+    Logger("nats").Warn("hub ", hub_, ": still waiting for its consumer's last callback");
+  }
+}
+
+NatsLog::Feed* NatsLog::Detach(uint64_t* after) {
+  std::lock_guard lock(handle_mu_);
+  Feed* feed = current_;
+  current_ = nullptr;
+  *after = last_handed_;
+  std::lock_guard live(sub_mu_);
+  live_sub_ = nullptr;
+  return feed;
+}
+
+void NatsLog::Close(Feed* feed, bool delete_consumer) {
+  if (feed == nullptr) return;
+  natsSubscription* sub;
+  {
+    std::lock_guard lock(handle_mu_);
+    sub = feed->sub;
+  }
+  if (sub == nullptr) return;
+  // Safe now: no ordered-consumer reset in nats.c can free the consumer's name meanwhile.
+  if (delete_consumer) (void)natsSubscription_Unsubscribe(sub);
+  // Without an Unsubscribe first, this only removes the interest (nats.c >= 3.4).
+  natsSubscription_Destroy(sub);
 }
 
 void NatsLog::Stop() {
-  natsSubscription* sub = nullptr;
-  {
-    std::lock_guard lock(mu_);
-    std::swap(sub, sub_);
-  }
-  if (sub) {
-    natsSubscription_Unsubscribe(sub);
-    natsSubscription_Destroy(sub);
-  }
+  uint64_t after;
+  Close(Detach(&after), /*delete_consumer=*/true);
 }
 
 Status NatsLog::Start(uint64_t after) {
@@ -429,16 +510,27 @@ Status NatsLog::Start(uint64_t after) {
 }
 
 Status NatsLog::Restart() {
-  Stop();
   uint64_t after;
-  {
-    std::lock_guard lock(handle_mu_);
-    after = last_handed_;
-  }
+  Close(Detach(&after), /*delete_consumer=*/false);
   return Subscribe(after);
 }
 
 Status NatsLog::Subscribe(uint64_t after) {
+  Feed* feed = nullptr;
+  {
+    std::lock_guard lock(handle_mu_);
+    std::erase_if(feeds_, [](const auto& f) { return f->complete; });
+    for (auto& f : feeds_) {
+      if (f->sub == nullptr && !f->subscribing) feed = f.get();  // never subscribed
+    }
+    if (feed == nullptr) feed = feeds_.emplace_back(std::make_unique<Feed>(this)).get();
+    feed->next_delivery = 1;
+    feed->broken = false;
+    feed->subscribing = true;
+    // Current before the subscription exists: its first messages may come before
+    // js_Subscribe returns.
+    current_ = feed;
+  }
   auto& conn = nats::Internal(provider_->connection());
   jsOptions o;
   jsOptions_Init(&o);
@@ -446,9 +538,14 @@ Status NatsLog::Subscribe(uint64_t after) {
   jsSubOptions so;
   jsSubOptions_Init(&so);
   so.Stream = stream_.c_str();
-  so.Ordered = true;
+  so.Config.AckPolicy = js_AckNone;
+  so.Config.FlowControl = true;
   // Frequent idle heartbeats: a consumer lost with its server is noticed in seconds.
   so.Config.Heartbeat = int64_t{1000} * 1000000;
+  // A consumer left behind by a repair (its server unreachable then) goes after this.
+  so.Config.InactiveThreshold = int64_t{10} * 1000000000;
+  so.Config.MemoryStorage = true;
+  so.Config.Replicas = 1;
   if (after > 0) {
     so.Config.DeliverPolicy = js_DeliverByStartSequence;
     so.Config.OptStartSeq = after + 1;
@@ -457,11 +554,31 @@ Status NatsLog::Subscribe(uint64_t after) {
   }
   natsSubscription* sub = nullptr;
   natsStatus s =
-      js_Subscribe(&sub, conn.js(), subject_.c_str(), &NatsLog::OnMsg, this, &o, &so, &code);
-  if (s != NATS_OK) return FromNats(s, "hub " + hub_ + ": consuming its stream", code);
-  std::lock_guard lock(mu_);
-  sub_ = sub;
-  return Status::Ok();
+      js_Subscribe(&sub, conn.js(), subject_.c_str(), &NatsLog::OnMsg, feed, &o, &so, &code);
+  if (s == NATS_OK &&
+      natsSubscription_SetOnCompleteCB(sub, &NatsLog::OnComplete, feed) != NATS_OK) {
+    // Closed already (the connection is closing): it delivers nothing more.
+    natsSubscription_Destroy(sub);
+    s = NATS_CONNECTION_CLOSED;
+  }
+  {
+    std::lock_guard lock(handle_mu_);
+    feed->subscribing = false;
+    if (s != NATS_OK) {
+      if (current_ == feed) current_ = nullptr;
+      return FromNats(s, "hub " + hub_ + ": consuming its stream", code);
+    }
+    feed->sub = sub;
+    feed->completing = true;
+    if (current_ == feed) {
+      std::lock_guard live(sub_mu_);
+      live_sub_ = sub;
+      return Status::Ok();
+    }
+  }
+  // Stopped meanwhile (Detach found no subscription to close): close it here.
+  Close(feed, /*delete_consumer=*/true);
+  return Status::Unavailable("hub " + hub_ + ": stopped while subscribing");
 }
 
 void NatsLog::Append(storage::EntryPtr entry, DurableFn durable, AppliedFn applied,
@@ -482,20 +599,39 @@ Result<uint64_t> NatsLog::Head() {
 
 void NatsLog::OnMsg(natsConnection*, natsSubscription*, natsMsg* msg, void* closure) {
   MsgPtr owned(msg);
-  static_cast<NatsLog*>(closure)->Handle(msg);
+  auto* feed = static_cast<Feed*>(closure);
+  feed->log->Handle(feed, msg);
 }
 
-void NatsLog::Handle(natsMsg* msg) {
+void NatsLog::OnComplete(void* closure) {
+  auto* feed = static_cast<Feed*>(closure);
+  NatsLog* log = feed->log;
+  std::lock_guard lock(log->handle_mu_);
+  feed->complete = true;
+  // Under the lock: the destructor may free the log as soon as it sees this.
+  log->complete_cv_.notify_all();
+}
+
+void NatsLog::Handle(Feed* feed, natsMsg* msg) {
   jsMsgMetaData* meta = nullptr;
   if (natsMsg_GetMetaData(&meta, msg) != NATS_OK) return;  // not a stream message
-  uint64_t position = meta->Sequence.Stream;
+  uint64_t position = meta->Sequence.Stream, delivery = meta->Sequence.Consumer;
   lag_.store(meta->NumPending, std::memory_order_relaxed);
   jsMsgMetaData_Destroy(meta);
-  std::lock_guard lock(handle_mu_);
-  // An ordered consumer that was reset may hand over again what it already did.
-  if (position <= last_handed_) {
-    Logger("nats").Debug("hub ", hub_, ": stream position ", position, " again (at ", last_handed_,
-                         ")");
+  std::unique_lock lock(handle_mu_);
+  if (feed != current_ || feed->broken) return;  // replaced, or waiting to be
+  if (delivery != feed->next_delivery) {
+    feed->broken = true;
+    std::string why = "delivery " + std::to_string(delivery) + " where " +
+                      std::to_string(feed->next_delivery) + " was due";
+    lock.unlock();
+    provider_->RequestRepair(this, why);
+    return;
+  }
+  ++feed->next_delivery;
+  if (position <= last_handed_) {  // a feed starts after last_handed_: not expected
+    Logger("nats").Warn("hub ", hub_, ": stream position ", position, " again (at ", last_handed_,
+                        ")");
     return;
   }
   if (position != last_handed_ + 1) {

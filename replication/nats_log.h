@@ -10,9 +10,10 @@
 //      appender's completions.
 //   3. JetStream's acknowledgement (a quorum of the stream's replicas) runs `durable` with the
 //      stream sequence; a timeout or an error runs it with kUnavailable and forgets `applied`.
-//   4. The hub's ordered consumer hands every message, this node's and every other node's, to
-//      the consumer in sequence order; one carrying a pending request id takes its `applied`
-//      along (and counts as durable if it overtook its acknowledgement).
+//   4. The hub's JetStream consumer (this node's own, sequence-checked: nats_log.cc) hands
+//      every message, this node's and every other node's, to the consumer in sequence
+//      order; one carrying a pending request id takes its `applied` along (and counts as
+//      durable if it overtook its acknowledgement).
 // Entries from the stream are untrusted input: one that does not decode or breaks the limits
 // (storage::CheckEntry) is applied as a no-op and logged, never crashes this node.
 //
