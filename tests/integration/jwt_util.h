@@ -34,10 +34,17 @@ inline std::string Base64Url(std::string_view data) {
   return out;
 }
 
-// Quotes a claim value. Only '"' and '\\' are escaped: tests use plain ASCII names.
+// Quotes a claim value as a JSON string: '"', '\\' and control characters are escaped.
 inline std::string JwtQuote(std::string_view text) {
   std::string out = "\"";
   for (char c : text) {
+    if (static_cast<unsigned char>(c) < 0x20) {  // control characters (a NUL in a user id)
+      static constexpr char kHex[] = "0123456789abcdef";
+      out += "\\u00";
+      out += kHex[(c >> 4) & 0xf];
+      out += kHex[c & 0xf];
+      continue;
+    }
     if (c == '"' || c == '\\') out += '\\';
     out += c;
   }
