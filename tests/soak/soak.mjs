@@ -21,7 +21,7 @@
 // Exit status 0 on PASS, 1 on FAIL, 2 on a usage error. Only 127.0.0.1 is used.
 
 import { createRequire } from "node:module";
-import { readFileSync, readdirSync } from "node:fs";
+import { readFileSync, readdirSync, readlinkSync } from "node:fs";
 
 import { WebPubSubClient } from "../sdk/lib/sdk.mjs";
 import { startProxy } from "../sdk/lib/proxy.mjs";
@@ -68,13 +68,30 @@ const now = () => Date.now();
 // ------------------------------------------------------------------------------------------------
 // Process figures
 
+// RSS, threads and open fds of the server; `sockets` counts the fds that are sockets (the
+// rest are the store's files, whose number changes as the log rolls its files) and `files`
+// lists what the others point at.
 function procFigures(pid) {
   try {
     const status = readFileSync(`/proc/${pid}/status`, "utf8");
     const field = (name) => Number((new RegExp(`^${name}:\\s+(\\d+)`, "m").exec(status) ?? [])[1]);
-    return { rssMiB: field("VmRSS") / 1024, threads: field("Threads"), fds: readdirSync(`/proc/${pid}/fd`).length };
+    const targets = readdirSync(`/proc/${pid}/fd`).map((fd) => {
+      try {
+        return readlinkSync(`/proc/${pid}/fd/${fd}`);
+      } catch {
+        return "gone";
+      }
+    });
+    const files = targets.filter((t) => !t.startsWith("socket:"));
+    return {
+      rssMiB: field("VmRSS") / 1024,
+      threads: field("Threads"),
+      fds: targets.length,
+      sockets: targets.length - files.length,
+      files,
+    };
   } catch {
-    return { rssMiB: NaN, threads: NaN, fds: NaN };
+    return { rssMiB: NaN, threads: NaN, fds: NaN, sockets: NaN, files: [] };
   }
 }
 
@@ -354,15 +371,18 @@ for (const proxy of proxies) await proxy.close();
 // The server notices the closes on its own, and ends the SDK's idle keep-alive REST connections
 // after --http-idle-timeout-seconds (60 by default): up to 80 s to come back to the baseline.
 let after = procFigures(server.pid);
-for (let i = 0; i < 160 && after.fds > baseline.fds + 2; i++) {
+for (let i = 0; i < 160 && after.sockets > baseline.sockets; i++) {
   await sleep(500);
   after = procFigures(server.pid);
 }
 console.log(
   `closed t=${((now() - started) / 1000).toFixed(0).padStart(5)}s rss=${after.rssMiB.toFixed(1)}MiB ` +
-    `fds=${after.fds} threads=${after.threads} (baseline before any client: rss=${baseline.rssMiB.toFixed(1)}MiB ` +
-    `fds=${baseline.fds} threads=${baseline.threads})`,
+    `fds=${after.fds} (sockets ${after.sockets}) threads=${after.threads} (baseline before any client: ` +
+    `rss=${baseline.rssMiB.toFixed(1)}MiB fds=${baseline.fds} (sockets ${baseline.sockets}) threads=${baseline.threads})`,
 );
+const newFiles = after.files.filter((f) => !baseline.files.includes(f));
+const goneFiles = baseline.files.filter((f) => !after.files.includes(f));
+console.log(`files opened since the start: ${newFiles.join(" ") || "none"}; closed: ${goneFiles.join(" ") || "none"}`);
 const exit = await server.stop();
 
 const rss = samples.map((s) => s.rssMiB).filter(Number.isFinite);
@@ -371,7 +391,8 @@ const threads = samples.map((s) => s.threads).filter(Number.isFinite);
 console.log(
   `summary: ${opts.minutes} min; rss start ${first.rssMiB.toFixed(1)} MiB, max ${Math.max(...rss).toFixed(1)} MiB, ` +
     `end ${end.rssMiB.toFixed(1)} MiB, after closing ${after.rssMiB.toFixed(1)} MiB; fds baseline ${baseline.fds}, ` +
-    `max ${Math.max(...fds)}, after closing ${after.fds}; threads ${Math.min(...threads)}-${Math.max(...threads)}; ` +
+    `max ${Math.max(...fds)}, after closing ${after.fds}; sockets baseline ${baseline.sockets}, after closing ` +
+    `${after.sockets}; threads ${Math.min(...threads)}-${Math.max(...threads)}; ` +
     `group sends ${counts.sent} accepted (${counts.sendErrors} refused), deliveries expected ${expected}, ` +
     `delivered ${counts.delivered}, lost ${lost}, duplicated ${counts.duplicated}; churn ${counts.churnOpened} ` +
     `connections (${counts.churnFailed} failed); REST calls ${counts.restCalls} (${counts.restErrors} failed); ` +
@@ -389,7 +410,8 @@ if (counts.sendErrors > 0) failures.push(`${counts.sendErrors} group sends refus
 if (counts.restErrors > 0) failures.push(`${counts.restErrors} REST calls failed`);
 if (counts.churnFailed > 0) failures.push(`${counts.churnFailed} churn handshakes failed`);
 if (counts.churnOpened === 0 || counts.sent === 0) failures.push("no traffic happened");
-if (after.fds > baseline.fds + 2) failures.push(`fds ${after.fds} after closing, baseline ${baseline.fds}`);
+if (after.sockets > baseline.sockets) failures.push(`${after.sockets} sockets after closing, baseline ${baseline.sockets}`);
+if (after.files.length > baseline.files.length + 8) failures.push(`${after.files.length} files open, baseline ${baseline.files.length}`);
 if (!exit || exit.code !== 0) failures.push(`server exit ${JSON.stringify(exit)}`);
 for (const e of errors) console.log(`  ${e}`);
 if (failures.length) {
