@@ -8,6 +8,8 @@
 # regression seed). One line per target goes to stdout and build-fuzz/summary.txt.
 #   HUBCAST_FUZZ_PARALLEL  targets run at once (default 1; the machines have 2 cores)
 #   HUBCAST_JOBS           build jobs (default 2)
+#   HUBCAST_FUZZ_NO_BUILD  set: run the binaries already in build-fuzz/tests/fuzz/ (built by hand,
+#                          e.g. only the sources a target needs while the machine is busy)
 # Exits 1 if any target found a crash.
 set -euo pipefail
 
@@ -26,15 +28,19 @@ if [ "${#targets[@]}" -eq 0 ]; then
   for dir in "$SEEDS"/*/; do targets+=("$(basename "$dir")"); done
 fi
 
-if [ ! -f "$BUILD/CMakeCache.txt" ]; then
+if [ -n "${HUBCAST_FUZZ_NO_BUILD:-}" ]; then
+  say "using the targets already in $BUILD/tests/fuzz (HUBCAST_FUZZ_NO_BUILD)"
+elif [ ! -f "$BUILD/CMakeCache.txt" ]; then
   say "configuring $BUILD (clang, libFuzzer, ASan+UBSan)"
   CC=clang CXX=clang++ cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DHUBCAST_FUZZ=ON >/dev/null
 fi
-build_targets=()
-for t in "${targets[@]}"; do build_targets+=("${t}_fuzz"); done
-say "building ${build_targets[*]}"
-cmake --build "$BUILD" -j "$JOBS" --target "${build_targets[@]}" >/dev/null
+if [ -z "${HUBCAST_FUZZ_NO_BUILD:-}" ]; then
+  build_targets=()
+  for t in "${targets[@]}"; do build_targets+=("${t}_fuzz"); done
+  say "building ${build_targets[*]}"
+  cmake --build "$BUILD" -j "$JOBS" --target "${build_targets[@]}" >/dev/null
+fi
 
 : >"$BUILD/summary.txt"
 run_one() {

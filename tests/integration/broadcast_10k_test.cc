@@ -79,13 +79,10 @@ void LogFigure(const std::string& name, long value) {
 
 TEST(ManyConnections, TenThousandClientsAllReceiveOneBroadcast) {
   // Children inherit the limit: hubcast needs one descriptor per connection.
-  rlimit limit{};
-  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &limit), 0);
-  limit.rlim_cur = limit.rlim_max;
-  setrlimit(RLIMIT_NOFILE, &limit);
-  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &limit), 0);
-  if (limit.rlim_cur != RLIM_INFINITY && limit.rlim_cur < kRequiredFiles) {
-    GTEST_SKIP() << "RLIMIT_NOFILE is " << limit.rlim_cur << ", need " << kRequiredFiles
+  const rlim_t files = RaiseOpenFileLimit();
+  ASSERT_NE(files, 0u);
+  if (files != RLIM_INFINITY && files < kRequiredFiles) {
+    GTEST_SKIP() << "RLIMIT_NOFILE is " << files << ", need " << kRequiredFiles
                  << ": run under `ulimit -n 20000`";
   }
 

@@ -16,6 +16,7 @@
 #include <optional>
 #include <ostream>
 #include <string>
+#include <sys/resource.h>
 #include <sys/types.h>
 #include <utility>
 #include <vector>
@@ -42,10 +43,16 @@ struct ProcStatus {
   bool ok = false;      // false if /proc/<pid>/status could not be read
   long vm_rss_kb = -1;  // VmRSS
   int threads = -1;     // Threads
+  int fds = -1;         // entries in /proc/<pid>/fd (-1 if it could not be listed)
 };
 
-// Reads VmRSS and Threads from /proc/<pid>/status.
+// Reads VmRSS and Threads from /proc/<pid>/status and counts /proc/<pid>/fd.
 ProcStatus ReadProcStatus(pid_t pid);
+
+// Raises this process's RLIMIT_NOFILE soft limit to the hard one (children inherit it, so tests
+// that open thousands of connections do this before starting them). Returns the soft limit now
+// in force (RLIM_INFINITY when unlimited), 0 when it cannot be read.
+rlim_t RaiseOpenFileLimit();
 
 // A spawned child process. The destructor stops it (SIGTERM, then SIGKILL) if it still runs and
 // always reaps it, so a failing test never leaves a process or a zombie behind.

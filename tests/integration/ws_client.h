@@ -1,7 +1,8 @@
 // A minimal blocking WebSocket client (RFC 6455) for integration tests: one TCP connection to
 // 127.0.0.1 (plain, or TLS after UseTls: wss://), the upgrade handshake (with an optional
 // subprotocol), masked client frames, and reading whole messages with a deadline. Pings are
-// answered with pongs while reading.
+// answered with pongs while reading. Hostile-client tests also write hand-made frames
+// (EncodeFrame: any opcode, RSV bits, unmasked, a lying length) and read single frames.
 //
 // Written from the RFC, independent of the server's frame code, so a test exercises the
 // server's framing rather than sharing its bugs. Header-only (OpenSSL for SHA-1 of the accept
@@ -19,6 +20,7 @@
 #include <random>
 #include <string>
 #include <string_view>
+#include <utility>
 
 namespace hubcast::testing {
 
@@ -99,6 +101,7 @@ class WsClient {
 
   bool connected() const { return stream_.open(); }
   const TestStream& stream() const { return stream_; }
+  TestStream& mutable_stream() { return stream_; }
   const std::string& error() const { return error_; }
   int http_status() const { return http_status_; }
   // The subprotocol the server selected ("" for none).
@@ -166,6 +169,49 @@ class WsClient {
     return message->payload;
   }
 
+  // Hostile-client tests: bytes written as they are (a frame made by EncodeFrame, or a part of
+  // one), and single frames read as they come (pings and pongs included, nothing answered).
+  bool SendRaw(std::string_view bytes) {
+    if (!stream_.open()) return false;
+    return SendAll(std::string(bytes));
+  }
+  std::optional<std::pair<uint8_t, std::string>> ReadFrame(std::chrono::milliseconds timeout) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (stream_.open()) {
+      if (auto frame = ParseFrame()) return frame;
+      if (!stream_.open() || !ReadMore(deadline)) return std::nullopt;
+    }
+    return std::nullopt;
+  }
+
+  // A client frame: first byte `b0` (FIN, RSV bits, opcode), masked unless `mask` is false,
+  // with the payload length field set to `claimed_length` when given (a lie about the size).
+  static std::string EncodeFrame(uint8_t b0, std::string_view payload, bool mask = true,
+                                 std::optional<uint64_t> claimed_length = std::nullopt) {
+    std::string frame;
+    frame += static_cast<char>(b0);
+    const uint64_t size = claimed_length.value_or(payload.size());
+    const char mask_bit = mask ? static_cast<char>(0x80) : 0;
+    if (size < 126) {
+      frame += static_cast<char>(mask_bit | static_cast<char>(size));
+    } else if (size <= 0xffff) {
+      frame += static_cast<char>(mask_bit | 126);
+      frame += static_cast<char>(size >> 8);
+      frame += static_cast<char>(size & 0xff);
+    } else {
+      frame += static_cast<char>(mask_bit | 127);
+      for (int shift = 56; shift >= 0; shift -= 8)
+        frame += static_cast<char>((size >> shift) & 0xff);
+    }
+    if (!mask) return frame.append(payload);
+    const uint32_t random = Random();
+    char key[4];
+    for (int i = 0; i < 4; ++i) key[i] = static_cast<char>((random >> (8 * i)) & 0xff);
+    frame.append(key, 4);
+    for (size_t i = 0; i < payload.size(); ++i) frame += static_cast<char>(payload[i] ^ key[i % 4]);
+    return frame;
+  }
+
   // Drops the TCP connection without a close frame (like a network failure).
   void Close() { stream_.Close(); }
 
@@ -219,27 +265,7 @@ class WsClient {
 
   bool SendFrame(WsOp op, std::string_view payload) {
     if (!stream_.open()) return false;
-    std::string frame;
-    frame += static_cast<char>(0x80 | static_cast<uint8_t>(op));
-    const size_t size = payload.size();
-    if (size < 126) {
-      frame += static_cast<char>(0x80 | size);
-    } else if (size <= 0xffff) {
-      frame += static_cast<char>(0x80 | 126);
-      frame += static_cast<char>(size >> 8);
-      frame += static_cast<char>(size & 0xff);
-    } else {
-      frame += static_cast<char>(0x80 | 127);
-      for (int shift = 56; shift >= 0; shift -= 8) {
-        frame += static_cast<char>((static_cast<uint64_t>(size) >> shift) & 0xff);
-      }
-    }
-    const uint32_t mask = Random();
-    char key[4];
-    for (int i = 0; i < 4; ++i) key[i] = static_cast<char>((mask >> (8 * i)) & 0xff);
-    frame.append(key, 4);
-    for (size_t i = 0; i < size; ++i) frame += static_cast<char>(payload[i] ^ key[i % 4]);
-    return SendAll(frame);
+    return SendAll(EncodeFrame(0x80 | static_cast<uint8_t>(op), payload));
   }
 
   // Reads what is available into buffer_, waiting until `deadline`. False on timeout (error_
