@@ -43,6 +43,7 @@ const std::vector<std::string> kOptionNames = {
     "idle-timeout-seconds",
     "reliable-hold",
     "max-outbound-mib",
+    "max-outbound-total-mib",
     "write-stall-seconds",
     "allow-anonymous",
     "sync-writes",
