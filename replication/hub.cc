@@ -69,13 +69,16 @@ void Hub::Append(storage::Entry entry, AppendCallbacks cb) {
     }
     return;
   }
-  if (!registry_->Admit(this, bytes)) {
+  const char* busy = nullptr;
+  const auto& backed_up = registry_->options_.deliveries_backed_up;
+  if (entry.kind == storage::EntryKind::kSend && backed_up && backed_up()) {
+    busy = "The service is busy: too many messages are waiting to be delivered. Retry later.";
+  } else if (!registry_->Admit(this, bytes)) {
+    busy = "The service is busy: too many commands are waiting to be applied. Retry later.";
+  }
+  if (busy) {
     if (cb.durable) {
-      RunOn(ex, [d = std::move(cb.durable)] {
-        d(
-            Status::Unavailable("The service is busy: too many commands are waiting to be "
-                                "applied. Retry later."));
-      });
+      RunOn(ex, [d = std::move(cb.durable), busy] { d(Status::Unavailable(busy)); });
     }
     return;
   }

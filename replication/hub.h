@@ -147,6 +147,9 @@ struct HubRegistryOptions {
   size_t max_pending_per_hub = 65536;
   size_t max_pending_per_node = 262144;
   uint64_t max_pending_bytes = 256ull << 20;
+  // Whether the node's deliveries are backed up (its outgoing queues over their bound); while
+  // true, messages (kSend) are refused like the bounds above. nullptr: never.
+  std::function<bool()> deliveries_backed_up = nullptr;
   // Hubs this node serves; creating one more is refused.
   size_t max_hubs = 1000;
   // Cluster: whether this node does a hub's time-driven work (sweeps, snapshots); nullptr:

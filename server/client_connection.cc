@@ -46,7 +46,7 @@ ClientConnection::ClientConnection(Gateway* gateway, EventLoop* loop,
       codec_(&CodecFor(init_.protocol)),
       reader_(limits.max_message_bytes) {}
 
-ClientConnection::~ClientConnection() = default;
+ClientConnection::~ClientConnection() { ShrinkOut(out_bytes_); }
 
 bool ClientConnection::Recover(std::unique_ptr<Transport>& transport, std::string early_bytes) {
   if (!codec_->reliable() || log_closed_) return false;
@@ -166,9 +166,10 @@ void ClientConnection::Enqueue(std::string head, SharedBytes body, int64_t expir
   if ((!transport_ && state_ != State::kNew) || close_after_flush_) return;
   if (out_.empty()) write_progress_ = std::chrono::steady_clock::now();
   size_t size = head.size() + body.size();
-  out_bytes_ += size;
+  GrowOut(size);
   if (replay) replay_queued_bytes_ += size;
   out_.push_back({std::move(head), std::move(body), expire, replay});
+  if (DropIfNodeBackedUp()) return;
   // The replay is bounded by its chunk and waits for the socket; it does not count here.
   if (out_bytes_ - replay_queued_bytes_ > limits_.max_outbound_bytes) {
     // A client that does not read must not hold the server's memory hostage.
@@ -179,6 +180,25 @@ void ClientConnection::Enqueue(std::string head, SharedBytes body, int64_t expir
     return;
   }
   loop_->RequestFlush(this);
+}
+
+void ClientConnection::GrowOut(size_t bytes) {
+  if (limits_.outbound_budget && bytes > 0) limits_.outbound_budget->Add(bytes, out_bytes_ == 0);
+  out_bytes_ += bytes;
+}
+
+void ClientConnection::ShrinkOut(size_t bytes) {
+  out_bytes_ -= bytes;
+  if (limits_.outbound_budget && bytes > 0) limits_.outbound_budget->Sub(bytes, out_bytes_ == 0);
+}
+
+bool ClientConnection::DropIfNodeBackedUp() {
+  if (!limits_.outbound_budget || !limits_.outbound_budget->ShouldDrop(out_bytes_)) return false;
+  ConnLog(*this).Warn("node outbound queues over their bound and this one holds ", out_bytes_,
+                      " bytes; dropping the slow client");
+  metric::CountDropped("slow_consumer", static_cast<int64_t>(out_.size()));
+  Lost("The client is not reading its messages.");
+  return true;
 }
 
 void ClientConnection::CloseByService(uint16_t code, const std::string& reason, bool log_closed) {
@@ -640,7 +660,7 @@ void ClientConnection::WriteSome() {
     while (front_offset_ == 0 && !out_.empty() && out_.front().expire_unix_ms != 0) {
       if (now_ms == 0) now_ms = NowMs();
       if (out_.front().expire_unix_ms > now_ms) break;
-      out_bytes_ -= out_.front().size();
+      ShrinkOut(out_.front().size());
       out_.pop_front();
     }
     if (out_.empty()) break;
@@ -683,7 +703,7 @@ void ClientConnection::WriteSome() {
       size_t left = total - front_offset_;
       if (written >= left) {
         written -= left;
-        out_bytes_ -= total;
+        ShrinkOut(total);
         if (f.replay) replay_queued_bytes_ -= total;
         front_offset_ = 0;
         out_.pop_front();
@@ -773,7 +793,7 @@ void ClientConnection::StartMoved(std::unique_ptr<Transport> transport, std::str
   acked_seq_ = checkpointed_ = acked;
   // Nothing was sent yet: the queue is rebuilt in sequence order by the recovering attach.
   out_.clear();
-  out_bytes_ = 0;
+  ShrinkOut(out_bytes_);
   state_ = State::kHeld;
   CountHeld(+1);  // Attach counts the recovery
   Attach(std::move(transport), std::move(early_bytes));
@@ -805,6 +825,7 @@ void ClientConnection::OnTick(std::chrono::steady_clock::time_point now) {
         Lost("No data from the client within the idle timeout.");
         return;
       }
+      if (DropIfNodeBackedUp()) return;
       if (!out_.empty() && now - write_progress_ > limits_.write_stall) {
         ConnLog(*this).Warn("no write progress for ", limits_.write_stall.count(),
                             " s; dropping the slow client");
@@ -828,7 +849,7 @@ void ClientConnection::DetachSocket() {
   loop_->Remove(transport_->fd());
   transport_.reset();
   out_.clear();
-  out_bytes_ = 0;
+  ShrinkOut(out_bytes_);
   front_offset_ = 0;
   want_write_ = false;
   close_after_flush_ = false;

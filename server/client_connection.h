@@ -36,6 +36,7 @@
 #include "replication/hub.h"
 #include "server/codec.h"
 #include "server/event_loop.h"
+#include "server/outbound_budget.h"
 #include "server/transport.h"
 #include "server/ws_frame.h"
 
@@ -71,6 +72,8 @@ storage::DataType AnswerDataType(const std::string& content_type, const std::str
 struct ConnectionLimits {
   size_t max_message_bytes = 1024 * 1024;
   size_t max_outbound_bytes = 16 * 1024 * 1024;  // queued but unsent; past it: slow consumer
+  // Node-wide bytes of all outgoing queues (nullptr: unbounded); it outlives the connections.
+  OutboundBudget* outbound_budget = nullptr;
   // Reliable un-acknowledged window (PROTOCOL.md, Hubcast extensions: bounded by what the
   // node keeps, not Azure's 1000 messages; the official client acks only once a second).
   size_t max_unacked_messages = 100000;
@@ -177,6 +180,10 @@ class ClientConnection final : public IoHandler {
   // waits for the socket; called again as the socket drains, until the replay caught up.
   void RefillReplay();
   void WriteSome();
+  void GrowOut(size_t bytes);
+  void ShrinkOut(size_t bytes);
+  // Over the node's outbound budget with one of its largest queues: dropped as slow.
+  bool DropIfNodeBackedUp();
   void WaitWritable();  // the transport is full: watch EPOLLOUT
   // The socket is gone without a normal close: hold a reliable session, else end.
   void Lost(const std::string& why);
@@ -266,8 +273,8 @@ class ClientConnection final : public IoHandler {
   State state_ = State::kNew;
   std::unique_ptr<Transport> transport_;  // while a socket is attached
   WsReader reader_;
-  LazyDeque<OutItem> out_;  // no memory while nothing is queued (idle connections)
-  size_t out_bytes_ = 0;
+  LazyDeque<OutItem> out_;   // no memory while nothing is queued (idle connections)
+  size_t out_bytes_ = 0;     // change only through GrowOut / ShrinkOut (the node budget counts it)
   size_t front_offset_ = 0;  // bytes of out_.front() (head then body) already written
   bool want_write_ = false;
   bool close_after_flush_ = false;

@@ -162,6 +162,9 @@ const std::vector<Option>& Options() {
               "seconds a reliable connection's reconnection token stays valid after it is issued"),
       INT_OPT("max-outbound-mib", max_outbound_mib, "16", 1, 1024,
               "unsent bytes queued for one client before it is dropped as too slow"),
+      INT_OPT("max-outbound-total-mib", max_outbound_total_mib, "1024", 1, 1048576,
+              "unsent bytes queued for all clients of the node; past it the largest queues are "
+              "dropped as slow and sends get 503 / error acks until below three quarters"),
       INT_OPT("write-stall-seconds", write_stall_seconds, "30", 1, 3600,
               "drop a client whose queued messages made no write progress for this long"),
       Option{"allow-anonymous", "false", "accept clients without an access token", false,

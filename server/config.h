@@ -38,6 +38,7 @@ struct ServerConfig {
   int reliable_hold_seconds = 30;
   int reconnection_token_seconds = 604800;
   int max_outbound_mib = 16;
+  int max_outbound_total_mib = 1024;
   int write_stall_seconds = 30;
   bool allow_anonymous = false;
   bool sync_writes = false;

@@ -15,6 +15,7 @@
 #include "server/config.h"
 #include "server/gateway.h"
 #include "server/hub_settings.h"
+#include "server/outbound_budget.h"
 #include "server/tls.h"
 #include "storage/store.h"
 
@@ -270,6 +271,9 @@ int Serve(const std::vector<std::string>& args) {
   go.reconnection_token_lifetime = std::chrono::seconds(cfg.reconnection_token_seconds);
   go.limits.write_stall = std::chrono::seconds(cfg.write_stall_seconds);
   go.limits.max_outbound_bytes = static_cast<size_t>(cfg.max_outbound_mib) * 1024 * 1024;
+  hubcast::server::OutboundBudget outbound_budget(static_cast<uint64_t>(cfg.max_outbound_total_mib)
+                                                  << 20);
+  go.limits.outbound_budget = &outbound_budget;
 
   go.limits.checkpoint_interval = std::chrono::seconds(cfg.checkpoint_seconds);
   go.limits.max_unacked_messages = static_cast<size_t>(cfg.reliable_max_unacked);
@@ -326,6 +330,7 @@ int Serve(const std::vector<std::string>& args) {
   ro.max_pending_per_node = static_cast<size_t>(cfg.max_pending);
   ro.max_pending_bytes = static_cast<uint64_t>(cfg.max_pending_mib) << 20;
   ro.max_hubs = static_cast<size_t>(cfg.max_hubs);
+  ro.deliveries_backed_up = [&outbound_budget] { return outbound_budget.backed_up(); };
   cluster.Configure(&ro, cfg);
   hubcast::replication::HubRegistry registry(ro, &gateway);
   if (Status s = cluster.Start(&registry); !s.ok()) return Fail(s.message());

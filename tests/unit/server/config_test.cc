@@ -44,6 +44,7 @@ const std::vector<std::string> kOptionNames = {
     "reliable-hold",
     "reconnection-token-seconds",
     "max-outbound-mib",
+    "max-outbound-total-mib",
     "write-stall-seconds",
     "allow-anonymous",
     "sync-writes",
