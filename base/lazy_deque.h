@@ -59,6 +59,9 @@ class LazyDeque {
   T& back() { return items_->back(); }
   const T& back() const { return items_->back(); }
   void pop_front() { items_->pop_front(); }
+  // Precondition: i < size().
+  T& operator[](size_t i) { return (*items_)[i]; }
+  const T& operator[](size_t i) const { return (*items_)[i]; }
   void clear() { items_.reset(); }
   // Frees the storage if the queue is empty.
   void Trim() {

@@ -52,6 +52,7 @@ class MeteredUpstream : public rest::UpstreamClient {
   }
   void ResetValidations() override { inner_->ResetValidations(); }
   bool Drain(std::chrono::milliseconds limit) override { return inner_->Drain(limit); }
+  void Shutdown() override { inner_->Shutdown(); }
 
  private:
   std::unique_ptr<rest::UpstreamClient> inner_;

@@ -54,7 +54,10 @@ class UntrustedInput : public ServerFixture {
     options.path = (dir_ / "hubcast-1" / "db").string();
     auto store = storage::Store::Open(options);
     EXPECT_TRUE(store.ok()) << store.status().message();
-    return store.ok() ? (*store)->Hubs() : std::vector<std::string>{"<unreadable>"};
+    if (!store.ok()) return {"<unreadable>"};
+    auto hubs = (*store)->Hubs();
+    EXPECT_TRUE(hubs.ok()) << hubs.status().message();
+    return hubs.ok() ? *hubs : std::vector<std::string>{"<unreadable>"};
   }
 
   int port_ = 0;
@@ -156,7 +159,9 @@ TEST_F(UntrustedInput, NamesWithBytesThatCannotBeRepresentedAreRefusedAtEveryEdg
     bool connected =
         client.Connect(port_, ClientTarget(port_, kAccessKey, "h", user + "b"), kJsonProtocol);
     EXPECT_EQ(connected, NameByteAccepted(b)) << "sub with byte " << b << ": " << client.error();
-    if (!connected) EXPECT_EQ(client.http_status(), 400) << "sub with byte " << b;
+    if (!connected) {
+      EXPECT_EQ(client.http_status(), 400) << "sub with byte " << b;
+    }
   }
   // Client messages: group names and event names (JSON escapes; a frame is UTF-8 text).
   WsClient client;

@@ -27,7 +27,7 @@ class FailingStore final : public storage::Store {
   std::atomic<bool> fail_last_log{false};  // reading where a hub's log ends
   std::atomic<bool> fail_append{false};    // every log append
 
-  std::vector<std::string> Hubs() const override { return inner_->Hubs(); }
+  Result<std::vector<std::string>> Hubs() const override { return inner_->Hubs(); }
   Result<uint64_t> Epoch(const std::string& hub, uint64_t new_epoch) override {
     if (fail_epoch) return Status::Unavailable("injected: no space left on device");
     return inner_->Epoch(hub, new_epoch);
@@ -92,7 +92,8 @@ class HubCreation : public ::testing::Test {
   void ExpectNoTrace(const char* hub) {
     EXPECT_EQ(registry_->Find(Name(hub)), nullptr);
     EXPECT_TRUE(registry_->AllHubs().empty());
-    EXPECT_TRUE(store_->Hubs().empty());
+    ASSERT_TRUE(store_->Hubs().ok());
+    EXPECT_TRUE(store_->Hubs()->empty());
     auto view = store_->LoadViewState(hub);
     ASSERT_TRUE(view.ok()) << view.status().message();
     EXPECT_TRUE(view->connections.empty());
@@ -118,7 +119,8 @@ TEST_F(HubCreation, AHubWhoseLogCannotBeCreatedIsRefusedAndLeavesNothing) {
   store_->fail_epoch = false;
   auto created = registry_->Get(Name("chat"));
   ASSERT_TRUE(created.ok()) << created.status().message();
-  EXPECT_EQ(store_->Hubs(), std::vector<std::string>{"chat"});
+  ASSERT_TRUE(store_->Hubs().ok());
+  EXPECT_EQ(*store_->Hubs(), std::vector<std::string>{"chat"});
   storage::Entry e;
   e.kind = storage::EntryKind::kSend;
   e.scope = storage::Scope::kAll;
