@@ -978,8 +978,9 @@ TEST(HubApplyFailure, ApplyThatFailsHalfwayStopsTheNodeAndTheRestartReappliesIt)
         for (Entry e : {Open("c1"), AddToGroup("c1", "g1"), AddToGroup("c1", "g2")}) {
           if (!(*hub)->AppendAndWait(std::move(e)).ok()) std::exit(4);
         }
+        // Nothing is appended after it: whether a later entry reaches the log before the
+        // node stops is a race, and the checks below count the log's entries.
         (void)(*hub)->AppendAndWaitDurable(SendToAll("poison"));
-        (void)(*hub)->AppendAndWait(SendToAll("after"));
         std::this_thread::sleep_for(std::chrono::seconds(20));
         std::exit(0);  // still running: the failure did not stop the node
       },
