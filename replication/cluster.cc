@@ -52,14 +52,31 @@ void ClusterMembership::Stop() {
   if (thread_.joinable()) thread_.join();
 }
 
-// Heartbeat: "node_id \t region \t incarnation".
+// Heartbeat: "node_id \t region \t incarnation [\t lag]". Nodes of older versions send no lag;
+// they read the incarnation up to the tab and ignore the rest.
+std::string ClusterMembership::Heartbeat() const {
+  std::string beat =
+      options_.node_id + "\t" + options_.region + "\t" + std::to_string(incarnation_);
+  if (own_lag_) beat += "\t" + std::to_string(*own_lag_);
+  return beat;
+}
+
 void ClusterMembership::OnHeartbeat(std::string_view data) {
   size_t a = data.find('\t');
   size_t b = a == std::string_view::npos ? a : data.find('\t', a + 1);
   if (b == std::string_view::npos || a == 0 || a > 256) return;
   std::string id(data.substr(0, a));
   if (id == options_.node_id) return;
-  uint64_t incarnation = std::strtoull(std::string(data.substr(b + 1)).c_str(), nullptr, 10);
+  std::string_view rest = data.substr(b + 1);
+  size_t c = rest.find('\t');
+  uint64_t incarnation = std::strtoull(std::string(rest.substr(0, c)).c_str(), nullptr, 10);
+  std::optional<uint64_t> lag;
+  if (c != std::string_view::npos) {
+    std::string text(rest.substr(c + 1));
+    char* end = nullptr;
+    uint64_t n = std::strtoull(text.c_str(), &end, 10);
+    if (!text.empty() && end == text.c_str() + text.size()) lag = n;
+  }
   std::lock_guard lock(mu_);
   Seen& seen = nodes_[id];
   if (seen.dead || seen.incarnation != incarnation) {
@@ -71,6 +88,7 @@ void ClusterMembership::OnHeartbeat(std::string_view data) {
   seen.dead = false;
   seen.region = std::string(data.substr(a + 1, b - a - 1));
   seen.last = std::chrono::steady_clock::now();
+  seen.lag = lag;
 }
 
 std::vector<std::string> ClusterMembership::LiveIds() const {
@@ -88,11 +106,12 @@ std::vector<NodeInfo> ClusterMembership::Nodes() const {
   std::vector<NodeInfo> out;
   auto now = std::chrono::steady_clock::now();
   if (connection_->connected())
-    out.push_back({options_.node_id, options_.region, incarnation_, {}});
+    out.push_back({options_.node_id, options_.region, incarnation_, {}, own_lag_});
   for (const auto& [id, seen] : nodes_) {
     if (seen.dead) continue;
     out.push_back({id, seen.region, seen.incarnation,
-                   std::chrono::duration_cast<std::chrono::milliseconds>(now - seen.last)});
+                   std::chrono::duration_cast<std::chrono::milliseconds>(now - seen.last),
+                   seen.lag});
   }
   return out;
 }
@@ -127,12 +146,16 @@ bool ClusterMembership::IsDead(const std::string& node) const {
 }
 
 void ClusterMembership::Run() {
-  const std::string beat =
-      options_.node_id + "\t" + options_.region + "\t" + std::to_string(incarnation_);
   std::unique_lock lock(mu_);
   bool was_connected = false;
   while (!stopping_) {
     bool connected = connection_->connected();
+    lock.unlock();
+    std::optional<uint64_t> lag;
+    if (options_.lag) lag = options_.lag();
+    lock.lock();
+    own_lag_ = lag;
+    const std::string beat = Heartbeat();
     lock.unlock();
     connection_->Publish(kHeartbeatSubject, beat);
     lock.lock();

@@ -2,7 +2,8 @@
 // who reports a dead node (ARCHITECTURE.md, "Cluster and regions").
 //
 //   1. Every node publishes a heartbeat on core NATS every `heartbeat_interval` (its id,
-//      region and incarnation: a random number per process start).
+//      region, incarnation: a random number per process start, and its lag: the log entries
+//      it has yet to apply over all its hubs, which `hubcast status` shows for every node).
 //   2. A node is alive while its heartbeats come; one silent for `node_timeout` is dead.
 //   3. For each death (node and incarnation) the callback runs once on every node; `report` is
 //      true on exactly one of them while the live nodes agree: the live node with the smallest
@@ -38,6 +39,8 @@ struct ClusterOptions {
   std::string region;
   std::chrono::milliseconds heartbeat_interval{1000};
   std::chrono::milliseconds node_timeout{10000};
+  // This node's lag for its heartbeats; called on the membership thread. Unset: not reported.
+  std::function<uint64_t()> lag;
 };
 
 struct NodeInfo {
@@ -45,6 +48,7 @@ struct NodeInfo {
   std::string region;
   uint64_t incarnation = 0;
   std::chrono::milliseconds silent_for{0};
+  std::optional<uint64_t> lag;  // from its last heartbeat (nodes of older versions send none)
 };
 
 class ClusterMembership {
@@ -78,9 +82,11 @@ class ClusterMembership {
     std::string region;
     uint64_t incarnation = 0;
     std::chrono::steady_clock::time_point last;
+    std::optional<uint64_t> lag;
     bool dead = false;
   };
   void OnHeartbeat(std::string_view data);
+  std::string Heartbeat() const;
   void Run();
   // When this node's current stretch of being connected began (mu_); unset while cut off.
   std::optional<std::chrono::steady_clock::time_point> listening_since_;
@@ -94,6 +100,7 @@ class ClusterMembership {
   std::condition_variable cv_;
   bool stopping_ = false;
   std::map<std::string, Seen> nodes_;  // every other node ever seen
+  std::optional<uint64_t> own_lag_;    // as last sent (mu_)
   std::thread thread_;
 };
 

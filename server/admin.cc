@@ -308,6 +308,7 @@ std::string Admin::StatusJson() const {
       v.Add("region", Value::String(n.region));
       v.Add("self", Value::Bool(n.node_id == options_.node_id));
       v.Add("heartbeatAgeMs", Value::Int(n.silent_for.count()));
+      if (n.lag) v.Add("lag", Value::Int(static_cast<int64_t>(*n.lag)));
       nodes.items().push_back(std::move(v));
     }
   } else {

@@ -326,7 +326,7 @@ Result<std::string> FormatStatus(const std::string& status_json) {
   }
   if (hubs->items().empty()) out += "(no hubs)\n";
   out += "\n";
-  std::snprintf(line, sizeof line, "%-24s %-16s %s\n", "node", "region", "heartbeat");
+  std::snprintf(line, sizeof line, "%-24s %-16s %-8s %s\n", "node", "region", "lag", "heartbeat");
   out += line;
   for (const json::Value& n : nodes->items()) {
     std::string age = "this node";
@@ -339,8 +339,10 @@ Result<std::string> FormatStatus(const std::string& status_json) {
       age = buf;
     }
     std::string region = str(&n, "region");
-    std::snprintf(line, sizeof line, "%-24s %-16s %s\n", str(&n, "id").c_str(),
-                  region.empty() ? "-" : region.c_str(), age.c_str());
+    std::string lag = str(&n, "lag");
+    std::snprintf(line, sizeof line, "%-24s %-16s %-8s %s\n", str(&n, "id").c_str(),
+                  region.empty() ? "-" : region.c_str(), lag.empty() ? "-" : lag.c_str(),
+                  age.c_str());
     out += line;
   }
   return out;

@@ -110,7 +110,7 @@ const char* const kDashboardPage = R"HTML(<!doctype html>
   <section>
     <h2>Cluster</h2>
     <table id="nodes">
-      <thead><tr><th>node</th><th>region</th><th>heartbeat age</th><th></th></tr></thead>
+      <thead><tr><th>node</th><th>region</th><th>heartbeat age</th><th>lag</th><th></th></tr></thead>
       <tbody></tbody>
     </table>
     <h2 style="margin-top:14px">Event handlers</h2>
@@ -229,6 +229,7 @@ function render(s) {
     const tr = document.createElement("tr");
     cell(tr, n.id); cell(tr, n.region || "-");
     cell(tr, n.self ? "-" : (n.heartbeatAgeMs / 1000).toFixed(1) + " s");
+    cell(tr, n.lag === undefined ? "-" : fmt(n.lag), "lag");
     cell(tr, n.self ? "this node" : "");
     nb.appendChild(tr);
   }

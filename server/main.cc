@@ -20,6 +20,7 @@
 #include "storage/store.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -111,6 +112,9 @@ struct Cluster {
   std::unique_ptr<hubcast::replication::NatsLogProvider> logs;
   std::unique_ptr<hubcast::replication::SnapshotStore> snapshots;
   std::unique_ptr<hubcast::replication::ClusterMembership> membership;
+  // Set by Start, read by the membership thread for the heartbeats' lag; the membership stops
+  // before the registry goes.
+  std::atomic<hubcast::replication::HubRegistry*> registry{nullptr};
 
   Status Connect(const hubcast::server::ServerConfig& cfg, hubcast::storage::Store* store) {
     namespace r = hubcast::replication;
@@ -158,6 +162,13 @@ struct Cluster {
     co.node_id = cfg.node_id;
     co.region = cfg.region;
     co.node_timeout = std::chrono::seconds(cfg.node_timeout_seconds);
+    co.lag = [this] {
+      uint64_t lag = 0;
+      if (auto* r = registry.load()) {
+        for (const auto& hub : r->AllHubs()) lag += hub->consumer_lag().value_or(0);
+      }
+      return lag;
+    };
     membership = std::make_unique<r::ClusterMembership>(connection.get(), co);
     return Status::Ok();
   }
@@ -178,14 +189,20 @@ struct Cluster {
 
   Status Start(hubcast::replication::HubRegistry* registry) {
     if (!connection) return Status::Ok();
+    this->registry = registry;
     membership->OnNodeDeath([registry](const std::string& node, uint64_t incarnation, bool report) {
       if (report) registry->ReportNodeDown(node, incarnation);
     });
     return membership->Start();
   }
 
-  void Stop() {
+  void StopMembership() {
     if (membership) membership->Stop();
+    registry = nullptr;
+  }
+
+  void Stop() {
+    StopMembership();
     if (connection) connection->Close();
   }
 };
@@ -333,6 +350,12 @@ int Serve(const std::vector<std::string>& args) {
   ro.deliveries_backed_up = [&outbound_budget] { return outbound_budget.backed_up(); };
   cluster.Configure(&ro, cfg);
   hubcast::replication::HubRegistry registry(ro, &gateway);
+  // On every way out, the membership thread (which reads the registry) stops before the
+  // registry is destroyed.
+  struct MembershipStop {
+    Cluster& cluster;
+    ~MembershipStop() { cluster.StopMembership(); }
+  } membership_stop{cluster};
   if (Status s = cluster.Start(&registry); !s.ok()) return Fail(s.message());
   if (auto loaded = registry.LoadAll(); !loaded.ok()) {
     return Fail("cannot load the state in " + cfg.data_dir + ": " + loaded.message());

@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 
 import { startCluster } from "./lib/cluster.mjs";
+import { signJwt } from "./lib/jwt.mjs";
 import { uniqueHub } from "./lib/server.mjs";
 import { sleep, waitUntil } from "./lib/wait.mjs";
 
@@ -33,6 +34,34 @@ async function streamNames(nats) {
   }
   return names;
 }
+
+// GET /api/status (what `hubcast status` prints), signed like a REST call.
+async function nodeStatus(srv) {
+  const url = `${srv.endpoint}/api/status`;
+  const now = Math.floor(Date.now() / 1000);
+  const token = signJwt({ aud: url, iat: now, exp: now + 300 }, srv.key);
+  const r = await fetch(url, { headers: { Authorization: `Bearer ${token}` } });
+  assert.equal(r.status, 200, `status of ${srv.endpoint}`);
+  return r.json();
+}
+
+test("every node's status lists every node with its region and lag, and the lag returns to 0", T, async () => {
+  const [a, b, c] = nodes();
+  const hub = uniqueHub("lag");
+  const onC = await c.newClient(hub, { userId: "cid" }, { protocol: "json" });
+  for (let i = 0; i < 50; ++i) await a.serviceClient(hub).sendToAll(`m${i}`, TEXT);
+  await onC.rec.wait("server", (m) => m.data === "m49");
+  const ids = cluster.nodes.map((n) => n.id).sort();
+  for (const srv of [a, b, c]) {
+    // Heartbeats carry the lag once a second: every node reports it, and it is 0 when idle.
+    await waitUntil(async () => {
+      const s = await nodeStatus(srv);
+      const seen = s.nodes.map((n) => n.id).sort();
+      return JSON.stringify(seen) === JSON.stringify(ids) &&
+        s.nodes.every((n) => n.region === "r1" && n.lag === 0);
+    }, { timeout: 15000, what: `every node with lag 0 in ${srv.endpoint}'s status` });
+  }
+});
 
 test("a REST send on node A reaches clients on nodes B and C", T, async () => {
   const [a, b, c] = nodes();
