@@ -9,6 +9,7 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/unit/testing/forwarding_store.h"
 #include "tests/unit/testing/test_util.h"
 #include <atomic>
 #include <memory>
@@ -19,58 +20,30 @@ namespace hubcast::replication {
 namespace {
 
 // Forwards to a real store; the flags make single calls fail as a full disk would.
-class FailingStore final : public storage::Store {
+class FailingStore final : public testing::ForwardingStore {
  public:
-  explicit FailingStore(std::unique_ptr<storage::Store> inner) : inner_(std::move(inner)) {}
+  explicit FailingStore(std::unique_ptr<storage::Store> inner)
+      : ForwardingStore(inner.get()), owned_(std::move(inner)) {}
 
   std::atomic<bool> fail_epoch{false};     // creating a hub's epoch (its first write)
   std::atomic<bool> fail_last_log{false};  // reading where a hub's log ends
   std::atomic<bool> fail_append{false};    // every log append
 
-  Result<std::vector<std::string>> Hubs() const override { return inner_->Hubs(); }
   Result<uint64_t> Epoch(const std::string& hub, uint64_t new_epoch) override {
     if (fail_epoch) return Status::Unavailable("injected: no space left on device");
-    return inner_->Epoch(hub, new_epoch);
+    return ForwardingStore::Epoch(hub, new_epoch);
   }
   Status AppendLog(const std::vector<LogAppend>& entries) override {
     if (fail_append) return Status::Unavailable("injected: no space left on device");
-    return inner_->AppendLog(entries);
-  }
-  Result<uint64_t> FirstLogPosition(const std::string& hub) const override {
-    return inner_->FirstLogPosition(hub);
+    return ForwardingStore::AppendLog(entries);
   }
   Result<uint64_t> LastLogPosition(const std::string& hub) const override {
     if (fail_last_log) return Status::Internal("injected: read error");
-    return inner_->LastLogPosition(hub);
-  }
-  Status ScanLog(const std::string& hub, uint64_t from, uint64_t to,
-                 const std::function<bool(uint64_t, std::string_view)>& fn) const override {
-    return inner_->ScanLog(hub, from, to, fn);
-  }
-  Result<StatusCode> Outcome(const std::string& hub, uint64_t position) const override {
-    return inner_->Outcome(hub, position);
-  }
-  Status TrimLogBefore(const std::string& hub, uint64_t position) override {
-    return inner_->TrimLogBefore(hub, position);
-  }
-  uint64_t LogBytes(const std::string& hub) const override { return inner_->LogBytes(hub); }
-  std::unique_ptr<storage::ApplyBatch> NewApplyBatch() override { return inner_->NewApplyBatch(); }
-  Status Commit(std::unique_ptr<storage::ApplyBatch> batch) override {
-    return inner_->Commit(std::move(batch));
-  }
-  Result<uint64_t> AppliedPosition(const std::string& hub) const override {
-    return inner_->AppliedPosition(hub);
-  }
-  Result<storage::ViewState> LoadViewState(const std::string& hub) const override {
-    return inner_->LoadViewState(hub);
-  }
-  Status InstallViewState(const std::string& hub, uint64_t epoch,
-                          const storage::ViewState& state) override {
-    return inner_->InstallViewState(hub, epoch, state);
+    return ForwardingStore::LastLogPosition(hub);
   }
 
  private:
-  std::unique_ptr<storage::Store> inner_;
+  std::unique_ptr<storage::Store> owned_;
 };
 
 class HubCreation : public ::testing::Test {

@@ -13,6 +13,7 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/unit/testing/forwarding_store.h"
 #include "tests/unit/testing/test_util.h"
 #include <algorithm>
 #include <atomic>
@@ -862,50 +863,16 @@ namespace {
 
 // A store whose apply batches throw on the entry that carries `poison` (after the view applied
 // it, before the batch took its changes): an apply that fails halfway.
-class PoisonedStore final : public storage::Store {
+class PoisonedStore final : public hubcast::testing::ForwardingStore {
  public:
   PoisonedStore(storage::Store* inner, std::string poison)
-      : inner_(inner), poison_(std::move(poison)) {}
+      : ForwardingStore(inner), poison_(std::move(poison)) {}
 
-  Result<std::vector<std::string>> Hubs() const override { return inner_->Hubs(); }
-  Result<uint64_t> Epoch(const std::string& hub, uint64_t e) override {
-    return inner_->Epoch(hub, e);
-  }
-  Status AppendLog(const std::vector<LogAppend>& entries) override {
-    return inner_->AppendLog(entries);
-  }
-  Result<uint64_t> FirstLogPosition(const std::string& hub) const override {
-    return inner_->FirstLogPosition(hub);
-  }
-  Result<uint64_t> LastLogPosition(const std::string& hub) const override {
-    return inner_->LastLogPosition(hub);
-  }
-  Status ScanLog(const std::string& hub, uint64_t from, uint64_t to,
-                 const std::function<bool(uint64_t, std::string_view)>& fn) const override {
-    return inner_->ScanLog(hub, from, to, fn);
-  }
-  Result<StatusCode> Outcome(const std::string& hub, uint64_t position) const override {
-    return inner_->Outcome(hub, position);
-  }
-  Status TrimLogBefore(const std::string& hub, uint64_t position) override {
-    return inner_->TrimLogBefore(hub, position);
-  }
-  uint64_t LogBytes(const std::string& hub) const override { return inner_->LogBytes(hub); }
   std::unique_ptr<storage::ApplyBatch> NewApplyBatch() override {
-    return std::make_unique<Batch>(inner_->NewApplyBatch(), poison_);
+    return std::make_unique<Batch>(inner()->NewApplyBatch(), poison_);
   }
   Status Commit(std::unique_ptr<storage::ApplyBatch> batch) override {
-    return inner_->Commit(std::move(static_cast<Batch&>(*batch).inner));
-  }
-  Result<uint64_t> AppliedPosition(const std::string& hub) const override {
-    return inner_->AppliedPosition(hub);
-  }
-  Result<storage::ViewState> LoadViewState(const std::string& hub) const override {
-    return inner_->LoadViewState(hub);
-  }
-  Status InstallViewState(const std::string& hub, uint64_t epoch,
-                          const storage::ViewState& state) override {
-    return inner_->InstallViewState(hub, epoch, state);
+    return inner()->Commit(std::move(static_cast<Batch&>(*batch).inner));
   }
 
  private:
@@ -923,7 +890,6 @@ class PoisonedStore final : public storage::Store {
     std::string poison;
   };
 
-  storage::Store* inner_;
   std::string poison_;
 };
 
