@@ -399,6 +399,15 @@ std::shared_ptr<Hub> HubRegistry::Find(const HubName& name) {
   return hub.ok() ? *hub : nullptr;
 }
 
+std::shared_ptr<Hub> HubRegistry::FindOpenNow(const HubName& name) {
+  // Get and Open create hubs under hubs_mu_ (a RocksDB column family, a NATS stream): a
+  // loop must not queue behind that.
+  std::unique_lock lock(hubs_mu_, std::try_to_lock);
+  if (!lock.owns_lock()) return nullptr;
+  auto it = hubs_.find(name.str());
+  return it != hubs_.end() ? it->second : nullptr;
+}
+
 Result<std::shared_ptr<Hub>> HubRegistry::Open(const HubName& name) {
   std::lock_guard lock(hubs_mu_);
   auto it = hubs_.find(name.str());

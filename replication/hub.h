@@ -184,6 +184,10 @@ class HubRegistry {
   Result<std::shared_ptr<Hub>> Get(const HubName& name);
   // The hub if it exists (nullptr otherwise): reads never create anything.
   std::shared_ptr<Hub> Find(const HubName& name);
+  // The hub if it is open on this node, without ever waiting: nullptr when it is not open or
+  // the registry is busy opening or creating a hub (an event loop then hands the request to a
+  // thread that may wait).
+  std::shared_ptr<Hub> FindOpenNow(const HubName& name);
   // Find that tells why not: kNotFound (no such hub) or kUnavailable (its log cannot be
   // reached now; asking again later may succeed).
   Result<std::shared_ptr<Hub>> Open(const HubName& name);

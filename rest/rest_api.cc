@@ -18,6 +18,7 @@
 #include <cstdio>
 #include <ctime>
 #include <exception>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -239,11 +240,77 @@ struct Reply {
   int status = 200;
   std::string body;
   std::string content_type;
+  // Answered later, by the completion of an append made on an event loop.
+  bool pending = false;
 };
 
-// One request from routing to response. Lives on the handling thread's stack only.
+// Which operations an event loop may serve (RestApi::HandleWithoutWaiting): everything but
+// the reads, which wait for the view to catch up (a read barrier).
+bool ServedWithoutWaiting(Op op) {
+  switch (op) {
+    case Op::kConnectionExists:
+    case Op::kGroupExists:
+    case Op::kUserExists:
+    case Op::kCheckPermission:
+    case Op::kListConnectionsInGroup:
+    case Op::kListUserGroups:
+    case Op::kListGroups:
+      return false;
+    default:
+      return true;
+  }
+}
+
+// Responses: always with Content-Length (0 when empty) so the connection can be kept alive;
+// HEAD responses carry the headers only.
+void FillReply(const std::string& method, const Reply& reply, HttpResponse& response) {
+  response.status = reply.status;
+  response.body = method == "HEAD" ? std::string() : reply.body;
+  if (!reply.content_type.empty() && !response.body.empty()) {
+    response.headers.Set("Content-Type", reply.content_type);
+  }
+}
+
+void FillError(const std::string& method, const std::string& raw_path, const Status& status,
+               HttpResponse& response) {
+  const HttpError error = ErrorFor(status.code());
+  if (error.status == 503) {
+    Log().Warn(method, " ", raw_path, ": ", status.message());
+  } else if (error.status >= 500) {
+    Log().Error(method, " ", raw_path, ": ", status.message());
+  } else {
+    Log().Debug(method, " ", raw_path, " -> ", error.status, ": ", status.message());
+  }
+  response.headers.Set("x-ms-error-code", error.code);
+  if (error.status == 401) response.headers.Set("WWW-Authenticate", "Bearer");
+  // Busy or briefly unable to write (full queues, a full disk, a lost cluster link): the
+  // official SDKs' retry policies honour Retry-After.
+  if (error.status == 503) response.headers.Set("Retry-After", "1");
+  FillReply(method, {error.status, ErrorJson(error.code, status.message()), "application/json"},
+            response);
+}
+
+// Maps the apply status of a command to the reply.
+Result<Reply> FromApply(const Status& applied, int success_status, bool not_found_is_success) {
+  if (applied.ok() || (not_found_is_success && applied.code() == StatusCode::kNotFound)) {
+    return Reply{success_status, "", ""};
+  }
+  switch (applied.code()) {
+    case StatusCode::kNotFound:
+    case StatusCode::kUnavailable:
+      return applied;
+    default:
+      return Status::Internal("Command failed to apply: " + applied.message());
+  }
+}
+
+// One request from routing to response. Lives on the handling thread's stack only; what an
+// append's completion needs later is copied into it.
 class Exchange {
  public:
+  // The answer to a write served on an event loop, once its append completes.
+  using Respond = std::function<void(HttpResponse)>;
+
   Exchange(replication::HubRegistry* hubs, const RestOptions& options, TokenCache* tokens,
            const Clock* clock, const HttpRequest& request, HttpResponse& response)
       : hubs_(hubs),
@@ -253,7 +320,17 @@ class Exchange {
         request_(request),
         response_(response) {}
 
+  // On an event loop: writes append without waiting, their completion runs on `loop` and
+  // answers through `respond`; a request that would wait is deferred (nothing done).
+  void ServeOnLoop(Executor* loop, Respond respond) {
+    loop_ = loop;
+    respond_ = std::move(respond);
+  }
+
   void Run();
+  // After Run: the answer is in the response now (neither deferred nor pending).
+  bool deferred() const { return deferred_; }
+  bool pending() const { return pending_; }
 
  private:
   // Request parsing.
@@ -291,8 +368,14 @@ class Exchange {
   std::string MediaType() const;
 
   storage::Entry NewEntry(storage::EntryKind kind, storage::Scope scope, std::string target) const;
-  static Result<Reply> FromApply(const Status& applied, int success_status,
-                                 bool not_found_is_success);
+  // The hub a valid write goes to, created by this call if it is new. On a loop only a hub
+  // already open (anything else is deferred to a thread that may wait).
+  Result<std::shared_ptr<replication::Hub>> WriteHub(const HubName& name);
+  // Appends `e` and maps its outcome: on a loop through the append's completion (the reply
+  // is pending), elsewhere by waiting. `durable_only`: answered once durable (sends), not
+  // once applied.
+  Result<Reply> Commit(replication::Hub& hub, storage::Entry e, int success_status,
+                       bool not_found_is_success, bool durable_only = false);
 
   // Operations.
   Result<Reply> SendMessage(storage::Scope scope, const std::string& target);
@@ -333,6 +416,11 @@ class Exchange {
   std::vector<std::string> segments_;                       // decoded, below "/api"
   std::vector<std::pair<std::string, std::string>> query_;  // decoded
   std::vector<std::string> captures_;                       // decoded route parameters
+
+  Executor* loop_ = nullptr;  // set: served on an event loop
+  Respond respond_;
+  bool deferred_ = false;
+  bool pending_ = false;
 };
 
 bool Exchange::SplitTarget() {
@@ -451,32 +539,10 @@ Result<std::string> Exchange::ReadBody() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Responses: always with Content-Length (0 when empty) so the connection can be kept alive;
-// HEAD responses carry the headers only.
-
-void Exchange::Send(const Reply& reply) {
-  response_.status = reply.status;
-  response_.body = request_.method == "HEAD" ? std::string() : reply.body;
-  if (!reply.content_type.empty() && !response_.body.empty()) {
-    response_.headers.Set("Content-Type", reply.content_type);
-  }
-}
+void Exchange::Send(const Reply& reply) { FillReply(request_.method, reply, response_); }
 
 void Exchange::SendError(const Status& status) {
-  const HttpError error = ErrorFor(status.code());
-  if (error.status == 503) {
-    Log().Warn(request_.method, " ", raw_path_, ": ", status.message());
-  } else if (error.status >= 500) {
-    Log().Error(request_.method, " ", raw_path_, ": ", status.message());
-  } else {
-    Log().Debug(request_.method, " ", raw_path_, " -> ", error.status, ": ", status.message());
-  }
-  response_.headers.Set("x-ms-error-code", error.code);
-  if (error.status == 401) response_.headers.Set("WWW-Authenticate", "Bearer");
-  // Busy or briefly unable to write (full queues, a full disk, a lost cluster link): the
-  // official SDKs' retry policies honour Retry-After.
-  if (error.status == 503) response_.headers.Set("Retry-After", "1");
-  Send({error.status, ErrorJson(error.code, status.message()), "application/json"});
+  FillError(request_.method, raw_path_, status, response_);
 }
 
 void Exchange::Run() {
@@ -510,6 +576,10 @@ void Exchange::Run() {
     Send({200, "", ""});
     return;
   }
+  if (loop_ && !ServedWithoutWaiting(match->op)) {
+    deferred_ = true;
+    return;
+  }
   if (Status auth = Authenticate(); !auth.ok()) {
     SendError(auth);
     return;
@@ -520,10 +590,13 @@ void Exchange::Run() {
     return;
   }
   Result<Reply> reply = Dispatch(match->op);
-  if (reply.ok()) {
-    Send(*reply);
-  } else {
+  if (deferred_) return;
+  if (!reply.ok()) {
     SendError(reply.status());
+  } else if (reply->pending) {
+    pending_ = true;
+  } else {
+    Send(*reply);
   }
 }
 
@@ -680,19 +753,49 @@ storage::Entry Exchange::NewEntry(storage::EntryKind kind, storage::Scope scope,
   return e;
 }
 
-// Maps the apply status of a command to the reply.
-Result<Reply> Exchange::FromApply(const Status& applied, int success_status,
-                                  bool not_found_is_success) {
-  if (applied.ok() || (not_found_is_success && applied.code() == StatusCode::kNotFound)) {
-    return Reply{success_status, "", ""};
+Result<std::shared_ptr<replication::Hub>> Exchange::WriteHub(const HubName& name) {
+  if (!loop_) return hubs_->Get(name);
+  if (std::shared_ptr<replication::Hub> hub = hubs_->FindOpenNow(name)) return hub;
+  deferred_ = true;
+  return Status::Unavailable("Deferred to a worker.");
+}
+
+Result<Reply> Exchange::Commit(replication::Hub& hub, storage::Entry e, int success_status,
+                               bool not_found_is_success, bool durable_only) {
+  if (!loop_) {
+    if (durable_only) {
+      Result<uint64_t> position = hub.AppendAndWaitDurable(std::move(e));
+      return FromApply(position.status(), success_status, not_found_is_success);
+    }
+    return FromApply(hub.AppendAndWait(std::move(e)), success_status, not_found_is_success);
   }
-  switch (applied.code()) {
-    case StatusCode::kNotFound:
-    case StatusCode::kUnavailable:
-      return applied;
-    default:
-      return Status::Internal("Command failed to apply: " + applied.message());
+  // The completion outlives this exchange: it keeps copies of what the answer needs.
+  auto answer = [respond = respond_, method = request_.method, path = raw_path_, success_status,
+                 not_found_is_success](const Status& outcome) {
+    HttpResponse response;
+    Result<Reply> reply = FromApply(outcome, success_status, not_found_is_success);
+    if (reply.ok()) {
+      FillReply(method, *reply, response);
+    } else {
+      FillError(method, path, reply.status(), response);
+    }
+    respond(std::move(response));
+  };
+  replication::AppendCallbacks callbacks;
+  callbacks.executor = loop_;
+  if (durable_only) {
+    callbacks.durable = [answer](Result<uint64_t> position) { answer(position.status()); };
+  } else {
+    // Refused (nothing appended): `applied` never runs, so the refusal answers.
+    callbacks.durable = [answer](Result<uint64_t> position) {
+      if (!position.ok()) answer(position.status());
+    };
+    callbacks.applied = [answer](uint64_t, const Status& applied) { answer(applied); };
   }
+  hub.Append(std::move(e), std::move(callbacks));
+  Reply reply;
+  reply.pending = true;
+  return reply;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -751,11 +854,9 @@ Result<Reply> Exchange::SendMessage(storage::Scope scope, const std::string& tar
   e.data_type = type;
   e.data = std::move(*body);
   e.message_ttl_seconds = ttl;
-  auto hub = hubs_->Get(*name);
+  auto hub = WriteHub(*name);
   if (!hub.ok()) return hub.status();
-  Result<uint64_t> position = (*hub)->AppendAndWaitDurable(std::move(e));
-  if (!position.ok()) return FromApply(position.status(), 202, false);
-  return Reply{202, "", ""};
+  return Commit(**hub, std::move(e), 202, false, /*durable_only=*/true);
 }
 
 Result<Reply> Exchange::CloseConnections(storage::Scope scope, const std::string& target) {
@@ -769,9 +870,9 @@ Result<Reply> Exchange::CloseConnections(storage::Scope scope, const std::string
     e.excluded = std::move(*ex);
   }
   if (const std::string* reason = First("reason")) e.reason = *reason;
-  auto hub = hubs_->Get(*name);
+  auto hub = WriteHub(*name);
   if (!hub.ok()) return hub.status();
-  return FromApply((*hub)->AppendAndWait(std::move(e)), 204, true);
+  return Commit(**hub, std::move(e), 204, true);
 }
 
 Result<Reply> Exchange::Exists(storage::Scope scope, const std::string& target) {
@@ -822,9 +923,9 @@ Result<Reply> Exchange::ChangeMembership(storage::EntryKind kind, storage::Scope
   // Adding an unknown connection is the one 404 (SDKs rely on it); adding a user without
   // connections and every removal succeed.
   const bool not_found_is_success = !(add && scope == storage::Scope::kConnection);
-  auto hub = hubs_->Get(*name);
+  auto hub = WriteHub(*name);
   if (!hub.ok()) return hub.status();
-  return FromApply((*hub)->AppendAndWait(std::move(e)), add ? 200 : 204, not_found_is_success);
+  return Commit(**hub, std::move(e), add ? 200 : 204, not_found_is_success);
 }
 
 Result<Reply> Exchange::ChangeMembershipByFilter(storage::EntryKind kind) {
@@ -851,9 +952,9 @@ Result<Reply> Exchange::ChangeMembershipByFilter(storage::EntryKind kind) {
   storage::Entry e = NewEntry(kind, storage::Scope::kAll, "");
   e.groups = std::move(decoded->groups);
   e.filter = std::move(filter);
-  auto hub = hubs_->Get(*name);
+  auto hub = WriteHub(*name);
   if (!hub.ok()) return hub.status();
-  return FromApply((*hub)->AppendAndWait(std::move(e)), 200, false);
+  return Commit(**hub, std::move(e), 200, false);
 }
 
 Result<Reply> Exchange::ChangePermission(storage::EntryKind kind, const std::string& permission,
@@ -869,9 +970,9 @@ Result<Reply> Exchange::ChangePermission(storage::EntryKind kind, const std::str
   e.permission = *p;
   e.permission_target = std::move(*target);
   const bool grant = kind == storage::EntryKind::kGrant;
-  auto hub = hubs_->Get(*name);
+  auto hub = WriteHub(*name);
   if (!hub.ok()) return hub.status();
-  return FromApply((*hub)->AppendAndWait(std::move(e)), grant ? 200 : 204, !grant);
+  return Commit(**hub, std::move(e), grant ? 200 : 204, !grant);
 }
 
 Result<Reply> Exchange::CheckPermission(const std::string& permission,
@@ -1080,23 +1181,47 @@ RestApi::RestApi(replication::HubRegistry* hubs, RestOptions options, const Cloc
       clock_(clock),
       tokens_(std::make_unique<TokenCache>(options_.access_keys)) {}
 
-HttpResponse RestApi::Handle(const HttpRequest& request) const {
-  std::string failure;
-  try {
-    HttpResponse response;
-    Exchange(hubs_, options_, tokens_.get(), clock_, request, response).Run();
-    return response;
-  } catch (const std::exception& e) {
-    failure = e.what();
-  } catch (...) {
-    failure = "unknown exception";
-  }
+namespace {
+
+HttpResponse UnexpectedFailure(const HttpRequest& request, const std::string& failure) {
   Log().Error(request.method, " ", request.target.substr(0, request.target.find('?')),
               " failed: ", failure);
   HttpResponse response =
       ErrorResponse(500, "InternalServerError", "The request failed unexpectedly.");
   if (request.method == "HEAD") response.body.clear();
   return response;
+}
+
+}  // namespace
+
+HttpResponse RestApi::Handle(const HttpRequest& request) const {
+  try {
+    HttpResponse response;
+    Exchange(hubs_, options_, tokens_.get(), clock_, request, response).Run();
+    return response;
+  } catch (const std::exception& e) {
+    return UnexpectedFailure(request, e.what());
+  } catch (...) {
+    return UnexpectedFailure(request, "unknown exception");
+  }
+}
+
+bool RestApi::HandleWithoutWaiting(const HttpRequest& request, Executor* loop,
+                                   std::function<void(HttpResponse)> respond) const {
+  try {
+    HttpResponse response;
+    Exchange exchange(hubs_, options_, tokens_.get(), clock_, request, response);
+    exchange.ServeOnLoop(loop, respond);
+    exchange.Run();
+    if (exchange.deferred()) return false;
+    if (!exchange.pending()) respond(std::move(response));
+    return true;
+  } catch (const std::exception& e) {
+    respond(UnexpectedFailure(request, e.what()));
+  } catch (...) {
+    respond(UnexpectedFailure(request, "unknown exception"));
+  }
+  return true;
 }
 
 }  // namespace hubcast::rest

@@ -9,14 +9,23 @@
 //
 // Transport-neutral: Handle takes a complete request (rest/http_message.h) and returns the
 // response; the front (server/) owns sockets, framing and body limits.
-// Thread-safety: Handle may be called concurrently from any number of worker threads.
+//
+// Two ways to serve a request. Handle waits for the log (a worker thread). Writes, which are
+// most of an app server's traffic, can instead be served on the event loop that read them
+// (HandleWithoutWaiting): the entry is appended without waiting and the answer is made by the
+// append's completion on that loop, so a publish costs no thread hop to a worker and back.
+// Reads wait for the view (a read barrier), and a hub not open yet may have to be created:
+// those stay on workers.
+// Thread-safety: both may be called concurrently from any number of threads.
 #pragma once
 
 #include "base/clock.h"
+#include "base/executor.h"
 #include "replication/hub.h"
 #include "rest/http_message.h"
 #include "rest/token_cache.h"
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -35,6 +44,12 @@ class RestApi {
   // Serves any request whose path starts with /api/. Never throws; an unexpected failure is
   // a 500 with the usual JSON error body.
   HttpResponse Handle(const HttpRequest& request) const;
+  // On an event loop: serves the request if that needs no waiting and returns true; then
+  // `respond` runs exactly once, before the return for an immediate answer (an error, a
+  // token) or on `loop` when the append completes. Returns false, having answered nothing
+  // and changed nothing, for a request that would wait: serve it with Handle elsewhere.
+  bool HandleWithoutWaiting(const HttpRequest& request, Executor* loop,
+                            std::function<void(HttpResponse)> respond) const;
 
  private:
   replication::HubRegistry* hubs_;

@@ -20,11 +20,15 @@ bool IsApiTarget(std::string_view target) {
 
 }  // namespace
 
+bool Gateway::IsStatusTarget(std::string_view target) const {
+  return status_route_ && target.substr(0, target.find('?')) == "/api/status";
+}
+
 void Gateway::Route(const std::shared_ptr<HttpExchange>& exchange) {
   const rest::HttpRequest& request = exchange->request();
   if (IsClientTarget(request.target)) {
     HandleClient(exchange);
-  } else if (status_route_ && request.target.substr(0, request.target.find('?')) == "/api/status") {
+  } else if (IsStatusTarget(request.target)) {
     exchange->Respond(status_route_(request));
   } else if (IsApiTarget(request.target)) {
     const int64_t start = metrics::NowNs();
@@ -36,6 +40,17 @@ void Gateway::Route(const std::shared_ptr<HttpExchange>& exchange) {
     exchange->Respond(
         rest::ErrorResponse(404, "NotFound", "No route for " + request.method + " " + path));
   }
+}
+
+bool Gateway::RouteOnLoop(const std::shared_ptr<HttpExchange>& exchange) {
+  const rest::HttpRequest& request = exchange->request();
+  if (!IsApiTarget(request.target) || IsStatusTarget(request.target)) return false;
+  const int64_t start = metrics::NowNs();
+  return rest_->HandleWithoutWaiting(request, exchange->loop(),
+                                     [exchange, start](rest::HttpResponse response) {
+                                       metric::CountRest(exchange->request(), response, start);
+                                       exchange->Respond(std::move(response));
+                                     });
 }
 
 std::shared_ptr<const HubSettings> Gateway::settings() const {
@@ -115,7 +130,8 @@ Result<int> Gateway::Start() {
   for (auto& l : loops_) loops.push_back(l->loop.get());
   front_ = std::make_unique<HttpFront>(
       std::move(fo), std::move(loops),
-      [this](const std::shared_ptr<HttpExchange>& exchange) { Route(exchange); });
+      [this](const std::shared_ptr<HttpExchange>& exchange) { Route(exchange); },
+      [this](const std::shared_ptr<HttpExchange>& exchange) { return RouteOnLoop(exchange); });
   return front_->Start();
 }
 

@@ -123,6 +123,9 @@ class Gateway final : public replication::DeliverySink {
 
   // HTTP worker entry point for every complete request (routes by path).
   void Route(const std::shared_ptr<HttpExchange>& exchange);
+  // On the connection's loop, before Route: serves the REST writes that need no waiting
+  // (rest::RestApi::HandleWithoutWaiting); false hands the exchange to Route on a worker.
+  bool RouteOnLoop(const std::shared_ptr<HttpExchange>& exchange);
   // GET /api/status (the node's status for `hubcast status`), set before Start; without
   // one the path is the REST API's (404).
   using StatusRoute = std::function<rest::HttpResponse(const rest::HttpRequest&)>;
@@ -193,6 +196,7 @@ class Gateway final : public replication::DeliverySink {
   };
   // Worker thread: a /client request (the handshake up to the connect event).
   void HandleClient(const std::shared_ptr<HttpExchange>& exchange);
+  bool IsStatusTarget(std::string_view target) const;
   void FinishHandshake(const std::shared_ptr<Handshake>& hs, const ConnectOutcome& outcome);
   // Start-up: this node's connections that were open when the process stopped.
   void RestoreSessions();

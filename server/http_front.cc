@@ -96,8 +96,12 @@ class HttpFront::Listener final : public IoHandler {
 // ---------------------------------------------------------------------------------------------
 // HttpFront
 
-HttpFront::HttpFront(HttpFrontOptions options, std::vector<EventLoop*> loops, HttpHandler handler)
-    : options_(std::move(options)), loops_(std::move(loops)), handler_(std::move(handler)) {
+HttpFront::HttpFront(HttpFrontOptions options, std::vector<EventLoop*> loops, HttpHandler handler,
+                     HttpLoopHandler loop_handler)
+    : options_(std::move(options)),
+      loops_(std::move(loops)),
+      handler_(std::move(handler)),
+      loop_handler_(std::move(loop_handler)) {
   connections_.resize(loops_.size());
 }
 
@@ -152,6 +156,7 @@ void HttpFront::Forget(EventLoop* loop, HttpConnection* connection) {
 
 bool HttpFront::Dispatch(std::shared_ptr<HttpExchange> exchange) {
   if (stopped_.load()) return false;
+  if (loop_handler_ && loop_handler_(exchange)) return true;
   return workers_->TrySubmit([this, exchange = std::move(exchange)] { handler_(exchange); });
 }
 

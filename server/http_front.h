@@ -12,10 +12,12 @@
 //      a connection that sent nothing is closed silently), a body may not stall for
 //      body_stall_timeout (408, close), a keep-alive connection idle for idle_timeout
 //      between requests is closed.
-//   3. A complete request goes to the fixed WorkerPool with an HttpExchange; the handler
-//      (the gateway) answers through it from any thread, and the answer is written on the
-//      connection's loop. Requests of one connection are served one at a time, in order
-//      (pipelining): the next is parsed after the previous answer left.
+//   3. A complete request is first offered to the loop handler, on the loop: it takes what
+//      it can serve without waiting (REST writes, whose answer comes from the log's
+//      completion on this loop). Everything else goes to the fixed WorkerPool with an
+//      HttpExchange; the handler (the gateway) answers through it from any thread, and the
+//      answer is written on the connection's loop. Requests of one connection are served one
+//      at a time, in order (pipelining): the next is parsed after the previous answer left.
 //   4. A framing error (server/http_parser.h) is answered with its status and the JSON
 //      error body, and the connection closes, executing nothing. Closing is lingering: the
 //      write side is shut and input discarded for a moment, so the client reads the answer.
@@ -76,6 +78,8 @@ class HttpExchange {
   HttpExchange& operator=(const HttpExchange&) = delete;
 
   const rest::HttpRequest& request() const { return request_; }
+  // The loop that reads and writes the connection.
+  EventLoop* loop() const { return loop_; }
   // The answer; Content-Length, Date and Connection are the front's. Later answers are
   // ignored.
   void Respond(rest::HttpResponse response);
@@ -96,10 +100,14 @@ class HttpExchange {
 
 // Runs on a worker thread for every complete request.
 using HttpHandler = std::function<void(const std::shared_ptr<HttpExchange>&)>;
+// Runs on the connection's loop for every complete request, first; true when it took the
+// exchange (then it must answer it, and must never block), false to hand it to a worker.
+using HttpLoopHandler = std::function<bool(const std::shared_ptr<HttpExchange>&)>;
 
 class HttpFront {
  public:
-  HttpFront(HttpFrontOptions options, std::vector<EventLoop*> loops, HttpHandler handler);
+  HttpFront(HttpFrontOptions options, std::vector<EventLoop*> loops, HttpHandler handler,
+            HttpLoopHandler loop_handler = {});
   ~HttpFront();
   HttpFront(const HttpFront&) = delete;
   HttpFront& operator=(const HttpFront&) = delete;
@@ -116,7 +124,8 @@ class HttpFront {
   // --- for HttpConnection and the listeners, on the loop thread named ---
   void Adopt(EventLoop* loop, int fd);
   void Forget(EventLoop* loop, HttpConnection* connection);
-  // Queues the handler for a complete request; false when the queue is full (answer 503).
+  // Serves a complete request: the loop handler, else the worker queue; false when the
+  // queue is full (answer 503).
   bool Dispatch(std::shared_ptr<HttpExchange> exchange);
 
  private:
@@ -125,6 +134,7 @@ class HttpFront {
   const HttpFrontOptions options_;
   const std::vector<EventLoop*> loops_;
   const HttpHandler handler_;
+  const HttpLoopHandler loop_handler_;
   std::unique_ptr<WorkerPool> workers_;
   int listen_fd_ = -1;
   std::vector<std::shared_ptr<Listener>> listeners_;

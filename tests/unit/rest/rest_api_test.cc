@@ -2,6 +2,7 @@
 
 #include "base/base64.h"
 #include "base/clock.h"
+#include "base/executor.h"
 #include "base/json.h"
 #include "base/names.h"
 #include "replication/delivery_sink.h"
@@ -14,7 +15,9 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -93,8 +96,44 @@ RestOptions Options() {
   return options;
 }
 
-// RestApi is transport-neutral: the tests hand it requests as the front would, complete.
-class RestApiTest : public ::testing::Test {
+// An event loop's inbox, run by the test thread: completions queue here until RunUntil.
+class QueueExecutor : public Executor {
+ public:
+  void Execute(std::function<void()> task) override {
+    std::lock_guard lock(mu_);
+    tasks_.push_back(std::move(task));
+    cv_.notify_all();
+  }
+  // Runs queued tasks until `done` holds; false after 10 s without it.
+  bool RunUntil(const std::function<bool()>& done) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (!done()) {
+      std::unique_lock lock(mu_);
+      if (!cv_.wait_until(lock, deadline, [&] { return !tasks_.empty(); })) return false;
+      std::vector<std::function<void()>> batch;
+      batch.swap(tasks_);
+      lock.unlock();
+      for (auto& task : batch) task();
+    }
+    return true;
+  }
+  size_t queued() {
+    std::lock_guard lock(mu_);
+    return tasks_.size();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<std::function<void()>> tasks_;
+};
+
+enum class Path { kWorker, kLoop };
+
+// RestApi is transport-neutral: the tests hand it requests as the front would, complete. Every
+// test runs twice: on a worker (Handle) and as the front serves on an event loop
+// (HandleWithoutWaiting first, Handle for what it defers), so both paths give the same answers.
+class RestApiTest : public ::testing::TestWithParam<Path> {
  protected:
   RestApiTest()
       : registry_(replication::HubRegistryOptions{"node-1"}, &sink_),
@@ -125,7 +164,8 @@ class RestApiTest : public ::testing::Test {
     if (!call.content_type.empty()) request.headers.Add("Content-Type", call.content_type);
     request.body = call.body;
     HttpResult result;
-    result.response = api_.Handle(request);
+    result.response =
+        GetParam() == Path::kLoop ? HandleAsTheLoopWould(request) : api_.Handle(request);
     result.status = result.response.status;
     result.body = result.response.body;
     return result;
@@ -139,6 +179,21 @@ class RestApiTest : public ::testing::Test {
     call.body = body;
     call.content_type = content_type;
     return Do(call);
+  }
+
+  HttpResponse HandleAsTheLoopWould(const HttpRequest& request) {
+    auto answer = std::make_shared<std::optional<HttpResponse>>();
+    int answers = 0;
+    if (!api_.HandleWithoutWaiting(request, &loop_, [answer, &answers](HttpResponse r) {
+          ++answers;
+          *answer = std::move(r);
+        })) {
+      EXPECT_EQ(answers, 0) << "a deferred request was answered";
+      return api_.Handle(request);
+    }
+    EXPECT_TRUE(loop_.RunUntil([&] { return answer->has_value(); })) << "never answered";
+    EXPECT_EQ(answers, 1);
+    return answer->value_or(HttpResponse{});
   }
 
   std::shared_ptr<replication::Hub> Hub(const std::string& name = "chat") {
@@ -174,7 +229,13 @@ class RestApiTest : public ::testing::Test {
   FixedClock clock_;
   replication::HubRegistry registry_;
   RestApi api_;
+  QueueExecutor loop_;
 };
+
+INSTANTIATE_TEST_SUITE_P(Paths, RestApiTest, ::testing::Values(Path::kWorker, Path::kLoop),
+                         [](const ::testing::TestParamInfo<Path>& info) {
+                           return info.param == Path::kLoop ? "OnLoop" : "OnWorker";
+                         });
 
 void ExpectError(const HttpResult& r, int status, const std::string& code) {
   EXPECT_EQ(r.status, status) << r.body;
@@ -189,7 +250,7 @@ void ExpectError(const HttpResult& r, int status, const std::string& code) {
 
 // --- health, routing, auth ------------------------------------------------------------------
 
-TEST_F(RestApiTest, HealthAnswers200WithoutTokenForHeadAndGet) {
+TEST_P(RestApiTest, HealthAnswers200WithoutTokenForHeadAndGet) {
   for (const char* method : {"HEAD", "GET"}) {
     for (const char* target : {"/api/health", "/api/health?api-version=2024-12-01",
                                "/api/health?api-version=whatever"}) {
@@ -204,14 +265,14 @@ TEST_F(RestApiTest, HealthAnswers200WithoutTokenForHeadAndGet) {
   }
 }
 
-TEST_F(RestApiTest, UnknownPathIs404) {
+TEST_P(RestApiTest, UnknownPathIs404) {
   for (const char* target : {"/api/hubs/chat/nope", "/api/unknown", "/api", "/other",
                              "/api/hubs/chat/groups/g1/connections/c1/extra"}) {
     ExpectError(Do("GET", target), 404, "NotFound");
   }
 }
 
-TEST_F(RestApiTest, WrongMethodIs405WithAllowHeader) {
+TEST_P(RestApiTest, WrongMethodIs405WithAllowHeader) {
   HttpResult r = Do("GET", "/api/hubs/chat/:send?api-version=2024-12-01");
   ExpectError(r, 405, "MethodNotAllowed");
   EXPECT_EQ(r.Header("Allow"), "POST");
@@ -225,7 +286,7 @@ TEST_F(RestApiTest, WrongMethodIs405WithAllowHeader) {
   EXPECT_EQ(r.Header("Allow"), "GET, HEAD");
 }
 
-TEST_F(RestApiTest, MissingTokenIs401WithBearerChallenge) {
+TEST_P(RestApiTest, MissingTokenIs401WithBearerChallenge) {
   Call call;
   call.target = "/api/hubs/chat/:send?api-version=2024-12-01";
   call.authorization = "";
@@ -237,7 +298,7 @@ TEST_F(RestApiTest, MissingTokenIs401WithBearerChallenge) {
   ExpectError(Do(call), 401, "Unauthorized");
 }
 
-TEST_F(RestApiTest, TokenSignedWithUnknownKeyIs401) {
+TEST_P(RestApiTest, TokenSignedWithUnknownKeyIs401) {
   Call call;
   call.target = "/api/hubs/chat/:send";
   call.authorization = "Bearer " + TokenFor(Base() + call.target, "not-the-key");
@@ -246,14 +307,14 @@ TEST_F(RestApiTest, TokenSignedWithUnknownKeyIs401) {
   EXPECT_EQ(r.Header("WWW-Authenticate"), "Bearer");
 }
 
-TEST_F(RestApiTest, ExpiredTokenIs401) {
+TEST_P(RestApiTest, ExpiredTokenIs401) {
   Call call;
   call.target = "/api/hubs/chat/:send";
   call.authorization = "Bearer " + TokenFor(Base() + call.target, kKey, kNowSeconds - 3600);
   ExpectError(Do(call), 401, "Unauthorized");
 }
 
-TEST_F(RestApiTest, AnAcceptedTokenIsStillCheckedForExpiryAndAudienceOnLaterCalls) {
+TEST_P(RestApiTest, AnAcceptedTokenIsStillCheckedForExpiryAndAudienceOnLaterCalls) {
   Call call;
   call.target = "/api/hubs/chat/:send";
   const int64_t exp = kNowSeconds + 60;
@@ -269,14 +330,14 @@ TEST_F(RestApiTest, AnAcceptedTokenIsStillCheckedForExpiryAndAudienceOnLaterCall
   ExpectError(Do(call), 401, "Unauthorized");
 }
 
-TEST_F(RestApiTest, TokenForAnotherPathIs401) {
+TEST_P(RestApiTest, TokenForAnotherPathIs401) {
   Call call;
   call.target = "/api/hubs/chat/:send";
   call.authorization = "Bearer " + TokenFor(Base() + "/api/hubs/other/:send");
   ExpectError(Do(call), 401, "Unauthorized");
 }
 
-TEST_F(RestApiTest, AudienceIgnoresHostAndQueryAndAnyKeyMaySign) {
+TEST_P(RestApiTest, AudienceIgnoresHostAndQueryAndAnyKeyMaySign) {
   Call call;
   call.target = "/api/hubs/chat/:send?api-version=2024-12-01";
   call.authorization =
@@ -287,7 +348,7 @@ TEST_F(RestApiTest, AudienceIgnoresHostAndQueryAndAnyKeyMaySign) {
   EXPECT_EQ(Do(call).status, 202);
 }
 
-TEST_F(RestApiTest, ApiVersionIsOptionalAndFree) {
+TEST_P(RestApiTest, ApiVersionIsOptionalAndFree) {
   EXPECT_EQ(Do("POST", "/api/hubs/chat/:send", "x", "text/plain").status, 202);
   EXPECT_EQ(Do("POST", "/api/hubs/chat/:send?api-version=1999-01-01", "x", "text/plain").status,
             202);
@@ -295,7 +356,7 @@ TEST_F(RestApiTest, ApiVersionIsOptionalAndFree) {
 
 // --- validation -----------------------------------------------------------------------------
 
-TEST_F(RestApiTest, InvalidHubNameIs400) {
+TEST_P(RestApiTest, InvalidHubNameIs400) {
   ExpectError(Do("POST", "/api/hubs/1bad/:send", "x", "text/plain"), 400, "BadRequest");
   ExpectError(Do("POST", "/api/hubs/bad-hub/:send", "x", "text/plain"), 400, "BadRequest");
   ExpectError(Do("POST", "/api/hubs/" + std::string(129, 'a') + "/:send", "x", "text/plain"), 400,
@@ -303,7 +364,7 @@ TEST_F(RestApiTest, InvalidHubNameIs400) {
   EXPECT_EQ(Do("HEAD", "/api/hubs/1bad/users/u1").status, 400);
 }
 
-TEST_F(RestApiTest, InvalidGroupNameIs400) {
+TEST_P(RestApiTest, InvalidGroupNameIs400) {
   ExpectError(Do("POST", "/api/hubs/chat/groups/%20%20/:send", "x", "text/plain"), 400,
               "BadRequest");
   ExpectError(Do("PUT", "/api/hubs/chat/users/u1/groups/%09"), 400, "BadRequest");
@@ -312,13 +373,13 @@ TEST_F(RestApiTest, InvalidGroupNameIs400) {
   ExpectError(Do("GET", "/api/hubs/chat/groups/%20/connections"), 400, "BadRequest");
 }
 
-TEST_F(RestApiTest, InvalidIdsAre400) {
+TEST_P(RestApiTest, InvalidIdsAre400) {
   ExpectError(Do("POST", "/api/hubs/chat/users//:send", "x", "text/plain"), 400, "BadRequest");
   ExpectError(Do("POST", "/api/hubs/chat/:send?excluded=", "x", "text/plain"), 400, "BadRequest");
   ExpectError(Do("POST", "/api/hubs/chat/users/%FF/:send", "x", "text/plain"), 400, "BadRequest");
 }
 
-TEST_F(RestApiTest, PathSegmentsAreSplitThenDecodedOnce) {
+TEST_P(RestApiTest, PathSegmentsAreSplitThenDecodedOnce) {
   struct Case {
     std::string raw;
     std::string decoded;
@@ -343,7 +404,7 @@ TEST_F(RestApiTest, PathSegmentsAreSplitThenDecodedOnce) {
 
 // --- sends ----------------------------------------------------------------------------------
 
-TEST_F(RestApiTest, SendToAllAppendsJsonMessageAndAnswers202) {
+TEST_P(RestApiTest, SendToAllAppendsJsonMessageAndAnswers202) {
   Open("c1", "u1");
   Open("c2", "u1");
   Open("c3", "u2");
@@ -368,7 +429,7 @@ TEST_F(RestApiTest, SendToAllAppendsJsonMessageAndAnswers202) {
   EXPECT_EQ(d.recipients, std::vector<std::string>{"c1"});
 }
 
-TEST_F(RestApiTest, SendsUseTheirScopeAndContentType) {
+TEST_P(RestApiTest, SendsUseTheirScopeAndContentType) {
   struct Case {
     std::string target;
     std::string content_type;
@@ -395,25 +456,25 @@ TEST_F(RestApiTest, SendsUseTheirScopeAndContentType) {
   }
 }
 
-TEST_F(RestApiTest, SendToMissingTargetsStillAnswers202) {
+TEST_P(RestApiTest, SendToMissingTargetsStillAnswers202) {
   EXPECT_EQ(Do("POST", "/api/hubs/chat/connections/nobody/:send", "x", "text/plain").status, 202);
   EXPECT_EQ(Do("POST", "/api/hubs/chat/groups/empty/:send", "x", "text/plain").status, 202);
   EXPECT_TRUE(Last().recipients.empty());
 }
 
-TEST_F(RestApiTest, UnsupportedContentTypeIs415) {
+TEST_P(RestApiTest, UnsupportedContentTypeIs415) {
   ExpectError(Do("POST", "/api/hubs/chat/:send", "<a/>", "application/xml"), 415,
               "UnsupportedMediaType");
   ExpectError(Do("POST", "/api/hubs/chat/users/u1/:send", "x", "text/html"), 415,
               "UnsupportedMediaType");
 }
 
-TEST_F(RestApiTest, MalformedJsonBodyIs400) {
+TEST_P(RestApiTest, MalformedJsonBodyIs400) {
   ExpectError(Do("POST", "/api/hubs/chat/:send", "{nope", "application/json"), 400, "BadRequest");
   ExpectError(Do("POST", "/api/hubs/chat/:send", "", "application/json"), 400, "BadRequest");
 }
 
-TEST_F(RestApiTest, InvalidFilterIs400WithParserMessage) {
+TEST_P(RestApiTest, InvalidFilterIs400WithParserMessage) {
   HttpResult r = Do("POST", "/api/hubs/chat/:send?filter=userId%20eq", "x", "text/plain");
   ExpectError(r, 400, "BadRequest");
   std::string message = r.Json().Find("message")->str();
@@ -424,7 +485,7 @@ TEST_F(RestApiTest, InvalidFilterIs400WithParserMessage) {
   EXPECT_EQ(Last().entry.filter, nullptr);
 }
 
-TEST_F(RestApiTest, MessageTtlOutsideZeroTo300Is400) {
+TEST_P(RestApiTest, MessageTtlOutsideZeroTo300Is400) {
   for (const char* ttl : {"301", "-1", "abc", "1.5", ""}) {
     ExpectError(
         Do("POST", std::string("/api/hubs/chat/:send?messageTtlSeconds=") + ttl, "x", "text/plain"),
@@ -435,7 +496,7 @@ TEST_F(RestApiTest, MessageTtlOutsideZeroTo300Is400) {
   EXPECT_EQ(Last().entry.message_ttl_seconds, 300);
 }
 
-TEST_F(RestApiTest, BodyOverLimitIs413) {
+TEST_P(RestApiTest, BodyOverLimitIs413) {
   // The front refuses larger bodies before they arrive; the API keeps the limit as well.
   HttpResult r = Do("POST", "/api/hubs/chat/:send", std::string(kMaxBody + 1, 'x'), "text/plain");
   ExpectError(r, 413, "PayloadTooLarge");
@@ -447,7 +508,7 @@ TEST_F(RestApiTest, BodyOverLimitIs413) {
   EXPECT_EQ(Last().entry.data.size(), kMaxBody);
 }
 
-TEST_F(RestApiTest, ErrorsChangeNothingWhateverTheBody) {
+TEST_P(RestApiTest, ErrorsChangeNothingWhateverTheBody) {
   EXPECT_EQ(Do("POST", "/api/hubs/chat/:send", "<a/>", "application/xml").status, 415);
   Call call;
   call.target = "/api/hubs/chat/:send";
@@ -465,7 +526,7 @@ TEST_F(RestApiTest, ErrorsChangeNothingWhateverTheBody) {
   EXPECT_EQ(Last().entry.data, "ok");
 }
 
-TEST_F(RestApiTest, StoppedRegistryAnswers503) {
+TEST_P(RestApiTest, StoppedRegistryAnswers503) {
   registry_.Stop();
   ExpectError(Do("POST", "/api/hubs/chat/:send", "x", "text/plain"), 503, "ServiceUnavailable");
   ExpectError(Do("DELETE", "/api/hubs/chat/connections/c1"), 503, "ServiceUnavailable");
@@ -473,7 +534,7 @@ TEST_F(RestApiTest, StoppedRegistryAnswers503) {
 
 // --- existence, close, membership -------------------------------------------------------------
 
-TEST_F(RestApiTest, ExistenceChecksAnswer200Or404WithoutBody) {
+TEST_P(RestApiTest, ExistenceChecksAnswer200Or404WithoutBody) {
   Open("c1", "u1", {"g1"});
   struct Case {
     std::string target;
@@ -492,7 +553,7 @@ TEST_F(RestApiTest, ExistenceChecksAnswer200Or404WithoutBody) {
   }
 }
 
-TEST_F(RestApiTest, CloseOperationsAnswer204AndRemoveConnections) {
+TEST_P(RestApiTest, CloseOperationsAnswer204AndRemoveConnections) {
   Open("c1", "u1", {"g1"});
   Open("c2", "u1");
   Open("c3", "u2", {"g1"});
@@ -523,7 +584,7 @@ TEST_F(RestApiTest, CloseOperationsAnswer204AndRemoveConnections) {
   EXPECT_EQ(View().connection_count(), 0u);
 }
 
-TEST_F(RestApiTest, AddConnectionToGroupAnswers200Or404ForUnknownConnection) {
+TEST_P(RestApiTest, AddConnectionToGroupAnswers200Or404ForUnknownConnection) {
   Open("c1");
   EXPECT_EQ(Do("PUT", "/api/hubs/chat/groups/g%201/connections/c1").status, 200);
   Delivered d = Last();
@@ -536,7 +597,7 @@ TEST_F(RestApiTest, AddConnectionToGroupAnswers200Or404ForUnknownConnection) {
   ExpectError(Do("PUT", "/api/hubs/chat/groups/g1/connections/ghost"), 404, "NotFound");
 }
 
-TEST_F(RestApiTest, RemovalsAnswer204EvenWhenNothingMatches) {
+TEST_P(RestApiTest, RemovalsAnswer204EvenWhenNothingMatches) {
   Open("c1", "u1", {"g1", "g2", "g3"});
   EXPECT_EQ(Do("DELETE", "/api/hubs/chat/groups/g1/connections/c1").status, 204);
   EXPECT_FALSE(View().GroupExists("g1"));
@@ -562,7 +623,7 @@ TEST_F(RestApiTest, RemovalsAnswer204EvenWhenNothingMatches) {
   EXPECT_EQ(Do("DELETE", "/api/hubs/chat/users/nobody/groups/g1").status, 204);
 }
 
-TEST_F(RestApiTest, AddUserToGroupAnswers200EvenWithoutConnections) {
+TEST_P(RestApiTest, AddUserToGroupAnswers200EvenWithoutConnections) {
   EXPECT_EQ(Do("PUT", "/api/hubs/chat/users/nobody/groups/g1").status, 200);
   Open("c1", "u1");
   Open("c2", "u1");
@@ -574,7 +635,7 @@ TEST_F(RestApiTest, AddUserToGroupAnswers200EvenWithoutConnections) {
   EXPECT_EQ(View().ListGroupConnections("g1", "", 10).size(), 2u);
 }
 
-TEST_F(RestApiTest, AddAndRemoveConnectionsByFilterAnswer200) {
+TEST_P(RestApiTest, AddAndRemoveConnectionsByFilterAnswer200) {
   Open("c1", "u1");
   Open("c2", "u2");
   Open("c3");
@@ -612,7 +673,7 @@ TEST_F(RestApiTest, AddAndRemoveConnectionsByFilterAnswer200) {
   EXPECT_TRUE(View().GroupExists("g2"));
 }
 
-TEST_F(RestApiTest, GroupsByFilterRejectsBadBodies) {
+TEST_P(RestApiTest, GroupsByFilterRejectsBadBodies) {
   const std::string target = "/api/hubs/chat/:addToGroups";
   ExpectError(Do("POST", target, R"({"groups":["g1"]})", "text/plain"), 415,
               "UnsupportedMediaType");
@@ -625,7 +686,7 @@ TEST_F(RestApiTest, GroupsByFilterRejectsBadBodies) {
   }
 }
 
-TEST_F(RestApiTest, DeeplyNestedFilterIs400WithTheNestingError) {
+TEST_P(RestApiTest, DeeplyNestedFilterIs400WithTheNestingError) {
   // As deep as this fixture's 4 KiB body limit allows (the integration tests send 10000).
   const std::string deep = std::string(2000, '(') + "true" + std::string(2000, ')');
   HttpResult r = Do("POST", "/api/hubs/chat/:addToGroups",
@@ -638,7 +699,7 @@ TEST_F(RestApiTest, DeeplyNestedFilterIs400WithTheNestingError) {
 
 // --- permissions ------------------------------------------------------------------------------
 
-TEST_F(RestApiTest, PermissionsGrantCheckAndRevoke) {
+TEST_P(RestApiTest, PermissionsGrantCheckAndRevoke) {
   Open("c1");
   const std::string base = "/api/hubs/chat/permissions/";
   EXPECT_EQ(Do("HEAD", base + "sendToGroup/connections/c1?targetName=g1").status, 404);
@@ -671,7 +732,7 @@ TEST_F(RestApiTest, PermissionsGrantCheckAndRevoke) {
 
 // --- generateToken --------------------------------------------------------------------------
 
-TEST_F(RestApiTest, GenerateTokenClaimsVerifyWithTheAccessKey) {
+TEST_P(RestApiTest, GenerateTokenClaimsVerifyWithTheAccessKey) {
   HttpResult r = Do("POST",
                     "/api/hubs/Chat/:generateToken?api-version=2024-12-01&userId=u%201"
                     "&role=webpubsub.sendToGroup&role=webpubsub.joinLeaveGroup.g1"
@@ -693,7 +754,7 @@ TEST_F(RestApiTest, GenerateTokenClaimsVerifyWithTheAccessKey) {
   EXPECT_FALSE(VerifyToken(body.Find("token")->str(), {kSecondaryKey}, kNowSeconds).ok());
 }
 
-TEST_F(RestApiTest, GenerateTokenDefaultsAndClientTypes) {
+TEST_P(RestApiTest, GenerateTokenDefaultsAndClientTypes) {
   struct Case {
     std::string query;
     std::string path;
@@ -720,7 +781,7 @@ TEST_F(RestApiTest, GenerateTokenDefaultsAndClientTypes) {
 
 // Hubcast serves no MQTT or Socket.IO endpoint: a token for one would only fail when the
 // client connects, so the request fails now, saying why.
-TEST_F(RestApiTest, GenerateTokenRefusesClientTypesHubcastDoesNotServe) {
+TEST_P(RestApiTest, GenerateTokenRefusesClientTypesHubcastDoesNotServe) {
   for (const char* query :
        {"?clientType=MQTT", "?clientType=mqtt", "?clientType=SocketIO", "?clientType=socketio"}) {
     HttpResult r = Do("POST", std::string("/api/hubs/chat/:generateToken") + query);
@@ -744,7 +805,7 @@ std::vector<std::string> Ids(const json::Value& page) {
   return ids;
 }
 
-TEST_F(RestApiTest, ListConnectionsPagesThroughNextLink) {
+TEST_P(RestApiTest, ListConnectionsPagesThroughNextLink) {
   Open("c5", "u5", {"g 1"});
   Open("c1", std::nullopt, {"g 1"});
   Open("c3", "u3", {"g 1"});
@@ -781,7 +842,7 @@ TEST_F(RestApiTest, ListConnectionsPagesThroughNextLink) {
   EXPECT_TRUE(page.Find("nextLink")->is_null());
 }
 
-TEST_F(RestApiTest, ListConnectionsStopsAtTop) {
+TEST_P(RestApiTest, ListConnectionsStopsAtTop) {
   for (const char* id : {"a", "b", "c", "d", "e"}) Open(id, std::nullopt, {"g1"});
   HttpResult r = Do("GET", "/api/hubs/chat/groups/g1/connections?maxpagesize=2&top=3");
   ASSERT_EQ(r.status, 200) << r.body;
@@ -802,19 +863,78 @@ TEST_F(RestApiTest, ListConnectionsStopsAtTop) {
   EXPECT_TRUE(page.Find("nextLink")->is_null());
 }
 
-TEST_F(RestApiTest, ListConnectionsOfMissingGroupIsEmpty) {
+TEST_P(RestApiTest, ListConnectionsOfMissingGroupIsEmpty) {
   HttpResult r = Do("GET", "/api/hubs/chat/groups/nobody/connections?api-version=2024-12-01");
   ASSERT_EQ(r.status, 200);
   EXPECT_EQ(r.body, R"({"value":[],"nextLink":null})");
 }
 
-TEST_F(RestApiTest, ListConnectionsRejectsBadPagingParameters) {
+TEST_P(RestApiTest, ListConnectionsRejectsBadPagingParameters) {
   const std::string base = "/api/hubs/chat/groups/g1/connections?";
   for (const char* query : {"maxpagesize=0", "maxpagesize=201", "maxpagesize=x", "top=0",
                             "top=2147483648", "continuationToken=%21%21", "continuationToken="}) {
     ExpectError(Do("GET", base + query), 400, "BadRequest");
   }
   EXPECT_EQ(Do("GET", base + "continuationToken=" + Base64UrlEncode("c0")).status, 200);
+}
+
+// --- served on an event loop -------------------------------------------------------------------
+
+TEST_P(RestApiTest, WritesOnTheLoopAreAnsweredByTheAppendsCompletionOnThatLoop) {
+  Open("c1", "u1", {"g1"});
+  const std::string target = "/api/hubs/chat/groups/g1/:send";
+  HttpRequest request;
+  request.method = "POST";
+  request.target = target;
+  request.host = kHost;
+  request.headers.Add("Authorization", "Bearer " + TokenFor(Base() + target));
+  request.headers.Add("Content-Type", "text/plain");
+  request.body = "hi";
+  std::optional<HttpResponse> answer;
+  ASSERT_TRUE(
+      api_.HandleWithoutWaiting(request, &loop_, [&](HttpResponse r) { answer = std::move(r); }));
+  // Not answered on the spot: the answer is the durable completion, a task for the loop.
+  EXPECT_FALSE(answer.has_value());
+  ASSERT_TRUE(loop_.RunUntil([&] { return answer.has_value(); }));
+  EXPECT_EQ(answer->status, 202);
+  EXPECT_EQ(Last().entry.data, "hi");
+  EXPECT_EQ(Last().recipients, std::vector<std::string>{"c1"});
+}
+
+TEST_P(RestApiTest, ReadsAndHubsNotYetOpenAreLeftToAWorkerUntouched) {
+  Open("c1", "u1", {"g1"});
+  for (const auto& [method, target] : std::vector<std::pair<std::string, std::string>>{
+           {"HEAD", "/api/hubs/chat/groups/g1"},
+           {"GET", "/api/hubs/chat/groups/g1/connections"},
+           {"HEAD", "/api/hubs/chat/permissions/sendToGroup/connections/c1"},
+           {"POST", "/api/hubs/fresh/:send"},
+           {"PUT", "/api/hubs/fresh/users/u1/groups/g1"}}) {
+    HttpRequest request;
+    request.method = method;
+    request.target = target;
+    request.host = kHost;
+    request.headers.Add("Authorization", "Bearer " + TokenFor(Base() + target));
+    request.headers.Add("Content-Type", "text/plain");
+    bool answered = false;
+    EXPECT_FALSE(api_.HandleWithoutWaiting(request, &loop_, [&](HttpResponse) { answered = true; }))
+        << method << " " << target;
+    EXPECT_FALSE(answered);
+  }
+  // A loop never creates a hub (that may wait on the store or the cluster).
+  EXPECT_EQ(registry_.Find(*HubName::Parse("fresh")), nullptr);
+  EXPECT_EQ(loop_.queued(), 0u);
+  // The worker path then serves them.
+  EXPECT_EQ(Do("POST", "/api/hubs/fresh/:send", "x", "text/plain").status, 202);
+  EXPECT_NE(registry_.Find(*HubName::Parse("fresh")), nullptr);
+}
+
+TEST_P(RestApiTest, RefusedAppendOnTheLoopIs503WithRetryAfter) {
+  Open("c1");
+  Hub();  // open
+  registry_.Stop();
+  HttpResult r = Do("POST", "/api/hubs/chat/:send", "x", "text/plain");
+  ExpectError(r, 503, "ServiceUnavailable");
+  EXPECT_EQ(r.Header("Retry-After"), "1");
 }
 
 }  // namespace
