@@ -65,7 +65,10 @@ class Cell:
     conns: int
     to: str = "group"  # group | connection | user
     pub: str = "rest"  # rest (app server) | client (members' sendToGroup with acks)
-    mode: str = "closed"  # closed (throughput) | rate (fixed rate, latency)
+    # closed (throughput) | overload (a publisher waits for its acknowledgement only, not for
+    # the deliveries: what bounds delivery latency is the server's backpressure) | rate
+    # (fixed rate, latency)
+    mode: str = "closed"
     size: int = 100  # group size
     payload: int = 100  # bytes
     reliable: bool = False
@@ -114,6 +117,7 @@ def matrix(conns_list, smoke, full):
                             cells.append(Cell(n, pub=pub, mode=mode, size=size, payload=payload))
                 for to in ("connection", "user"):
                     cells.append(Cell(n, to=to, mode=mode))
+            cells += [Cell(n, mode="overload", size=size) for size in (1, 10, 100, 1000)]
             blocks[(n, False)] = cells
             blocks[(n, True)] = [
                 Cell(n, mode=mode, size=size, reliable=True)
@@ -132,6 +136,8 @@ def matrix(conns_list, smoke, full):
                 Cell(n, size=100, pub="client"),
                 Cell(n, size=100, mode="rate"),
                 Cell(n, size=100, pub="client", mode="rate"),
+                Cell(n, size=10, mode="overload"),
+                Cell(n, size=100, mode="overload"),
                 Cell(n, to="connection"),
                 Cell(n, to="connection", mode="rate"),
                 Cell(n, to="user"),
@@ -675,8 +681,10 @@ def tables(summary, mem, kinds, header):
         if rows:
             out.append((f"{title} ({unit_note})", cols, rows))
 
-    closed = lambda c: c.endswith("closed") or c.endswith("closed reliable")
+    closed = lambda c: (c.endswith("closed") or c.endswith("closed reliable") or
+                        c.endswith("overload"))
     rate = lambda c: not closed(c)
+    overload = lambda c: c.endswith("overload")
     metric_table("Throughput, closed loop", closed, "deliveries_per_s", 0,
                  "deliveries/s, median; ratio > 1: Hubcast delivers more")
     metric_table("Throughput spread, closed loop", closed, "deliveries_spread_pct", 0,
@@ -687,6 +695,9 @@ def tables(summary, mem, kinds, header):
     for key, label in (("p50_ms", "p50"), ("p99_ms", "p99"), ("p999_ms", "p99.9")):
         metric_table(f"Latency {label}, fixed rate", rate, key, 3,
                      "ms publish to delivery, median; ratio < 1: Hubcast is faster")
+    for key, label in (("p50_ms", "p50"), ("p99_ms", "p99"), ("p999_ms", "p99.9")):
+        metric_table(f"Latency {label}, overload", overload, key, 3,
+                     "ms publish to delivery while publishers wait for acknowledgements only")
     metric_table("Server CPU per delivery, closed loop", closed, "server_us_per_delivery", 2,
                  "us of server CPU; ratio < 1: Hubcast spends less")
     metric_table("Server CPU per publish, closed loop", closed, "server_us_per_publish", 1,

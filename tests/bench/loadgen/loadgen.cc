@@ -172,8 +172,9 @@ bool ParsePhase(std::string_view text, PhaseSpec* spec, std::string* error) {
       ok = value == "rest" || value == "client";
       parsed.client = value == "client";
     } else if (key == "mode") {
-      ok = value == "closed" || value == "rate";
+      ok = value == "closed" || value == "overload" || value == "rate";
       parsed.rate_mode = value == "rate";
+      parsed.overload = value == "overload";
     } else if (key == "size") {
       ok = ParseInt(value, 1, 1'000'000, &number);
       parsed.group_size = static_cast<int>(number);
@@ -595,15 +596,26 @@ void LoadGen::PublishResult(uint64_t message, bool success) {
   tracked->acked = true;
   ++total_.acked;
   if (measuring_) ++window_.acked;
-  if (tracked->received == tracked->count) Close(*tracked);
+  if (tracked->received == tracked->count) {
+    Close(*tracked);
+  } else if (spec_.overload) {
+    FreeSlot(*tracked);
+  }
 }
 
 void LoadGen::Close(Tracker::Message& message) {
   if (message.closed) return;
   message.closed = true;
   --open_;
-  if (publishing_ && !spec_.rate_mode) TopUp();
+  FreeSlot(message);
   if (draining_ && open_ == 0) ReportResult();
+}
+
+void LoadGen::FreeSlot(Tracker::Message& message) {
+  if (message.unslotted) return;
+  message.unslotted = true;
+  --slots_;
+  if (publishing_ && !spec_.rate_mode) TopUp();
 }
 
 // ---- App-server publisher channels ----
@@ -895,6 +907,7 @@ void LoadGen::StartPhase(const PhaseSpec& spec) {
   tracker_.Reset(next_message_id_);
   open_ids_.clear();
   open_ = 0;
+  slots_ = 0;
   total_ = window_ = {};
   duplicates_ = strays_ = late_ = corrupt_ = given_up_ = disconnects_ = 0;
   backlog_max_ = channel_connects_ = 0;
@@ -915,7 +928,7 @@ void LoadGen::PublishDue(int64_t now) {
 }
 
 void LoadGen::TopUp() {
-  while (publishing_ && open_ < spec_.window) PublishOne();
+  while (publishing_ && slots_ < spec_.window) PublishOne();
 }
 
 int LoadGen::PickReady(int first, int count) {
@@ -952,6 +965,7 @@ void LoadGen::PublishOne() {
   next_message_id_ = id + 1;
   open_ids_.push_back(id);
   ++open_;
+  ++slots_;
   ++total_.sent;
   if (measuring_) ++window_.sent;
 

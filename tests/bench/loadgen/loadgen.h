@@ -48,12 +48,15 @@ struct LoadGenOptions {
 };
 
 // One phase. Keys of the "phase" command: to=group|connection|user, pub=rest|client,
-// mode=closed|rate, size=N (group size), bytes=N (payload), window=N (closed loop: messages in
-// flight, each until acknowledged and delivered to every target), rate=N (publishes per second).
+// mode=closed|overload|rate, size=N (group size), bytes=N (payload), window=N (closed loop:
+// messages in flight, each until acknowledged and delivered to every target; overload: each
+// until acknowledged only, so nothing but the server's backpressure bounds what it has accepted
+// and not yet delivered), rate=N (publishes per second).
 struct PhaseSpec {
   Addressing addressing = Addressing::kGroup;
   bool client = false;  // members' sendToGroup with acks (chat) instead of app-server publishes
   bool rate_mode = false;
+  bool overload = false;  // a window slot frees at the acknowledgement, not at the deliveries
   int group_size = 100;
   int bytes = 100;
   int window = 64;
@@ -139,6 +142,7 @@ class LoadGen : public DialectHost {
   void PublishOne();
   void PublishResult(uint64_t message, bool success);
   void Close(Tracker::Message& message);
+  void FreeSlot(Tracker::Message& message);
   void SweepStuck(int64_t now);
   void CheckDrain(int64_t now);
   void ReportResult();
@@ -175,6 +179,7 @@ class LoadGen : public DialectHost {
   uint64_t next_message_id_ = 1;
   std::deque<uint64_t> open_ids_;  // published, oldest first (closed ones are skipped lazily)
   int open_ = 0;                   // messages not closed
+  int slots_ = 0;                  // messages holding a window slot
   int64_t next_due_ns_ = 0;
   int64_t drain_start_ns_ = 0;
   int64_t last_progress_ns_ = 0;

@@ -15,14 +15,15 @@ namespace hubcast::bench {
 class Tracker {
  public:
   struct Message {
-    int64_t stamp_ns = 0;  // when it was published (latency origin)
-    int32_t first = 0;     // first targeted member (local index)
-    int32_t count = 0;     // targeted members, contiguous from `first`
-    int32_t received = 0;  // distinct targeted members that got it
-    uint32_t bits = 0;     // offset of its arrival bitset in bits_ (64-bit words)
-    bool acked = false;    // the publisher got its acknowledgement (202, ack, PONG)
-    bool failed = false;   // the server refused it: nothing is expected
-    bool closed = false;   // complete, failed or given up: no longer in flight
+    int64_t stamp_ns = 0;    // when it was published (latency origin)
+    int32_t first = 0;       // first targeted member (local index)
+    int32_t count = 0;       // targeted members, contiguous from `first`
+    int32_t received = 0;    // distinct targeted members that got it
+    uint32_t bits = 0;       // offset of its arrival bitset in bits_ (64-bit words)
+    bool acked = false;      // the publisher got its acknowledgement (202, ack, PONG)
+    bool failed = false;     // the server refused it: nothing is expected
+    bool closed = false;     // complete, failed or given up: no longer in flight
+    bool unslotted = false;  // its window slot is free (closed, or acked in overload mode)
   };
   enum class Arrival { kNew, kDuplicate, kStray, kUnknown };
 
