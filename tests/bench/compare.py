@@ -103,6 +103,7 @@ def matrix(conns_list, smoke, full):
         blocks[(n, False)] = [
             Cell(n, size=10),
             Cell(n, size=10, pub="client", mode="rate"),
+            Cell(n, size=10, mode="overload"),
             Cell(n, to="connection"),
         ]
         blocks[(n, True)] = [Cell(n, size=10, reliable=True)]
