@@ -90,8 +90,13 @@ HttpConnection::~HttpConnection() = default;
 
 void HttpConnection::UpdateInterest() {
   if (state_ == State::kClosed) return;
+  const bool reading = state_ == State::kReading || state_ == State::kLingering;
+  if (reading) reads_paused_ = false;
   uint32_t want = 0;
-  if (state_ == State::kReading || state_ == State::kLingering) want |= EPOLLIN;
+  // Read interest stays on while a request is served: a client that waits for each answer
+  // (an SDK's agent) sends nothing meanwhile, and turning it off and on again cost two
+  // epoll_ctl calls per request. It goes off only once bytes do come early (OnEvents).
+  if (reading || !reads_paused_) want |= EPOLLIN;
   if (want_write_) want |= EPOLLOUT;
   if (want != interest_) {
     interest_ = want;
@@ -108,7 +113,16 @@ void HttpConnection::OnEvents(uint32_t events) {
     return;
   }
   if (events & EPOLLOUT) WriteSome();
-  if ((events & EPOLLIN) && state_ != State::kClosed) ReadSome();
+  if ((events & EPOLLIN) && state_ != State::kClosed) {
+    if (state_ == State::kReading || state_ == State::kLingering) {
+      ReadSome();
+    } else {
+      // Pipelined bytes (or the FIN) while a request is served: they wait in the socket until
+      // the answer is written; level-triggered epoll would report them again and again.
+      reads_paused_ = true;
+      UpdateInterest();
+    }
+  }
 }
 
 void HttpConnection::OnFlush() {

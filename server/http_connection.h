@@ -71,9 +71,10 @@ class HttpConnection final : public IoHandler {
   const HttpFrontOptions& options_;
   HttpRequestParser parser_;
   State state_ = State::kReading;
-  uint32_t interest_ = 0;  // what epoll watches now
-  std::string in_;         // bytes read after a complete request (pipelining)
-  std::string out_;        // the answer being written
+  uint32_t interest_ = 0;      // what epoll watches now
+  bool reads_paused_ = false;  // bytes came while a request was served: unwatched until then
+  std::string in_;             // bytes read after a complete request (pipelining)
+  std::string out_;            // the answer being written
   size_t out_offset_ = 0;
   bool want_write_ = false;  // the transport said kAgain
   bool keep_alive_ = true;   // for the request in hand

@@ -317,6 +317,28 @@ TEST_F(HttpFront, KeepAliveConnectionServesManyRequestsInOrder) {
     ASSERT_TRUE(r.has_value()) << "pipelined answer " << i;
     ASSERT_EQ(r->status, i % 2 == 0 ? 200 : 404) << "answer " << i << " out of order";
   }
+  // Pipelined sends, served on the loop (answered by their appends' completions) between
+  // reads served by workers: still answered, delivered and in order.
+  const std::string group_path = std::string("/api/hubs/") + kHub + "/groups/nobody";
+  const std::string exists = "HEAD " + group_path + " HTTP/1.1\r\nHost: " + Host() +
+                             "\r\nAuthorization: " + Bearer(Base(), group_path) + "\r\n\r\n";
+  batch.clear();
+  for (int i = 0; i < 10; ++i) {
+    const std::string body = "p" + std::to_string(i);
+    batch += SendHead() + "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+    batch += exists;
+  }
+  ASSERT_TRUE(s->Send(batch));
+  for (int i = 0; i < 20; ++i) {
+    std::optional<RawResponse> r = ReadResponse(*s, buffer, kPrompt);
+    ASSERT_TRUE(r.has_value()) << "pipelined answer " << i;
+    ASSERT_EQ(r->status, i % 2 == 0 ? 202 : 404) << "answer " << i << " out of order";
+  }
+  for (int i = 0; i < 10; ++i) {
+    std::optional<WsMessage> m = listener->Read(seconds(5));
+    ASSERT_TRUE(m.has_value()) << "delivery " << i;
+    EXPECT_EQ(m->payload, "p" + std::to_string(i));
+  }
   // Errors with bodies leave the connection usable: the bodies were read.
   const std::string xml = SendHead();
   std::string wrong_type = xml;
