@@ -25,4 +25,15 @@ class Executor {
 void MarkNonBlockingThread();
 bool OnNonBlockingThread();
 
+// Wake-ups of other threads asked for by an event loop are batched per round of the loop: a
+// wake asked for while the loop handles one round of events runs once the round is over
+// (before the loop waits again). The appends a loop makes in one round (one REST request or
+// client message each) then wake the log writer once instead of once each; on a 2-core
+// machine every wake is a context switch. On any other thread the wake runs at once.
+void WakeAfterThisRound(std::function<void()> wake);
+// For event loops: from now on this thread's wakes wait for RunRoundWakes.
+void DeferWakesToRoundEnd();
+// For event loops, at the end of every round: runs the wakes asked for during it.
+void RunRoundWakes();
+
 }  // namespace hubcast

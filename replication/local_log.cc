@@ -1,5 +1,6 @@
 #include "replication/local_log.h"
 
+#include "base/executor.h"
 #include "base/random.h"
 #include "storage/entry_codec.h"
 
@@ -18,7 +19,11 @@ class Writer;
 class LocalLog final : public HubLog {
  public:
   LocalLog(Writer* writer, storage::Store* store, std::string hub, uint64_t epoch, uint64_t last)
-      : writer_(writer), store_(store), hub_(std::move(hub)), epoch_(epoch), head_(last),
+      : writer_(writer),
+        store_(store),
+        hub_(std::move(hub)),
+        epoch_(epoch),
+        head_(last),
         next_(last + 1) {}
 
   void SetConsumer(Consumer consumer) override { consumer_ = std::move(consumer); }
@@ -28,22 +33,18 @@ class LocalLog final : public HubLog {
     // Entries that were durable but not applied when the process stopped, in order. Nothing
     // is appended before Start returns (the hub is not published yet).
     Status bad;
-    Status scan = store_->ScanLog(hub_, after + 1, head_.load(),
-                                  [&](uint64_t pos, std::string_view v) {
-                                    auto e = storage::DecodeEntry(v);
-                                    if (!e.ok()) {
-                                      bad = Status::InvalidArgument(
-                                          "hub " + hub_ + " log entry " + std::to_string(pos) +
+    Status scan =
+        store_->ScanLog(hub_, after + 1, head_.load(), [&](uint64_t pos, std::string_view v) {
+          auto e = storage::DecodeEntry(v);
+          if (!e.ok()) {
+            bad = Status::InvalidArgument("hub " + hub_ + " log entry " + std::to_string(pos) +
                                           ": " + e.status().message());
-                                      return false;
-                                    }
-                                    consumer_(LogRecord{pos,
-                                                        std::make_shared<const storage::Entry>(
-                                                            std::move(e).value()),
-                                                        {},
-                                                        {}});
-                                    return true;
-                                  });
+            return false;
+          }
+          consumer_(
+              LogRecord{pos, std::make_shared<const storage::Entry>(std::move(e).value()), {}, {}});
+          return true;
+        });
     if (!bad.ok()) return bad;
     return scan;
   }
@@ -90,7 +91,8 @@ class Writer {
       std::lock_guard lock(mu_);
       if (!stopping_) {
         queue_.push_back(std::move(p));
-        if (queue_.size() == 1) cv_.notify_one();
+        // From an event loop: once per round of the loop, so one wake carries all its appends.
+        if (queue_.size() == 1) WakeAfterThisRound([this] { cv_.notify_one(); });
         return;
       }
     }
@@ -165,8 +167,8 @@ void LocalLog::Append(storage::EntryPtr entry, DurableFn durable, AppliedFn appl
                       const std::string& /*request_id: one process appends everything once*/) {
   // Encoded on the caller's thread: the writer's round is the bottleneck, not the callers.
   std::string bytes = store_ ? storage::EncodeEntry(*entry) : std::string();
-  writer_->Submit({this, std::move(entry), std::move(bytes), std::move(durable),
-                   std::move(applied)});
+  writer_->Submit(
+      {this, std::move(entry), std::move(bytes), std::move(durable), std::move(applied)});
 }
 
 class Provider final : public LocalLogProvider {
@@ -182,8 +184,8 @@ class Provider final : public LocalLogProvider {
     const std::string& hub = name.str();
     if (!store_) {
       if (!create) return Status::NotFound("hub " + hub + " has no log");
-      return std::unique_ptr<HubLog>(std::make_unique<LocalLog>(&writer_, nullptr, hub,
-                                                                RandomU64(), 0));
+      return std::unique_ptr<HubLog>(
+          std::make_unique<LocalLog>(&writer_, nullptr, hub, RandomU64(), 0));
     }
     if (!create) {
       auto hubs = store_->Hubs();

@@ -167,6 +167,7 @@ void EventLoop::DrainInbox() {
 void EventLoop::Run() {
   thread_id_ = std::this_thread::get_id();
   MarkNonBlockingThread();
+  DeferWakesToRoundEnd();
   Logger log("loop");
   constexpr int kMaxEvents = 256;
   epoll_event events[kMaxEvents];
@@ -240,8 +241,10 @@ void EventLoop::Run() {
     graveyard_.clear();
     if (stop_.load()) {
       DrainInbox();
+      RunRoundWakes();
       break;
     }
+    RunRoundWakes();
   }
 }
 
