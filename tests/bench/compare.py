@@ -26,6 +26,7 @@ never judged.
 import argparse
 import atexit
 import csv
+import dataclasses
 import json
 import math
 import os
@@ -67,7 +68,8 @@ class Cell:
     pub: str = "rest"  # rest (app server) | client (members' sendToGroup with acks)
     # closed (throughput) | overload (a publisher waits for its acknowledgement only, not for
     # the deliveries: what bounds delivery latency is the server's backpressure) | rate
-    # (fixed rate, latency)
+    # (fixed rate, latency) | half (fixed rate: half of Hubcast's closed-loop publishes/s in
+    # the same cell and repetition, the same for every server)
     mode: str = "closed"
     size: int = 100  # group size
     payload: int = 100  # bytes
@@ -139,6 +141,9 @@ def matrix(conns_list, smoke, full):
                 Cell(n, size=100, pub="client", mode="rate"),
                 Cell(n, size=10, mode="overload"),
                 Cell(n, size=100, mode="overload"),
+                Cell(n, size=1, mode="half"),
+                Cell(n, size=10, mode="half"),
+                Cell(n, size=100, mode="half"),
                 Cell(n, to="connection"),
                 Cell(n, to="connection", mode="rate"),
                 Cell(n, to="user"),
@@ -468,16 +473,19 @@ def quiesce(servers, limit=10.0, quiet_windows=3):
         quiet = 0 if busy else quiet + 1
 
 
-def run_cell(cell, server, block, args):
+def run_cell(cell, server, block, args, fixed_rate=None):
     """One run of one cell against one server (`block`: every server of the block): a dict of
-    figures."""
+    figures. `fixed_rate`: the publishes/s of a "half" cell."""
     gens = server.generators
     total = sum(g.count for g in gens)
-    spec = f"to={cell.to} pub={cell.pub} mode={cell.mode} size={cell.size} bytes={cell.payload}"
+    mode = "rate" if cell.mode == "half" else cell.mode
+    spec = f"to={cell.to} pub={cell.pub} mode={mode} size={cell.size} bytes={cell.payload}"
     for g in gens:
         share = g.count / total
-        if cell.mode == "rate":
-            rate = max(1, round(cell.rate(args.rate_cap, args.rate_deliveries) * share))
+        if mode == "rate":
+            target = fixed_rate if cell.mode == "half" else cell.rate(args.rate_cap,
+                                                                      args.rate_deliveries)
+            rate = max(1, round(target * share))
             g.send(f"phase {spec} rate={rate}")
         else:
             g.send(f"phase {spec} window={max(1, round(args.window * share))}")
@@ -918,11 +926,22 @@ def main(argv):
                     for s in servers:
                         memory.setdefault((conns, reliable, s.kind), []).append(
                             (s.rss_per_conn_kib, s.connect_seconds))
+                    closed_rates = {}  # Hubcast's publishes/s per closed cell, this block
                     for i, cell in enumerate(cells):
                         order = servers[i % len(servers):] + servers[:i % len(servers)]
+                        fixed_rate = None
+                        if cell.mode == "half":
+                            fixed_rate = closed_rates.get(dataclasses.replace(cell, mode="closed"))
+                            if not fixed_rate:
+                                log(f"  {cell.name()}: skipped (no closed-loop Hubcast run of "
+                                    f"this cell before it)")
+                                continue
+                            fixed_rate /= 2
                         for server in order:
                             quiesce(servers)
-                            row = run_cell(cell, server, servers, args)
+                            row = run_cell(cell, server, servers, args, fixed_rate)
+                            if cell.mode == "closed" and server.kind == "hubcast":
+                                closed_rates[cell] = row["publishes_per_s"]
                             row["rep"] = rep + 1
                             runs.append(row)
                             if row["deliveries_per_s"] == 0:
