@@ -213,23 +213,21 @@ const std::vector<Route>& Routes() {
   return routes;
 }
 
+// Allocates nothing until a route matches (a publish tries up to twenty routes).
 const Route* MatchRoute(const std::vector<std::string>& segments,
                         std::vector<std::string>* captures) {
   for (const Route& route : Routes()) {
     if (route.pattern.size() != segments.size()) continue;
-    std::vector<std::string> caps;
     bool match = true;
     for (size_t i = 0; i < segments.size() && match; ++i) {
-      if (route.pattern[i] == "{}") {
-        caps.push_back(segments[i]);
-      } else {
-        match = EqualsIgnoreCase(route.pattern[i], segments[i]);
-      }
+      match = route.pattern[i] == "{}" || EqualsIgnoreCase(route.pattern[i], segments[i]);
     }
-    if (match) {
-      *captures = std::move(caps);
-      return &route;
+    if (!match) continue;
+    captures->clear();
+    for (size_t i = 0; i < segments.size(); ++i) {
+      if (route.pattern[i] == "{}") captures->push_back(segments[i]);
     }
+    return &route;
   }
   return nullptr;
 }
