@@ -195,6 +195,8 @@ const std::vector<Option>& Options() {
               "payload MiB of all commands accepted but not yet applied; past it: 503"),
       INT_OPT("loop-inbox", loop_inbox, "65536", 16, 16777216,
               "tasks an event loop's inbox holds before deliveries to it wait (slowing appliers)"),
+      INT_OPT("loop-inbox-mib", loop_inbox_mib, "64", 1, 65536,
+              "MiB of messages an event loop's inbox holds before deliveries to it wait"),
       INT_OPT("max-hubs", max_hubs, "1000", 1, 1000000,
               "hubs this node serves; a request that would create one more gets 503"),
       INT_OPT("checkpoint-seconds", checkpoint_seconds, "5", 1, 3600,

@@ -50,6 +50,7 @@ struct ServerConfig {
   int max_pending = 262144;
   int max_pending_mib = 256;
   int loop_inbox = 65536;
+  int loop_inbox_mib = 64;
   int max_hubs = 1000;
   // Hub settings (server/hub_settings.h); re-read from the file and environment on SIGHUP.
   std::vector<std::string> event_handlers;

@@ -13,7 +13,8 @@ namespace {
 constexpr auto kTick = std::chrono::seconds(1);
 }
 
-Result<std::unique_ptr<EventLoop>> EventLoop::Create(int index, size_t max_inbox) {
+Result<std::unique_ptr<EventLoop>> EventLoop::Create(int index, size_t max_inbox,
+                                                     size_t max_inbox_bytes) {
   const int epfd = epoll_create1(EPOLL_CLOEXEC);
   if (epfd < 0) {
     return Status::Unavailable(std::string("event loop: epoll_create1: ") + std::strerror(errno));
@@ -33,11 +34,15 @@ Result<std::unique_ptr<EventLoop>> EventLoop::Create(int index, size_t max_inbox
     close(epfd);
     return Status::Unavailable(std::string("event loop: epoll_ctl: ") + std::strerror(error));
   }
-  return std::unique_ptr<EventLoop>(new EventLoop(index, max_inbox, epfd, wakefd));
+  return std::unique_ptr<EventLoop>(new EventLoop(index, max_inbox, max_inbox_bytes, epfd, wakefd));
 }
 
-EventLoop::EventLoop(int index, size_t max_inbox, int epfd, int wakefd)
-    : index_(index), epfd_(epfd), wakefd_(wakefd), max_inbox_(max_inbox) {}
+EventLoop::EventLoop(int index, size_t max_inbox, size_t max_inbox_bytes, int epfd, int wakefd)
+    : index_(index),
+      epfd_(epfd),
+      wakefd_(wakefd),
+      max_inbox_(max_inbox),
+      max_inbox_bytes_(max_inbox_bytes) {}
 
 EventLoop::~EventLoop() {
   Stop();
@@ -75,13 +80,19 @@ void EventLoop::Post(Task task) {
   }
 }
 
-void EventLoop::PostBounded(Task task) {
+void EventLoop::PostBounded(Task task, size_t bytes) {
   bool was_empty;
   {
     std::unique_lock lock(inbox_mu_);
-    room_cv_.wait(lock, [&] { return inbox_.size() < max_inbox_ || stop_.load(); });
+    room_cv_.wait(lock, [&] {
+      // An empty inbox takes any task, so one message larger than the bound still passes.
+      const bool room = inbox_.size() < max_inbox_ &&
+                        (inbox_.empty() || inbox_bytes_ + bytes <= max_inbox_bytes_);
+      return room || stop_.load();
+    });
     was_empty = inbox_.empty();
     inbox_.push_back(std::move(task));
+    inbox_bytes_ += bytes;
   }
   if (was_empty) {
     uint64_t one = 1;
@@ -153,6 +164,7 @@ void EventLoop::DrainInbox() {
   {
     std::lock_guard lock(inbox_mu_);
     tasks.swap(inbox_);
+    inbox_bytes_ = 0;
   }
   room_cv_.notify_all();
   for (auto& t : tasks) {

@@ -46,9 +46,11 @@ class EventLoop final : public Executor {
  public:
   using Task = std::function<void()>;
   static constexpr size_t kDefaultMaxInbox = 65536;
+  static constexpr size_t kDefaultMaxInboxBytes = size_t{64} << 20;
   // A loop with its epoll and wake-up descriptors; kUnavailable (errno's text) when the
   // kernel refuses them (descriptors exhausted). Not started.
-  static Result<std::unique_ptr<EventLoop>> Create(int index, size_t max_inbox = kDefaultMaxInbox);
+  static Result<std::unique_ptr<EventLoop>> Create(int index, size_t max_inbox = kDefaultMaxInbox,
+                                                   size_t max_inbox_bytes = kDefaultMaxInboxBytes);
   ~EventLoop();
   EventLoop(const EventLoop&) = delete;
   EventLoop& operator=(const EventLoop&) = delete;
@@ -57,7 +59,10 @@ class EventLoop final : public Executor {
   // Runs the tasks already posted, then stops the thread and joins it.
   void Stop();
   void Post(Task task);
-  void PostBounded(Task task);
+  // Waits while the inbox holds max_inbox tasks, or while it holds anything and `bytes` more
+  // would take the bytes its tasks carry past max_inbox_bytes: deliveries of large messages
+  // are bounded by what they hold, not only by their number. Never call it on a loop.
+  void PostBounded(Task task, size_t bytes = 0);
   void Execute(std::function<void()> task) override { Post(std::move(task)); }
   // Runs the task on the loop and waits for it (never call from the loop thread itself).
   void RunAndWait(Task task);
@@ -77,7 +82,7 @@ class EventLoop final : public Executor {
   size_t handler_count() const { return handler_count_.load(std::memory_order_relaxed); }
 
  private:
-  EventLoop(int index, size_t max_inbox, int epfd, int wakefd);
+  EventLoop(int index, size_t max_inbox, size_t max_inbox_bytes, int epfd, int wakefd);
   void Run();
   void DrainInbox();
 
@@ -89,6 +94,8 @@ class EventLoop final : public Executor {
   std::atomic<bool> stop_{false};
 
   const size_t max_inbox_;
+  const size_t max_inbox_bytes_;
+  size_t inbox_bytes_ = 0;  // what PostBounded tasks in inbox_ said they carry
   std::mutex inbox_mu_;
   std::condition_variable room_cv_;
   std::vector<Task> inbox_;

@@ -38,15 +38,19 @@ void Gateway::DeliverGroupState(const storage::ApplyResult& r) {
       if (!frame) frame = SharedBytes(CodecFor(p).GroupState(d.snapshot, d.group, d.items));
       per_loop[HandleLoop(handle)].push_back(handle);
     }
+    size_t bytes = 0;
+    for (const SharedBytes& s : *frames) bytes += s ? s.size() : 0;
     for (size_t i = 0; i < per_loop.size(); ++i) {
       if (per_loop[i].empty()) continue;
-      loops_[i]->loop->PostBounded([this, frames, handles = std::move(per_loop[i])] {
-        for (uint64_t handle : handles) {
-          if (ClientConnection* c = Lookup(handle)) {
-            c->SendShared((*frames)[static_cast<size_t>(HandleProtocol(handle))]);
-          }
-        }
-      });
+      loops_[i]->loop->PostBounded(
+          [this, frames, handles = std::move(per_loop[i])] {
+            for (uint64_t handle : handles) {
+              if (ClientConnection* c = Lookup(handle)) {
+                c->SendShared((*frames)[static_cast<size_t>(HandleProtocol(handle))]);
+              }
+            }
+          },
+          bytes);
     }
   }
 }
@@ -154,19 +158,23 @@ void Gateway::DeliverEntry(replication::Hub& hub, uint64_t position, const stora
         if (targets.empty()) targets.reserve(r.recipients.size() / loops_.size() + 1);
         targets.emplace_back(handle, r.sequence_ids[i]);
       }
+      size_t bytes = 0;  // what the loops' inboxes hold for it, whatever the recipients
+      for (const SharedBytes& s : m->shared) bytes += s ? s.size() : 0;
       for (size_t i = 0; i < per_loop.size(); ++i) {
         if (per_loop[i].targets.empty()) continue;
-        loops_[i]->loop->PostBounded([this, m, batch = std::move(per_loop[i]),
-                                      name = hub.name().str()] {
-          int64_t delivered = 0;
-          for (const auto& [handle, seq] : batch.targets) {
-            ClientConnection* c = Lookup(handle);
-            if (c) c->DeliverMessage(*m, seq);
-            delivered += c ? 1 : 0;
-          }
-          metric::CountDelivered(name, delivered);
-          metric::CountDropped("closed", static_cast<int64_t>(batch.targets.size()) - delivered);
-        });
+        loops_[i]->loop->PostBounded(
+            [this, m, batch = std::move(per_loop[i]), name = hub.name().str()] {
+              int64_t delivered = 0;
+              for (const auto& [handle, seq] : batch.targets) {
+                ClientConnection* c = Lookup(handle);
+                if (c) c->DeliverMessage(*m, seq);
+                delivered += c ? 1 : 0;
+              }
+              metric::CountDelivered(name, delivered);
+              metric::CountDropped("closed",
+                                   static_cast<int64_t>(batch.targets.size()) - delivered);
+            },
+            bytes);
       }
       return;
     }

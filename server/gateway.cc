@@ -77,7 +77,7 @@ Gateway::Gateway(GatewayOptions options)
   uo.ca_file = options_.upstream_ca;
   upstream_ = metric::MeterUpstream(rest::NewUpstreamClient(std::move(uo)));
   for (int i = 0; i < std::clamp(options_.event_loops, 1, 255); ++i) {
-    auto loop = EventLoop::Create(i, options_.max_loop_inbox);
+    auto loop = EventLoop::Create(i, options_.max_loop_inbox, options_.max_loop_inbox_bytes);
     if (!loop.ok()) {
       status_ = loop.status();
       return;

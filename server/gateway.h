@@ -53,6 +53,7 @@ struct GatewayOptions {
   std::shared_ptr<TlsContext> tls;  // null: plain TCP
   // Tasks a loop's inbox holds before deliveries to it wait for room.
   size_t max_loop_inbox = EventLoop::kDefaultMaxInbox;
+  size_t max_loop_inbox_bytes = EventLoop::kDefaultMaxInboxBytes;
   std::vector<std::string> access_keys;
   bool allow_anonymous = false;
   ConnectionLimits limits;

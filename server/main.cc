@@ -273,6 +273,7 @@ int Serve(const std::vector<std::string>& args) {
                         : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
   go.event_loops = cfg.event_loops > 0 ? cfg.event_loops : cores;
   go.max_loop_inbox = static_cast<size_t>(cfg.loop_inbox);
+  go.max_loop_inbox_bytes = static_cast<size_t>(cfg.loop_inbox_mib) << 20;
   go.http_threads = cfg.http_threads;
   go.http_idle_timeout = std::chrono::seconds(cfg.http_idle_timeout_seconds);
   if (!cfg.tls_cert.empty()) {

@@ -82,5 +82,31 @@ TEST(EventLoopTest, PostBoundedWaitsWhileTheInboxIsFull) {
   loop.Stop();
 }
 
+// The inbox is bounded by the bytes its deliveries hold too: 65,536 tasks of a megabyte each
+// would be 64 GiB. One message larger than the bound still gets into an empty inbox.
+TEST(EventLoopTest, PostBoundedWaitsWhileTheInboxHoldsTooManyBytes) {
+  auto created = EventLoop::Create(0, /*max_inbox=*/1000, /*max_inbox_bytes=*/100);
+  ASSERT_TRUE(created.ok()) << created.status().message();
+  EventLoop& loop = **created;
+  std::atomic<int> ran{0};
+  loop.PostBounded([&] { ++ran; }, 500);  // larger than the bound, into an empty inbox
+  std::atomic<bool> second_posted{false};
+  std::thread poster([&] {
+    loop.PostBounded([&] { ++ran; }, 1);
+    second_posted = true;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_FALSE(second_posted.load()) << "a task entered an inbox already past its bytes";
+  loop.Start();
+  poster.join();
+  loop.RunAndWait([] {});
+  EXPECT_EQ(ran.load(), 2);
+  // Drained: the bytes were given back, so posts within the bound pass at once.
+  for (int i = 0; i < 3; ++i) loop.PostBounded([&] { ++ran; }, 30);
+  loop.RunAndWait([] {});
+  EXPECT_EQ(ran.load(), 5);
+  loop.Stop();
+}
+
 }  // namespace
 }  // namespace hubcast::server
