@@ -55,6 +55,7 @@ const std::vector<std::string> kOptionNames = {
     "max-pending",
     "max-pending-mib",
     "loop-inbox",
+    "loop-inbox-mib",
     "max-hubs",
     "checkpoint-seconds",
     "event-handler",
