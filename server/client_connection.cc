@@ -586,13 +586,13 @@ void ClientConnection::Handle(ClientMessage& m) {
 }
 
 void ClientConnection::HandleRaw(ClientMessage& m) {
-  if (!init_.raw_publish_group) {
+  if (init_.raw_publish_group.empty()) {
     // Every frame of a raw client is the `message` user event (PROTOCOL.md 3.1).
     StartUserEvent("message", m.data_type, std::move(m.data), std::nullopt);
     return;
   }
   AppendCommand(
-      GroupMessage(*init_.raw_publish_group, init_.raw_no_echo, m.data_type, std::move(m.data)));
+      GroupMessage(init_.raw_publish_group, init_.raw_no_echo, m.data_type, std::move(m.data)));
 }
 
 storage::Entry ClientConnection::GroupMessage(const std::string& group, bool no_echo,

@@ -32,6 +32,7 @@
 // loop turn leaves in one writev.
 #pragma once
 
+#include "base/interned_string.h"
 #include "base/lazy_box.h"
 #include "base/lazy_deque.h"
 #include "replication/hub.h"
@@ -95,10 +96,11 @@ class ClientConnection final : public IoHandler {
     uint64_t handle = 0;  // node-local (Gateway: loop, protocol, serial)
     std::optional<std::string> user_id;
     ClientProtocol protocol = ClientProtocol::kRaw;
-    // Raw clients with webpubsub_mode=sendToGroup publish their frames to this group.
-    std::optional<std::string> raw_publish_group;
     bool raw_no_echo = false;
-    std::string subprotocol;                        // as negotiated (may be a custom one)
+    // Raw clients with webpubsub_mode=sendToGroup publish their frames to this group (empty:
+    // none; a group name is never empty).
+    InternedString raw_publish_group;
+    InternedString subprotocol;                     // as negotiated (may be a custom one)
     std::optional<std::string> state;               // ce-connectionState, set by event handlers
     std::optional<std::chrono::seconds> keepalive;  // the hub's setting, if it has one
   };
