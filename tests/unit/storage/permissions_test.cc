@@ -420,9 +420,7 @@ TEST(PermissionSetTest, OverridesRoundTripThroughRestore) {
 
 // Every connection's record holds one: a connection without group roles or single-group
 // overrides keeps its permissions inline in a few words (issue #10: memory per connection).
-TEST(PermissionSetTest, StaysSmallWithoutGroupNames) {
-  EXPECT_LE(sizeof(PermissionSet), 48u);
-}
+TEST(PermissionSetTest, StaysSmallWithoutGroupNames) { EXPECT_LE(sizeof(PermissionSet), 48u); }
 
 }  // namespace
 }  // namespace hubcast::storage
