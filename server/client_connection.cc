@@ -495,7 +495,8 @@ void ClientConnection::Handle(ClientMessage& m) {
       if (m.invalid_reason) {
         LogIgnored(m, *m.invalid_reason);
       } else {
-        invocations_.erase(m.invocation_id);  // its answer, when it comes, is dropped
+        invocations_.mut().erase(m.invocation_id);
+        invocations_.Trim();  // its answer, when it comes, is dropped
       }
       return;
     case ClientMessageType::kStreamData:
@@ -585,13 +586,13 @@ void ClientConnection::Handle(ClientMessage& m) {
 }
 
 void ClientConnection::HandleRaw(ClientMessage& m) {
-  if (!init_.raw_publish_group) {
+  if (init_.raw_publish_group.empty()) {
     // Every frame of a raw client is the `message` user event (PROTOCOL.md 3.1).
     StartUserEvent("message", m.data_type, std::move(m.data), std::nullopt);
     return;
   }
   AppendCommand(
-      GroupMessage(*init_.raw_publish_group, init_.raw_no_echo, m.data_type, std::move(m.data)));
+      GroupMessage(init_.raw_publish_group, init_.raw_no_echo, m.data_type, std::move(m.data)));
 }
 
 storage::Entry ClientConnection::GroupMessage(const std::string& group, bool no_echo,
@@ -810,7 +811,7 @@ void ClientConnection::OnTick(std::chrono::steady_clock::time_point now) {
     checkpointed_ = acked_seq_;
     next_checkpoint_ = now + limits_.checkpoint_interval;
   }
-  if (!streams_.empty() && (state_ == State::kOpen || state_ == State::kHeld)) {
+  if (!streams_.get().empty() && (state_ == State::kOpen || state_ == State::kHeld)) {
     CheckStreamIdle(now);
   }
   switch (state_) {

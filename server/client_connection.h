@@ -32,6 +32,8 @@
 // loop turn leaves in one writev.
 #pragma once
 
+#include "base/interned_string.h"
+#include "base/lazy_box.h"
 #include "base/lazy_deque.h"
 #include "replication/hub.h"
 #include "server/codec.h"
@@ -94,10 +96,11 @@ class ClientConnection final : public IoHandler {
     uint64_t handle = 0;  // node-local (Gateway: loop, protocol, serial)
     std::optional<std::string> user_id;
     ClientProtocol protocol = ClientProtocol::kRaw;
-    // Raw clients with webpubsub_mode=sendToGroup publish their frames to this group.
-    std::optional<std::string> raw_publish_group;
     bool raw_no_echo = false;
-    std::string subprotocol;                        // as negotiated (may be a custom one)
+    // Raw clients with webpubsub_mode=sendToGroup publish their frames to this group (empty:
+    // none; a group name is never empty).
+    InternedString raw_publish_group;
+    InternedString subprotocol;                     // as negotiated (may be a custom one)
     std::optional<std::string> state;               // ce-connectionState, set by event handlers
     std::optional<std::chrono::seconds> keepalive;  // the hub's setting, if it has one
   };
@@ -236,6 +239,8 @@ class ClientConnection final : public IoHandler {
   void HandleStream(ClientMessage& m);
   // The open stream `id`, or nullptr after telling the publisher it is not open.
   GroupStream* OpenStream(const std::string& id);
+  // The open stream `id`, or nullptr (allocates nothing).
+  GroupStream* FindStream(const std::string& id);
   void StartStream(ClientMessage& m);
   void StreamStarted(const std::string& id, uint64_t serial, const Status& status);
   void StreamData(ClientMessage& m);
@@ -301,9 +306,9 @@ class ClientConnection final : public IoHandler {
   size_t replay_next_ = 0;
   size_t replay_queued_bytes_ = 0;
 
-  // Client SDK 1.1.
-  std::unordered_set<std::string> invocations_;  // in flight; cancelled ones are removed
-  std::map<std::string, GroupStream> streams_;   // by stream id
+  // Client SDK 1.1 (no memory until a connection uses it).
+  LazyBox<std::unordered_set<std::string>> invocations_;  // in flight; cancelled are removed
+  LazyBox<std::map<std::string, GroupStream>> streams_;   // by stream id
   uint64_t stream_serial_ = 0;
   int ignored_logged_ = 0;
 };

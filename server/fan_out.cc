@@ -98,7 +98,7 @@ void Gateway::DeliverEntry(replication::Hub& hub, uint64_t position, const stora
         // appended the entry.
         const std::string& firer = e.kind == storage::EntryKind::kNodeDown || rec.node_id.empty()
                                        ? e.node_id
-                                       : rec.node_id;
+                                       : rec.node_id.str();
         if (firer == me) {
           std::string body = "{\"reason\":";
           json::AppendQuoted(body, e.kind == storage::EntryKind::kNodeDown

@@ -60,13 +60,13 @@ void ClientConnection::StartStream(ClientMessage& m) {
     return refuse("idleTimeoutMs must be between " + std::to_string(kMinIdleMs) + " and " +
                   std::to_string(kMaxIdleMs) + ".");
   }
-  if (auto it = streams_.find(id); it != streams_.end()) {
+  if (GroupStream* open = FindStream(id)) {
     // A repeated start of an open stream says where it stands.
-    if (it->second.group != m.group) return refuse("Stream '" + id + "' is open to another group.");
-    if (it->second.started) SendControl(codec_->StreamAck(id, it->second.durable));
+    if (open->group != m.group) return refuse("Stream '" + id + "' is open to another group.");
+    if (open->started) SendControl(codec_->StreamAck(id, open->durable));
     return;
   }
-  if (streams_.size() >= kMaxStreams) {
+  if (streams_.get().size() >= kMaxStreams) {
     return refuse("More than " + std::to_string(kMaxStreams) + " streams are open.");
   }
   GroupStream s;
@@ -76,7 +76,7 @@ void ClientConnection::StartStream(ClientMessage& m) {
   s.idle_timeout = std::chrono::milliseconds(idle);
   s.last_activity = std::chrono::steady_clock::now();
   const uint64_t serial = s.serial;
-  streams_.emplace(id, std::move(s));
+  streams_.mut().emplace(id, std::move(s));
 
   storage::Entry e;
   e.kind = storage::EntryKind::kClientAck;
@@ -89,25 +89,31 @@ void ClientConnection::StartStream(ClientMessage& m) {
                }));
 }
 
+ClientConnection::GroupStream* ClientConnection::FindStream(const std::string& id) {
+  if (!streams_.allocated()) return nullptr;  // a lookup allocates nothing
+  auto it = streams_.mut().find(id);
+  return it == streams_.mut().end() ? nullptr : &it->second;
+}
+
 void ClientConnection::StreamStarted(const std::string& id, uint64_t serial, const Status& status) {
-  auto it = streams_.find(id);
-  if (it == streams_.end() || it->second.serial != serial) return;
+  GroupStream* found = FindStream(id);
+  if (!found || found->serial != serial) return;
   if (!status.ok()) {
     // Nothing reached the group: only the publisher hears of it.
-    streams_.erase(it);
+    streams_.mut().erase(id);
+    streams_.Trim();
     SendControl(
         codec_->StreamClosed(id, StreamError{AckErrorName(status.code()), status.message()}));
     return;
   }
-  GroupStream& s = it->second;
+  GroupStream& s = *found;
   s.started = true;
   s.acked = s.durable;  // 1: the start is applied before any of the stream's messages
   SendControl(codec_->StreamAck(id, s.acked));
 }
 
 ClientConnection::GroupStream* ClientConnection::OpenStream(const std::string& id) {
-  auto it = streams_.find(id);
-  if (it != streams_.end()) return &it->second;
+  if (GroupStream* s = FindStream(id)) return s;
   SendControl(codec_->StreamClosed(
       id, StreamError{"StreamNotFound", "Stream '" + id + "' is not open on this connection."}));
   return nullptr;
@@ -146,9 +152,9 @@ void ClientConnection::StreamData(ClientMessage& m) {
 
 void ClientConnection::StreamApplied(const std::string& id, uint64_t serial, uint64_t seq,
                                      const Status& status) {
-  auto it = streams_.find(id);
-  if (it == streams_.end() || it->second.serial != serial) return;
-  GroupStream& s = it->second;
+  GroupStream* found = FindStream(id);
+  if (!found || found->serial != serial) return;
+  GroupStream& s = *found;
   --s.in_flight;
   if (!status.ok()) {
     // A refused message (a revoked permission, a full queue) ends the stream; members hear of
@@ -174,7 +180,8 @@ void ClientConnection::EndStream(ClientMessage& m) {
     return;
   }
   GroupStream s = std::move(*open);
-  streams_.erase(id);
+  streams_.mut().erase(id);
+  streams_.Trim();
   std::optional<StreamError> error;
   if (m.stream_error) error = StreamError{"UserError", m.stream_error_message};
   // streamClosed once the end is applied: after it, nothing of the stream is pending.
@@ -188,10 +195,11 @@ void ClientConnection::EndStream(ClientMessage& m) {
 
 void ClientConnection::CloseStream(const std::string& id, const std::optional<StreamError>& error,
                                    const std::optional<StreamError>& group_error, bool tell_group) {
-  auto it = streams_.find(id);
-  if (it == streams_.end()) return;
-  GroupStream s = std::move(it->second);
-  streams_.erase(it);
+  GroupStream* found = FindStream(id);
+  if (!found) return;
+  GroupStream s = std::move(*found);
+  streams_.mut().erase(id);
+  streams_.Trim();
   if (tell_group && s.started) AppendStreamEnd(s, id, group_error, "");
   SendControl(codec_->StreamClosed(id, error));
 }
@@ -221,7 +229,7 @@ void ClientConnection::AppendStreamEnd(const GroupStream& s, const std::string& 
 
 void ClientConnection::CheckStreamIdle(std::chrono::steady_clock::time_point now) {
   std::vector<std::string> idle;
-  for (const auto& [id, s] : streams_) {
+  for (const auto& [id, s] : streams_.get()) {
     if (now - s.last_activity > s.idle_timeout) idle.push_back(id);
   }
   for (const auto& id : idle) {
@@ -232,17 +240,21 @@ void ClientConnection::CheckStreamIdle(std::chrono::steady_clock::time_point now
 
 void ClientConnection::EndAllStreams(bool origin_gone) {
   StreamError error{"ConnectionClosed", "The publisher's connection ended."};
-  for (const auto& [id, s] : streams_) {
+  if (!streams_.allocated()) return;
+  for (const auto& [id, s] : streams_.get()) {
     if (s.started) AppendStreamEnd(s, id, error, "", {}, origin_gone);
   }
-  streams_.clear();
+  streams_.mut().clear();
+  streams_.Trim();
 }
 
 void ClientConnection::ResendAfterRecovery() {
-  for (auto& [id, s] : streams_) {
-    if (!s.started) continue;
-    s.acked = s.durable;
-    SendControl(codec_->StreamAck(id, s.acked));
+  if (streams_.allocated()) {
+    for (auto& [id, s] : streams_.mut()) {
+      if (!s.started) continue;
+      s.acked = s.durable;
+      SendControl(codec_->StreamAck(id, s.acked));
+    }
   }
   if (auto rec = hub_->view().GetConnection(init_.id)) {
     for (const auto& group : rec->state_subscriptions) {

@@ -299,7 +299,7 @@ void Gateway::HandleClient(const std::shared_ptr<HttpExchange>& exchange) {
     hs->hub_name = hub_name->str();
     hs->init.id = RandomHex(16);
     hs->init.user_id = claims.subject;
-    hs->init.raw_publish_group = raw_group;
+    hs->init.raw_publish_group = raw_group.value_or("");
     hs->init.raw_no_echo = EqualsIgnoreCase(param("noEcho").value_or(""), "true");
     if (auto keepalive = settings->KeepaliveSeconds(hub_name->str())) {
       hs->init.keepalive = std::chrono::seconds(*keepalive);
@@ -363,7 +363,7 @@ void Gateway::FinishHandshake(const std::shared_ptr<Handshake>& hs, const Connec
     if (outcome.subprotocol) protocol = *outcome.subprotocol;
     init.subprotocol = protocol;
     init.protocol = CodecByName(protocol).protocol();
-    if (init.protocol != ClientProtocol::kRaw) init.raw_publish_group.reset();
+    if (init.protocol != ClientProtocol::kRaw) init.raw_publish_group.clear();
 
     // The connection is in the log before the client sees the 101: whoever sees the upgrade
     // can address the connection at once. Frames for it wait in its queue until it attaches.

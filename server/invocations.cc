@@ -49,11 +49,11 @@ void ClientConnection::HandleInvoke(ClientMessage& m) {
     }
     return;
   }
-  if (invocations_.count(id)) {
+  if (invocations_.get().count(id)) {
     fail("BadRequest", "Invocation id '" + id + "' is already waiting for an answer.");
     return;
   }
-  if (invocations_.size() >= kMaxInvocations) {
+  if (invocations_.get().size() >= kMaxInvocations) {
     fail("TooManyRequests", "More than " + std::to_string(kMaxInvocations) +
                                 " invocations of this connection are waiting for answers.");
     return;
@@ -67,14 +67,16 @@ void ClientConnection::HandleInvoke(ClientMessage& m) {
     fail("InternalServerError", "No event handler is configured for event '" + event + "'.");
     return;
   }
-  invocations_.insert(id);
+  invocations_.mut().insert(id);
 }
 
 void ClientConnection::FinishInvocation(const std::string& id, const std::string& event,
                                         const UpstreamAnswer& a) {
   if (state_ == State::kEnded) return;
-  ApplyAnswerState(a);                      // the handler ran: what it set stands, cancelled or not
-  if (invocations_.erase(id) == 0) return;  // cancelled: nobody waits for the answer
+  ApplyAnswerState(a);  // the handler ran: what it set stands, cancelled or not
+  const bool waiting = invocations_.mut().erase(id) != 0;
+  invocations_.Trim();
+  if (!waiting) return;  // cancelled: nobody waits for the answer
   if (!a.ok) {
     std::string why = "The event handler for '" + event + "' ";
     if (a.timed_out) {

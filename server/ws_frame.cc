@@ -17,9 +17,6 @@ constexpr uint16_t kNoStatusReceived = 1005;
 
 constexpr size_t kMaxControlPayload = 125;
 constexpr size_t kMaskKeyBytes = 4;
-// A fully drained buffer keeps at most this much capacity: one 1 MiB message should not pin
-// 1 MiB per idle connection, but small buffers are worth reusing to avoid malloc churn.
-constexpr size_t kRetainedBufferBytes = 64 * 1024;
 
 bool IsKnownOpcode(uint8_t op) {
   return op == 0x0 || op == 0x1 || op == 0x2 || op == 0x8 || op == 0x9 || op == 0xA;
@@ -107,14 +104,12 @@ bool IsValidUtf8(std::string_view text) {
 
 // Drops the consumed prefix once it is more than half of the buffer. Each erase moves fewer
 // bytes than were consumed since the previous one, so the cost is amortised O(1) per byte
-// whether the peer sends one byte per read or megabyte messages.
+// whether the peer sends one byte per read or megabyte messages. A buffer whose every byte
+// was consumed is released: most connections are idle between messages, and each would keep
+// its largest read's worth of memory otherwise.
 void Compact(std::string* buf, size_t* pos) {
   if (*pos == buf->size()) {
-    if (buf->capacity() > kRetainedBufferBytes) {
-      std::string().swap(*buf);
-    } else {
-      buf->clear();
-    }
+    std::string().swap(*buf);
     *pos = 0;
   } else if (*pos > buf->size() / 2) {
     buf->erase(0, *pos);
@@ -152,10 +147,20 @@ std::string Base64(const unsigned char* data, size_t n) {
 
 WsReader::WsReader(size_t max_message_bytes) : max_message_bytes_(max_message_bytes) {}
 
+const std::optional<WsError>& WsReader::error() const {
+  static const std::optional<WsError> kNone;
+  return rare_ ? rare_->error : kNone;
+}
+
+WsReader::Rare& WsReader::MutableRare() {
+  if (!rare_) rare_ = std::make_unique<Rare>();
+  return *rare_;
+}
+
 void WsReader::Feed(const char* data, size_t n) {
   // A failed reader never parses again; buffering would only grow memory until the
   // connection is torn down.
-  if (error_) return;
+  if (error()) return;
   if (buffered() + n > max_message_bytes_ + kWsReaderSlack) {
     return Fail(kMessageTooBig, "more unread data than the server buffers");
   }
@@ -163,12 +168,11 @@ void WsReader::Feed(const char* data, size_t n) {
 }
 
 void WsReader::Fail(uint16_t code, std::string reason) {
-  error_ = WsError{code, std::move(reason)};
   // The connection is about to be closed: release what it held.
+  rare_ = std::make_unique<Rare>();
+  rare_->error = WsError{code, std::move(reason)};
   std::string().swap(buf_);
-  std::string().swap(frag_payload_);
   pos_ = 0;
-  frag_opcode_.reset();
 }
 
 size_t WsReader::buffered() const { return buf_.size() - pos_; }
@@ -178,7 +182,7 @@ std::optional<WsMessage> WsReader::Next() {
     Fail(code, std::move(reason));
     return std::nullopt;
   };
-  if (error_) return std::nullopt;
+  if (error()) return std::nullopt;
 
   // Each iteration consumes one whole frame; non-final data fragments loop on without
   // returning so the caller only ever sees complete messages.
@@ -204,8 +208,8 @@ std::optional<WsMessage> WsReader::Next() {
         return fail(kProtocolError, "close payload of 1 byte");
       }
     } else if (opcode == WsOpcode::kContinuation) {
-      if (!frag_opcode_) return fail(kProtocolError, "continuation without a started message");
-    } else if (frag_opcode_) {
+      if (!Fragmented()) return fail(kProtocolError, "continuation without a started message");
+    } else if (Fragmented()) {
       return fail(kProtocolError, "new data frame inside a fragmented message");
     }
 
@@ -225,9 +229,9 @@ std::optional<WsMessage> WsReader::Next() {
     }
 
     // Decided from the header alone so an oversized message is refused before its payload
-    // is buffered. frag_payload_ never exceeds the limit, so the subtraction cannot wrap.
+    // is buffered. A fragmented payload never exceeds the limit, so the subtraction cannot wrap.
     if (!control) {
-      const size_t so_far = frag_opcode_ ? frag_payload_.size() : 0;
+      const size_t so_far = Fragmented() ? rare_->frag_payload.size() : 0;
       if (len > max_message_bytes_ - so_far) {
         return fail(kMessageTooBig,
                     "message exceeds " + std::to_string(max_message_bytes_) + " bytes");
@@ -261,15 +265,15 @@ std::optional<WsMessage> WsReader::Next() {
       return msg;
     }
 
-    AppendUnmasked(payload, n, key, &frag_payload_);
+    Rare& rare = MutableRare();
+    AppendUnmasked(payload, n, key, &rare.frag_payload);
     pos_ += header + n;
-    if (opcode != WsOpcode::kContinuation) frag_opcode_ = opcode;
+    if (opcode != WsOpcode::kContinuation) rare.frag_opcode = opcode;
     if (!fin) continue;
 
     // Final fragment. Validated as a whole because a code point may span fragments.
-    WsMessage msg{*frag_opcode_, std::move(frag_payload_)};
-    frag_payload_.clear();  // moved-from state is unspecified
-    frag_opcode_.reset();
+    WsMessage msg{*rare.frag_opcode, std::move(rare.frag_payload)};
+    rare_.reset();  // no error here: it would have returned
     if (msg.opcode == WsOpcode::kText && !IsValidUtf8(msg.payload)) {
       return fail(kInvalidPayload, "text message is not valid UTF-8");
     }

@@ -19,6 +19,7 @@
 #include "base/shared_bytes.h"
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -56,19 +57,29 @@ class WsReader {
   // The next complete message, or nullopt when more bytes are needed or the reader failed
   // (then error() is set).
   std::optional<WsMessage> Next();
-  const std::optional<WsError>& error() const { return error_; }
+  const std::optional<WsError>& error() const;
   // Bytes buffered but not yet consumed (for tests and memory accounting).
   size_t buffered() const;
+  // Whether the reader holds heap memory now (for tests): only while bytes of an unfinished
+  // frame or message wait, or after an error.
+  bool allocated() const { return buf_.capacity() > std::string().capacity() || rare_; }
 
  private:
+  // A fragmented message in progress, or the error: allocated only while one exists, so an
+  // idle connection's reader is a few words.
+  struct Rare {
+    std::optional<WsOpcode> frag_opcode;  // set while a fragmented message is in progress
+    std::string frag_payload;
+    std::optional<WsError> error;
+  };
   void Fail(uint16_t code, std::string reason);
+  Rare& MutableRare();
+  bool Fragmented() const { return rare_ && rare_->frag_opcode; }
 
   size_t max_message_bytes_;
-  std::string buf_;
-  size_t pos_ = 0;                       // consumed prefix of buf_
-  std::optional<WsOpcode> frag_opcode_;  // set while a fragmented message is in progress
-  std::string frag_payload_;
-  std::optional<WsError> error_;
+  std::string buf_;  // released whenever every byte in it was consumed
+  size_t pos_ = 0;   // consumed prefix of buf_
+  std::unique_ptr<Rare> rare_;
 };
 
 // Header (2-10 bytes) of an unmasked server frame with FIN set.

@@ -1,6 +1,5 @@
 #include "storage/hub_view.h"
 
-#include "base/lazy_deque.h"
 #include "storage/targeting.h"
 
 #include <algorithm>
@@ -9,6 +8,7 @@
 #include <map>
 #include <mutex>
 #include <shared_mutex>
+#include <string_view>
 #include <tuple>
 #include <unordered_map>
 #include <unordered_set>
@@ -20,22 +20,29 @@ namespace {
 // covers far more than any client retries, while bounding memory per connection.
 constexpr size_t kAckHistory = 4096;
 
+// A connection's processed ackIds: a set to look them up, and their arrival order to forget
+// the oldest.
+struct AckHistory {
+  std::unordered_set<uint64_t> ids;
+  std::deque<AckRecord> order;
+};
+
 struct Conn {
   ConnectionRecord rec;
-  std::unordered_set<uint64_t> acks;
-  // Arrival order; no memory until the connection's first ackId.
-  LazyDeque<AckRecord> ack_order;
+  // No memory until the connection's first ackId (most connections never send one).
+  std::unique_ptr<AckHistory> acks;
   bool removing = false;  // set while RemoveConnection runs: its changes are not "touched"
 
-  bool SeenAck(uint64_t id) const { return acks.count(id) != 0; }
+  bool SeenAck(uint64_t id) const { return acks && acks->ids.count(id) != 0; }
   // Returns the ackId that fell out of the bounded history, if any.
   std::optional<uint64_t> RememberAck(uint64_t id, uint64_t position) {
-    if (!acks.insert(id).second) return std::nullopt;
-    ack_order.push_back({id, position});
-    if (ack_order.size() <= kAckHistory) return std::nullopt;
-    uint64_t old = ack_order.front().ack_id;
-    acks.erase(old);
-    ack_order.pop_front();
+    if (!acks) acks = std::make_unique<AckHistory>();
+    if (!acks->ids.insert(id).second) return std::nullopt;
+    acks->order.push_back({id, position});
+    if (acks->order.size() <= kAckHistory) return std::nullopt;
+    uint64_t old = acks->order.front().ack_id;
+    acks->ids.erase(old);
+    acks->order.pop_front();
     return old;
   }
 };
@@ -152,7 +159,7 @@ class MemoryView final : public HubView {
       ConnectionState& cs = s.connections.emplace_back();
       cs.record = conn->rec;
       cs.record.local_handle = 0;  // node-local, not state
-      cs.acks.assign(conn->ack_order.begin(), conn->ack_order.end());
+      if (conn->acks) cs.acks.assign(conn->acks->order.begin(), conn->acks->order.end());
     }
     std::sort(s.connections.begin(), s.connections.end(),
               [](const ConnectionState& a, const ConnectionState& b) {
@@ -256,7 +263,7 @@ class MemoryView final : public HubView {
     for (const auto& [id, conn] : conns_) {
       const ConnectionRecord& r = conn->rec;
       if (r.node_id.empty() && r.held_until_ms != 0 && r.held_until_ms <= now_ms) {
-        out.push_back(id);
+        out.emplace_back(id);
         if (out.size() >= limit) break;
       }
     }
@@ -762,7 +769,8 @@ class MemoryView final : public HubView {
   int64_t last_timestamp_ms_ = 0;
   mutable std::shared_mutex mu_;
   uint64_t applied_ = 0;
-  std::unordered_map<std::string, std::unique_ptr<Conn>> conns_;
+  // Keyed by a view of the record's own id (a Conn never moves): no second copy of the id.
+  std::unordered_map<std::string_view, std::unique_ptr<Conn>> conns_;
   std::unordered_map<std::string, std::unordered_set<Conn*>> groups_;
   std::unordered_map<std::string, std::unordered_set<Conn*>> users_;
   // group -> connections subscribed to its state

@@ -22,6 +22,7 @@
 // interface, so the gateway and the REST API do not change when durability plugs in.
 #pragma once
 
+#include "base/interned_string.h"
 #include "base/status.h"
 #include "storage/entry.h"
 #include "storage/permissions.h"
@@ -55,12 +56,14 @@ struct GroupStateValue {
   bool operator==(const GroupStateValue&) const = default;
 };
 
+// One per connection of the hub, in every node's view: the texts that many connections share
+// (subprotocol, node) are interned handles, a pointer's worth each (base/interned_string.h).
 struct ConnectionRecord {
   std::string id;
   std::optional<std::string> user_id;
-  std::string subprotocol;
+  InternedString subprotocol;
   bool reliable = false;
-  std::string node_id;
+  InternedString node_id;
   uint64_t created_position = 0;
   PermissionSet permissions;
   std::set<std::string> groups;

@@ -139,65 +139,113 @@ bool GlobMatch(std::string_view pattern, std::string_view name) {
 }
 
 PermissionSet::PermissionSet(const std::vector<std::string>& roles) : roles_(roles) {
-  auto& send = per_[static_cast<int>(Permission::kSendToGroup)];
-  auto& join = per_[static_cast<int>(Permission::kJoinLeaveGroup)];
   for (const std::string& role : roles_) {
     std::string_view rest = role;
     // Role names are matched exactly (case-sensitively), as the service does; the plural
     // pattern prefixes cannot collide with the literal ones because they differ at "s" vs ".".
     if (rest == kSendAny) {
-      send.role_any = true;
+      Set(Permission::kSendToGroup, kRoleAny, true);
     } else if (rest == kJoinLeaveAny) {
-      join.role_any = true;
+      Set(Permission::kJoinLeaveGroup, kRoleAny, true);
     } else if (ConsumePrefix(&rest, kSendLiteral)) {
-      send.role_literal.emplace(rest);
+      MutableGroups(Permission::kSendToGroup).role_literal.emplace(rest);
     } else if (ConsumePrefix(&rest, kJoinLeaveLiteral)) {
-      join.role_literal.emplace(rest);
+      MutableGroups(Permission::kJoinLeaveGroup).role_literal.emplace(rest);
     } else if (ConsumePrefix(&rest, kSendPattern)) {
       // Invalid patterns are dropped here once so Allowed never has to reject them again.
-      if (IsValidGlob(rest)) send.role_patterns.emplace_back(rest);
+      if (IsValidGlob(rest))
+        MutableGroups(Permission::kSendToGroup).role_patterns.emplace_back(rest);
     } else if (ConsumePrefix(&rest, kJoinLeavePattern)) {
-      if (IsValidGlob(rest)) join.role_patterns.emplace_back(rest);
+      if (IsValidGlob(rest)) {
+        MutableGroups(Permission::kJoinLeaveGroup).role_patterns.emplace_back(rest);
+      }
     }
     // Anything else is kept in roles_ (it is reported upstream) but grants nothing.
   }
 }
 
+PermissionSet::PermissionSet(const PermissionSet& other) { *this = other; }
+
+PermissionSet& PermissionSet::operator=(const PermissionSet& other) {
+  if (this == &other) return *this;
+  roles_ = other.roles_;
+  for (int p = 0; p < 2; ++p) {
+    flags_[p] = other.flags_[p];
+    groups_[p] = other.groups_[p] ? std::make_unique<Groups>(*other.groups_[p]) : nullptr;
+  }
+  return *this;
+}
+
+PermissionSet::~PermissionSet() = default;
+
+void PermissionSet::Set(Permission p, Flag f, bool on) {
+  uint8_t& flags = flags_[static_cast<int>(p)];
+  flags = on ? (flags | f) : (flags & ~f);
+}
+
+PermissionSet::Groups& PermissionSet::MutableGroups(Permission p) {
+  std::unique_ptr<Groups>& g = groups_[static_cast<int>(p)];
+  if (!g) g = std::make_unique<Groups>();
+  return *g;
+}
+
+PermissionSet::Overrides PermissionSet::overrides(Permission p) const {
+  Overrides o{Has(p, kGrantedAll), Has(p, kDenyAll), {}, {}};
+  if (const Groups* g = GroupsOf(p)) {
+    o.granted = g->granted;
+    o.revoked = g->revoked;
+  }
+  return o;
+}
+
+void PermissionSet::RestoreOverrides(Permission p, Overrides o) {
+  Set(p, kGrantedAll, o.granted_all);
+  Set(p, kDenyAll, o.deny_all);
+  if (o.granted.empty() && o.revoked.empty() && !GroupsOf(p)) return;
+  Groups& g = MutableGroups(p);
+  g.granted = std::move(o.granted);
+  g.revoked = std::move(o.revoked);
+}
+
 void PermissionSet::Grant(Permission p, const std::optional<std::string>& group) {
-  PerPermission& per = per_[static_cast<int>(p)];
   if (!group) {
-    per.granted_all = true;
-    per.deny_all = false;
-    per.revoked.clear();
+    Set(p, kGrantedAll, true);
+    Set(p, kDenyAll, false);
+    if (groups_[static_cast<int>(p)]) groups_[static_cast<int>(p)]->revoked.clear();
     return;
   }
-  per.revoked.erase(*group);
-  per.granted.insert(*group);
+  Groups& g = MutableGroups(p);
+  g.revoked.erase(*group);
+  g.granted.insert(*group);
 }
 
 void PermissionSet::Revoke(Permission p, const std::optional<std::string>& group) {
-  PerPermission& per = per_[static_cast<int>(p)];
   if (!group) {
-    per.granted_all = false;
-    per.deny_all = true;
-    per.granted.clear();
+    Set(p, kGrantedAll, false);
+    Set(p, kDenyAll, true);
     // Revokes of single groups are subsumed by deny-all, and every way out of deny-all
     // (Grant all, or Grant of one group) clears the relevant revokes anyway.
-    per.revoked.clear();
+    if (groups_[static_cast<int>(p)]) {
+      groups_[static_cast<int>(p)]->granted.clear();
+      groups_[static_cast<int>(p)]->revoked.clear();
+    }
     return;
   }
-  per.granted.erase(*group);
-  per.revoked.insert(*group);
+  Groups& g = MutableGroups(p);
+  g.granted.erase(*group);
+  g.revoked.insert(*group);
 }
 
 bool PermissionSet::Allowed(Permission p, const std::optional<std::string>& group) const {
-  const PerPermission& per = per_[static_cast<int>(p)];
-  if (!group) return !per.deny_all && (per.granted_all || per.role_any);
-  if (per.revoked.count(*group) > 0) return false;
-  if (per.granted_all || per.granted.count(*group) > 0) return true;
-  if (per.deny_all) return false;
-  if (per.role_any || per.role_literal.count(*group) > 0) return true;
-  for (const std::string& pattern : per.role_patterns) {
+  if (!group) return !Has(p, kDenyAll) && (Has(p, kGrantedAll) || Has(p, kRoleAny));
+  const Groups* g = GroupsOf(p);
+  if (g && g->revoked.count(*group) > 0) return false;
+  if (Has(p, kGrantedAll) || (g && g->granted.count(*group) > 0)) return true;
+  if (Has(p, kDenyAll)) return false;
+  if (Has(p, kRoleAny)) return true;
+  if (!g) return false;
+  if (g->role_literal.count(*group) > 0) return true;
+  for (const std::string& pattern : g->role_patterns) {
     if (GlobMatch(pattern, *group)) return true;
   }
   return false;

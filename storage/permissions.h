@@ -25,6 +25,8 @@
 // Thread-safety: plain values; the view mutates them only on its applier thread.
 #pragma once
 
+#include <cstdint>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
@@ -47,6 +49,11 @@ class PermissionSet {
  public:
   PermissionSet() = default;
   explicit PermissionSet(const std::vector<std::string>& roles);
+  PermissionSet(const PermissionSet& other);
+  PermissionSet& operator=(const PermissionSet& other);
+  PermissionSet(PermissionSet&&) noexcept = default;
+  PermissionSet& operator=(PermissionSet&&) noexcept = default;
+  ~PermissionSet();
 
   void Grant(Permission p, const std::optional<std::string>& group);
   void Revoke(Permission p, const std::optional<std::string>& group);
@@ -62,30 +69,29 @@ class PermissionSet {
     std::set<std::string> granted;
     std::set<std::string> revoked;
   };
-  Overrides overrides(Permission p) const {
-    const auto& per = per_[static_cast<int>(p)];
-    return {per.granted_all, per.deny_all, per.granted, per.revoked};
-  }
-  void RestoreOverrides(Permission p, Overrides o) {
-    auto& per = per_[static_cast<int>(p)];
-    per.granted_all = o.granted_all;
-    per.deny_all = o.deny_all;
-    per.granted = std::move(o.granted);
-    per.revoked = std::move(o.revoked);
-  }
+  Overrides overrides(Permission p) const;
+  void RestoreOverrides(Permission p, Overrides o);
 
  private:
-  struct PerPermission {
-    bool role_any = false;
+  // Every connection has one (in the view's record): the flags stay inline, and the group
+  // names (from group roles, patterns or single-group grants and revokes) live out of line,
+  // allocated only for a connection that has any. Most connections have none: their whole
+  // permission state is the roles and a byte.
+  enum Flag : uint8_t { kRoleAny = 1, kGrantedAll = 2, kDenyAll = 4 };
+  struct Groups {
     std::set<std::string> role_literal;
     std::vector<std::string> role_patterns;
-    bool granted_all = false;
-    bool deny_all = false;
     std::set<std::string> granted;
     std::set<std::string> revoked;
   };
+  bool Has(Permission p, Flag f) const { return (flags_[static_cast<int>(p)] & f) != 0; }
+  void Set(Permission p, Flag f, bool on);
+  const Groups* GroupsOf(Permission p) const { return groups_[static_cast<int>(p)].get(); }
+  Groups& MutableGroups(Permission p);
+
   std::vector<std::string> roles_;
-  PerPermission per_[2];
+  uint8_t flags_[2] = {0, 0};
+  std::unique_ptr<Groups> groups_[2];
 };
 
 }  // namespace hubcast::storage

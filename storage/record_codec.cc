@@ -72,9 +72,12 @@ Result<ConnectionRecord> DecodeConnectionRecord(std::string_view bytes) {
     r.user_id.emplace();
     in.Str(&*r.user_id);
   }
-  in.Str(&r.subprotocol);
+  std::string subprotocol, node_id;
+  in.Str(&subprotocol);
+  r.subprotocol = subprotocol;
   in.Bool(&r.reliable);
-  in.Str(&r.node_id);
+  in.Str(&node_id);
+  r.node_id = node_id;
   in.U64(&r.created_position);
   std::vector<std::string> roles;
   in.List([&] { in.Str(&roles.emplace_back()); });

@@ -13,7 +13,10 @@ the peak (ms_print), per connection.
 
 Run from the repository root after building hubcast and ws_loadgen. Everything stays on
 127.0.0.1 (port 0); every process started is stopped by its pid. Kernel socket buffers are not
-user space and not counted. A measurement, not a test: nothing is asserted.
+user space and not counted. It also prints the RocksDB memtables' growth (the admin listener's
+hubcast_rocksdb_bytes{kind="memtable"}): the part of the RSS that the store holds until it
+flushes, which a massif run shows only as RocksStore::Write. A measurement, not a test:
+nothing is asserted.
 """
 
 import argparse
@@ -28,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 
 # The harness's process bookkeeping (same folder): every child is stopped by pid.
 from compare import ACCESS_KEY, CHILDREN, HUB, HarnessError, wait_for_file
@@ -66,6 +70,18 @@ def steady_status(pid, seconds=10):
             return now
         last = now
     return last
+
+
+def memtable_bytes(log_path):
+    """The store's memtable bytes from the admin listener (its URL is on hubcast's stdout)."""
+    with open(log_path) as f:
+        m = re.search(r"^Admin=(http://\S+)", f.read(), re.M)
+    if not m:
+        return None
+    with urllib.request.urlopen(m.group(1) + "metrics", timeout=10) as r:
+        text = r.read().decode()
+    m = re.search(r'^hubcast_rocksdb_bytes\{kind="memtable"\} (\d+)', text, re.M)
+    return int(m.group(1)) if m else None
 
 
 def snapshot(pid, path):
@@ -130,13 +146,15 @@ def main():
         argv = ["valgrind", "--tool=massif", "--threshold=0", "--depth=30",
                 f"--massif-out-file={massif_file}"] + argv
     atexit.register(CHILDREN.stop_all)
-    server = CHILDREN.start("hubcast", argv, os.path.join(out, "hubcast.log"))
+    server_log = os.path.join(out, "hubcast.log")
+    server = CHILDREN.start("hubcast", argv, server_log)
     clients = None
     try:
         wait_for_file(port_file, server, 120, "hubcast")
         port = int(open(port_file).read().split()[0])
         time.sleep(1)
         before = steady_status(server.pid)
+        memtable_before = memtable_bytes(server_log)
         if args.massif:
             snapshot(server.pid, os.path.join(out, "massif.idle"))
         ready = os.path.join(out, "ready")
@@ -156,6 +174,7 @@ def main():
             time.sleep(0.2)
         connect_seconds = time.monotonic() - started
         after = steady_status(server.pid)
+        memtable_after = memtable_bytes(server_log)
         if args.massif:
             snapshot(server.pid, os.path.join(out, "massif.connected"))
     except HarnessError as e:
@@ -171,6 +190,10 @@ def main():
         delta = after[name] - before[name]
         print(f"  {name}: {before[name]} KiB idle, {after[name]} KiB connected: "
               f"{delta * 1024 / n:,.0f} bytes per connection")
+    if memtable_before is not None and memtable_after is not None:
+        print(f"  RocksDB memtables: {memtable_before // 1024} KiB idle, "
+              f"{memtable_after // 1024} KiB connected: "
+              f"{(memtable_after - memtable_before) / n:,.0f} bytes per connection")
     if args.massif:
         grown = {}
         for where, size in attribute(os.path.join(out, "massif.connected")).items():

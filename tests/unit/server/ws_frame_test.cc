@@ -274,6 +274,32 @@ TEST(WsReaderTest, FragmentedMessageWithInterleavedPingReturnsPingFirst) {
   EXPECT_FALSE(reader.error().has_value());
 }
 
+// Idle connections hold a reader each: bytes are kept only while a frame or a fragmented
+// message is unfinished (issue #10: memory per idle connection).
+TEST(WsReaderTest, HoldsNoMemoryOnceEveryMessageWasRead) {
+  const std::string big = ClientFrame(WsOpcode::kBinary, BinaryData(4096));
+  WsReader reader;
+  EXPECT_FALSE(reader.allocated());
+  reader.Feed(big.data(), big.size() - 1);
+  EXPECT_FALSE(reader.Next().has_value());
+  EXPECT_TRUE(reader.allocated());
+  reader.Feed(big.data() + big.size() - 1, 1);
+  ASSERT_TRUE(reader.Next().has_value());
+  EXPECT_FALSE(reader.allocated());
+
+  const std::string first = ClientFrame(WsOpcode::kText, "ab", {.fin = false});
+  const std::string rest = ClientFrame(WsOpcode::kContinuation, "cd");
+  reader.Feed(first.data(), first.size());
+  EXPECT_FALSE(reader.Next().has_value());
+  EXPECT_TRUE(reader.allocated());  // the fragment waits for the rest of its message
+  reader.Feed(rest.data(), rest.size());
+  auto msg = reader.Next();
+  ASSERT_TRUE(msg.has_value());
+  EXPECT_EQ(msg->payload, "abcd");
+  EXPECT_FALSE(reader.allocated());
+  EXPECT_FALSE(reader.error().has_value());
+}
+
 TEST(WsReaderTest, FragmentsAreUnmaskedWithTheirOwnKeys) {
   const std::string stream =
       ClientFrame(WsOpcode::kText, "Hello, ", {.fin = false, .mask_key = 0x01020304}) +

@@ -214,6 +214,19 @@ TEST_F(MemoryView, OpenAddsConnectionWithItsIdentity) {
   EXPECT_EQ(c->permissions.roles(), std::vector<std::string>({"custom.role"}));
 }
 
+// Memory per connection (issue #10): the texts every connection of a node repeats are held
+// once, and an idle connection's record stays a few hundred bytes.
+TEST_F(MemoryView, ConnectionsOfOneNodeShareTheirNodeAndSubprotocolText) {
+  ApplyOk(Open("c1"));
+  ApplyOk(Open("c2"));
+  auto first = view_->GetConnection("c1"), second = view_->GetConnection("c2");
+  ASSERT_TRUE(first && second);
+  EXPECT_EQ(&first->node_id.str(), &second->node_id.str());
+  EXPECT_EQ(&first->subprotocol.str(), &second->subprotocol.str());
+  EXPECT_EQ(second->node_id, "node-a");
+  EXPECT_LE(sizeof(ConnectionRecord), 416u);  // 784 before #10
+}
+
 TEST_F(MemoryView, OpenRecordsItsPositionAsCreatedPosition) {
   ApplyOk(Open("c1"));
   ApplyOk(Send(Scope::kAll, ""));

@@ -382,5 +382,45 @@ TEST(PermissionSetTest, IsDeterministicForTheSameHistory) {
   EXPECT_FALSE(a.Allowed(kSend, G("x")));
 }
 
+TEST(PermissionSetTest, CopyKeepsRolesAndOverridesAndIsIndependent) {
+  PermissionSet original({"webpubsub.sendToGroup.room1", "webpubsub.joinLeaveGroups.team.*"});
+  original.Grant(kSend, G("g1"));
+  original.Revoke(kJoin, G("team.b"));
+  PermissionSet copy = original;
+  copy.Revoke(kSend, G("room1"));
+  copy.Grant(kJoin, kAll);
+  EXPECT_TRUE(original.Allowed(kSend, G("room1")));
+  EXPECT_TRUE(original.Allowed(kSend, G("g1")));
+  EXPECT_FALSE(original.Allowed(kJoin, G("team.b")));
+  EXPECT_FALSE(original.Allowed(kJoin, kAll));
+  EXPECT_FALSE(copy.Allowed(kSend, G("room1")));
+  EXPECT_TRUE(copy.Allowed(kSend, G("g1")));
+  EXPECT_TRUE(copy.Allowed(kJoin, G("team.b")));
+  PermissionSet assigned;
+  assigned = copy;
+  EXPECT_EQ(assigned.roles(), copy.roles());
+  EXPECT_TRUE(assigned.Allowed(kJoin, kAll));
+  EXPECT_FALSE(assigned.Allowed(kSend, G("room1")));
+}
+
+TEST(PermissionSetTest, OverridesRoundTripThroughRestore) {
+  PermissionSet set({"webpubsub.sendToGroup"});
+  set.Grant(kJoin, G("a"));
+  set.Revoke(kSend, G("b"));
+  PermissionSet restored({"webpubsub.sendToGroup"});
+  for (auto p : {kSend, kJoin}) restored.RestoreOverrides(p, set.overrides(p));
+  for (auto p : {kSend, kJoin}) {
+    EXPECT_EQ(restored.overrides(p).granted, set.overrides(p).granted);
+    EXPECT_EQ(restored.overrides(p).revoked, set.overrides(p).revoked);
+  }
+  EXPECT_TRUE(restored.Allowed(kJoin, G("a")));
+  EXPECT_FALSE(restored.Allowed(kSend, G("b")));
+  EXPECT_TRUE(restored.Allowed(kSend, G("c")));
+}
+
+// Every connection's record holds one: a connection without group roles or single-group
+// overrides keeps its permissions inline in a few words (issue #10: memory per connection).
+TEST(PermissionSetTest, StaysSmallWithoutGroupNames) { EXPECT_LE(sizeof(PermissionSet), 48u); }
+
 }  // namespace
 }  // namespace hubcast::storage
