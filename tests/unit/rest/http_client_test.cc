@@ -173,11 +173,12 @@ TEST_F(HttpClientTest, KeepAliveTimeoutDropsTheIdleConnectionBeforeTheServerWoul
     }
   });
   ASSERT_EQ(Send(Post(server.Url())).status, 200);
-  ASSERT_EQ(Send(Post(server.Url())).status, 200);
-  EXPECT_EQ(server.accepted(), 1);  // well within the timeout: reused
+  const int before = server.accepted();
+  // Longer than the server's second (well within the client's own default of 4 s): the
+  // server keeps the connection open, yet it must not be used again.
   std::this_thread::sleep_for(1200ms);
   ASSERT_EQ(Send(Post(server.Url())).status, 200);
-  EXPECT_EQ(server.accepted(), 2);
+  EXPECT_EQ(server.accepted(), before + 1);
   EXPECT_EQ(Client().Stats().stale_discarded, 0u);  // dropped for its age, not found closed
 }
 
