@@ -1,9 +1,9 @@
 #include "rest/upstream_client.h"
 
 #include "base/strings.h"
+#include "rest/http_client.h"
 #include "rest/jwt.h"
 
-#include <cpprest/http_client.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
@@ -15,13 +15,13 @@
 #include <condition_variable>
 #include <cstdint>
 #include <ctime>
+#include <deque>
 #include <exception>
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
-#include <pplx/threadpool.h>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -33,7 +33,6 @@
 namespace hubcast::rest {
 namespace {
 
-namespace http = web::http;
 using Clock = std::chrono::steady_clock;
 
 constexpr char kShuttingDown[] = "shutting down";
@@ -42,7 +41,7 @@ constexpr char kValidationFailed[] = "abuse protection validation failed: ";
 // How long the destructor waits for cancelled requests and running `done` callbacks.
 constexpr std::chrono::seconds kShutdownGrace{5};
 
-using Headers = std::vector<std::pair<std::string, std::string>>;
+using Headers = HttpHeaders;
 
 UpstreamResponse Failure(std::string error) {
   UpstreamResponse r;
@@ -51,7 +50,7 @@ UpstreamResponse Failure(std::string error) {
   return r;
 }
 
-// cpprestsdk joins repeated response headers with ", ", so one split covers both the
+// Repeated response headers arrive joined with ",", so one split covers both the
 // comma-separated and the multi-valued form express uses for allowedEndpoints.
 bool OriginAllowed(std::string_view allowed, std::string_view origin) {
   while (true) {
@@ -193,14 +192,79 @@ class TimerThread {
   std::thread thread_;
 };
 
+// The threads that run `done` (and the work around it), so the HTTP event thread never runs
+// a caller's code. The state is shared with the threads: Stop may run on one of them (a
+// `done` that destroys the client), which then detaches and ends after its task.
+class CallbackPool {
+ public:
+  explicit CallbackPool(int threads) : state_(std::make_shared<State>()) {
+    for (int i = 0; i < std::max(1, threads); ++i) {
+      state_->threads.emplace_back([state = state_] { Run(*state); });
+    }
+  }
+  ~CallbackPool() { Stop(); }
+
+  void Execute(std::function<void()> fn) {
+    {
+      std::lock_guard lock(state_->mu);
+      if (state_->stopping) return;
+      state_->queue.push_back(std::move(fn));
+    }
+    state_->cv.notify_one();
+  }
+
+  // Runs what is queued, then ends the threads.
+  void Stop() {
+    std::vector<std::thread> threads;
+    {
+      std::lock_guard lock(state_->mu);
+      state_->stopping = true;
+      threads.swap(state_->threads);
+    }
+    state_->cv.notify_all();
+    for (std::thread& t : threads) {
+      if (t.get_id() == std::this_thread::get_id()) {
+        t.detach();
+      } else if (t.joinable()) {
+        t.join();
+      }
+    }
+  }
+
+ private:
+  struct State {
+    std::mutex mu;
+    std::condition_variable cv;
+    std::deque<std::function<void()>> queue;
+    std::vector<std::thread> threads;
+    bool stopping = false;
+  };
+
+  static void Run(State& state) {
+    std::unique_lock lock(state.mu);
+    while (true) {
+      state.cv.wait(lock, [&] { return state.stopping || !state.queue.empty(); });
+      if (state.queue.empty()) return;
+      std::function<void()> fn = std::move(state.queue.front());
+      state.queue.pop_front();
+      lock.unlock();
+      try {
+        fn();
+      } catch (...) {
+        // A throwing task must not take a pool thread (and the process) down with it.
+      }
+      fn = nullptr;
+      lock.lock();
+    }
+  }
+
+  std::shared_ptr<State> state_;
+};
+
 struct CallCtx {
   uint64_t id = 0;
   UpstreamRequest request;
-  // Computed in Call(), on the caller's thread: OpenSSL keeps per-thread state on the thread
-  // that uses it, and cpprestsdk's threads (which start attempts after a validation or a
-  // back-off) outlive the client, so signing there would hold that state until the process
-  // ends (LeakSanitizer reports it).
-  std::string signature;
+  std::string signature;  // computed once in Call(), for every attempt
   std::function<void(UpstreamResponse)> done;
   int attempt = 0;  // attempts started; touched by one thread at a time (attempts are sequential)
   std::atomic<bool> finished{false};
@@ -221,44 +285,75 @@ struct Outcome {
   std::optional<std::string> allowed_origin;  // WebHook-Allowed-Origin, repeats joined by ","
 };
 
-Outcome Failed(std::string error) {
+Outcome Failed(std::string error, bool transient = false) {
   Outcome o;
   o.response = Failure(std::move(error));
+  o.transient = transient;
   return o;
 }
 
-// The shared state behind an UpstreamClient. Continuations hold a shared_ptr to it, so a
-// continuation that outlives the client (after the bounded shutdown wait) still touches live
-// memory; it then finds its call finished and does nothing.
+Outcome ToOutcome(HttpResponse r) {
+  switch (r.error) {
+    case HttpError::kNone:
+      break;
+    case HttpError::kTimedOut:
+      return Failed(kTimedOut, /*transient=*/true);
+    case HttpError::kNetwork:
+      return Failed("network error: " + r.message, /*transient=*/true);
+    case HttpError::kShuttingDown:
+      return Failed(kShuttingDown);
+    case HttpError::kTooLarge:  // not retried: the handler would answer the same again
+    case HttpError::kInvalidRequest:
+      return Failed(std::move(r.message));
+    case HttpError::kMalformed:
+      return Failed("invalid answer: " + r.message);
+  }
+  Outcome o;
+  o.response.status = r.status;
+  o.response.content_type = r.Header("Content-Type").value_or("");
+  o.response.connection_state = r.Header("ce-connectionState");
+  o.allowed_origin = r.Header("WebHook-Allowed-Origin", ",");
+  o.response.body = std::move(r.body);
+  return o;
+}
+
+// The shared state behind an UpstreamClient. Completions hold a shared_ptr to it, so one that
+// outlives the client (after the bounded shutdown wait) still touches live memory; it then
+// finds its call finished and does nothing.
+//
+// Threads: HTTP completions arrive on the HttpClient's event thread, which only counts them
+// and hands them to the CallbackPool; validation, retries and `done` run there; back-offs wait
+// on the TimerThread.
 //
 // Shutdown protocol:
 //   1. shutting_down_ is set; calls started from then on finish with "shutting down".
 //   2. The timer thread is joined; scheduled retries are dropped.
-//   3. Every HTTP exchange in flight is cancelled; none starts any more.
+//   3. The HTTP client is shut down: every exchange in flight completes with "shutting down"
+//      (its completion is queued on the pool); none starts any more.
 //   4. Every registered call gets a pool task that finishes it with "shutting down"; the
 //      `finished` flag makes whichever completion comes first the only one.
-//   5. The destructor waits (at most kShutdownGrace) until no call is registered (every
-//      `done` has returned) and no HTTP exchange is in flight.
+//   5. Shutdown waits (at most kShutdownGrace) until no call is registered (every `done` has
+//      returned) and no HTTP exchange is in flight, then ends the pool.
 class Engine;
 // The engine whose `done` callback this thread is running, if any.
 thread_local const Engine* running_done = nullptr;
-// The engine whose Call() this thread is in, if any: `done` must not run there.
-thread_local const Engine* inside_call = nullptr;
 
 class Engine : public std::enable_shared_from_this<Engine> {
  public:
-  explicit Engine(UpstreamOptions options) : options_(std::move(options)) {
+  explicit Engine(UpstreamOptions options) : options_(std::move(options)), pool_(options_.threads) {
     options_.max_attempts = std::max(1, options_.max_attempts);
+    HttpClientOptions http;
+    http.ca_file = options_.ca_file;
+    http.max_response_bytes = options_.max_response_bytes;
+    Result<std::unique_ptr<HttpClient>> client = HttpClient::Create(std::move(http));
+    if (client.ok()) {
+      http_ = std::move(client).value();
+    } else {
+      http_error_ = client.status().message();  // CheckCaFile rejected it at start-up already
+    }
   }
 
   void Call(UpstreamRequest request, std::function<void(UpstreamResponse)> done) {
-    const Engine* const outer = inside_call;
-    inside_call = this;
-    CallInner(std::move(request), std::move(done));
-    inside_call = outer;
-  }
-
-  void CallInner(UpstreamRequest request, std::function<void(UpstreamResponse)> done) {
     auto ctx = std::make_shared<CallCtx>();
     ctx->request = std::move(request);
     ctx->done = std::move(done);
@@ -286,36 +381,32 @@ class Engine : public std::enable_shared_from_this<Engine> {
 
   bool Drain(std::chrono::milliseconds limit) {
     std::unique_lock lock(mu_);
-    return idle_.wait_for(lock, limit, [this] { return calls_.empty() && attempts_.empty(); });
+    return idle_.wait_for(lock, limit, [this] { return calls_.empty() && in_flight_ == 0; });
   }
 
   void Shutdown() {
     std::vector<std::shared_ptr<CallCtx>> pending;
-    std::vector<std::shared_ptr<pplx::cancellation_token_source>> attempts;
     {
       std::lock_guard lock(mu_);
       if (shutting_down_) return;
       shutting_down_ = true;
       for (const auto& [id, ctx] : calls_) pending.push_back(ctx);
-      for (const auto& [id, source] : attempts_) attempts.push_back(source);
     }
     timer_.Stop();
-    for (const auto& source : attempts) source->cancel();
-    attempts.clear();
+    if (http_) http_->Shutdown();
     for (const std::shared_ptr<CallCtx>& ctx : pending) FinishLater(ctx, Failure(kShuttingDown));
     pending.clear();
 
-    std::unordered_map<std::string, std::shared_ptr<http::client::http_client>> clients;
     std::unordered_map<std::string, std::shared_ptr<Validation>> validations;
     {
       std::unique_lock lock(mu_);
       // A `done` that destroys the client is itself a registered call: do not wait for it.
       const size_t own = running_done == this ? 1 : 0;
       idle_.wait_for(lock, kShutdownGrace,
-                     [this, own] { return calls_.size() <= own && attempts_.empty(); });
-      clients.swap(clients_);
+                     [this, own] { return calls_.size() <= own && in_flight_ == 0; });
       validations.swap(validations_);
     }
+    pool_.Stop();
   }
 
  private:
@@ -345,10 +436,8 @@ class Engine : public std::enable_shared_from_this<Engine> {
     return "";
   }
 
-  // Runs `done` at most once per call, then unregisters the call.
+  // Runs `done` at most once per call, then unregisters the call. Only on a pool thread.
   void Finish(const std::shared_ptr<CallCtx>& ctx, UpstreamResponse response) {
-    // pplx may run a continuation of an already completed task inline, i.e. inside Call().
-    if (inside_call == this) return FinishLater(ctx, std::move(response));
     if (ctx->finished.exchange(true)) return;
     std::function<void(UpstreamResponse)> done = std::move(ctx->done);
     ctx->done = nullptr;
@@ -370,18 +459,9 @@ class Engine : public std::enable_shared_from_this<Engine> {
 
   // Finishes on a pool thread: `done` never runs inside Call().
   void FinishLater(std::shared_ptr<CallCtx> ctx, UpstreamResponse response) {
-    Post([self = shared_from_this(), ctx = std::move(ctx), response = std::move(response)] {
-      self->Finish(ctx, response);
-    });
-  }
-
-  static void Post(std::function<void()> fn) {
-    pplx::create_task([fn = std::move(fn)] {
-      try {
-        fn();
-      } catch (...) {
-      }
-    });
+    pool_.Execute(
+        [self = shared_from_this(), ctx = std::move(ctx),
+         response = std::move(response)]() mutable { self->Finish(ctx, std::move(response)); });
   }
 
   void Validate(const std::shared_ptr<CallCtx>& ctx) {
@@ -409,23 +489,14 @@ class Engine : public std::enable_shared_from_this<Engine> {
 
     // OPTIONS first; the emulator falls back to GET when the handler does not route OPTIONS.
     auto self = shared_from_this();
-    const Headers headers = {{"WebHook-Request-Origin", options_.origin},
-                             {"ce-awpsversion", "1.0"}};
-    Send(http::methods::OPTIONS, url, headers, std::nullopt, "")
-        .then([self, url, headers](Outcome o) {
-          const int s = o.response.status;
-          if (s != 404 && s != 405) return pplx::task_from_result(std::move(o));
-          return self->Send(http::methods::GET, url, headers, std::nullopt, "");
-        })
-        .then([self, start](pplx::task<Outcome> t) {
-          std::string error;
-          try {
-            error = ValidationError(t.get(), self->options_.origin);
-          } catch (...) {
-            error = "internal error";
-          }
-          self->CompleteValidation(start, std::move(error));
-        });
+    const HttpHeaders headers = {{"WebHook-Request-Origin", options_.origin},
+                                 {"ce-awpsversion", "1.0"}};
+    Send("OPTIONS", url, headers, std::nullopt, "", [self, url, headers, start](Outcome o) {
+      const int s = o.response.status;
+      if (s != 404 && s != 405) return self->CompleteValidation(start, o);
+      self->Send("GET", url, headers, std::nullopt, "",
+                 [self, start](Outcome o) { self->CompleteValidation(start, o); });
+    });
   }
 
   static std::string ValidationError(const Outcome& o, const std::string& origin) {
@@ -440,7 +511,8 @@ class Engine : public std::enable_shared_from_this<Engine> {
     return "";
   }
 
-  void CompleteValidation(const std::shared_ptr<Validation>& v, std::string reason) {
+  void CompleteValidation(const std::shared_ptr<Validation>& v, const Outcome& o) {
+    const std::string reason = ValidationError(o, options_.origin);
     std::vector<std::shared_ptr<CallCtx>> waiters;
     std::string error;
     bool shutting_down;
@@ -473,16 +545,8 @@ class Engine : public std::enable_shared_from_this<Engine> {
     ++ctx->attempt;
     const UpstreamRequest& req = ctx->request;
     auto self = shared_from_this();
-    Send(http::methods::POST, req.url, EventHeaders(req, ctx->signature, options_), req.body,
-         req.content_type,
-         /*reuse=*/req.retryable)
-        .then([self, ctx](pplx::task<Outcome> t) {
-          try {
-            self->OnAttemptDone(ctx, t.get());
-          } catch (...) {
-            self->Finish(ctx, Failure("internal error"));
-          }
-        });
+    Send("POST", req.url, EventHeaders(req, ctx->signature, options_), req.body, req.content_type,
+         [self, ctx](Outcome o) { self->OnAttemptDone(ctx, std::move(o)); });
   }
 
   void OnAttemptDone(const std::shared_ptr<CallCtx>& ctx, Outcome o) {
@@ -498,183 +562,64 @@ class Engine : public std::enable_shared_from_this<Engine> {
     }
   }
 
-  // One pooled client per scheme://host:port; cpprestsdk keeps its connections alive.
-  // cpprestsdk resends a request by itself when a reused keep-alive connection fails before
-  // the status line (a timeout or cancel included). A blocking event (connect, user events)
-  // may not be idempotent, so it never rides a reused connection: it gets a client of its own.
-  std::shared_ptr<http::client::http_client> ClientFor(const web::uri& uri, bool reuse) {
-    if (!reuse) return std::make_shared<http::client::http_client>(uri.authority(), Config());
-    std::string key = uri.scheme() + "://" + uri.host() + ":" + std::to_string(uri.port());
-    std::transform(key.begin(), key.end(), key.begin(),
-                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    std::lock_guard lock(mu_);
-    std::shared_ptr<http::client::http_client>& client = clients_[key];
-    if (!client) client = std::make_shared<http::client::http_client>(uri.authority(), Config());
-    return client;
-  }
-
-  // Certificates are verified (cpprestsdk's default: peer chain and host name against the
-  // system's CAs); a private CA is added from ca_file.
-  http::client::http_client_config Config() const {
-    http::client::http_client_config config;
-    config.set_timeout(options_.timeout);
-    config.set_max_redirects(0);
-    config.set_validate_certificates(true);
-    if (!options_.ca_file.empty()) {
-      config.set_ssl_context_callback([file = options_.ca_file](boost::asio::ssl::context& ctx) {
-        boost::system::error_code ec;
-        ctx.load_verify_file(file, ec);  // checked at start-up (CheckCaFile)
-      });
+  // One HTTP exchange; `then` runs on a pool thread with every failure as a status-0
+  // response. Connection reuse and the safe retry on a fresh connection are the HttpClient's
+  // (rest/http_client.h): a request that may have reached the handler is never resent here
+  // unless the call is retryable.
+  void Send(const char* method, const std::string& url, HttpHeaders headers,
+            std::optional<std::string> body, const std::string& content_type,
+            std::function<void(Outcome)> then) {
+    auto self = shared_from_this();
+    auto deliver = [self, then = std::move(then)](Outcome o) mutable {
+      self->pool_.Execute(
+          [then = std::move(then), o = std::move(o)]() mutable { then(std::move(o)); });
+    };
+    if (!http_) return deliver(Failed(http_error_));
+    HttpRequest request;
+    request.method = method;
+    request.url = url;
+    request.headers = std::move(headers);
+    request.timeout = options_.timeout;
+    if (body) {
+      request.headers.emplace_back(
+          "Content-Type", content_type.empty() ? "application/octet-stream" : content_type);
+      request.body = std::move(*body);
     }
-    return config;
-  }
-
-  // One HTTP exchange. The task never faults: every failure becomes a status-0 response.
-  pplx::task<Outcome> Send(const http::method& method, const std::string& url,
-                           const Headers& headers, std::optional<std::string> body,
-                           const std::string& content_type, bool reuse = true) {
-    std::shared_ptr<http::client::http_client> client;
-    http::http_request msg(method);
-    try {
-      web::uri uri(url);
-      if (uri.scheme() != "http" && uri.scheme() != "https") {
-        return pplx::task_from_result(Failed("invalid url"));
-      }
-      client = ClientFor(uri, reuse);
-      msg.set_request_uri(uri.resource());
-      for (const auto& [name, value] : headers) msg.headers().add(name, value);
-      if (body) {
-        msg.set_body(std::move(*body),
-                     content_type.empty() ? std::string("application/octet-stream") : content_type);
-      } else {
-        // Without it some servers (POCO among them) read an OPTIONS body until the connection
-        // closes; cpprestsdk adds it by itself only for POST and PUT.
-        msg.headers().set_content_length(0);
-      }
-    } catch (const std::exception&) {
-      // No detail: the URL may carry a secret (?code=...) and errors get logged.
-      return pplx::task_from_result(Failed("invalid url"));
-    }
-
-    // Each attempt has its own source: the deadline below and Shutdown() cancel through it.
-    // (pplx's linked sources would leave one registration per attempt on the parent token.)
-    auto attempt_cancel = std::make_shared<pplx::cancellation_token_source>();
-    uint64_t attempt_id;
     {
       std::lock_guard lock(mu_);
-      if (shutting_down_) return pplx::task_from_result(Failed(kShuttingDown));
-      attempt_id = next_attempt_id_++;
-      attempts_.emplace(attempt_id, attempt_cancel);
+      if (shutting_down_) return deliver(Failed(kShuttingDown));
+      ++in_flight_;
     }
-    // cpprestsdk's own timeout restarts on every read and write, so a handler that trickles
-    // its answer would never time out; this deadline bounds the whole attempt.
-    auto self = shared_from_this();
-    auto timed_out = std::make_shared<std::atomic<bool>>(false);
-    // An answer over the limit ends the attempt as soon as it is known to be (its
-    // Content-Length, else the bytes read so far): a handler cannot make the node buffer it.
-    auto too_large = std::make_shared<std::atomic<bool>>(false);
-    const uint64_t max_bytes = options_.max_response_bytes;
-    msg.set_progress_handler([too_large, attempt_cancel, max_bytes](
-                                 http::message_direction::direction direction, uint64_t bytes) {
-      if (direction == http::message_direction::download && bytes > max_bytes &&
-          !too_large->exchange(true)) {
-        attempt_cancel->cancel();
+    http_->Send(std::move(request), [self, deliver = std::move(deliver)](HttpResponse r) mutable {
+      deliver(ToOutcome(std::move(r)));
+      {
+        std::lock_guard lock(self->mu_);
+        --self->in_flight_;
       }
+      self->idle_.notify_all();
     });
-    const std::optional<TimerThread::Key> deadline =
-        timer_.Schedule(Clock::now() + options_.timeout, [attempt_cancel, timed_out] {
-          timed_out->store(true);
-          attempt_cancel->cancel();
-        });
-    pplx::task<http::http_response> sent;
-    try {
-      sent = client->request(msg, attempt_cancel->get_token());
-    } catch (const std::exception&) {
-      sent = pplx::task_from_exception<http::http_response>(std::current_exception());
-    }
-    return sent
-        .then([too_large, attempt_cancel, max_bytes](http::http_response response) {
-          if (response.headers().content_length() > max_bytes) {
-            too_large->store(true);
-            attempt_cancel->cancel();
-            return pplx::task_from_result(Outcome{});
-          }
-          auto out = std::make_shared<Outcome>();
-          out->response.status = response.status_code();
-          const http::http_headers& h = response.headers();
-          if (auto it = h.find(http::header_names::content_type); it != h.end()) {
-            out->response.content_type = it->second;
-          }
-          if (auto it = h.find("ce-connectionState"); it != h.end()) {
-            out->response.connection_state = it->second;
-          }
-          if (auto it = h.find("WebHook-Allowed-Origin"); it != h.end()) {
-            out->allowed_origin = it->second;
-          }
-          return response.extract_vector().then([out](std::vector<unsigned char> bytes) {
-            out->response.body.assign(bytes.begin(), bytes.end());
-            return std::move(*out);
-          });
-        })
-        .then([self, attempt_id, deadline, timed_out, too_large, max_bytes,
-               client](pplx::task<Outcome> t) {
-          // `client` rides along: a per-request client must outlive its request.
-          (void)client;
-          if (deadline) self->timer_.Cancel(*deadline);
-          Outcome o;
-          try {
-            o = t.get();
-          } catch (const http::http_exception& e) {
-            o.transient = true;
-            if (timed_out->load() || e.error_code() == std::errc::timed_out) {
-              o.response = Failure(kTimedOut);
-            } else {
-              o.response = Failure(std::string("network error: ") + e.what());
-            }
-          } catch (const pplx::task_canceled&) {
-            o.transient = timed_out->load();
-            o.response = Failure(o.transient ? kTimedOut : kShuttingDown);
-          } catch (const std::exception& e) {
-            o.transient = true;
-            o.response = Failure(std::string("network error: ") + e.what());
-          } catch (...) {
-            o.response = Failure("internal error");
-          }
-          if (too_large->load() || o.response.body.size() > max_bytes) {
-            // A failed call, not retried: the handler would answer the same again.
-            o = Outcome{};
-            o.response = Failure("the answer is larger than the limit of " +
-                                 std::to_string(max_bytes) + " bytes");
-          }
-          {
-            std::lock_guard lock(self->mu_);
-            self->attempts_.erase(attempt_id);
-          }
-          self->idle_.notify_all();
-          return o;
-        });
   }
 
   UpstreamOptions options_;
   TimerThread timer_;
+  CallbackPool pool_;
+  std::unique_ptr<HttpClient> http_;
+  std::string http_error_;  // why http_ is null
 
   std::mutex mu_;
-  std::condition_variable idle_;  // calls_ or attempts_ shrank
+  std::condition_variable idle_;  // calls_ or in_flight_ shrank
   bool shutting_down_ = false;
   uint64_t next_call_id_ = 0;
-  uint64_t next_attempt_id_ = 0;
-  // HTTP exchanges whose continuation has not run yet, to cancel them on shutdown.
-  std::unordered_map<uint64_t, std::shared_ptr<pplx::cancellation_token_source>> attempts_;
+  size_t in_flight_ = 0;  // HTTP exchanges whose completion has not been queued yet
   std::unordered_map<uint64_t, std::shared_ptr<CallCtx>> calls_;  // not yet finished
   std::unordered_map<std::string, std::shared_ptr<Validation>> validations_;
-  std::unordered_map<std::string, std::shared_ptr<http::client::http_client>> clients_;
 };
 
-class CppRestUpstreamClient : public UpstreamClient {
+class PooledUpstreamClient : public UpstreamClient {
  public:
-  explicit CppRestUpstreamClient(UpstreamOptions options)
+  explicit PooledUpstreamClient(UpstreamOptions options)
       : engine_(std::make_shared<Engine>(std::move(options))) {}
-  ~CppRestUpstreamClient() override { engine_->Shutdown(); }
+  ~PooledUpstreamClient() override { engine_->Shutdown(); }
 
   void Call(UpstreamRequest request, std::function<void(UpstreamResponse)> done) override {
     engine_->Call(std::move(request), std::move(done));
@@ -690,15 +635,7 @@ class CppRestUpstreamClient : public UpstreamClient {
 }  // namespace
 
 std::unique_ptr<UpstreamClient> NewUpstreamClient(UpstreamOptions options) {
-  static std::once_flag pool_once;
-  std::call_once(pool_once, [threads = options.threads] {
-    try {
-      crossplat::threadpool::initialize_with_threads(static_cast<size_t>(std::max(1, threads)));
-    } catch (const std::exception&) {
-      // Another component initialised the shared pool first; use it as it is.
-    }
-  });
-  return std::make_unique<CppRestUpstreamClient>(std::move(options));
+  return std::make_unique<PooledUpstreamClient>(std::move(options));
 }
 
 Status CheckCaFile(const std::string& path) {

@@ -13,14 +13,18 @@
 //     subprotocol, connectionState) and WebHook-Request-Origin;
 //   - a per-attempt timeout; retries with back-off on 408, 5xx and network errors when the
 //     request says it may be retried;
-//   - connection reuse: one pooled HTTP client per scheme://host:port;
-//   - answers over max_response_bytes (1 MiB) fail the call without being buffered whole;
+//   - connection reuse: every request (blocking events included) rides a kept-alive
+//     connection per scheme://host:port (rest/http_client.h). A request goes again on a
+//     fresh connection by itself only when not one byte of it was written on the reused one;
+//     once written, a failure is a failed attempt, retried only when the request is retryable;
+//   - answers over max_response_bytes (1 MiB) fail the call without being buffered whole, as
+//     do malformed answers ("invalid answer: ..."); neither is retried;
 //   - https:// handlers: the certificate chain and host name are verified against the
 //     system's CAs and, when given, the CAs in UpstreamOptions::ca_file (private CAs).
-// cpprestsdk is used only in the .cc: no cpprest type appears here.
 //
 // Thread-safety: Call may be used from any thread; `done` runs on one of the client's own
-// threads (a small fixed pool), exactly once per call.
+// threads (a small fixed pool), exactly once per call. The HTTP exchanges themselves run on
+// the HttpClient's one event thread: no thread waits for an answer.
 #pragma once
 
 #include "base/status.h"
@@ -42,7 +46,7 @@ struct UpstreamOptions {
   int max_attempts = 4;                              // for retryable requests
   std::chrono::milliseconds retry_base{1000};        // back-off: base, 3*base, 5*base, ...
   std::chrono::milliseconds validation_retry{5000};  // after a failed validation
-  int threads = 4;                                   // cpprestsdk pool size (fixed)
+  int threads = 4;  // the pool that runs `done`, validation and retries (fixed)
   // An answer with a larger body fails the call (docs/PROTOCOL-DECISIONS.md).
   uint64_t max_response_bytes = uint64_t{1} << 20;
   std::string ca_file;  // PEM certificates trusted besides the system's (may be empty)

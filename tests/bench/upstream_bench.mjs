@@ -16,8 +16,10 @@
 //   - phase "load": --clients raw WebSocket clients (no subprotocol) each send a frame, wait for
 //     the echoed frame (the upstream's answer), send the next, for --seconds; the pinger keeps
 //     going; in the middle of the phase one more raw client sends "slow". Prints upstream
-//     calls/second (counted by the handler), frames/s seen by the clients, and the ping round
-//     trip during the slow call vs the rest of the phase;
+//     calls/second (counted by the handler), frames/s seen by the clients, the ping round
+//     trip during the slow call vs the rest of the phase, and at the end of the phase the TCP
+//     sockets on the handler's port in TIME_WAIT and ESTABLISHED (/proc/net/tcp{,6}): a client
+//     that reuses kept-alive connections leaves no TIME_WAIT behind;
 //   - phase "slow alone": one slow call with no other load, pinger running.
 // The ping round trip is the event-loop delay seen from outside: a pong needs the connection's
 // loop to read the ping and write the answer. All traffic stays on 127.0.0.1; every loop is
@@ -174,6 +176,7 @@ async function main() {
   running = false;
   stopPinging();
   const loadMs = performance.now() - loadStart;
+  const sockets0 = tcpStates(port);
   const hubcastCpu = procCpuMs(srv.pid) - cpu0.hubcast;
   const nodeCpu = process.cpuUsage(cpu0.node);
   const nodeCpuMs = (nodeCpu.user + nodeCpu.system) / 1000;
@@ -188,6 +191,7 @@ async function main() {
       `${received} echoed frames = ${(received / (loadMs / 1000)).toFixed(0)} frames/s (${clients} clients, ${(received / clients).toFixed(0)} each)`,
   );
   console.log(`load:        CPU: hubcast ${((100 * hubcastCpu) / loadMs).toFixed(0)}%, this node process (clients + upstream worker) ${((100 * nodeCpuMs) / loadMs).toFixed(0)}% of one core`);
+  console.log(`load:        sockets on the handler's port ${port} at the end: ${sockets0.timeWait} in TIME_WAIT, ${sockets0.established} established (both ends counted)`);
   console.log(`load:        slow call answered after ${(slowEndPerf - slowSentPerf).toFixed(0)} ms (started ${((slowSentPerf - loadStart) / 1000).toFixed(1)} s in, wall ${new Date(wallStart).toISOString()})`);
   console.log(`load:        ping round trip outside the slow call ${fmt(outside)}`);
   console.log(`load:        ping round trip during the slow call  ${fmt(during)}`);
@@ -220,6 +224,28 @@ function procCpuMs(pid) {
   } catch {
     return NaN;
   }
+}
+
+/** TCP sockets whose local or remote port is `port`, by state (Linux /proc/net/tcp{,6}). */
+function tcpStates(port) {
+  const hex = port.toString(16).toUpperCase().padStart(4, "0");
+  const out = { timeWait: 0, established: 0 };
+  for (const file of ["/proc/net/tcp", "/proc/net/tcp6"]) {
+    let text = "";
+    try {
+      text = readFileSync(file, "utf8");
+    } catch {
+      continue;
+    }
+    for (const line of text.split("\n").slice(1)) {
+      const f = line.trim().split(/\s+/);
+      if (f.length < 4) continue;
+      if (!f[1].endsWith(`:${hex}`) && !f[2].endsWith(`:${hex}`)) continue;
+      if (f[3] === "06") out.timeWait += 1;
+      if (f[3] === "01") out.established += 1;
+    }
+  }
+  return out;
 }
 
 function pct(sorted, p) {

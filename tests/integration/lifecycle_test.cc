@@ -117,10 +117,8 @@ class SlowHandler {
       }
       buffer.erase(0, head_end + 4 + length);
       const bool validation = head.rfind("OPTIONS ", 0) == 0 || head.rfind("GET ", 0) == 0;
-      // cpprestsdk writes headers without a space after the colon.
-      const bool quick_connect =
-          lower.find("\r\nce-type:azure.webpubsub.sys.connect\r\n") != std::string::npos &&
-          lower.find("\r\nce-userid:slow-") == std::string::npos;
+      const bool quick_connect = HeaderValue(lower, "ce-type") == "azure.webpubsub.sys.connect" &&
+                                 HeaderValue(lower, "ce-userid").rfind("slow-", 0) != 0;
       if (!validation) ++calls_;
       if (!validation && !quick_connect && !Wait()) return Close(c);
       const std::string body = validation ? "" : "{}";
@@ -140,6 +138,15 @@ class SlowHandler {
       return false;
     }
     return !cv_.wait_for(lock, delay_, [this] { return stopping_; });
+  }
+
+  // The value of header `name` in a lower-cased head, whatever the space after the colon.
+  static std::string HeaderValue(const std::string& head, const std::string& name) {
+    const size_t at = head.find("\r\n" + name + ":");
+    if (at == std::string::npos) return "";
+    size_t start = at + 3 + name.size();
+    while (start < head.size() && head[start] == ' ') ++start;
+    return head.substr(start, head.find("\r\n", start) - start);
   }
 
   bool ReadSome(int c, std::string* buffer) {
