@@ -54,8 +54,14 @@ void TokenCache::InsertLocked(std::string_view token, Entry entry, int64_t now_u
     return;
   }
   if (entries_.size() >= max_entries_) {
-    for (auto e = entries_.begin(); e != entries_.end();) {
-      e = now_unix_seconds >= e->second.valid_until ? entries_.erase(e) : std::next(e);
+    // The sweep for expired tokens walks every entry: at most once a second, or an app
+    // server using more distinct tokens than the cache holds (a token per URL, per user)
+    // paid a walk of thousands of entries on every request.
+    if (now_unix_seconds != last_sweep_) {
+      last_sweep_ = now_unix_seconds;
+      for (auto e = entries_.begin(); e != entries_.end();) {
+        e = now_unix_seconds >= e->second.valid_until ? entries_.erase(e) : std::next(e);
+      }
     }
     if (entries_.size() >= max_entries_) entries_.erase(entries_.begin());
   }

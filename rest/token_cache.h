@@ -12,7 +12,8 @@
 //     garbage cannot fill the cache), each until its exp + kTokenClockSkewSeconds, the moment
 //     VerifyToken would start refusing it; a hit past that is dropped and refused;
 //   - the keys are fixed per cache (a new key set needs a new cache);
-//   - at most max_entries tokens: when full, expired ones go first, then an arbitrary one.
+//   - at most max_entries tokens: when full, expired ones go first (looked for at most once
+//     a second), then an arbitrary one.
 //
 // Thread-safety: Verify may be called from any number of threads (one mutex around the map;
 // the verification itself runs outside it).
@@ -64,6 +65,7 @@ class TokenCache {
   const size_t max_entries_;
   mutable std::mutex mu_;
   std::unordered_map<std::string, Entry, TokenHash, TokenEqual> entries_;
+  int64_t last_sweep_ = INT64_MIN;  // the second of the last walk for expired entries
 };
 
 }  // namespace hubcast::rest

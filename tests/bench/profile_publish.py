@@ -84,7 +84,7 @@ def top_functions(path, top):
 
 
 def run_cell(args, pub, size, out_dir):
-    cell = f"{pub}-g{size}"
+    cell = f"{pub}-g{size}" if args.to == "group" else f"{pub}-{args.to}"
     data = tempfile.mkdtemp(prefix=f"hubcast-{cell}-", dir=out_dir)
     port_file = os.path.join(data, "port")
     cg_file = os.path.join(out_dir, f"callgrind.{cell}.out")
@@ -103,8 +103,8 @@ def run_cell(args, pub, size, out_dir):
         members = max(args.members, size) // size * size
         generator = Generator(target, 0, members, args, out_dir, [size])
         generator.expect("ready", 300)
-        generator.send(f"phase to=group pub={pub} mode=closed size={size} bytes={args.bytes} "
-                       f"window={args.window}")
+        generator.send(f"phase to={args.to} pub={pub} mode=closed size={size} "
+                       f"bytes={args.bytes} window={args.window}")
         generator.expect("started", 30)
         time.sleep(args.warmup)
         if args.native:
@@ -147,6 +147,9 @@ def main():
     parser.add_argument("--loadgen", default="build/tests/bench/bench_loadgen")
     parser.add_argument("--pub", default="rest,client", help="publishers: rest,client")
     parser.add_argument("--sizes", default="1,10", help="group sizes (1,10)")
+    parser.add_argument("--to", default="group", choices=["group", "connection", "user"],
+                        help="what a REST publish targets (group; connection and user take "
+                             "one size, and their publishes go to a random member)")
     parser.add_argument("--members", type=int, default=100, help="connected members (100)")
     parser.add_argument("--window", type=int, default=16, help="publishes in flight (16)")
     parser.add_argument("--bytes", type=int, default=100, help="payload bytes (100)")
