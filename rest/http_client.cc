@@ -31,8 +31,8 @@
 
 namespace hubcast::rest {
 
-std::optional<std::string> HttpResponse::Header(std::string_view name,
-                                                std::string_view separator) const {
+std::optional<std::string> HttpClientResponse::Header(std::string_view name,
+                                                      std::string_view separator) const {
   std::optional<std::string> out;
   for (const auto& [k, v] : headers) {
     if (!EqualsIgnoreCase(k, name)) continue;
@@ -167,7 +167,7 @@ class ResponseParser {
 
   State state() const { return state_; }
   bool received_any() const { return received_any_; }
-  HttpResponse& response() { return response_; }
+  HttpClientResponse& response() { return response_; }
   // Whether the connection may carry another request once this answer is done.
   bool reusable() const { return keep_alive_ && pos_ == buf_.size(); }
   std::optional<std::chrono::seconds> keep_alive_timeout() const { return keep_alive_timeout_; }
@@ -448,7 +448,7 @@ class ResponseParser {
 
   const HttpClientOptions& options_;
   State state_ = State::kHead;
-  HttpResponse response_;
+  HttpClientResponse response_;
   std::string buf_;
   size_t pos_ = 0;
   size_t head_bytes_ = 0;
@@ -516,7 +516,7 @@ class EpollHttpClient final : public HttpClient {
     SSL_CTX_free(tls_);
   }
 
-  void Send(HttpRequest request, std::function<void(HttpResponse)> done) override {
+  void Send(HttpClientRequest request, std::function<void(HttpClientResponse)> done) override {
     auto ex = std::make_shared<Exchange>();
     ex->request = std::move(request);
     ex->done = std::move(done);
@@ -528,7 +528,7 @@ class EpollHttpClient final : public HttpClient {
         return;
       }
     }
-    HttpResponse r;
+    HttpClientResponse r;
     r.error = HttpError::kShuttingDown;
     r.message = "shutting down";
     if (ex->done) ex->done(std::move(r));
@@ -561,8 +561,8 @@ class EpollHttpClient final : public HttpClient {
  private:
   struct Exchange {
     uint64_t id = 0;
-    HttpRequest request;
-    std::function<void(HttpResponse)> done;
+    HttpClientRequest request;
+    std::function<void(HttpClientResponse)> done;
     std::optional<Url> url;
     Clock::time_point deadline;
     uint64_t conn = 0;        // 0 while resolving
@@ -746,7 +746,7 @@ class EpollHttpClient final : public HttpClient {
     ex->conn = conn->id;
     ex->written = 0;
     ex->parser = std::make_unique<ResponseParser>(options_);
-    const HttpRequest& r = ex->request;
+    const HttpClientRequest& r = ex->request;
     std::string& out = conn->out;
     out.clear();
     conn->out_pos = 0;
@@ -969,7 +969,7 @@ class EpollHttpClient final : public HttpClient {
     ResponseParser& parser = *ex->parser;
     // A TLS record may hold more than the answer: SSL_pending bytes were not asked for.
     const bool reusable = parser.reusable() && !(conn->ssl && SSL_pending(conn->ssl) > 0);
-    HttpResponse response = std::move(parser.response());
+    HttpClientResponse response = std::move(parser.response());
     std::optional<std::chrono::seconds> keep = parser.keep_alive_timeout();
     conn->exchange = nullptr;
     ex->conn = 0;
@@ -1026,16 +1026,16 @@ class EpollHttpClient final : public HttpClient {
       }
       ex->conn = 0;
     }
-    HttpResponse r;
+    HttpClientResponse r;
     r.error = error;
     r.message = std::move(message);
     Complete(ex, std::move(r));
   }
 
-  void Complete(const std::shared_ptr<Exchange>& ex, HttpResponse response) {
+  void Complete(const std::shared_ptr<Exchange>& ex, HttpClientResponse response) {
     if (exchanges_.erase(ex->id) == 0) return;
     deadlines_.erase({ex->deadline, ex->id});
-    std::function<void(HttpResponse)> done = std::move(ex->done);
+    std::function<void(HttpClientResponse)> done = std::move(ex->done);
     ex->done = nullptr;
     if (!done) return;
     try {

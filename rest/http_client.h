@@ -52,7 +52,7 @@
 
 namespace hubcast::rest {
 
-using HttpHeaders = std::vector<std::pair<std::string, std::string>>;
+using HttpClientHeaders = std::vector<std::pair<std::string, std::string>>;
 
 struct HttpClientOptions {
   std::string ca_file;  // PEM certificates trusted besides the system's (may be empty)
@@ -63,11 +63,11 @@ struct HttpClientOptions {
   size_t max_head_bytes = 64 * 1024;                // status line and headers
 };
 
-struct HttpRequest {
+struct HttpClientRequest {
   std::string method;  // GET, POST, OPTIONS, ...
   std::string url;     // http:// or https://
   // Sent as given after Host; Content-Length is added (always, 0 without a body).
-  HttpHeaders headers;
+  HttpClientHeaders headers;
   std::string body;
   std::chrono::milliseconds timeout{10000};  // the whole exchange
 };
@@ -82,11 +82,11 @@ enum class HttpError {
   kShuttingDown,    // Shutdown ran
 };
 
-struct HttpResponse {
+struct HttpClientResponse {
   HttpError error = HttpError::kNone;
   std::string message;  // why, when error != kNone
   int status = 0;
-  HttpHeaders headers;  // in arrival order, repeats kept
+  HttpClientHeaders headers;  // in arrival order, repeats kept
   std::string body;
   // The values of every header named `name` (case-insensitive) joined with `separator`;
   // nullopt when there is none.
@@ -107,7 +107,7 @@ class HttpClient {
   static Result<std::unique_ptr<HttpClient>> Create(HttpClientOptions options);
   virtual ~HttpClient() = default;
 
-  virtual void Send(HttpRequest request, std::function<void(HttpResponse)> done) = 0;
+  virtual void Send(HttpClientRequest request, std::function<void(HttpClientResponse)> done) = 0;
   virtual HttpClientStats Stats() const = 0;
   virtual void Shutdown() = 0;  // idempotent
 };

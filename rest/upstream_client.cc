@@ -41,7 +41,7 @@ constexpr char kValidationFailed[] = "abuse protection validation failed: ";
 // How long the destructor waits for cancelled requests and running `done` callbacks.
 constexpr std::chrono::seconds kShutdownGrace{5};
 
-using Headers = HttpHeaders;
+using Headers = HttpClientHeaders;
 
 UpstreamResponse Failure(std::string error) {
   UpstreamResponse r;
@@ -292,7 +292,7 @@ Outcome Failed(std::string error, bool transient = false) {
   return o;
 }
 
-Outcome ToOutcome(HttpResponse r) {
+Outcome ToOutcome(HttpClientResponse r) {
   switch (r.error) {
     case HttpError::kNone:
       break;
@@ -489,8 +489,8 @@ class Engine : public std::enable_shared_from_this<Engine> {
 
     // OPTIONS first; the emulator falls back to GET when the handler does not route OPTIONS.
     auto self = shared_from_this();
-    const HttpHeaders headers = {{"WebHook-Request-Origin", options_.origin},
-                                 {"ce-awpsversion", "1.0"}};
+    const HttpClientHeaders headers = {{"WebHook-Request-Origin", options_.origin},
+                                       {"ce-awpsversion", "1.0"}};
     Send("OPTIONS", url, headers, std::nullopt, "", [self, url, headers, start](Outcome o) {
       const int s = o.response.status;
       if (s != 404 && s != 405) return self->CompleteValidation(start, o);
@@ -566,7 +566,7 @@ class Engine : public std::enable_shared_from_this<Engine> {
   // response. Connection reuse and the safe retry on a fresh connection are the HttpClient's
   // (rest/http_client.h): a request that may have reached the handler is never resent here
   // unless the call is retryable.
-  void Send(const char* method, const std::string& url, HttpHeaders headers,
+  void Send(const char* method, const std::string& url, HttpClientHeaders headers,
             std::optional<std::string> body, const std::string& content_type,
             std::function<void(Outcome)> then) {
     auto self = shared_from_this();
@@ -575,7 +575,7 @@ class Engine : public std::enable_shared_from_this<Engine> {
           [then = std::move(then), o = std::move(o)]() mutable { then(std::move(o)); });
     };
     if (!http_) return deliver(Failed(http_error_));
-    HttpRequest request;
+    HttpClientRequest request;
     request.method = method;
     request.url = url;
     request.headers = std::move(headers);
@@ -590,14 +590,15 @@ class Engine : public std::enable_shared_from_this<Engine> {
       if (shutting_down_) return deliver(Failed(kShuttingDown));
       ++in_flight_;
     }
-    http_->Send(std::move(request), [self, deliver = std::move(deliver)](HttpResponse r) mutable {
-      deliver(ToOutcome(std::move(r)));
-      {
-        std::lock_guard lock(self->mu_);
-        --self->in_flight_;
-      }
-      self->idle_.notify_all();
-    });
+    http_->Send(std::move(request),
+                [self, deliver = std::move(deliver)](HttpClientResponse r) mutable {
+                  deliver(ToOutcome(std::move(r)));
+                  {
+                    std::lock_guard lock(self->mu_);
+                    --self->in_flight_;
+                  }
+                  self->idle_.notify_all();
+                });
   }
 
   UpstreamOptions options_;

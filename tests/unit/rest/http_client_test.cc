@@ -39,11 +39,11 @@ class HttpClientTest : public ::testing::Test {
     return *client_;
   }
 
-  HttpResponse Send(HttpRequest request) {
-    auto promise = std::make_shared<std::promise<HttpResponse>>();
-    std::future<HttpResponse> future = promise->get_future();
+  HttpClientResponse Send(HttpClientRequest request) {
+    auto promise = std::make_shared<std::promise<HttpClientResponse>>();
+    std::future<HttpClientResponse> future = promise->get_future();
     Client().Send(std::move(request),
-                  [promise](HttpResponse r) { promise->set_value(std::move(r)); });
+                  [promise](HttpClientResponse r) { promise->set_value(std::move(r)); });
     if (future.wait_for(20s) != std::future_status::ready) {
       ADD_FAILURE() << "done never ran";
       return {};
@@ -51,8 +51,8 @@ class HttpClientTest : public ::testing::Test {
     return future.get();
   }
 
-  static HttpRequest Post(const std::string& url, const std::string& id = "") {
-    HttpRequest r;
+  static HttpClientRequest Post(const std::string& url, const std::string& id = "") {
+    HttpClientRequest r;
     r.method = "POST";
     r.url = url;
     r.body = "payload";
@@ -69,7 +69,7 @@ class HttpClientTest : public ::testing::Test {
 TEST_F(HttpClientTest, SequentialRequestsShareOneKeepAliveConnection) {
   RawHttpServer server(KeepAlive);
   for (int i = 0; i < 50; ++i) {
-    const HttpResponse r = Send(Post(server.Url("/e"), std::to_string(i)));
+    const HttpClientResponse r = Send(Post(server.Url("/e"), std::to_string(i)));
     ASSERT_EQ(r.error, HttpError::kNone) << r.message;
     ASSERT_EQ(r.status, 200);
     ASSERT_EQ(r.body, "ok");
@@ -85,11 +85,11 @@ TEST_F(HttpClientTest, ConcurrentRequestsUseBoundedConnectionsAndAllComplete) {
   constexpr int kConcurrent = 8;
   constexpr int kRounds = 10;
   for (int round = 0; round < kRounds; ++round) {
-    std::vector<std::future<HttpResponse>> futures;
+    std::vector<std::future<HttpClientResponse>> futures;
     for (int i = 0; i < kConcurrent; ++i) {
-      auto promise = std::make_shared<std::promise<HttpResponse>>();
+      auto promise = std::make_shared<std::promise<HttpClientResponse>>();
       futures.push_back(promise->get_future());
-      Client().Send(Post(server.Url()), [promise](HttpResponse r) { promise->set_value(r); });
+      Client().Send(Post(server.Url()), [promise](HttpClientResponse r) { promise->set_value(r); });
     }
     for (auto& f : futures) {
       ASSERT_EQ(f.wait_for(20s), std::future_status::ready);
@@ -116,7 +116,7 @@ TEST_F(HttpClientTest, ServerClosedIdleConnectionIsReplacedAndTheRequestArrivesO
   });
   ASSERT_EQ(Send(Post(server.Url(), "first")).status, 200);
   ASSERT_TRUE(server.WaitFor("closed 1"));
-  const HttpResponse r = Send(Post(server.Url(), "second"));
+  const HttpClientResponse r = Send(Post(server.Url(), "second"));
   ASSERT_EQ(r.error, HttpError::kNone) << r.message;
   ASSERT_EQ(r.status, 200);
   EXPECT_EQ(server.CountWith("X-Id", "second"), 1);
@@ -137,7 +137,7 @@ TEST_F(HttpClientTest, RequestReadThenDroppedOnAReusedConnectionIsNotResent) {
     if ((r = c.ReadRequest())) s.Record(*r);  // then closes, unanswered
   });
   ASSERT_EQ(Send(Post(server.Url(), "first")).status, 200);
-  const HttpResponse r = Send(Post(server.Url(), "second"));
+  const HttpClientResponse r = Send(Post(server.Url(), "second"));
   EXPECT_EQ(r.error, HttpError::kNetwork);
   EXPECT_EQ(r.status, 0);
   EXPECT_NE(r.message.find("closed before the answer"), std::string::npos) << r.message;
@@ -157,7 +157,7 @@ TEST_F(HttpClientTest, ConnectionCloseIsHonoured) {
     c.WaitForPeerClose(20s);
   });
   for (int i = 0; i < 3; ++i) {
-    const HttpResponse r = Send(Post(server.Url()));
+    const HttpClientResponse r = Send(Post(server.Url()));
     ASSERT_EQ(r.status, 200) << r.message;
   }
   EXPECT_EQ(server.accepted(), 3);
@@ -218,7 +218,7 @@ TEST_F(HttpClientTest, ReadsContentLengthChunkedAndReadToCloseBodies) {
   for (const Case& c : cases) {
     SCOPED_TRACE(c.name);
     std::unique_ptr<RawHttpServer> server = OneAnswer(c.answer);
-    const HttpResponse r = Send(Post(server->Url()));
+    const HttpClientResponse r = Send(Post(server->Url()));
     EXPECT_EQ(r.error, HttpError::kNone) << r.message;
     EXPECT_EQ(r.body, c.body);
   }
@@ -238,7 +238,7 @@ TEST_F(HttpClientTest, ByteByByteAnswerIsParsed) {
     }
     c.WaitForPeerClose(20s);
   });
-  const HttpResponse r = Send(Post(server.Url()));
+  const HttpClientResponse r = Send(Post(server.Url()));
   ASSERT_EQ(r.error, HttpError::kNone) << r.message;
   EXPECT_EQ(r.body, "abc");
   EXPECT_EQ(r.Header("set-a"), "1, 2");
@@ -262,7 +262,7 @@ TEST_F(HttpClientTest, AnswerOverTheLimitIsRefusedWhateverItsFraming) {
   for (const std::string& answer : answers) {
     SCOPED_TRACE(answer.substr(0, 60));
     std::unique_ptr<RawHttpServer> server = OneAnswer(answer);
-    const HttpResponse r = Send(Post(server->Url()));
+    const HttpClientResponse r = Send(Post(server->Url()));
     EXPECT_EQ(r.error, HttpError::kTooLarge) << r.message;
     EXPECT_NE(r.message.find("larger than the limit of 1000 bytes"), std::string::npos);
     EXPECT_TRUE(r.body.empty());
@@ -297,7 +297,7 @@ TEST_F(HttpClientTest, MalformedAnswersAreRefusedWithAReason) {
   for (const Case& c : cases) {
     SCOPED_TRACE(c.answer.substr(0, 60));
     std::unique_ptr<RawHttpServer> server = OneAnswer(c.answer, /*close_after=*/false);
-    const HttpResponse r = Send(Post(server->Url()));
+    const HttpClientResponse r = Send(Post(server->Url()));
     EXPECT_EQ(r.error, HttpError::kMalformed) << r.message;
     EXPECT_EQ(r.status, 0);
     EXPECT_NE(r.message.find(c.reason), std::string::npos) << r.message;
@@ -308,7 +308,7 @@ TEST_F(HttpClientTest, AnswerCutShortIsANetworkError) {
   for (const std::string& answer :
        {std::string(""), std::string("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc")}) {
     std::unique_ptr<RawHttpServer> server = OneAnswer(answer);
-    const HttpResponse r = Send(Post(server->Url()));
+    const HttpClientResponse r = Send(Post(server->Url()));
     EXPECT_EQ(r.error, HttpError::kNetwork) << r.message;
     EXPECT_EQ(server->requests().size(), 1u) << "a fresh connection's request was resent";
   }
@@ -319,9 +319,9 @@ TEST_F(HttpClientTest, SilentServerTimesOut) {
     if (std::optional<RawRequest> r = c.ReadRequest()) s.Record(*r);
     c.WaitForPeerClose(20s);
   });
-  HttpRequest request = Post(server.Url());
+  HttpClientRequest request = Post(server.Url());
   request.timeout = 300ms;
-  const HttpResponse r = Send(request);
+  const HttpClientResponse r = Send(request);
   EXPECT_EQ(r.error, HttpError::kTimedOut);
   EXPECT_EQ(r.message, "timed out");
   // The connection is not pooled: the server sees it closed.
@@ -334,11 +334,11 @@ TEST_F(HttpClientTest, SlowServerDoesNotHoldUpOthers) {
     c.WaitForPeerClose(20s);
   });
   RawHttpServer fast(KeepAlive);
-  auto promise = std::make_shared<std::promise<HttpResponse>>();
-  std::future<HttpResponse> slow_answer = promise->get_future();
-  HttpRequest request = Post(slow.Url());
+  auto promise = std::make_shared<std::promise<HttpClientResponse>>();
+  std::future<HttpClientResponse> slow_answer = promise->get_future();
+  HttpClientRequest request = Post(slow.Url());
   request.timeout = 20s;
-  Client().Send(request, [promise](HttpResponse r) { promise->set_value(r); });
+  Client().Send(request, [promise](HttpClientResponse r) { promise->set_value(r); });
   for (int i = 0; i < 20; ++i) ASSERT_EQ(Send(Post(fast.Url())).status, 200);
   EXPECT_EQ(slow_answer.wait_for(0s), std::future_status::timeout);
   client_->Shutdown();
@@ -354,11 +354,11 @@ TEST_F(HttpClientTest, InvalidUrlsAndHeadersFailWithoutConnecting) {
         std::string("http://:80/"), std::string("http://127.0.0.1:99999/"),
         std::string("http://127.0.0.1:") + port + "/a b", std::string("http://[::1/")}) {
     SCOPED_TRACE(url);
-    const HttpResponse r = Send(Post(url));
+    const HttpClientResponse r = Send(Post(url));
     EXPECT_EQ(r.error, HttpError::kInvalidRequest);
     EXPECT_EQ(r.message, "invalid url");
   }
-  HttpRequest request = Post(server.Url());
+  HttpClientRequest request = Post(server.Url());
   request.headers.emplace_back("X-Bad", "a\r\nInjected: 1");
   EXPECT_EQ(Send(request).error, HttpError::kInvalidRequest);
   EXPECT_EQ(server.accepted(), 0);
@@ -370,21 +370,22 @@ TEST_F(HttpClientTest, ConnectionRefusedIsANetworkError) {
     RawHttpServer probe(KeepAlive);
     port = probe.port();
   }
-  const HttpResponse r = Send(Post("http://127.0.0.1:" + std::to_string(port) + "/"));
+  const HttpClientResponse r = Send(Post("http://127.0.0.1:" + std::to_string(port) + "/"));
   EXPECT_EQ(r.error, HttpError::kNetwork);
   EXPECT_NE(r.message.find("connect"), std::string::npos) << r.message;
 }
 
 TEST_F(HttpClientTest, HostNamesAreResolved) {
   RawHttpServer server(KeepAlive);
-  const HttpResponse r = Send(Post("http://localhost:" + std::to_string(server.port()) + "/"));
+  const HttpClientResponse r =
+      Send(Post("http://localhost:" + std::to_string(server.port()) + "/"));
   EXPECT_EQ(r.status, 200) << r.message;
   EXPECT_EQ(server.requests()[0].Header("Host"), "localhost:" + std::to_string(server.port()));
 }
 
 TEST_F(HttpClientTest, SendAfterShutdownFailsAtOnce) {
   Client().Shutdown();
-  const HttpResponse r = Send(Post("http://127.0.0.1:1/"));
+  const HttpClientResponse r = Send(Post("http://127.0.0.1:1/"));
   EXPECT_EQ(r.error, HttpError::kShuttingDown);
 }
 
@@ -433,7 +434,7 @@ class TestCa {
 };
 
 // The handshake failed on the certificate: nothing of the request reached the server.
-void ExpectUnverified(const HttpResponse& r, const RawHttpServer& server) {
+void ExpectUnverified(const HttpClientResponse& r, const RawHttpServer& server) {
   EXPECT_EQ(r.error, HttpError::kNetwork);
   EXPECT_NE(r.message.find("certificate verify failed"), std::string::npos) << r.message;
   EXPECT_TRUE(server.requests().empty());
@@ -445,7 +446,7 @@ TEST_F(HttpClientTest, HttpsIsVerifiedAgainstThePrivateCaAndKeepsItsConnection) 
   RawHttpServer server(KeepAlive, ca.ServerContext());
   Client(ca.Options());
   for (int i = 0; i < 5; ++i) {
-    const HttpResponse r = Send(Post(server.Url()));
+    const HttpClientResponse r = Send(Post(server.Url()));
     ASSERT_EQ(r.error, HttpError::kNone) << r.message;
     ASSERT_EQ(r.body, "ok");
   }
